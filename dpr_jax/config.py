@@ -1,0 +1,111 @@
+"""The one documented source of configuration defaults.
+
+Every preset in ``configs/`` starts from :func:`default_config` and changes a few fields. The
+config is locked after a preset is built, so a typo (``--config.train.lrr``) or a wrong type
+(``--config.train.lr=fast``) fails at parse time with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from dpr_jax.errors import ConfigError
+
+MODELS = ("sasrec", "gru4rec")
+DATA_FORMATS = ("sasrec", "grouplens", "csv", "synthetic")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """All fields, with their defaults and meaning."""
+  c = ml_collections.ConfigDict()
+
+  # ---------------------------------------------------------------- data
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "ml-1m"  # Short name used in reports.
+  # One of DATA_FORMATS. "sasrec": `user item` file + item map + movies.dat (../shared/data/ml-1m);
+  # "grouplens": ratings.dat + movies.dat as downloaded (fetched when online and missing);
+  # "csv": `user,item[,rating][,timestamp|pos]` + tag table; "synthetic": generated, for tests.
+  c.data.format = "sasrec"
+  # Where the files are. "" means $DPR_DATA_DIR, else ../shared/data/ml-1m when it exists, else
+  # the download cache (grouplens format only).
+  c.data.dir = ""
+  c.data.interactions_file = ""  # csv format: path of the interactions CSV (relative to dir).
+  c.data.tags_file = ""  # csv format: item tag table (CSV `item,tags[,title]` or movies.dat).
+  c.data.cache_dir = ""  # Preprocessed arrays; "" means ~/.cache/dpr_jax.
+  c.data.max_len = 200  # Sequence length fed to the model (PROTOCOL: 200 ML-1M, 50 MIND).
+  # Synthetic generator (format "synthetic" only).
+  c.data.synthetic_users = 400
+  c.data.synthetic_items = 120
+  c.data.synthetic_tags = 6
+
+  # ---------------------------------------------------------------- model
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "sasrec"  # One of MODELS.
+  c.model.embed_dim = 64  # d: item embedding and user-vector width.
+  c.model.num_blocks = 2  # SASRec transformer blocks.
+  c.model.num_heads = 1  # SASRec attention heads.
+  c.model.mlp_dim = 256  # SASRec feed-forward width.
+  c.model.gru_dim = 128  # GRU4Rec hidden size (projected back to embed_dim).
+  c.model.dropout = 0.2
+  # The item table is padded to a multiple of this so its vocab axis shards evenly; padded
+  # rows never enter the softmax or the ranking.
+  c.model.vocab_multiple = 128
+
+  # ---------------------------------------------------------------- train
+  c.train = ml_collections.ConfigDict()
+  c.train.seed = 0
+  c.train.batch_size = 128  # Global batch (users per step), split over the `data` mesh axis.
+  c.train.num_epochs = 200
+  c.train.lr = 1e-3
+  c.train.b2 = 0.98
+  c.train.weight_decay = 0.0
+  c.train.grad_clip = 1.0  # Global-norm clip; 0 disables.
+  c.train.steps_per_call = 8  # Steps fused into one jit call (lax.scan over stacked batches).
+  # Validation NDCG@10, and a periodic checkpoint for resuming, every N epochs (rounded up to
+  # whole jit calls).
+  c.train.eval_every_epochs = 5
+  c.train.patience = 8  # Early stopping: evaluations without a new best validation NDCG@10.
+
+  # ---------------------------------------------------------------- eval
+  c.eval = ml_collections.ConfigDict()
+  c.eval.batch_size = 256  # Users per ranking batch.
+  c.eval.ks = (10, 20)
+
+  # ---------------------------------------------------------------- mesh
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1  # -1: all devices not used by `model`.
+  c.mesh.model = 1  # Shards the item table's vocab axis (and, later, experts).
+
+  # ---------------------------------------------------------------- run
+  c.run = ml_collections.ConfigDict()
+  c.run.dir = "runs/default"  # Checkpoints, metrics.jsonl, TensorBoard, results.
+  c.run.progress = True  # tqdm progress bars.
+  return c
+
+
+def finalize(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Locks a preset so unknown keys and wrong types fail when overridden."""
+  config.lock()
+  return config
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks values that types alone cannot; raises ConfigError naming the key."""
+  def need(ok: bool, key: str, msg: str):
+    if not ok:
+      raise ConfigError(f"config.{key}: {msg}")
+
+  need(config.model.name in MODELS, "model.name", f"must be one of {MODELS}, got {config.model.name!r}")
+  need(config.data.format in DATA_FORMATS, "data.format",
+       f"must be one of {DATA_FORMATS}, got {config.data.format!r}")
+  need(config.data.max_len >= 2, "data.max_len", "must be >= 2")
+  need(config.train.batch_size >= 1, "train.batch_size", "must be >= 1")
+  need(config.train.num_epochs >= 1, "train.num_epochs", "must be >= 1")
+  need(config.train.lr > 0, "train.lr", "must be > 0")
+  need(config.train.steps_per_call >= 1, "train.steps_per_call", "must be >= 1")
+  need(config.train.eval_every_epochs >= 1, "train.eval_every_epochs", "must be >= 1")
+  need(0.0 <= config.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+  need(config.model.embed_dim % config.model.num_heads == 0, "model.num_heads",
+       f"must divide model.embed_dim={config.model.embed_dim}")
+  need(config.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
+  need(all(k >= 1 for k in config.eval.ks), "eval.ks", "cutoffs must be >= 1")
