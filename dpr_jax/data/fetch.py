@@ -1,0 +1,198 @@
+"""Download of the official MovieLens-1M archive into a local cache.
+
+``ensure_ml1m(cache_dir)`` returns ``cache_dir/ml-1m`` holding ``ratings.dat`` and
+``movies.dat`` (the GroupLens layout read by ``formats.load_grouplens``). When they are missing
+it downloads the GroupLens zip, checks its md5 and sha256, and unpacks it atomically: the zip is
+written to a temporary file in ``cache_dir`` and extracted into a temporary folder that is then
+renamed, so an interrupted run never leaves a half-written ``ml-1m`` behind.
+
+Without network access the download fails fast and one DataError says where to put the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from dpr_jax.errors import DataError
+
+ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
+# Published by GroupLens next to the archive.
+ML1M_MD5 = "c4d9eecfca2ab87c1945afe126590906"
+# From tensorflow_datasets/url_checksums/movielens.txt (size 5917549 bytes).
+ML1M_SHA256 = "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20"
+ML1M_FILES = ("ratings.dat", "movies.dat")
+
+# opener(url, timeout) -> a binary file-like response (urllib.request.urlopen's shape).
+Opener = Callable[[str, float], BinaryIO]
+
+_CHUNK = 1 << 16
+
+
+def _urlopen(url: str, timeout: float) -> BinaryIO:
+  return urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (fixed https/file URLs)
+
+
+def offline_message(cache_dir: Path, url: str, reason: str) -> str:
+  """The one-line explanation given when the archive is absent and cannot be downloaded."""
+  target = cache_dir / "ml-1m"
+  return (f"ML-1M is not in {target} and could not be downloaded ({reason}); download the ML-1M "
+          f"archive from {url} and unzip it into {cache_dir} (so that {target / 'ratings.dat'} "
+          f"exists), or put ratings.dat and movies.dat in a folder and point DPR_DATA_DIR or "
+          f"--config.data.dir at it")
+
+
+def download(url: str, dest: Path, *, timeout: float = 20.0, opener: Opener = _urlopen,
+             progress: bool = True) -> None:
+  """Streams ``url`` into the file ``dest`` (created or truncated).
+
+  Args:
+    url: any URL ``opener`` understands (``https://``, ``file://``).
+    dest: file to write.
+    timeout: seconds to wait for the connection and for each read.
+    opener: ``opener(url, timeout)`` returns a readable binary response; tests pass a fake.
+    progress: show a tqdm bar when tqdm is installed.
+
+  Raises:
+    OSError (including urllib.error.URLError and TimeoutError) when the transfer fails.
+  """
+  with contextlib.closing(opener(url, timeout)) as response, open(dest, "wb") as out:
+    total = _content_length(response)
+    bar = _progress_bar(total, Path(url).name) if progress else None
+    try:
+      while chunk := response.read(_CHUNK):
+        out.write(chunk)
+        if bar is not None:
+          bar.update(len(chunk))
+    finally:
+      if bar is not None:
+        bar.close()
+
+
+def _content_length(response: BinaryIO) -> int | None:
+  headers = getattr(response, "headers", None)
+  value = headers.get("Content-Length") if headers is not None else None
+  return int(value) if value and value.isdigit() else None
+
+
+def _progress_bar(total: int | None, label: str):
+  try:
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  return tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False)
+
+
+def file_digests(path: Path) -> dict[str, str]:
+  """{"md5": hex, "sha256": hex} of the file at ``path``."""
+  digests = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}
+  with open(path, "rb") as f:
+    while chunk := f.read(1 << 20):
+      for h in digests.values():
+        h.update(chunk)
+  return {k: h.hexdigest() for k, h in digests.items()}
+
+
+def verify_checksums(path: Path, url: str, *, md5: str | None, sha256: str | None) -> None:
+  """Checks the file against the expected digests (None skips one); a mismatch is a DataError.
+
+  The file is removed on mismatch.
+  """
+  got = file_digests(path)
+  for kind, expected in (("sha256", sha256), ("md5", md5)):
+    if expected is not None and got[kind] != expected.lower():
+      path.unlink(missing_ok=True)
+      raise DataError(f"checksum mismatch for {url}: expected {kind} {expected}, got "
+                      f"{got[kind]}; the partial file was removed")
+
+
+def extract_ml1m(archive: Path, cache_dir: Path) -> Path:
+  """Unpacks the archive's ``ml-1m/`` folder to ``cache_dir/ml-1m`` atomically.
+
+  The zip is extracted into a temporary folder in ``cache_dir`` whose ``ml-1m`` subfolder is then
+  renamed into place; if another process got there first, its copy is kept.
+  """
+  target = cache_dir / "ml-1m"
+  staging = Path(tempfile.mkdtemp(prefix=".ml-1m-extract-", dir=cache_dir))
+  try:
+    try:
+      with zipfile.ZipFile(archive) as zf:
+        for member in zf.namelist():
+          if member.startswith(("/", "\\")) or ".." in Path(member).parts:
+            raise DataError(f"{archive}: unsafe path {member!r} in the archive")
+        zf.extractall(staging)
+    except (zipfile.BadZipFile, EOFError) as e:
+      raise DataError(f"{archive}: not a valid zip archive ({e})") from None
+    unpacked = staging / "ml-1m"
+    missing = [f for f in ML1M_FILES if not (unpacked / f).is_file()]
+    if missing:
+      raise DataError(f"{archive}: the archive has no ml-1m/{', ml-1m/'.join(missing)}")
+    if target.is_dir() and not any(target.iterdir()):
+      target.rmdir()
+    try:
+      os.rename(unpacked, target)
+    except OSError:
+      if not (target / "ratings.dat").is_file():
+        raise DataError(f"cannot move the extracted ML-1M files to {target}: it exists and has no "
+                        f"ratings.dat; remove it and retry") from None
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return target
+
+
+def ensure_ml1m(cache_dir: str | os.PathLike, *, online: bool | None = None,
+                url: str = ML1M_URL, md5: str | None = ML1M_MD5,
+                sha256: str | None = ML1M_SHA256, opener: Opener = _urlopen,
+                timeout: float = 20.0) -> Path:
+  """Returns a folder with ML-1M's ``ratings.dat`` and ``movies.dat``, downloading if needed.
+
+  Args:
+    cache_dir: where ``ml-1m/`` lives or is created.
+    online: False never downloads (the offline error is raised at once when the files are
+      missing); None or True try the download, and a network failure gives the offline error.
+    url: the archive's URL.
+    md5, sha256: expected digests of the archive (None skips that check).
+    opener: ``opener(url, timeout)`` -> binary response; for tests.
+    timeout: network timeout in seconds.
+
+  Raises:
+    DataError: offline, bad checksum, or a damaged archive.
+  """
+  cache_dir = Path(cache_dir).expanduser()
+  target = cache_dir / "ml-1m"
+  if (target / "ratings.dat").is_file():
+    return target
+  if online is False:
+    raise DataError(offline_message(cache_dir, url, "offline mode"))
+  try:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise DataError(f"cannot create the data cache {cache_dir}: {e.strerror or e}") from None
+  fd, tmp_name = tempfile.mkstemp(prefix=".ml-1m.zip.", suffix=".part", dir=cache_dir)
+  os.close(fd)
+  archive = Path(tmp_name)
+  try:
+    try:
+      download(url, archive, timeout=timeout, opener=opener)
+    except (OSError, ValueError) as e:  # URLError, HTTPError, TimeoutError, bad URL
+      raise DataError(offline_message(cache_dir, url, _reason(e))) from None
+    verify_checksums(archive, url, md5=md5, sha256=sha256)
+    return extract_ml1m(archive, cache_dir)
+  finally:
+    archive.unlink(missing_ok=True)
+
+
+def _reason(error: Exception) -> str:
+  if isinstance(error, urllib.error.HTTPError):
+    return f"HTTP {error.code}"
+  if isinstance(error, urllib.error.URLError):
+    return f"network error: {error.reason}"
+  return f"{type(error).__name__}: {error}"
