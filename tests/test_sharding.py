@@ -1,0 +1,42 @@
+"""The sharded training step on 8 fake CPU devices equals the 1-device step."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def _run(data_axis, model_axis, model):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, str(ROOT / "tests" / "sharded_step_check.py"),
+                        str(data_axis), str(model_axis), model], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
+def test_data4_model2_matches_one_device(model):
+  r = _run(4, 2, model)
+  assert r["devices"] == 8
+  for a, b in zip(r["loss_1"], r["loss_n"]):
+    assert abs(a - b) < 1e-5 * max(1.0, abs(a))
+  assert r["max_param_diff"] < 1e-5
+  # The item table's vocab axis is split over `model` as LOGICAL_AXIS_RULES says.
+  assert r["table_spec"][0] == "model"
+  assert r["table_shard_rows"] * 2 == r["table_rows"]
+
+
+def test_bad_mesh_is_refused():
+  from dpr_jax import sharding
+  from dpr_jax.errors import ConfigError
+
+  with pytest.raises(ConfigError, match="does not divide"):
+    sharding.make_mesh(-1, 3, devices=[object()] * 8)
+  with pytest.raises(ConfigError, match="devices, but 8 are available"):
+    sharding.make_mesh(3, 2, devices=[object()] * 8)
