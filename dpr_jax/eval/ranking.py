@@ -1,0 +1,120 @@
+"""Full-ranking evaluation on device: every user against the whole catalogue.
+
+For a batch of users the backbone's last-position user vector is scored against the item table
+(one matmul), padding/invalid rows are removed, and -- for the masked numbers -- the items the
+user has already interacted with are removed too (the target itself stays, should the user have
+seen it before). Both the masked (primary, PROTOCOL.md) and unmasked metrics come from one pass.
+Sums stay on device until the end: one host transfer per evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from dpr_jax import sharding
+from dpr_jax.data.split import SplitData
+from dpr_jax.eval.metrics import metrics_at_k, target_rank
+from dpr_jax.models import valid_item_mask
+
+Array = jax.Array
+
+
+def seen_mask(history: Array, seen_len: Array, targets: Array, vocab_size: int) -> Array:
+  """bool[B, V]: items in ``history[b, :seen_len[b]]``, except the target.
+
+  Args:
+    history: int[B, H] right-padded item ids; seen_len: int[B]; targets: int[B].
+  """
+  b, h = history.shape
+  valid = jnp.arange(h)[None, :] < seen_len[:, None]
+  idx = jnp.where(valid, history, 0)  # padding points at item 0, which is never ranked
+  mask = jnp.zeros((b, vocab_size), bool).at[jnp.arange(b)[:, None], idx].set(True)
+  return mask & (jnp.arange(vocab_size)[None, :] != targets[:, None])
+
+
+def rank_metrics(scores: Array, targets: Array, seen: Array, weight: Array, num_items: int,
+                 ks: tuple[int, ...]) -> dict[str, Array]:
+  """Summed metrics of a batch, masked (``name``) and unmasked (``name/unmasked``).
+
+  Args:
+    scores: float[B, V]; targets: int[B]; seen: bool[B, V]; weight: float[B] (0 for padding rows).
+  """
+  valid = valid_item_mask(scores.shape[1], num_items)[None, :]
+  out = {"count": jnp.sum(weight)}
+  for suffix, candidates in (("", valid & ~seen), ("/unmasked", valid)):
+    for name, v in metrics_at_k(target_rank(scores, targets, candidates), ks).items():
+      out[name + suffix] = jnp.sum(v * weight)
+  return out
+
+
+def make_eval_step(user_vectors: Callable[[dict, Array], Array], item_table: Callable[[dict], Array],
+                   num_items: int, ks: tuple[int, ...]):
+  """A jittable ``(params, batch) -> summed metrics`` for one batch of users.
+
+  Args:
+    user_vectors: ``(params, inputs int[B, L]) -> float[B, d]`` (the ranking query).
+    item_table: ``params -> float[V, d]``.
+  """
+
+  def step(params, batch):
+    h = user_vectors(params, batch["inputs"])  # [B, d]
+    table = item_table(params)  # [V, d]
+    with jax.named_scope("score_catalogue"):
+      scores = jnp.einsum("bd,vd->bv", h, table, preferred_element_type=jnp.float32)
+    seen = seen_mask(batch["history"], batch["seen_len"], batch["targets"], table.shape[0])
+    return rank_metrics(scores, batch["targets"], seen, batch["weight"], num_items, ks)
+
+  return step
+
+
+def eval_batches(data: SplitData, split: str, batch_size: int):
+  """Yields host batches of ``batch_size`` users (the last one padded, weight 0)."""
+  inputs, targets, seen_len = data.eval_split(split)
+  n = data.num_users
+  for start in range(0, n, batch_size):
+    idx = np.arange(start, start + batch_size)
+    weight = (idx < n).astype(np.float32)
+    idx = np.minimum(idx, n - 1)
+    yield {"inputs": inputs[idx], "targets": targets[idx], "history": data.history[idx],
+           "seen_len": seen_len[idx], "weight": weight}
+
+
+class Evaluator:
+  """Compiled full-ranking evaluation of one backbone over a mesh."""
+
+  def __init__(self, step_fn, mesh: Mesh, param_shardings, batch_size: int):
+    if batch_size % mesh.shape["data"]:
+      batch_size += mesh.shape["data"] - batch_size % mesh.shape["data"]
+    self.batch_size = batch_size
+    self.mesh = mesh
+    batch_shardings = {k: sharding.batch_sharding(mesh, nd) for k, nd in
+                       (("inputs", 2), ("targets", 1), ("history", 2), ("seen_len", 1),
+                        ("weight", 1))}
+    self._step = jax.jit(step_fn, in_shardings=(param_shardings, batch_shardings),
+                         out_shardings=sharding.replicated(mesh))
+    self._batch_shardings = batch_shardings
+
+  def __call__(self, params, data: SplitData, split: str) -> dict[str, float]:
+    batches = ({k: _global_array(v, self._batch_shardings[k]) for k, v in b.items()}
+               for b in eval_batches(data, split, self.batch_size))
+    return average(self._step(params, batch) for batch in batches)
+
+
+def average(batch_sums) -> dict[str, float]:
+  """Adds per-batch metric sums on device, then one transfer: {metric: mean, "users": count}."""
+  totals = None
+  for sums in batch_sums:
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  totals = jax.device_get(totals)
+  count = float(totals.pop("count"))
+  return {k: float(v) / count for k, v in sorted(totals.items())} | {"users": int(count)}
+
+
+def _global_array(value: np.ndarray, sharding_: jax.sharding.Sharding) -> Array:
+  """A global array from a host value every process holds in full (multi-process safe)."""
+  return jax.make_array_from_callback(value.shape, sharding_, lambda index: value[index])

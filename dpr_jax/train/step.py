@@ -1,0 +1,93 @@
+"""Train state, optimizer and the jitted multi-step training function."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from dpr_jax import sharding
+from dpr_jax.train.loss import full_softmax_ce
+
+Array = jax.Array
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: Array  # int32[] number of optimizer steps taken
+  params: Any
+  opt_state: Any
+
+
+def make_optimizer(train_config) -> optax.GradientTransformation:
+  """AdamW (decay on weight matrices only) after optional global-norm clipping."""
+  decay_mask = lambda params: jax.tree_util.tree_map_with_path(
+      lambda path, x: x.ndim >= 2 and "embedding" not in jax.tree_util.keystr(path), params)
+  adamw = optax.adamw(train_config.lr, b1=0.9, b2=train_config.b2,
+                      weight_decay=train_config.weight_decay, mask=decay_mask)
+  if train_config.grad_clip > 0:
+    return optax.chain(optax.clip_by_global_norm(train_config.grad_clip), adamw)
+  return adamw
+
+
+def create_state(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, seed: int,
+                 max_len: int) -> tuple[TrainState, Any]:
+  """Initialises the state directly in its sharded layout.
+
+  Returns:
+    (state, shardings): shardings is a TrainState-shaped tree of NamedShardings derived from
+    the parameters' logical axis names and :data:`dpr_jax.sharding.LOGICAL_AXIS_RULES`.
+  """
+
+  def init(rng):
+    boxed = model.init({"params": rng}, jnp.zeros((1, max_len), jnp.int32))["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=boxed, opt_state=tx.init(boxed))
+
+  rng = jax.random.key(seed)
+  abstract = jax.eval_shape(init, rng)
+  shardings = sharding.tree_shardings(mesh, abstract)
+  state = jax.jit(lambda r: nn.unbox(init(r)), out_shardings=shardings)(rng)
+  return state, shardings
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_items: int,
+                    seed: int):
+  """``(state, batch) -> (state, metrics)`` running S steps in one ``lax.scan``.
+
+  ``batch`` holds ``inputs`` and ``targets`` int32[S, B, L]; metrics hold ``loss`` float32[S].
+  The dropout key of each step is ``fold_in(key(seed), step)``: a function of the step alone,
+  so a resumed run draws the same randomness as an uninterrupted one.
+  """
+  base_key = jax.random.key(seed + 1)
+
+  def loss_fn(params, inputs, targets, rng):
+    h = model.apply({"params": params}, inputs, deterministic=False, rngs={"dropout": rng})
+    table = model.apply({"params": params}, method=model.item_table)
+    loss, _ = full_softmax_ce(h, table, targets, num_items)
+    return loss
+
+  def one_step(state: TrainState, batch):
+    rng = jax.random.fold_in(base_key, state.step)
+    loss, grads = jax.value_and_grad(loss_fn)(state.params, batch["inputs"], batch["targets"], rng)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state)
+    return new_state, {"loss": loss, "grad_norm": optax.tree_utils.tree_norm(grads)}
+
+  def train_steps(state: TrainState, batch):
+    return jax.lax.scan(one_step, state, batch)
+
+  return train_steps
+
+
+def jit_train_step(train_steps, mesh: Mesh, state_shardings):
+  """Compiles with explicit shardings: state as the rules say, batch over ``data``, state donated."""
+  batch_shardings = {"inputs": sharding.batch_sharding(mesh, 3, batch_axis=1),
+                     "targets": sharding.batch_sharding(mesh, 3, batch_axis=1)}
+  return jax.jit(train_steps, in_shardings=(state_shardings, batch_shardings),
+                 out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=(0,))

@@ -1,0 +1,207 @@
+"""Stage 1: the backbone on next-item prediction -- one readable training loop.
+
+``train_and_evaluate(config)`` trains (or resumes) a backbone, evaluates on validation every few
+epochs with early stopping, keeps the best checkpoint, and finally evaluates the best parameters
+on validation and test with full ranking. ``mode="eval"`` skips training and evaluates the best
+saved checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import pathlib
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from dpr_jax import config as config_lib
+from dpr_jax import sharding
+from dpr_jax.data import pipeline
+from dpr_jax.data.prepare import prepare
+from dpr_jax.data.split import SplitData
+from dpr_jax.errors import CheckpointError, ConfigError, UserError
+from dpr_jax.eval import report
+from dpr_jax.eval.ranking import Evaluator, make_eval_step
+from dpr_jax.models import build_backbone
+from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
+from dpr_jax.train.logbook import Logbook
+from dpr_jax.train.step import create_state, jit_train_step, make_optimizer, make_train_step
+
+METRIC_COLUMNS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"]
+
+
+class NonFiniteLoss(UserError):
+  """Training diverged; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class Schedule:
+  """The loop's step arithmetic; every boundary is a whole number of jit calls."""
+
+  steps_per_epoch: int
+  steps_per_call: int
+  eval_every: int  # steps between validations
+  total: int  # steps in the whole run
+
+  @classmethod
+  def from_config(cls, train_config, steps_per_epoch: int) -> "Schedule":
+    s = train_config.steps_per_call
+    round_up = lambda n: max(s, -(-n // s) * s)
+    return cls(steps_per_epoch, s, round_up(train_config.eval_every_epochs * steps_per_epoch),
+               round_up(train_config.num_epochs * steps_per_epoch))
+
+  def epoch(self, step: int) -> float:
+    return step / self.steps_per_epoch
+
+
+def _fingerprint(config, data: SplitData) -> dict:
+  """What a checkpoint must agree with to be restored into this run."""
+  return {"model": config.model.to_dict(), "num_items": data.num_items, "max_len": data.max_len}
+
+
+def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
+  """Runs stage 1 and returns ``{"valid": metrics, "test": metrics, "files": [...]}``."""
+  # ============================================================================ Config & devices
+  config_lib.validate(config)
+  run_dir = pathlib.Path(config.run.dir).absolute()
+  mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
+  if config.train.batch_size % mesh.shape["data"]:
+    raise ConfigError(f"config.train.batch_size={config.train.batch_size} is not divisible by the"
+                      f" data mesh axis ({mesh.shape['data']})")
+  is_main = jax.process_index() == 0
+  logging.info("mesh %s on %s", dict(mesh.shape), report.device_description())
+
+  # ============================================================================ Data
+  data = prepare(config.data)
+  order = pipeline.BatchOrder(data.num_users, config.train.batch_size, config.train.seed)
+  schedule = Schedule.from_config(config.train, order.steps_per_epoch)
+
+  # ============================================================================ Model & state
+  model = build_backbone(config.model, data.num_items, data.max_len)
+  tx = make_optimizer(config.train)
+  state, shardings = create_state(model, tx, mesh, config.train.seed, data.max_len)
+  abstract = abstract_with_shardings(state, shardings)
+
+  # ============================================================================ Checkpoints
+  ckpts = RunCheckpoints(run_dir / "checkpoints")
+  fingerprint = _fingerprint(config, data)
+  meta = {"best_ndcg@10": -1.0, "best_step": -1, "evals_since_best": 0, "done": False,
+          "fingerprint": fingerprint}
+  restored = _restore_checked(ckpts.restore_latest, abstract, fingerprint, ckpts.directory)
+  if restored is not None:
+    state, meta = restored
+    logging.info("resuming from step %d (%s)", int(state.step), ckpts.directory / "latest")
+
+  # ============================================================================ Compiled steps
+  train_steps = jit_train_step(make_train_step(model, tx, data.num_items, config.train.seed),
+                               mesh, shardings)
+  user_vectors = lambda p, x: model.apply({"params": p}, x)[:, -1]
+  item_table = lambda p: model.apply({"params": p}, method=model.item_table)
+  evaluate = Evaluator(
+      make_eval_step(user_vectors, item_table, data.num_items, tuple(config.eval.ks)),
+      mesh, shardings.params, config.eval.batch_size)
+  logbook = Logbook(run_dir, enabled=is_main)
+
+  # ============================================================================ Training loop
+  if mode == "train" and not meta["done"]:
+    state, meta = _train_loop(config, data, order, schedule, mesh, state, meta, train_steps,
+                              evaluate, ckpts, logbook, is_main)
+  ckpts.wait()
+
+  # ============================================================================ Final evaluation
+  best = _restore_checked(ckpts.restore_best, abstract, fingerprint, ckpts.directory)
+  if best is None:
+    if mode == "eval":
+      raise CheckpointError(f"no checkpoint in {ckpts.directory}; train first (--mode train)")
+    best = (state, meta)
+  params = best[0].params
+  results = {split: evaluate(params, data, split) for split in ("valid", "test")}
+  ckpts.close()
+  rows = {}
+  for split, m in results.items():
+    rows[f"{split} (seen masked)"] = {k: m[k] for k in METRIC_COLUMNS}
+    rows[f"{split} (unmasked)"] = {k: m[f"{k}/unmasked"] for k in METRIC_COLUMNS}
+  fields = report.protocol_fields(data.manifest, config.train.seed, masking="seen items masked"
+                                  " (primary); unmasked reported beside")
+  fields |= {"model": config.model.name, "best_step": int(best[0].step),
+             "best_epoch": round(schedule.epoch(int(best[0].step)), 2),
+             "epochs_trained": round(schedule.epoch(int(state.step)), 2)}
+  files = []
+  if is_main:
+    files = list(report.write_results(run_dir, "results_seq", rows, fields, METRIC_COLUMNS))
+    logbook.write(int(state.step), {f"test/{k}": v for k, v in results["test"].items()})
+  logbook.close()
+  return {**results, "files": [str(f) for f in files], "protocol": fields}
+
+
+def _restore_checked(restore_fn, abstract, fingerprint: dict, where: pathlib.Path):
+  """Restores via ``restore_fn`` after checking the checkpoint was made by a compatible config."""
+
+  def check(meta: dict):
+    if meta.get("fingerprint") != fingerprint:
+      raise CheckpointError(
+          f"checkpoint in {where} was made with another model or dataset"
+          f" ({meta.get('fingerprint')} vs {fingerprint}); use a fresh --config.run.dir")
+
+  try:
+    return restore_fn(abstract, check)
+  except (ValueError, KeyError, TypeError) as e:
+    raise CheckpointError(f"checkpoint in {where} does not fit this config ({e})") from None
+
+
+def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state, meta, train_steps,
+                evaluate, ckpts: RunCheckpoints, logbook: Logbook, is_main: bool):
+  start = int(state.step)
+  dataset = pipeline.train_dataset(
+      {"inputs": data.train_inputs, "targets": data.train_targets}, order, start,
+      schedule.total - start, schedule.steps_per_call)
+  pending_losses = []  # device arrays; fetched at validation time, not every step
+  t0, compile_s, step = time.time(), None, start
+  bar = tqdm(total=schedule.total, initial=start, unit="step", disable=not (config.run.progress
+                                                                           and is_main),
+             desc=f"train {config.model.name}")
+  for host_batch in pipeline.iterate(dataset):
+    state, metrics = train_steps(state, pipeline.to_global(host_batch, mesh))
+    pending_losses.append(metrics["loss"])
+    if compile_s is None:
+      jax.block_until_ready(state.step)
+      compile_s = time.time() - t0
+    step += schedule.steps_per_call
+    bar.update(schedule.steps_per_call)
+    if step % schedule.eval_every and step != schedule.total:
+      continue
+
+    # ---------------------------------------------------------------- validation & checkpoints
+    losses = np.concatenate(jax.device_get(pending_losses))
+    pending_losses.clear()
+    if not np.all(np.isfinite(losses)):
+      ckpts.wait()
+      raise NonFiniteLoss(
+          f"loss became non-finite before step {step}; the last good checkpoint is kept in"
+          f" {ckpts.directory / 'latest'} (try a lower --config.train.lr)")
+    val = evaluate(state.params, data, "valid")
+    improved = val["ndcg@10"] > meta["best_ndcg@10"]
+    meta["evals_since_best"] = 0 if improved else meta["evals_since_best"] + 1
+    if improved:
+      meta["best_ndcg@10"], meta["best_step"] = val["ndcg@10"], step
+    stop = meta["evals_since_best"] >= config.train.patience
+    meta["done"] = stop or step == schedule.total
+    elapsed = time.time() - t0
+    scalars = {"train/loss": float(losses.mean()), "valid/ndcg@10": val["ndcg@10"],
+               "valid/recall@10": val["recall@10"], "time/elapsed_s": elapsed}
+    logbook.write(step, scalars, epoch=round(schedule.epoch(step), 2), compile_s=compile_s)
+    bar.set_postfix(loss=f"{losses.mean():.3f}", val_ndcg10=f"{val['ndcg@10']:.4f}")
+    if improved:
+      ckpts.save_best(step, state, meta)
+    ckpts.save_latest(step, state, meta)
+    if stop:
+      logging.info("early stop at step %d: no improvement in %d evaluations", step,
+                   config.train.patience)
+      break
+  bar.close()
+  return state, meta

@@ -1,0 +1,82 @@
+"""One tiny training run end to end (as flax's lm1b train_test), checkpoints and resume."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from dpr_jax.data.prepare import prepare
+from dpr_jax.errors import CheckpointError
+from dpr_jax.eval.baselines import evaluate_scores, popularity_counts
+from dpr_jax.train import trainer
+from dpr_jax.train.checkpoint import RunCheckpoints
+
+
+def _losses(run_dir):
+  lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+  return [l["train/loss"] for l in lines if "train/loss" in l]
+
+
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
+def test_tiny_run_learns_and_beats_popularity(tiny_config, tmp_path, model):
+  config = tiny_config(model)
+  results = trainer.train_and_evaluate(config)
+  losses = _losses(tmp_path / "run")
+  assert len(losses) >= 3 and losses[-1] < losses[0] - 0.5  # nats
+  pop = evaluate_scores(prepare(config.data), "test", popularity_counts(prepare(config.data)))
+  assert results["test"]["ndcg@10"] > 1.5 * pop["ndcg@10"]
+  assert results["test"]["users"] == config.data.synthetic_users
+  written = json.loads((tmp_path / "run" / "results_seq.json").read_text())
+  for field in ("dataset", "split", "max_len", "masking", "seed", "commit", "device"):
+    assert field in written["protocol"]
+  assert written["results"]["test (seen masked)"]["ndcg@10"] == pytest.approx(
+      results["test"]["ndcg@10"])
+
+
+def test_eval_mode_restores_the_best_checkpoint_without_training(tiny_config, tmp_path):
+  config = tiny_config(**{"train.num_epochs": 10})
+  trained = trainer.train_and_evaluate(config)
+  before = (tmp_path / "run" / "metrics.jsonl").read_text()
+  evaluated = trainer.train_and_evaluate(config, mode="eval")
+  assert evaluated["test"] == trained["test"]
+  new_lines = (tmp_path / "run" / "metrics.jsonl").read_text()[len(before):].splitlines()
+  assert all("train/loss" not in l for l in new_lines)  # no training happened
+
+
+def test_eval_mode_without_checkpoint_is_a_clear_error(tiny_config):
+  with pytest.raises(CheckpointError, match="no checkpoint"):
+    trainer.train_and_evaluate(tiny_config(), mode="eval")
+
+
+def test_interrupted_run_resumes_to_the_same_result(tiny_config, tmp_path, monkeypatch):
+  straight = trainer.train_and_evaluate(tiny_config(**{"run.dir": str(tmp_path / "a")}))
+
+  saves = {"n": 0}
+  original = RunCheckpoints.save_latest
+
+  def crash_after_second_save(self, step, state, meta):
+    original(self, step, state, meta)
+    saves["n"] += 1
+    if saves["n"] == 2:
+      self.wait()
+      raise KeyboardInterrupt("simulated preemption")
+
+  monkeypatch.setattr(RunCheckpoints, "save_latest", crash_after_second_save)
+  config = tiny_config(**{"run.dir": str(tmp_path / "b")})
+  with pytest.raises(KeyboardInterrupt):
+    trainer.train_and_evaluate(config)
+  monkeypatch.setattr(RunCheckpoints, "save_latest", original)
+  resumed = trainer.train_and_evaluate(config)
+  assert resumed["test"] == straight["test"]
+  # The resumed run did not redo the steps before the interruption.
+  steps_b = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+             if "train/loss" in l]
+  assert steps_b == sorted(set(steps_b))
+
+
+def test_checkpoint_from_another_model_is_refused(tiny_config, tmp_path):
+  trainer.train_and_evaluate(tiny_config(**{"train.num_epochs": 5}))
+  other = tiny_config(**{"train.num_epochs": 5, "model.embed_dim": 16})
+  with pytest.raises(CheckpointError, match="another model or dataset"):
+    trainer.train_and_evaluate(other)
