@@ -7,16 +7,17 @@ import os
 import pathlib
 import shutil
 import tempfile
+from typing import BinaryIO, Callable
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-  """Writes ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+def write_with(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+  """Calls ``write(f)`` on a temporary file in the same folder, then renames it to ``path``."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
   try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
+    with os.fdopen(fd, "wb") as f:
+      write(f)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -24,6 +25,11 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     with contextlib.suppress(FileNotFoundError):
       os.unlink(tmp)
     raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+  """Writes ``text`` (UTF-8) to ``path`` atomically."""
+  write_with(path, lambda f: f.write(text.encode("utf-8")))
 
 
 @contextlib.contextmanager
