@@ -31,6 +31,7 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, str | None], ...] = (
     ("gru", None),
     ("expert", "model"),  # MoE experts (DPR layers)
     ("length", None),  # sequence positions of activations
+    ("text", None),  # prompt-embedding width (frozen text encoder)
 )
 
 

@@ -1,0 +1,99 @@
+"""The DPR layers: prompt adapter, Fusion and the sparse Mixture-of-Experts.
+
+Design (ours; the paper's full text is not available):
+
+* **Prompt adapter** ``A``: text space -> item space. A 2-layer MLP maps the frozen encoder's
+  prompt embedding ``p`` (D_t = 384) to ``a = A(p)`` in the d-dimensional space of the item table.
+  Stage 2 trains it alone so that ``a`` scores the items of the prompt's tag(s) highest
+  (``a @ E^T``): ``a`` names *what* the prompt is about, not which way to steer.
+* **Router**: float32 logits over E experts from ``[p, a]`` -- the raw text carries the polarity
+  ("more X" vs "no X"), ``a`` the topic -- top-k experts per example, softmax gates over those k,
+  a Switch-style load-balance loss (training only).
+* **Experts**: each an MLP on ``x = [h, a, h * a]`` (the user vector, the topic, their
+  interaction) returning a steering offset in item space. Positive and negative prompts can be
+  routed to different experts, so "more X" and "no X" never have to share weights.
+* **Fusion**: ``h' = h + has_prompt * sum_k gate_k * expert_k(x)``. Without a prompt the offset
+  is masked to exactly zero: plain sequential recommendation is untouched and the same backbone
+  checkpoint serves prompted and unprompted requests. Ranking stays ``h' @ E^T`` over the whole
+  catalogue.
+
+All layers work on the backbone's user vector ``h`` (B, d), so they sit unchanged on SASRec and
+GRU4Rec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dpr_jax.models.layers import partitioned
+from dpr_jax.models.moe import RouteOutput, Router, SparseMoE
+
+Array = jax.Array
+
+
+class PromptAdapter(nn.Module):
+  """p float[B, D_t] -> a float[B, d] (item space)."""
+
+  embed_dim: int
+  hidden_dim: int = 256
+
+  @nn.compact
+  def __call__(self, p: Array) -> Array:
+    init = nn.initializers.xavier_uniform()
+    with jax.named_scope("prompt_adapter"):
+      y = nn.Dense(self.hidden_dim, kernel_init=partitioned(init, ("text", "mlp")))(p)
+      y = nn.gelu(y)
+      return nn.Dense(self.embed_dim, kernel_init=partitioned(init, ("mlp", "embed")))(y)
+
+
+@dataclasses.dataclass(frozen=True)
+class SteerOutput:
+  user: Array  # float[B, d] the modulated user vector h'
+  topic: Array  # float[B, d] the adapted prompt a = A(p)
+  route: RouteOutput
+
+
+class DPRHead(nn.Module):
+  """Adapter + router + experts + fusion on top of a backbone's user vector.
+
+  Attributes:
+    embed_dim: d of the backbone and item table.
+    num_experts, top_k, expert_hidden: the MoE (see dpr_jax.models.moe for dispatch).
+  """
+
+  embed_dim: int
+  adapter_hidden: int = 256
+  num_experts: int = 4
+  top_k: int = 1
+  expert_hidden: int = 256
+  dispatch: str = "auto"
+
+  def setup(self):
+    self.adapter = PromptAdapter(self.embed_dim, self.adapter_hidden)
+    self.router = Router(self.num_experts, self.top_k)
+    self.experts = SparseMoE(self.num_experts, self.top_k, self.expert_hidden, self.embed_dim,
+                             dispatch=self.dispatch)
+
+  def adapt(self, p: Array) -> Array:
+    """Stage 2's view: the prompt in item space, float[B, d]."""
+    return self.adapter(p)
+
+  def __call__(self, h: Array, p: Array, has_prompt: Array) -> SteerOutput:
+    """Steers user vectors.
+
+    Args:
+      h: float[B, d] backbone user vectors.
+      p: float[B, D_t] prompt embeddings (anything where ``has_prompt`` is False).
+      has_prompt: bool[B].
+    """
+    a = self.adapter(p)  # [B, d]
+    route = self.router(jnp.concatenate([p, a], axis=-1).astype(jnp.float32))
+    x = jnp.concatenate([h, a, h * a], axis=-1)  # [B, 3d]
+    with jax.named_scope("fusion"):
+      offset = self.experts(x, route)  # [B, d]
+      user = h + jnp.where(has_prompt[:, None], offset, 0.0)
+    return SteerOutput(user=user, topic=a, route=route)
