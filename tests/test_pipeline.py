@@ -41,3 +41,30 @@ def test_tf_data_and_numpy_fallback_yield_the_same_batches(monkeypatch):
       np.testing.assert_array_equal(a[k], b[k])
   want = order.indices(2, 3)[:, 2:4]
   np.testing.assert_array_equal(tf_batches[0]["targets"], want)
+
+
+def test_prompt_choice_is_identical_in_tf_data_and_numpy(monkeypatch):
+  rng = np.random.default_rng(0)
+  table = rng.normal(size=(7, 5)).astype(np.float32)
+  prompts = pipeline.PromptChoice(rows=np.array([4, 5, 6, 0, 1], np.int32), table=table, seed=3)
+  arrays = {"target": np.arange(30, dtype=np.int32),
+            "prompt_start": np.where(np.arange(30) % 2, 0, 3).astype(np.int32),
+            "prompt_count": np.where(np.arange(30) % 5 == 0, 0, np.where(np.arange(30) % 2, 3, 2)
+                                     ).astype(np.int32)}
+  order = pipeline.BatchOrder(30, 6, seed=1)
+  kw = dict(start_step=0, num_steps=8, steps_per_call=2, process_index=0, process_count=1,
+            prompts=prompts)
+  tf_batches = list(pipeline.iterate(pipeline.train_dataset(arrays, order, **kw)))
+  monkeypatch.setattr(pipeline, "_tf", lambda: None)
+  np_batches = list(pipeline.iterate(pipeline.train_dataset(arrays, order, **kw)))
+  chosen = set()
+  for a, b in zip(tf_batches, np_batches):
+    np.testing.assert_allclose(a["prompt"], b["prompt"])
+    for t, p in zip(a["target"].ravel(), a["prompt"].reshape(-1, 5)):
+      if t % 5 == 0:
+        assert not p.any()  # no prompt
+      else:
+        candidates = [4, 5, 6] if t % 2 else [0, 1]
+        row = next(r for r in candidates if np.allclose(table[r], p))
+        chosen.add(row)
+  assert len(chosen) == 5  # every candidate gets picked at some step

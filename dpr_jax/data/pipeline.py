@@ -17,6 +17,7 @@ works, so neither side waits for the other.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Iterator, Mapping
 
@@ -40,11 +41,39 @@ def _tf():
   return tf
 
 
+@dataclasses.dataclass(frozen=True)
+class PromptChoice:
+  """Per-step choice of each example's prompt among its candidates, and its embedding.
+
+  Example ``i`` at step ``s`` carries ``table[rows[start[i] + hash(i, s) % count[i]]]`` (zeros
+  when ``count[i] == 0``, i.e. no prompt), where ``start``/``count`` are the per-example arrays
+  ``prompt_start``/``prompt_count``. The hash is plain integer arithmetic, identical in tf.data
+  and numpy, so the choice is a function of (seed, step, example) and resumes exactly.
+  """
+
+  rows: np.ndarray  # int32[R] candidate prompt rows, grouped per (family, tag)
+  table: np.ndarray  # float32[P, D_t] prompt embeddings
+  seed: int = 0
+
+
+def _prompt_hash(example, step, seed):
+  """Non-negative int64 mixing of (example, step, seed); the same for numpy and tf tensors."""
+  return (example * 2654435761 + (step * 40503 + seed * 7919) % 1000003 * 97) % 2147483647
+
+
 class _NumpyDataset:
   """The tf.data graph below in plain numpy, prefetched by a thread (fallback without TF)."""
 
-  def __init__(self, arrays: Mapping[str, np.ndarray], index: np.ndarray, steps_per_call: int):
-    self.arrays, self.index, self.steps_per_call = arrays, index, steps_per_call
+  def __init__(self, arrays: Mapping[str, np.ndarray], index: np.ndarray, steps: np.ndarray,
+               steps_per_call: int, prompts: PromptChoice | None):
+    self.arrays, self.index, self.steps = arrays, index, steps
+    self.steps_per_call, self.prompts = steps_per_call, prompts
+
+  def _element(self, step: int, idx: np.ndarray) -> dict:
+    out = {k: v[idx] for k, v in self.arrays.items()}
+    if self.prompts is not None:
+      out["prompt"] = _choose_prompts_np(self.prompts, out, idx, step)
+    return out
 
   def as_numpy_iterator(self):
     import queue
@@ -54,8 +83,10 @@ class _NumpyDataset:
 
     def produce():
       for start in range(0, len(self.index), self.steps_per_call):
-        idx = self.index[start:start + self.steps_per_call]
-        q.put({k: v[idx] for k, v in self.arrays.items()})
+        elements = [self._element(int(s), i) for s, i in
+                    zip(self.steps[start:start + self.steps_per_call],
+                        self.index[start:start + self.steps_per_call])]
+        q.put({k: np.stack([e[k] for e in elements]) for k in elements[0]})
       q.put(None)
 
     threading.Thread(target=produce, daemon=True).start()
@@ -88,6 +119,13 @@ class BatchOrder:
     return out
 
 
+def _choose_prompts_np(prompts: PromptChoice, element: dict, idx: np.ndarray, step: int):
+  count = element["prompt_count"].astype(np.int64)
+  pick = _prompt_hash(idx.astype(np.int64), step, prompts.seed) % np.maximum(count, 1)
+  rows = prompts.rows[element["prompt_start"] + pick]
+  return np.where((count > 0)[:, None], prompts.table[rows], 0.0).astype(np.float32)
+
+
 def host_slice(batch_size: int, process_index: int, process_count: int) -> slice:
   """Columns of a global batch that process ``process_index`` reads."""
   if batch_size % process_count:
@@ -99,12 +137,14 @@ def host_slice(batch_size: int, process_index: int, process_count: int) -> slice
 
 def train_dataset(arrays: Mapping[str, np.ndarray], order: BatchOrder, start_step: int,
                   num_steps: int, steps_per_call: int, process_index: int | None = None,
-                  process_count: int | None = None):
+                  process_count: int | None = None, prompts: PromptChoice | None = None):
   """tf.data.Dataset of stacked host batches ``{name: [S, B/P, ...]}`` for steps start..+n.
 
   Args:
     arrays: per-example arrays with a leading example axis (e.g. train inputs/targets [U, L]).
     num_steps: a multiple of ``steps_per_call``.
+    prompts: when given, each element also carries ``prompt`` float32[S, B/P, D_t], chosen per
+      step as :class:`PromptChoice` says (``arrays`` must hold prompt_start / prompt_count).
   """
   if num_steps % steps_per_call:
     raise ValueError(f"num_steps={num_steps} is not a multiple of steps_per_call={steps_per_call}")
@@ -112,13 +152,25 @@ def train_dataset(arrays: Mapping[str, np.ndarray], order: BatchOrder, start_ste
   process_count = jax.process_count() if process_count is None else process_count
   cols = host_slice(order.batch_size, process_index, process_count)
   index = order.indices(start_step, num_steps)[:, cols]  # [num_steps, B/P]
+  steps = np.arange(start_step, start_step + num_steps, dtype=np.int64)
   tf = _tf()
   if tf is None:
-    return _NumpyDataset(arrays, index, steps_per_call)
+    return _NumpyDataset(arrays, index, steps, steps_per_call, prompts)
   tables = {k: tf.constant(v) for k, v in arrays.items()}
-  ds = tf.data.Dataset.from_tensor_slices(index)
-  ds = ds.map(lambda i: {k: tf.gather(t, i) for k, t in tables.items()},
-              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if prompts is not None:
+    rows, table = tf.constant(prompts.rows), tf.constant(prompts.table)
+
+  def element(step, idx):
+    out = {k: tf.gather(t, idx) for k, t in tables.items()}
+    if prompts is not None:
+      count = tf.cast(out["prompt_count"], tf.int64)
+      pick = _prompt_hash(idx, step, prompts.seed) % tf.maximum(count, 1)
+      chosen = tf.gather(table, tf.gather(rows, tf.cast(out["prompt_start"], tf.int64) + pick))
+      out["prompt"] = tf.where((count > 0)[:, None], chosen, tf.zeros_like(chosen))
+    return out
+
+  ds = tf.data.Dataset.from_tensor_slices((steps, index))
+  ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(steps_per_call, drop_remainder=True)
   return ds.prefetch(2)
 
