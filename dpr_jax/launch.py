@@ -34,15 +34,18 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.getLogger().setLevel(logging.INFO)
-  from dpr_jax.train import trainer  # Imported late: jax start-up after flag errors are reported.
+  from dpr_jax.train import run as run_lib  # Late: jax start-up after flag errors are reported.
 
   try:
-    results = trainer.train_and_evaluate(_CONFIG.value, mode=_MODE.value)
+    results = run_lib.run(_CONFIG.value, mode=_MODE.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   summary = {split: {k: round(v, 4) for k, v in results[split].items() if "@10" in k}
-             for split in ("valid", "test")}
+             for split in ("valid", "test") if split in results}
+  if "steering" in results:
+    summary["steering"] = {task: r["methods"] for task, r in results["steering"].items()
+                           if isinstance(r, dict) and "methods" in r}
   print(json.dumps(summary, indent=1))
   for f in results["files"]:
     print(f"wrote {f}")

@@ -30,6 +30,7 @@ from dpr_jax.eval.ranking import Evaluator, make_eval_step
 from dpr_jax.models import build_backbone
 from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
 from dpr_jax.train.logbook import Logbook
+from dpr_jax.train.stages import stage_dir
 from dpr_jax.train.step import create_state, jit_train_step, make_optimizer, make_train_step
 
 METRIC_COLUMNS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"]
@@ -88,7 +89,7 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
   abstract = abstract_with_shardings(state, shardings)
 
   # ============================================================================ Checkpoints
-  ckpts = RunCheckpoints(run_dir / "checkpoints")
+  ckpts = RunCheckpoints(stage_dir(run_dir, 1) / "checkpoints")
   fingerprint = _fingerprint(config, data)
   meta = {"best_ndcg@10": -1.0, "best_step": -1, "evals_since_best": 0, "done": False,
           "fingerprint": fingerprint}
@@ -205,3 +206,21 @@ def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state,
       break
   bar.close()
   return state, meta
+
+
+def load_backbone(config, data: SplitData, mesh):
+  """(model, params) of stage 1's best checkpoint, sharded over ``mesh``."""
+  model = build_backbone(config.model, data.num_items, data.max_len)
+  tx = make_optimizer(config.train)
+  state, shardings = create_state(model, tx, mesh, config.train.seed, data.max_len)
+  directory = stage_dir(config.run.dir, 1) / "checkpoints"
+  ckpts = RunCheckpoints(directory)
+  try:
+    best = _restore_checked(ckpts.restore_best, abstract_with_shardings(state, shardings),
+                            _fingerprint(config, data), directory)
+  finally:
+    ckpts.close()
+  if best is None:
+    raise CheckpointError(f"no stage-1 checkpoint in {directory}; run stage 1 first"
+                          " (--config.stages=1,2,3)")
+  return model, best[0].params

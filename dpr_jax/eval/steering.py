@@ -1,0 +1,295 @@
+"""Steering evaluation: tasks SEQ, POS, NEG, NUANCED, POLARITY of PROTOCOL.md section 4.
+
+Every task runs every method on the same users and the same stage-1 checkpoint:
+
+  backbone       the prompt is ignored: ``h @ E^T``
+  filter         backbone scores, items failing the (oracle) tag constraint removed
+  text_rerank    backbone top-100 reranked by ``alpha * z(backbone) + (1 - alpha) * cos(p, item
+                 text)``; ``alpha`` tuned per task on validation users built the same way
+  dpr            ``h' @ E^T`` with ``h'`` the steered user vector
+  dpr+filter     DPR scores with the filter
+
+Seen items are masked (the target stays rankable). Users and prompts come from the split's
+inputs and held-out ("eval") prompts only; every random choice is drawn from a seeded generator.
+POLARITY counts a user when the positive prompt raises the tag's share of the top-10 over the
+unprompted list and the negative prompt lowers it (or keeps it at zero when it was zero).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dpr_jax import atomic
+from dpr_jax.data.split import SplitData
+from dpr_jax.eval.metrics import metrics_at_k, target_rank
+from dpr_jax.eval.ranking import seen_mask
+from dpr_jax.eval.report import markdown_table, protocol_fields
+from dpr_jax.models import valid_item_mask
+from dpr_jax.prompts.bank import PromptBank
+
+METHODS = ("backbone", "filter", "text_rerank", "dpr", "dpr+filter")
+OFF_HABIT_SHARE = 0.2
+RERANK_DEPTH = 100
+ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+_NEG = -1e30
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """One task's users with their tag, prompt and target (U' users)."""
+
+  name: str
+  users: np.ndarray  # int[U'] rows of the split
+  tag: np.ndarray  # int[U'] the tag g
+  prompt: np.ndarray  # int[U'] bank row of the prompt (-1: none)
+  polarity: int  # +1 keep g, -1 remove g, 0 no constraint
+
+
+@dataclasses.dataclass
+class Scorer:
+  """Device-side pieces every method needs."""
+
+  user_vectors: Callable  # (inputs int[B, L]) -> float[B, d]
+  steer: Callable  # (h float[B, d], p float[B, D_t]) -> float[B, d]
+  table: jax.Array  # float[V, d]
+  item_text: jax.Array  # float[V, D_t] (unit rows; zeros for padding)
+  item_tags: jax.Array  # bool[V, T]
+  num_items: int
+  _steps: dict = dataclasses.field(default_factory=dict, repr=False)
+
+  def step(self, method: str):
+    """The compiled per-batch evaluation of ``method`` (compiled once, reused for every task)."""
+    if method not in self._steps:
+      self._steps[method] = jax.jit(_make_step(self, method))
+    return self._steps[method]
+
+
+def _tag_share(data: SplitData, split: str) -> np.ndarray:
+  """float[U, T]: share of each tag among the items seen before the split's target."""
+  _, _, seen_len = data.eval_split(split)
+  valid = np.arange(data.history.shape[1])[None, :] < seen_len[:, None]
+  counts = np.zeros((data.num_users, data.item_tags.shape[1]))
+  for u in range(data.num_users):
+    counts[u] = data.item_tags[data.history[u][valid[u]]].sum(0)
+  return counts / np.maximum(counts.sum(1, keepdims=True), 1)
+
+
+def build_tasks(data: SplitData, split: str, bank: PromptBank, backbone_top10: np.ndarray,
+                seed: int) -> dict[str, Task]:
+  """Selects users, tags and held-out prompts of every task (PROTOCOL.md section 4)."""
+  rng = np.random.default_rng([seed, 0 if split == "test" else 1])
+  _, targets, _ = data.eval_split(split)
+  target_tags = data.item_tags[targets]  # [U, T]
+  share = _tag_share(data, split)
+  noise = rng.random(share.shape) * 1e-9
+
+  def pick_prompt(family: str, g: int) -> int:
+    rows = bank.select(family, "eval", data.tag_names[g])
+    return int(rng.choice(rows)) if len(rows) else -1
+
+  # POS / NUANCED: the rarest off-habit tag of the target.
+  off = target_tags & (share < OFF_HABIT_SHARE)
+  pos_users = np.nonzero(off.any(1))[0]
+  pos_tag = np.argmin(np.where(off, share + noise, np.inf), axis=1)[pos_users]
+  # NEG: the tag most frequent in the backbone's top-10, when the target lacks it.
+  top_counts = data.item_tags[np.minimum(backbone_top10, data.num_items)].sum(1)  # [U, T]
+  lean = np.argmax(top_counts + noise, axis=1)
+  neg_users = np.nonzero(~target_tags[np.arange(data.num_users), lean])[0]
+  neg_tag = lean[neg_users]
+
+  def task(name, users, tags, family, polarity):
+    prompts = np.array([pick_prompt(family, g) for g in tags], np.int64)
+    keep = prompts >= 0
+    return Task(name, users[keep], tags[keep], prompts[keep], polarity)
+
+  all_users = np.arange(data.num_users)
+  tasks = {
+      "SEQ": Task("SEQ", all_users, np.zeros_like(all_users), -np.ones_like(all_users), 0),
+      "POS": task("POS", pos_users, pos_tag, "positive", +1),
+      "NEG": task("NEG", neg_users, neg_tag, "negative", -1),
+      "NUANCED": task("NUANCED", pos_users, pos_tag, "nuanced", +1),
+  }
+  pol_users = np.concatenate([pos_users, neg_users])
+  pol_tags = np.concatenate([pos_tag, neg_tag])
+  tasks["POLARITY+"] = task("POLARITY+", pol_users, pol_tags, "positive", +1)
+  neg_prompts = np.array([pick_prompt("negative", g) for g in tasks["POLARITY+"].tag], np.int64)
+  tasks["POLARITY-"] = Task("POLARITY-", tasks["POLARITY+"].users, tasks["POLARITY+"].tag,
+                            neg_prompts, -1)
+  return tasks
+
+
+def _scores_fn(scorer: Scorer, method: str):
+  """``batch -> scores float[B, V]`` for one method (seen items not yet masked)."""
+
+  def fn(batch):
+    h = scorer.user_vectors(batch["inputs"])
+    base = jnp.einsum("bd,vd->bv", h, scorer.table, preferred_element_type=jnp.float32)
+    has_tag = jnp.take(scorer.item_tags, batch["tag"], axis=1).T  # [B, V]
+    allowed = jnp.where(batch["polarity"][:, None] > 0, has_tag,
+                        jnp.where(batch["polarity"][:, None] < 0, ~has_tag, True))
+    if method in ("backbone", "filter", "text_rerank"):
+      scores = base
+    else:
+      u = jnp.where(batch["has_prompt"][:, None], scorer.steer(h, batch["prompt"]), h)
+      scores = jnp.einsum("bd,vd->bv", u, scorer.table, preferred_element_type=jnp.float32)
+    if method == "text_rerank":
+      masked = jnp.where(batch["seen"], _NEG, base)
+      kth = jax.lax.top_k(masked, RERANK_DEPTH)[0][:, -1:]
+      in_top = masked >= kth
+      mean = jnp.sum(jnp.where(in_top, base, 0), 1, keepdims=True) / RERANK_DEPTH
+      std = jnp.sqrt(jnp.sum(jnp.where(in_top, (base - mean) ** 2, 0), 1, keepdims=True)
+                     / RERANK_DEPTH) + 1e-6
+      cos = jnp.einsum("bt,vt->bv", batch["prompt"], scorer.item_text)
+      alpha = batch["alpha"][:, None]
+      mixed = alpha * (base - mean) / std + (1 - alpha) * cos
+      scores = jnp.where(in_top | ~batch["has_prompt"][:, None], jnp.where(
+          batch["has_prompt"][:, None], mixed, base), _NEG)
+    if method.endswith("filter"):
+      scores = jnp.where(allowed, scores, _NEG)
+    return scores
+
+  return fn
+
+
+def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, bank: PromptBank,
+                     method: str, alpha: float = 1.0, batch_size: int = 512):
+  """Per-user arrays: ndcg@10, recall@10, and the tag share of the top-10."""
+  inputs, targets, seen_len = data.eval_split(split)
+  step = scorer.step(method)
+  out = [[], [], []]
+  for start in range(0, len(task.users), batch_size):
+    u = task.users[start:start + batch_size]
+    n = len(u)
+    pad = batch_size - n
+    idx = np.concatenate([u, np.full(pad, u[-1])])
+    rows = np.concatenate([task.prompt[start:start + n], np.full(pad, task.prompt[start + n - 1])])
+    tags = np.concatenate([task.tag[start:start + n], np.full(pad, task.tag[start + n - 1])])
+    batch = {
+        "inputs": inputs[idx], "targets": targets[idx], "history": data.history[idx],
+        "seen_len": seen_len[idx], "tag": tags.astype(np.int32),
+        "polarity": np.full(batch_size, task.polarity, np.int32),
+        "alpha": np.full(batch_size, alpha, np.float32), "has_prompt": rows >= 0,
+        "prompt": np.where((rows >= 0)[:, None], bank.embeddings[np.maximum(rows, 0)], 0.0
+                           ).astype(np.float32)}
+    for acc, v in zip(out, step(batch)):
+      acc.append(np.asarray(v)[:n])
+  return [np.concatenate(a) if a else np.zeros(0) for a in out]
+
+
+def _make_step(scorer: Scorer, method: str):
+  num_items, vocab = scorer.num_items, scorer.table.shape[0]
+  score = _scores_fn(scorer, method)
+
+  def step(batch):
+    seen = seen_mask(batch["history"], batch["seen_len"], batch["targets"], vocab)
+    batch = dict(batch, seen=seen)
+    scores = score(batch)
+    candidates = valid_item_mask(vocab, num_items)[None, :] & ~seen
+    # Removed items (filter, outside the rerank depth) never compete; a removed target ranks
+    # behind every remaining item.
+    rank = target_rank(scores, batch["targets"], candidates & (scores > _NEG / 2))
+    m = metrics_at_k(rank, (10,))
+    # Items outside the candidate set never reach the top-10 (a filter can leave fewer than 10).
+    top_scores, top = jax.lax.top_k(jnp.where(candidates, scores, 2 * _NEG), 10)
+    real = top_scores > _NEG / 2
+    has_tag = jnp.take_along_axis(jnp.take(scorer.item_tags, batch["tag"], axis=1).T, top, axis=1)
+    share = jnp.sum(has_tag & real, 1) / 10.0
+    return m["ndcg@10"], m["recall@10"], share
+
+  return step
+
+
+def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: int,
+                      backbone_top10: dict[str, np.ndarray]) -> dict:
+  """All tasks x methods on test users; text-rerank's alpha tuned on validation users."""
+  tasks = {s: build_tasks(data, s, bank, backbone_top10[s], seed) for s in ("valid", "test")}
+  results, alphas = {}, {}
+  for name in ("SEQ", "POS", "NEG", "NUANCED"):
+    if name != "SEQ":
+      # Tune alpha on validation: the target NDCG@10 (ties: the larger alpha).
+      val = [(np.mean(_evaluate_method(scorer, data, "valid", tasks["valid"][name], bank,
+                                       "text_rerank", a)[0]), a) for a in ALPHAS]
+      alphas[name] = float(max(val)[1])
+    task = tasks["test"][name]
+    row = {}
+    for method in METHODS:
+      if name == "SEQ" and method in ("filter", "text_rerank", "dpr+filter"):
+        continue
+      ndcg, recall, share = _evaluate_method(scorer, data, "test", task, bank, method,
+                                             alphas.get(name, 1.0))
+      metrics = {"ndcg@10": float(np.mean(ndcg)), "recall@10": float(np.mean(recall))}
+      if name in ("POS", "NUANCED"):
+        metrics["tag_precision@10"] = float(np.mean(share))
+      if name == "NEG":
+        metrics["violation@10"] = float(np.mean(share))
+      row[method] = metrics
+    results[name] = {"users": int(len(task.users)), "methods": row}
+  # POLARITY: positive raises, negative lowers the tag's share of the top-10.
+  pos, neg = tasks["test"]["POLARITY+"], tasks["test"]["POLARITY-"]
+  unprompted = dataclasses.replace(pos, prompt=-np.ones_like(pos.prompt), polarity=0)
+  base_share = _evaluate_method(scorer, data, "test", unprompted, bank, "backbone")[2]
+  row = {}
+  for method in ("text_rerank", "dpr"):
+    alpha = alphas.get("POS", 1.0)
+    up = _evaluate_method(scorer, data, "test", dataclasses.replace(pos, polarity=0), bank,
+                          method, alpha)[2]
+    down = _evaluate_method(scorer, data, "test", dataclasses.replace(neg, polarity=0), bank,
+                            method, alphas.get("NEG", 1.0))[2]
+    ok = (up > base_share) & ((down < base_share) | ((base_share == 0) & (down == 0)))
+    row[method] = {"polarity": float(np.mean(ok))}
+  results["POLARITY"] = {"users": int(len(pos.users)), "methods": row}
+  results["text_rerank_alpha"] = alphas
+  return results
+
+
+def write_steering_results(directory: str | pathlib.Path, results: dict, manifest: dict,
+                           seed: int, extra: dict) -> list[pathlib.Path]:
+  """``results_steering.{json,md,png}`` with the protocol fields."""
+  directory = pathlib.Path(directory)
+  fields = protocol_fields(manifest, seed, masking="seen items masked",
+                           templates="held-out (eval) templates and nuanced prompts") | extra
+  json_path = directory / "results_steering.json"
+  atomic.write_text(json_path, json.dumps({"protocol": fields, "results": results}, indent=2))
+  lines = ["# results_steering", ""]
+  for task, r in results.items():
+    if task == "text_rerank_alpha":
+      continue
+    cols = sorted({k for m in r["methods"].values() for k in m})
+    lines += [f"## {task} ({r['users']} users)", "", markdown_table(r["methods"], cols)]
+  lines += [f"- text_rerank alpha (tuned on validation): {results['text_rerank_alpha']}"]
+  lines += [f"- {k}: {v}" for k, v in fields.items() if k != "dataset_files"]
+  md_path = directory / "results_steering.md"
+  atomic.write_text(md_path, "\n".join(lines) + "\n")
+  png_path = directory / "results_steering.png"
+  _bar_chart(results, png_path)
+  return [json_path, md_path, png_path]
+
+
+def _bar_chart(results: dict, path: pathlib.Path) -> None:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  panels = [("SEQ", "ndcg@10"), ("POS", "ndcg@10"), ("POS", "tag_precision@10"),
+            ("NEG", "ndcg@10"), ("NEG", "violation@10"), ("NUANCED", "tag_precision@10"),
+            ("POLARITY", "polarity")]
+  fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+  for ax, (task, metric) in zip(axes, panels):
+    methods = results[task]["methods"]
+    names = [m for m in methods if metric in methods[m]]
+    ax.bar(range(len(names)), [methods[m][metric] for m in names], color="C0")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_title(f"{task}: {metric}", fontsize=9)
+  fig.tight_layout()
+  tmp = path.with_name(f".{path.name}.tmp.png")
+  fig.savefig(tmp, dpi=110)
+  plt.close(fig)
+  tmp.replace(path)

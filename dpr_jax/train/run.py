@@ -1,0 +1,108 @@
+"""All stages of one run, in order: the stage hand-off of dpr_jax/train/stages.py as code.
+
+    stage 1  trainer.train_and_evaluate      -> <run>/stage1, results_seq.{json,md}
+    stage 2  steering.run_stage(2)          -> <run>/stage2
+    stage 3  steering.run_stage(3)          -> <run>/stage3, results_steering.{json,md,png}
+
+Stages not listed in ``config.stages`` are restored from their checkpoints when a later stage
+or the steering evaluation needs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dpr_jax import sharding
+from dpr_jax.data.prepare import default_cache_dir, prepare
+from dpr_jax.eval import steering as steering_eval
+from dpr_jax.prompts.bank import build_bank, item_text_embeddings
+from dpr_jax.train import steering, trainer
+from dpr_jax.train.logbook import Logbook
+from dpr_jax.train.stages import parse_stages
+
+
+def run(config, mode: str = "train") -> dict:
+  """Runs (or, with mode="eval", restores and evaluates) the configured stages."""
+  stages = parse_stages(config.stages)
+  out: dict = {"files": []}
+  if 1 in stages:
+    out |= trainer.train_and_evaluate(config, mode=mode)
+  if max(stages) == 1:
+    return out
+  files = out.pop("files", [])
+
+  # ------------------------------------------------------------------ frozen backbone context
+  data = prepare(config.data)
+  mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
+  model, backbone_params = trainer.load_backbone(config, data, mesh)
+  table = model.apply({"params": backbone_params}, method=model.item_table)
+  catalogue = steering.FrozenCatalogue.create(table, data)
+  cache_dir = pathlib.Path(config.data.cache_dir or default_cache_dir())
+  encoder = config.dpr.text_encoder or None
+  bank = build_bank(config.dpr.domain, data.tag_names, cache_dir, encoder)
+  logbook = Logbook(config.run.dir, enabled=jax.process_index() == 0)
+  train = mode == "train"
+
+  # ------------------------------------------------------------------ stage 2: align
+  head_params = steering.init_head_params(config, bank.embeddings.shape[1], config.train.seed)
+  head_params = steering.run_stage(
+      2, config, data, mesh, catalogue, steering.alignment_examples(bank, data.tag_names), None,
+      head_params, logbook, train=train and 2 in stages)
+
+  # ------------------------------------------------------------------ stage 3: steer
+  h_all = steering.user_vectors(model, backbone_params, data.train_inputs)
+  arrays, prompts = steering.steering_examples(data, h_all, catalogue, bank, config.stage3,
+                                               config.train.seed)
+  del h_all
+  head_params = steering.run_stage(3, config, data, mesh, catalogue, arrays, prompts,
+                                   head_params, logbook, train=train and 3 in stages)
+
+  # ------------------------------------------------------------------ steering evaluation
+  head = steering.build_head(config)
+  item_text = item_text_embeddings(data.item_titles, data.item_tags, data.tag_names, cache_dir,
+                                   f"{config.data.name}-{config.data.format}", encoder)
+  vocab = table.shape[0]
+  item_text = np.concatenate([item_text, np.zeros((vocab - len(item_text), item_text.shape[1]),
+                                                  np.float32)])
+  item_tags = np.zeros((vocab, data.item_tags.shape[1]), bool)
+  item_tags[:len(data.item_tags)] = data.item_tags
+  scorer = steering_eval.Scorer(
+      user_vectors=lambda x: model.apply({"params": backbone_params}, x)[:, -1],
+      steer=lambda h, p: head.apply({"params": head_params}, h, p,
+                                    jnp.ones(h.shape[:1], bool)).user,
+      table=table, item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
+      num_items=data.num_items)
+  top10 = {split: _backbone_top10(scorer, data, split) for split in ("valid", "test")}
+  results = steering_eval.evaluate_steering(scorer, data, bank, config.train.seed, top10)
+  if jax.process_index() == 0:
+    files += [str(f) for f in steering_eval.write_steering_results(
+        config.run.dir, results, data.manifest, config.train.seed,
+        {"model": config.model.name, "dpr": config.dpr.to_dict(),
+         "prompt_bank": bank.manifest})]
+  logbook.close()
+  logging.info("steering results: %s", {k: v for k, v in results.items() if k != "SEQ"})
+  return out | {"steering": results, "files": files}
+
+
+def _backbone_top10(scorer, data, split: str, batch_size: int = 512) -> np.ndarray:
+  """int[U, 10]: the backbone's unprompted top-10 (seen items masked) for NEG user selection."""
+  from dpr_jax.eval.ranking import seen_mask
+  from dpr_jax.models import valid_item_mask
+
+  inputs, targets, seen_len = data.eval_split(split)
+  vocab = scorer.table.shape[0]
+
+  @jax.jit
+  def top(x, hist, slen, tgt):
+    s = jnp.einsum("bd,vd->bv", scorer.user_vectors(x), scorer.table)
+    ok = valid_item_mask(vocab, scorer.num_items)[None, :] & ~seen_mask(hist, slen, tgt, vocab)
+    return jax.lax.top_k(jnp.where(ok, s, -1e30), 10)[1]
+
+  return np.concatenate([np.asarray(top(inputs[i:i + batch_size], data.history[i:i + batch_size],
+                                        seen_len[i:i + batch_size], targets[i:i + batch_size]))
+                         for i in range(0, data.num_users, batch_size)])

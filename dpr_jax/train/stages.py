@@ -1,0 +1,59 @@
+"""The three training stages, written as data.
+
+| stage | trains | initialised from | data |
+|---|---|---|---|
+| 1 backbone | backbone, item table | scratch | next-item prediction (``trainer.py``) |
+| 2 align | prompt adapter | stage 1 (backbone, frozen) | prompts -> items of their tags |
+| 3 steer | adapter, router, experts | stage 2 | positive / negative / unprompted examples |
+
+Every stage has its own checkpoint folder ``<run>/stage<k>/checkpoints`` and starts from the
+previous stage's final parameters. What does not train is frozen through an optax mask
+(``optax.set_to_zero`` on those leaves), so a frozen parameter cannot move.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import jax
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSpec:
+  number: int
+  name: str
+  trains: tuple[str, ...]  # top-level groups of the DPR head's params that receive updates
+  init_from: int | None  # the stage whose final parameters this one starts from
+
+
+STAGES = {
+    1: StageSpec(1, "backbone", ("backbone",), None),
+    2: StageSpec(2, "align", ("adapter",), 1),
+    3: StageSpec(3, "steer", ("adapter", "router", "experts"), 2),
+}
+
+
+def parse_stages(text: str) -> tuple[int, ...]:
+  """"1,2,3" -> (1, 2, 3); refuses unknown stages (ConfigError)."""
+  from dpr_jax.errors import ConfigError
+
+  try:
+    stages = tuple(sorted({int(s) for s in str(text).replace(" ", "").split(",") if s}))
+  except ValueError:
+    stages = ()
+  if not stages or any(s not in STAGES for s in stages):
+    raise ConfigError(f"config.stages={text!r}: give a comma list of stages among 1,2,3")
+  return stages
+
+
+def stage_dir(run_dir: str | pathlib.Path, stage: int) -> pathlib.Path:
+  return pathlib.Path(run_dir).absolute() / f"stage{stage}"
+
+
+def masked_optimizer(tx: optax.GradientTransformation, params, trains: tuple[str, ...]):
+  """``tx`` on the top-level groups in ``trains``; every other leaf gets a zero update."""
+  labels = {k: jax.tree.map(lambda _: "train" if k in trains else "frozen", v)
+            for k, v in params.items()}
+  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
