@@ -84,17 +84,21 @@ def default_config() -> ml_collections.ConfigDict:
   c.stage2.batch_size = 256
   c.stage2.checkpoint_every_epochs = 20
   c.stage3 = ml_collections.ConfigDict()
-  c.stage3.epochs = 20
+  c.stage3.epochs = 30
   c.stage3.lr = 1e-3
   c.stage3.batch_size = 512
   c.stage3.checkpoint_every_epochs = 5
   c.stage3.positions_per_user = 8  # Examples per user: the last positions of the training part.
+  # Compute the examples' user vectors with the backbone's dropout on (see
+  # dpr_jax.train.steering.user_vectors).
+  c.stage3.noisy_user_vectors = False
   c.stage3.mix_positive = 0.45  # Shares of positive and negative examples; the rest unprompted.
   c.stage3.mix_negative = 0.45
   c.stage3.nuanced_share = 0.3  # Of the positive examples, share prompted by a nuanced text.
-  c.stage3.tag_weight = 0.5  # Positive: weight of -log P(tag).
-  c.stage3.suppress_weight = 2.0  # Negative: weight of -log(1 - P(tag)).
+  c.stage3.tag_weight = 1.0  # Positive: weight of -log P(tag).
+  c.stage3.suppress_weight = 8.0  # Negative: weight of -log(1 - P(tag)).
   c.stage3.aux_weight = 0.01  # MoE load-balance loss.
+  c.stage3.offset_weight = 0.05  # L2 on the item-space part of the steering offset.
 
   # ---------------------------------------------------------------- eval
   c.eval = ml_collections.ConfigDict()

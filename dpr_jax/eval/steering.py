@@ -38,6 +38,7 @@ METHODS = ("backbone", "filter", "text_rerank", "dpr", "dpr+filter")
 OFF_HABIT_SHARE = 0.2
 RERANK_DEPTH = 100
 ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+ALPHA_TUNING_USERS = 1000  # validation users (seeded sample) per task for tuning alpha
 _NEG = -1e30
 
 
@@ -57,7 +58,7 @@ class Scorer:
   """Device-side pieces every method needs."""
 
   user_vectors: Callable  # (inputs int[B, L]) -> float[B, d]
-  steer: Callable  # (h float[B, d], p float[B, D_t]) -> float[B, d]
+  steer: Callable  # (h float[B, d], p float[B, D_t]) -> (h' float[B, d], tag_bias float[B, T])
   table: jax.Array  # float[V, d]
   item_text: jax.Array  # float[V, D_t] (unit rows; zeros for padding)
   item_tags: jax.Array  # bool[V, T]
@@ -137,8 +138,11 @@ def _scores_fn(scorer: Scorer, method: str):
     if method in ("backbone", "filter", "text_rerank"):
       scores = base
     else:
-      u = jnp.where(batch["has_prompt"][:, None], scorer.steer(h, batch["prompt"]), h)
-      scores = jnp.einsum("bd,vd->bv", u, scorer.table, preferred_element_type=jnp.float32)
+      u, tag_bias = scorer.steer(h, batch["prompt"])
+      u = jnp.where(batch["has_prompt"][:, None], u, h)
+      tag_bias = jnp.where(batch["has_prompt"][:, None], tag_bias, 0.0)
+      scores = (jnp.einsum("bd,vd->bv", u, scorer.table, preferred_element_type=jnp.float32)
+                + jnp.einsum("bt,vt->bv", tag_bias, scorer.item_tags.astype(jnp.float32)))
     if method == "text_rerank":
       masked = jnp.where(batch["seen"], _NEG, base)
       kth = jax.lax.top_k(masked, RERANK_DEPTH)[0][:, -1:]
@@ -146,7 +150,8 @@ def _scores_fn(scorer: Scorer, method: str):
       mean = jnp.sum(jnp.where(in_top, base, 0), 1, keepdims=True) / RERANK_DEPTH
       std = jnp.sqrt(jnp.sum(jnp.where(in_top, (base - mean) ** 2, 0), 1, keepdims=True)
                      / RERANK_DEPTH) + 1e-6
-      cos = jnp.einsum("bt,vt->bv", batch["prompt"], scorer.item_text)
+      text = batch["prompt"][:, :scorer.item_text.shape[1]]  # the sentence embedding part
+      cos = jnp.einsum("bt,vt->bv", text, scorer.item_text)
       alpha = batch["alpha"][:, None]
       mixed = alpha * (base - mean) / std + (1 - alpha) * cos
       scores = jnp.where(in_top | ~batch["has_prompt"][:, None], jnp.where(
@@ -163,6 +168,7 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
   """Per-user arrays: ndcg@10, recall@10, and the tag share of the top-10."""
   inputs, targets, seen_len = data.eval_split(split)
   step = scorer.step(method)
+  features = bank.features
   out = [[], [], []]
   for start in range(0, len(task.users), batch_size):
     u = task.users[start:start + batch_size]
@@ -176,7 +182,7 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
         "seen_len": seen_len[idx], "tag": tags.astype(np.int32),
         "polarity": np.full(batch_size, task.polarity, np.int32),
         "alpha": np.full(batch_size, alpha, np.float32), "has_prompt": rows >= 0,
-        "prompt": np.where((rows >= 0)[:, None], bank.embeddings[np.maximum(rows, 0)], 0.0
+        "prompt": np.where((rows >= 0)[:, None], features[np.maximum(rows, 0)], 0.0
                            ).astype(np.float32)}
     for acc, v in zip(out, step(batch)):
       acc.append(np.asarray(v)[:n])
@@ -206,6 +212,14 @@ def _make_step(scorer: Scorer, method: str):
   return step
 
 
+def _subsample(task: Task, n: int, seed: int) -> Task:
+  if len(task.users) <= n:
+    return task
+  keep = np.sort(np.random.default_rng(seed).choice(len(task.users), n, replace=False))
+  return dataclasses.replace(task, users=task.users[keep], tag=task.tag[keep],
+                             prompt=task.prompt[keep])
+
+
 def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: int,
                       backbone_top10: dict[str, np.ndarray]) -> dict:
   """All tasks x methods on test users; text-rerank's alpha tuned on validation users."""
@@ -214,8 +228,9 @@ def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: i
   for name in ("SEQ", "POS", "NEG", "NUANCED"):
     if name != "SEQ":
       # Tune alpha on validation: the target NDCG@10 (ties: the larger alpha).
-      val = [(np.mean(_evaluate_method(scorer, data, "valid", tasks["valid"][name], bank,
-                                       "text_rerank", a)[0]), a) for a in ALPHAS]
+      tune = _subsample(tasks["valid"][name], ALPHA_TUNING_USERS, seed)
+      val = [(np.mean(_evaluate_method(scorer, data, "valid", tune, bank, "text_rerank", a)[0]),
+              a) for a in ALPHAS]
       alphas[name] = float(max(val)[1])
     task = tasks["test"][name]
     row = {}

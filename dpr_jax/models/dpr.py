@@ -12,10 +12,15 @@ Design (ours; the paper's full text is not available):
 * **Experts**: each an MLP on ``x = [h, a, h * a]`` (the user vector, the topic, their
   interaction) returning a steering offset in item space. Positive and negative prompts can be
   routed to different experts, so "more X" and "no X" never have to share weights.
-* **Fusion**: ``h' = h + has_prompt * sum_k gate_k * expert_k(x)``. Without a prompt the offset
-  is masked to exactly zero: plain sequential recommendation is untouched and the same backbone
-  checkpoint serves prompted and unprompted requests. Ranking stays ``h' @ E^T`` over the whole
-  catalogue.
+* **Fusion**: ``[h', b] = [h, 0] + has_prompt * sum_k gate_k * expert_k(x)``. The retrieval
+  space is the item table's d dimensions plus one coordinate per tag: item ``i`` is
+  ``[e_i, tags_i]`` (its multi-hot tags), the steered user is ``[h', b]``, and the score is
+  ``h' . e_i + b . tags_i`` -- still one matrix product over the whole catalogue. The tag
+  coordinates let a prompt raise or lower a whole tag (a learned, soft filter) while the d-part
+  re-ranks inside it; an offset in the d dimensions alone cannot add a constant to every item
+  of a tag without also reshuffling the items inside the tag. Without a prompt the offset is
+  masked to exactly zero: plain sequential recommendation is untouched and the same backbone
+  checkpoint serves prompted and unprompted requests.
 
 All layers work on the backbone's user vector ``h`` (B, d), so they sit unchanged on SASRec and
 GRU4Rec.
@@ -53,6 +58,7 @@ class PromptAdapter(nn.Module):
 @dataclasses.dataclass(frozen=True)
 class SteerOutput:
   user: Array  # float[B, d] the modulated user vector h'
+  tag_bias: Array  # float[B, T] the user's weights on the tag coordinates (0 without prompt)
   topic: Array  # float[B, d] the adapted prompt a = A(p)
   route: RouteOutput
 
@@ -66,6 +72,7 @@ class DPRHead(nn.Module):
   """
 
   embed_dim: int
+  num_tags: int
   adapter_hidden: int = 256
   num_experts: int = 4
   top_k: int = 1
@@ -75,8 +82,8 @@ class DPRHead(nn.Module):
   def setup(self):
     self.adapter = PromptAdapter(self.embed_dim, self.adapter_hidden)
     self.router = Router(self.num_experts, self.top_k)
-    self.experts = SparseMoE(self.num_experts, self.top_k, self.expert_hidden, self.embed_dim,
-                             dispatch=self.dispatch)
+    self.experts = SparseMoE(self.num_experts, self.top_k, self.expert_hidden,
+                             self.embed_dim + self.num_tags, dispatch=self.dispatch)
 
   def adapt(self, p: Array) -> Array:
     """Stage 2's view: the prompt in item space, float[B, d]."""
@@ -94,6 +101,6 @@ class DPRHead(nn.Module):
     route = self.router(jnp.concatenate([p, a], axis=-1).astype(jnp.float32))
     x = jnp.concatenate([h, a, h * a], axis=-1)  # [B, 3d]
     with jax.named_scope("fusion"):
-      offset = self.experts(x, route)  # [B, d]
-      user = h + jnp.where(has_prompt[:, None], offset, 0.0)
-    return SteerOutput(user=user, topic=a, route=route)
+      offset = jnp.where(has_prompt[:, None], self.experts(x, route), 0.0)  # [B, d + T]
+      user = h + offset[:, :self.embed_dim]
+    return SteerOutput(user=user, tag_bias=offset[:, self.embed_dim:], topic=a, route=route)

@@ -49,13 +49,16 @@ def run(config, mode: str = "train") -> dict:
   train = mode == "train"
 
   # ------------------------------------------------------------------ stage 2: align
-  head_params = steering.init_head_params(config, bank.embeddings.shape[1], config.train.seed)
+  head_params = steering.init_head_params(config, len(data.tag_names), bank.features.shape[1],
+                                             config.train.seed)
   head_params = steering.run_stage(
       2, config, data, mesh, catalogue, steering.alignment_examples(bank, data.tag_names), None,
       head_params, logbook, train=train and 2 in stages)
 
   # ------------------------------------------------------------------ stage 3: steer
-  h_all = steering.user_vectors(model, backbone_params, data.train_inputs)
+  h_all = steering.user_vectors(
+      model, backbone_params, data.train_inputs,
+      dropout_seed=config.train.seed if config.stage3.noisy_user_vectors else None)
   arrays, prompts = steering.steering_examples(data, h_all, catalogue, bank, config.stage3,
                                                config.train.seed)
   del h_all
@@ -63,7 +66,7 @@ def run(config, mode: str = "train") -> dict:
                                    head_params, logbook, train=train and 3 in stages)
 
   # ------------------------------------------------------------------ steering evaluation
-  head = steering.build_head(config)
+  head = steering.build_head(config, len(data.tag_names))
   item_text = item_text_embeddings(data.item_titles, data.item_tags, data.tag_names, cache_dir,
                                    f"{config.data.name}-{config.data.format}", encoder)
   vocab = table.shape[0]
@@ -73,8 +76,7 @@ def run(config, mode: str = "train") -> dict:
   item_tags[:len(data.item_tags)] = data.item_tags
   scorer = steering_eval.Scorer(
       user_vectors=lambda x: model.apply({"params": backbone_params}, x)[:, -1],
-      steer=lambda h, p: head.apply({"params": head_params}, h, p,
-                                    jnp.ones(h.shape[:1], bool)).user,
+      steer=lambda h, p: _steer(head, head_params, h, p),
       table=table, item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
       num_items=data.num_items)
   top10 = {split: _backbone_top10(scorer, data, split) for split in ("valid", "test")}
@@ -106,3 +108,8 @@ def _backbone_top10(scorer, data, split: str, batch_size: int = 512) -> np.ndarr
   return np.concatenate([np.asarray(top(inputs[i:i + batch_size], data.history[i:i + batch_size],
                                         seen_len[i:i + batch_size], targets[i:i + batch_size]))
                          for i in range(0, data.num_users, batch_size)])
+
+
+def _steer(head, params, h, p):
+  out = head.apply({"params": params}, h, p, jnp.ones(h.shape[:1], bool))
+  return out.user, out.tag_bias

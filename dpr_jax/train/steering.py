@@ -21,7 +21,7 @@ positions of each user's training part, each with its backbone user vector ``h``
 Loss: next-item cross-entropy of ``t`` under ``h'`` for every example, plus for positives
 ``tag_weight * -log P(g)`` and for negatives the suppression loss ``suppress_weight *
 -log(1 - P(g))`` where ``P(g)`` is the softmax mass on items carrying ``g``, plus the router's
-load-balance loss times ``aux_weight``. The template of each example is re-drawn every step
+load-balance loss times ``aux_weight``, plus ``offset_weight * |h' - h|^2``. The template of each example is re-drawn every step
 (``pipeline.PromptChoice``), so the model sees paraphrases, not one phrase per tag.
 """
 
@@ -56,9 +56,10 @@ Array = jax.Array
 _NEG = -1e30
 
 
-def build_head(config) -> DPRHead:
+def build_head(config, num_tags: int) -> DPRHead:
   d = config.dpr
-  return DPRHead(embed_dim=config.model.embed_dim, adapter_hidden=d.adapter_hidden,
+  return DPRHead(embed_dim=config.model.embed_dim, num_tags=num_tags,
+                 adapter_hidden=d.adapter_hidden,
                  num_experts=d.num_experts, top_k=d.top_k, expert_hidden=d.expert_hidden,
                  dispatch=d.dispatch)
 
@@ -79,9 +80,15 @@ class FrozenCatalogue:
     tags[:data.item_tags.shape[0]] = data.item_tags
     return cls(table=table, item_tags=jnp.asarray(tags), valid=valid_item_mask(v, data.num_items))
 
-  def logits(self, u: Array) -> Array:
-    """u float[B, d] -> float32[B, V] with invalid rows at -inf (numerically: -1e30)."""
+  def logits(self, u: Array, tag_bias: Array | None = None) -> Array:
+    """Scores ``u @ E^T (+ tag_bias @ tags^T)``: float32[B, V], invalid rows at -1e30.
+
+    Args:
+      u: float[B, d]; tag_bias: float[B, T] or None (the tag coordinates of the user).
+    """
     s = jnp.einsum("bd,vd->bv", u, self.table, preferred_element_type=jnp.float32)
+    if tag_bias is not None:
+      s = s + jnp.einsum("bt,vt->bv", tag_bias, self.item_tags)
     return jnp.where(self.valid[None, :], s, _NEG)
 
   def tag_log_mass(self, logits: Array, tag_multi_hot: Array) -> Array:
@@ -91,12 +98,23 @@ class FrozenCatalogue:
             - jax.nn.logsumexp(logits, axis=-1))
 
 
-def user_vectors(model: nn.Module, params, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-  """float32[U, L, d]: the backbone's user vector at every position (deterministic)."""
-  fn = jax.jit(lambda p, x: model.apply({"params": p}, x))
+def user_vectors(model: nn.Module, params, inputs: np.ndarray, batch_size: int = 256,
+                 dropout_seed: int | None = None) -> np.ndarray:
+  """float32[U, L, d]: the backbone's user vector at every position.
+
+  With ``dropout_seed`` the backbone's dropout stays on: the backbone has fitted its training
+  positions, so their clean user vectors are more certain than any at test time; noisy ones
+  make stage 3 learn steering on vectors that look like unseen ones.
+  """
+  if dropout_seed is None:
+    fn = jax.jit(lambda p, x, i: model.apply({"params": p}, x))
+  else:
+    key = jax.random.key(dropout_seed)
+    fn = jax.jit(lambda p, x, i: model.apply({"params": p}, x, deterministic=False,
+                                             rngs={"dropout": jax.random.fold_in(key, i)}))
   out = []
   for start in range(0, len(inputs), batch_size):
-    out.append(np.asarray(fn(params, inputs[start:start + batch_size])))
+    out.append(np.asarray(fn(params, inputs[start:start + batch_size], start)))
   return np.concatenate(out)
 
 
@@ -104,7 +122,7 @@ def user_vectors(model: nn.Module, params, inputs: np.ndarray, batch_size: int =
 def alignment_examples(bank: PromptBank, tag_names) -> dict[str, np.ndarray]:
   """Stage 2: every training prompt with the tags it names."""
   rows = np.array([i for i, s in enumerate(bank.split) if s == "train"], np.int64)
-  return {"prompt": bank.embeddings[rows], "tags": bank.tag_matrix(tag_names)[rows].astype(np.float32)}
+  return {"prompt": bank.features[rows], "tags": bank.tag_matrix(tag_names)[rows].astype(np.float32)}
 
 
 def steering_examples(data: SplitData, h_all: np.ndarray, catalogue: FrozenCatalogue,
@@ -176,7 +194,7 @@ def steering_examples(data: SplitData, h_all: np.ndarray, catalogue: FrozenCatal
   arrays = {"h": h, "target": target, "kind": kind.astype(np.int32), "tag": tag.astype(np.int32),
             "prompt_start": start, "prompt_count": count}
   choice = pipeline.PromptChoice(rows=np.asarray(rows if rows else [0], np.int32),
-                                 table=bank.embeddings.astype(np.float32), seed=seed)
+                                 table=bank.features, seed=seed)
   return arrays, choice
 
 
@@ -190,7 +208,7 @@ def alignment_loss(head: DPRHead, params, batch, catalogue: FrozenCatalogue):
 def steering_loss(head: DPRHead, params, batch, catalogue: FrozenCatalogue, steer_config):
   kind = batch["kind"]
   out = head.apply({"params": params}, batch["h"], batch["prompt"], kind > 0)
-  logits = catalogue.logits(out.user)  # [B, V]
+  logits = catalogue.logits(out.user, out.tag_bias)  # [B, V]
   lse = jax.nn.logsumexp(logits, axis=-1)
   ce = lse - jnp.take_along_axis(logits, batch["target"][:, None], axis=-1)[:, 0]
   tag_hot = jax.nn.one_hot(jnp.maximum(batch["tag"], 0), catalogue.item_tags.shape[1])
@@ -202,8 +220,12 @@ def steering_loss(head: DPRHead, params, batch, catalogue: FrozenCatalogue, stee
   loss_items = (ce + steer_config.tag_weight * positive * -log_mass
                 + steer_config.suppress_weight * negative * suppress)
   aux = out.route.load_balance_loss
-  loss = jnp.mean(loss_items) + steer_config.aux_weight * aux
-  return loss, {"loss": loss, "ce": jnp.mean(ce), "load_balance": aux}
+  # Keep the item-space offset small where a tag-level move (the tag coordinates) does the job.
+  offset_sq = jnp.sum(jnp.square(out.user - batch["h"]), axis=-1)
+  loss = (jnp.mean(loss_items) + steer_config.aux_weight * aux
+          + steer_config.offset_weight * jnp.mean(offset_sq))
+  return loss, {"loss": loss, "ce": jnp.mean(ce), "load_balance": aux,
+                "offset_sq": jnp.mean(offset_sq)}
 
 
 # ================================================================================ the loop
@@ -217,7 +239,7 @@ def run_stage(stage: int, config, data: SplitData, mesh: Mesh, catalogue: Frozen
   """
   spec = STAGES[stage]
   stage_config = config.stage2 if stage == 2 else config.stage3
-  head = build_head(config)
+  head = build_head(config, len(data.tag_names))
   num_examples = len(next(iter(arrays.values())))
   batch_size = min(stage_config.batch_size, num_examples)
   batch_size -= batch_size % mesh.shape["data"]
@@ -304,9 +326,9 @@ def _boxed_params(head: DPRHead, sample, prompts):
                    jnp.ones((1,), bool))["params"]
 
 
-def init_head_params(config, text_dim: int, seed: int):
+def init_head_params(config, num_tags: int, text_dim: int, seed: int):
   """Fresh (unboxed) head params: what stage 2 starts from."""
-  head = build_head(config)
+  head = build_head(config, num_tags)
   boxed = head.init({"params": jax.random.key(seed)}, jnp.zeros((1, config.model.embed_dim)),
                     jnp.zeros((1, text_dim)), jnp.ones((1,), bool))["params"]
   return nn.unbox(boxed)
