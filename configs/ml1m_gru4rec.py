@@ -1,12 +1,15 @@
 """GRU4Rec on ML-1M (canonical SASRec file), full softmax, max_len 200.
 
-    python -m dpr_jax.launch --config configs/ml1m_gru4rec.py
+    python -m dpr_jax.launch --config configs/ml1m_gru4rec.py       # stage 1
+    python -m dpr_jax.launch --config configs/ml1m_gru4rec.py:dpr   # stages 1, 2, 3 + steering
+
+Both use the same run directory, so the `:dpr` run reuses a finished stage 1.
 """
 
 from dpr_jax.config import default_config, finalize
 
 
-def get_config():
+def get_config(arg: str | None = None):
   c = default_config()
   c.model.name = "gru4rec"
   # Measured on ML-1M (README, Acceptance): d=64 / GRU 128 / dropout 0.1 reached test NDCG@10
@@ -15,4 +18,8 @@ def get_config():
   c.model.gru_dim = 256
   c.model.dropout = 0.3
   c.run.dir = "runs/ml1m_gru4rec"
+  if arg == "dpr":
+    c.stages = "1,2,3"
+  elif arg:
+    raise ValueError(f"unknown preset argument {arg!r} (expected 'dpr')")
   return finalize(c)

@@ -1,12 +1,15 @@
 """SASRec on ML-1M (canonical SASRec file), PROTOCOL.md settings: max_len 200, full softmax.
 
-    python -m dpr_jax.launch --config configs/ml1m_sasrec.py
+    python -m dpr_jax.launch --config configs/ml1m_sasrec.py       # stage 1
+    python -m dpr_jax.launch --config configs/ml1m_sasrec.py:dpr   # stages 1, 2, 3 + steering
+
+Both use the same run directory, so the `:dpr` run reuses a finished stage 1.
 """
 
 from dpr_jax.config import default_config, finalize
 
 
-def get_config():
+def get_config(arg: str | None = None):
   c = default_config()
   # Wider than SASRec's original d=50: measured on ML-1M (README, Acceptance), d=64 / dropout
   # 0.2 reached test NDCG@10 0.1785, d=128 / dropout 0.3 reached 0.1837.
@@ -14,4 +17,8 @@ def get_config():
   c.model.mlp_dim = 512
   c.model.dropout = 0.3
   c.run.dir = "runs/ml1m_sasrec"
+  if arg == "dpr":
+    c.stages = "1,2,3"
+  elif arg:
+    raise ValueError(f"unknown preset argument {arg!r} (expected 'dpr')")
   return finalize(c)
