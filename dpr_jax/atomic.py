@@ -20,6 +20,9 @@ def write_with(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> No
       write(f)
       f.flush()
       os.fsync(f.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
     os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):
