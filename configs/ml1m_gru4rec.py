@@ -18,8 +18,4 @@ def get_config(arg: str | None = None):
   c.model.gru_dim = 256
   c.model.dropout = 0.3
   c.run.dir = "runs/ml1m_gru4rec"
-  if arg == "dpr":
-    c.stages = "1,2,3"
-  elif arg:
-    raise ValueError(f"unknown preset argument {arg!r} (expected 'dpr')")
-  return finalize(c)
+  return finalize(c, arg)

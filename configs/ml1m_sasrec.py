@@ -17,8 +17,4 @@ def get_config(arg: str | None = None):
   c.model.mlp_dim = 512
   c.model.dropout = 0.3
   c.run.dir = "runs/ml1m_sasrec"
-  if arg == "dpr":
-    c.stages = "1,2,3"
-  elif arg:
-    raise ValueError(f"unknown preset argument {arg!r} (expected 'dpr')")
-  return finalize(c)
+  return finalize(c, arg)

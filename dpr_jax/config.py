@@ -117,8 +117,14 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
-def finalize(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Locks a preset so unknown keys and wrong types fail when overridden."""
+def finalize(config: ml_collections.ConfigDict, arg: str | None = None
+             ) -> ml_collections.ConfigDict:
+  """Applies the preset argument (``configs/x.py:dpr`` runs stages 1-3) and locks the config,
+  so unknown keys and wrong types fail when overridden."""
+  if arg == "dpr":
+    config.stages = "1,2,3"
+  elif arg:
+    raise ConfigError(f"unknown preset argument {arg!r} (expected 'dpr' or nothing)")
   config.lock()
   return config
 

@@ -123,3 +123,46 @@ def test_steering_examples_use_tags_of_the_next_item(tiny_config):
   # The last positions_per_user training positions of every user, nothing from valid/test.
   per_user = np.minimum((data.train_targets > 0).sum(1), config.stage3.positions_per_user)
   assert len(target) == per_user.sum()
+
+
+def test_interrupted_stage_resumes_to_the_same_parameters(tiny_config, tmp_path, monkeypatch):
+  from dpr_jax import sharding
+  from dpr_jax.data.prepare import prepare
+  from dpr_jax.models import padded_vocab
+  from dpr_jax.train import steering
+  from dpr_jax.train.checkpoint import RunCheckpoints
+  from dpr_jax.train.logbook import Logbook
+
+  def train(run_dir, crash: bool):
+    config = tiny_config(**{"run.dir": str(run_dir), "stage2.epochs": 6,
+                            "stage2.checkpoint_every_epochs": 2, "stage2.batch_size": 16})
+    data = prepare(config.data)
+    rng = np.random.default_rng(0)
+    table = jnp.asarray(rng.normal(size=(padded_vocab(data.num_items, 8), 32)), jnp.float32)
+    catalogue = steering.FrozenCatalogue.create(table, data)
+    arrays = {"prompt": rng.normal(size=(64, 13)).astype(np.float32),
+              "tags": (rng.random((64, len(data.tag_names))) < 0.3).astype(np.float32)}
+    init = steering.init_head_params(config, len(data.tag_names), 13, seed=0)
+    mesh = sharding.make_mesh(1, 1)
+    if crash:
+      original = RunCheckpoints.save_latest
+
+      def crash_after_first_save(self, step, state, meta):
+        original(self, step, state, meta)
+        self.wait()
+        raise KeyboardInterrupt("preempted")
+
+      monkeypatch.setattr(RunCheckpoints, "save_latest", crash_after_first_save)
+      with pytest.raises(KeyboardInterrupt):
+        steering.run_stage(2, config, data, mesh, catalogue, arrays, None, init,
+                           Logbook(run_dir, enabled=False))
+      monkeypatch.setattr(RunCheckpoints, "save_latest", original)
+    return steering.run_stage(2, config, data, mesh, catalogue, arrays, None, init,
+                              Logbook(run_dir, enabled=False))
+
+  straight = train(tmp_path / "a", crash=False)
+  resumed = train(tmp_path / "b", crash=True)
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(straight), jax.device_get(resumed))
+  # Stage 2 trains the adapter only.
+  assert not np.allclose(straight["adapter"]["Dense_0"]["kernel"],
+                         steering.init_head_params(tiny_config(), 6, 13, 0)["adapter"]["Dense_0"]["kernel"])
