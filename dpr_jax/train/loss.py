@@ -1,6 +1,20 @@
-"""Full cross-entropy over the whole catalogue at every position (no sampled negatives)."""
+"""Full cross-entropy over the whole catalogue at every position (no sampled negatives).
+
+Two implementations of the same loss:
+
+* :func:`full_softmax_ce`: dense reference; materialises the [B, L, V] logits (and, under
+  ``jax.grad``, a softmax of the same size), so it needs O(B * L * V) memory.
+* :func:`tiled_softmax_ce`: scans over vocabulary tiles with an online logsumexp and a
+  ``jax.custom_vjp`` backward that recomputes each tile's logits from the saved logsumexp;
+  memory is O(B * L * tile + V * d). With 1M items, B=128, L=200 the dense logits alone would
+  be ~100 GB.
+
+:func:`softmax_ce` is the entry point: it picks one of the two by the size of the logits.
+"""
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +22,16 @@ import jax.numpy as jnp
 from dpr_jax.models import valid_item_mask
 
 Array = jax.Array
+
+# softmax_ce(tiled=None) uses the tiled loss when the logits would have more elements than this:
+# 2**28 float32 elements = 1 GiB for the logits alone (the dense backward holds at least one
+# more array of that size). Below it the dense loss is as fast or faster and compiles simpler.
+TILED_CE_THRESHOLD = 2**28
+
+# Default vocabulary tile: the scans hold a few float32[N, tile] arrays at a time.
+DEFAULT_TILE_SIZE = 4096
+
+_NEG = -1e30  # finite "minus infinity": keeps exp(m_old - m_new) defined when both are masked
 
 
 def full_softmax_ce(h: Array, table: Array, targets: Array, num_items: int) -> tuple[Array, Array]:
@@ -28,3 +52,133 @@ def full_softmax_ce(h: Array, table: Array, targets: Array, num_items: int) -> t
     weight = (targets > 0).astype(jnp.float32)
     count = jnp.sum(weight)
     return jnp.sum((lse - target_logit) * weight) / jnp.maximum(count, 1.0), count
+
+
+def _tiles(table: Array, tile: int) -> tuple[Array, Array]:
+  """Zero-pads table[V, d] to a multiple of tile rows and splits it.
+
+  Returns:
+    (tiles float[T, tile, d], ids int32[T, tile]: the row id of every tile row; padded rows get
+    ids >= V, which :func:`valid_item_mask`'s rule (1 <= id <= num_items < V) excludes).
+  """
+  v, d = table.shape
+  num_tiles = -(-v // tile)
+  padded = jnp.pad(table, ((0, num_tiles * tile - v), (0, 0)))  # [T * tile, d]
+  ids = jnp.arange(num_tiles * tile, dtype=jnp.int32).reshape(num_tiles, tile)
+  return padded.reshape(num_tiles, tile, d), ids
+
+
+def _tile_logits(h: Array, tile_rows: Array, ids: Array, num_items: int) -> tuple[Array, Array]:
+  """Masked logits of one tile: (float32[N, tile] with _NEG at excluded ids, bool[tile] valid)."""
+  logits = jnp.einsum("nd,td->nt", h, tile_rows, preferred_element_type=jnp.float32)  # [N, tile]
+  valid = (ids >= 1) & (ids <= num_items)  # [tile], same rule as valid_item_mask
+  return jnp.where(valid, logits, _NEG), valid
+
+
+def _lse_forward(h: Array, table: Array, num_items: int, tile: int) -> Array:
+  """float32[N]: logsumexp over the valid items of h[N, d] @ table[V, d].T, one tile at a time."""
+  tiles, ids = _tiles(table, tile)
+
+  def body(carry, xs):
+    m, s = carry  # running max, running sum of exp(logit - m); float32[N] each
+    tile_rows, tile_ids = xs
+    logits, valid = _tile_logits(h, tile_rows, tile_ids, num_items)  # [N, tile]
+    m_new = jnp.maximum(m, jnp.max(logits, axis=-1))
+    p = jnp.where(valid, jnp.exp(logits - m_new[:, None]), 0.0)  # [N, tile]
+    s = s * jnp.exp(m - m_new) + jnp.sum(p, axis=-1)
+    return (m_new, s), None
+
+  n = h.shape[0]
+  init = (jnp.full((n,), _NEG, jnp.float32), jnp.zeros((n,), jnp.float32))
+  (m, s), _ = jax.lax.scan(body, init, (tiles, ids))
+  return m + jnp.log(s)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _tiled_lse(h: Array, table: Array, num_items: int, tile: int) -> Array:
+  """float32[N] logsumexp over items 1..num_items of h[N, d] @ table[V, d].T (custom VJP)."""
+  return _lse_forward(h, table, num_items, tile)
+
+
+def _tiled_lse_fwd(h, table, num_items, tile):
+  lse = _lse_forward(h, table, num_items, tile)
+  return lse, (h, table, lse)
+
+
+def _tiled_lse_bwd(num_items, tile, res, g):
+  """d lse_n / d h_n = sum_v p_nv e_v and d lse_n / d e_v = p_nv h_n, p = softmax; weighted by g.
+
+  Recomputes every tile's logits from the saved lse, so only float32[N, tile] temporaries live.
+  """
+  h, table, lse = res
+  tiles, ids = _tiles(table, tile)
+  compute_dtype = jnp.result_type(h.dtype, table.dtype)
+  g = g.astype(jnp.float32)
+
+  def body(dh, xs):
+    tile_rows, tile_ids = xs
+    logits, valid = _tile_logits(h, tile_rows, tile_ids, num_items)  # [N, tile]
+    gp = jnp.where(valid, jnp.exp(logits - lse[:, None]), 0.0) * g[:, None]  # [N, tile]
+    gp = gp.astype(compute_dtype)
+    dh = dh + jnp.einsum("nt,td->nd", gp, tile_rows, preferred_element_type=jnp.float32)
+    d_tile = jnp.einsum("nt,nd->td", gp, h, preferred_element_type=jnp.float32)  # [tile, d]
+    return dh, d_tile
+
+  dh, d_tiles = jax.lax.scan(body, jnp.zeros(h.shape, jnp.float32), (tiles, ids))
+  d_table = d_tiles.reshape(-1, table.shape[1])[:table.shape[0]]  # [V, d]
+  return dh.astype(h.dtype), d_table.astype(table.dtype)
+
+
+_tiled_lse.defvjp(_tiled_lse_fwd, _tiled_lse_bwd)
+
+
+def tiled_softmax_ce(h: Array, table: Array, targets: Array, num_items: int,
+                     tile_size: int = DEFAULT_TILE_SIZE) -> tuple[Array, Array]:
+  """:func:`full_softmax_ce` without materialising the [B, L, V] logits.
+
+  The loss at a position is lse - <h, e_target>. The logsumexp runs as a scan over vocabulary
+  tiles with a running max and sum-exp (custom VJP: the backward rescans the tiles, recomputing
+  the logits from the saved lse); the target logit is gathered directly, and its gradient (the
+  -e_target / -h scatter at the targets) comes from ordinary autodiff of the gather.
+
+  Args:
+    h: float[B, L, d] user vectors.
+    table: float[V, d] item table; rows 0 and > num_items are excluded from the softmax.
+    targets: int[B, L], 0 where there is no target (such positions carry weight 0).
+    num_items: static Python int.
+    tile_size: vocabulary rows per tile; clipped to V. When V is not a multiple, the table is
+      zero-padded to one inside and the padded rows are masked. Memory: a few float32[N, tile].
+  Returns:
+    (mean loss over positions with a target, number of such positions), both float32 scalars.
+  """
+  with jax.named_scope("tiled_softmax_ce"):
+    d = h.shape[-1]
+    h_flat = h.reshape(-1, d)  # [N, d], N = B * L
+    t_flat = targets.reshape(-1)  # [N]
+    tile = max(1, min(int(tile_size), table.shape[0]))
+    lse = _tiled_lse(h_flat, table, int(num_items), tile)  # [N]
+    target_rows = jnp.take(table, t_flat, axis=0)  # [N, d]
+    target_logit = jnp.einsum("nd,nd->n", h_flat, target_rows, preferred_element_type=jnp.float32)
+    weight = (t_flat > 0).astype(jnp.float32)
+    count = jnp.sum(weight)
+    return jnp.sum((lse - target_logit) * weight) / jnp.maximum(count, 1.0), count
+
+
+def softmax_ce(h: Array, table: Array, targets: Array, num_items: int, *,
+               tiled: bool | None = None,
+               tile_size: int = DEFAULT_TILE_SIZE) -> tuple[Array, Array]:
+  """Full-catalogue cross-entropy; the trainer's entry point.
+
+  Args:
+    h, table, targets, num_items: as in :func:`full_softmax_ce`.
+    tiled: True for :func:`tiled_softmax_ce`, False for :func:`full_softmax_ce`, None to use the
+      tiled one when B * L * V (elements of the logits) exceeds :data:`TILED_CE_THRESHOLD`.
+    tile_size: see :func:`tiled_softmax_ce`.
+  Returns:
+    (mean loss over positions with a target, number of such positions), both float32 scalars.
+  """
+  if tiled is None:
+    tiled = targets.size * table.shape[0] > TILED_CE_THRESHOLD
+  if tiled:
+    return tiled_softmax_ce(h, table, targets, num_items, tile_size=tile_size)
+  return full_softmax_ce(h, table, targets, num_items)

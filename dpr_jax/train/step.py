@@ -12,7 +12,7 @@ import optax
 from jax.sharding import Mesh
 
 from dpr_jax import sharding
-from dpr_jax.train.loss import full_softmax_ce
+from dpr_jax.train.loss import softmax_ce
 
 Array = jax.Array
 
@@ -68,7 +68,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_item
   def loss_fn(params, inputs, targets, rng):
     h = model.apply({"params": params}, inputs, deterministic=False, rngs={"dropout": rng})
     table = model.apply({"params": params}, method=model.item_table)
-    loss, _ = full_softmax_ce(h, table, targets, num_items)
+    loss, _ = softmax_ce(h, table, targets, num_items)  # tiled over the vocab when large
     return loss
 
   def one_step(state: TrainState, batch):
