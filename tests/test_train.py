@@ -78,5 +78,5 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_config, tmp_path, monke
 def test_checkpoint_from_another_model_is_refused(tiny_config, tmp_path):
   trainer.train_and_evaluate(tiny_config(**{"train.num_epochs": 5}))
   other = tiny_config(**{"train.num_epochs": 5, "model.embed_dim": 16})
-  with pytest.raises(CheckpointError, match="another model or dataset"):
+  with pytest.raises(CheckpointError, match="another model, dataset or optimizer"):
     trainer.train_and_evaluate(other)

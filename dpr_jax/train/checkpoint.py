@@ -3,7 +3,7 @@
 Layout under ``<run_dir>/checkpoints/``::
 
     latest/<step>/{state,meta}   periodic, the last ``keep`` kept; a restarted run resumes here
-    best/<step>/{state,meta}     the state with the best validation NDCG@10 so far
+    best/<step>/{state,meta}     the states with the best validation NDCG@10 so far (last 2)
 
 ``meta`` is JSON: the loop's own state (epoch, best metric, evaluations without improvement)
 and the config fields a restore must agree with.
@@ -11,11 +11,17 @@ and the config fields a restore must agree with.
 
 from __future__ import annotations
 
+import logging
 import pathlib
+import shutil
+import time
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+from dpr_jax.errors import CheckpointError
+from dpr_jax.train import faults
 
 
 def abstract_with_shardings(state: Any, shardings: Any) -> Any:
@@ -32,7 +38,7 @@ class RunCheckpoints:
     self.latest = ocp.CheckpointManager(
         self.directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
     self.best = ocp.CheckpointManager(
-        self.directory / "best", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+        self.directory / "best", options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
 
   @staticmethod
   def _save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> None:
@@ -41,22 +47,63 @@ class RunCheckpoints:
 
   def save_latest(self, step: int, state: Any, meta: dict) -> None:
     self._save(self.latest, step, state, meta)
+    faults.point("save")  # tests kill the process here, while the save is still being written
 
   def save_best(self, step: int, state: Any, meta: dict) -> None:
     self._save(self.best, step, state, meta)
 
-  @staticmethod
-  def _restore(manager: ocp.CheckpointManager, abstract_state: Any, check_meta=None):
-    step = manager.latest_step()
-    if step is None:
-      return None
-    # The JSON first: a checkpoint of another config is refused before any array is read.
-    meta = dict(manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
-    if check_meta is not None:
-      check_meta(meta)
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state)))
-    return restored["state"], meta
+  def _restore(self, manager: ocp.CheckpointManager, abstract_state: Any, check_meta=None):
+    """The newest readable checkpoint of ``manager`` as (state, meta), or None if it has none.
+
+    A checkpoint that cannot be read (truncated or corrupted files) is skipped with a warning,
+    moved aside to ``<checkpoints>/unreadable/`` (so the run can save that step again), and the
+    previous one is tried. A half-written one (killed during a save) is never listed: orbax
+    finalises a step only once all of it is on disk.
+    """
+    steps = sorted(manager.all_steps(), reverse=True)
+    for i, step in enumerate(steps):
+      try:
+        # The JSON first: a checkpoint of another config is refused before any array is read.
+        meta = dict(manager.restore(step, args=ocp.args.Composite(
+            meta=ocp.args.JsonRestore()))["meta"])
+        if check_meta is not None:
+          check_meta(meta)
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state)))
+        if i:
+          self._quarantine(manager, steps[:i])
+        return restored["state"], meta
+      except CheckpointError:
+        raise
+      except Exception as e:  # noqa: BLE001 -- any unreadable checkpoint: try the previous one
+        logging.warning("checkpoint %s/%d is unreadable (%s: %s); falling back to the previous"
+                        " one", manager.directory, step, type(e).__name__, str(e)[:200])
+    if steps:
+      raise CheckpointError(
+          f"no readable checkpoint in {manager.directory} (tried steps {steps}: corrupted, or"
+          " made by an incompatible config); use a fresh --config.run.dir")
+    return None
+
+  def _quarantine(self, manager: ocp.CheckpointManager, steps: list[int]) -> None:
+    where = self.directory / "unreadable"
+    where.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+      source = pathlib.Path(str(manager.directory)) / str(step)
+      target = where / f"{source.parent.name}-{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+      shutil.move(str(source), str(target))
+      logging.warning("moved unreadable checkpoint %s to %s", source, target)
+    manager.reload()
+
+  def discard_after(self, step: int) -> None:
+    """Deletes checkpoints newer than ``step`` (left by a run that resumes from ``step``).
+
+    After a fallback to an older checkpoint the run replays the later steps (deterministically)
+    and must be able to save them again.
+    """
+    for manager in (self.latest, self.best):
+      for s in manager.all_steps():
+        if s > step:
+          manager.delete(s)
 
   def restore_latest(self, abstract_state: Any, check_meta=None):
     """(state, meta) of the newest periodic checkpoint, or None when there is none.

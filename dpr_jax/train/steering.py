@@ -47,6 +47,7 @@ from dpr_jax.errors import CheckpointError
 from dpr_jax.models import valid_item_mask
 from dpr_jax.models.dpr import DPRHead
 from dpr_jax.prompts.bank import PromptBank
+from dpr_jax.train import faults
 from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
 from dpr_jax.train.logbook import Logbook
 from dpr_jax.train.stages import STAGES, masked_optimizer, stage_dir
@@ -266,6 +267,7 @@ def run_stage(stage: int, config, data: SplitData, mesh: Mesh, catalogue: Frozen
                                   lambda meta: _check(meta, fingerprint, ckpts.directory))
   if restored is not None:
     state = restored[0]
+    ckpts.discard_after(int(state.step))
     logging.info("stage %d: resuming from step %d", stage, int(state.step))
   elif not train:
     raise CheckpointError(f"no stage-{stage} checkpoint in {ckpts.directory}; train first")
@@ -298,6 +300,7 @@ def run_stage(stage: int, config, data: SplitData, mesh: Mesh, catalogue: Frozen
     pending, step = [], start
     for host_batch in pipeline.iterate(dataset):
       state, metrics = train_steps(state, pipeline.to_global(host_batch, mesh))
+      faults.point("step")
       pending.append(metrics)
       step += spc
       bar.update(spc)

@@ -28,6 +28,7 @@ from dpr_jax.errors import CheckpointError, ConfigError, UserError
 from dpr_jax.eval import report
 from dpr_jax.eval.ranking import Evaluator, make_eval_step
 from dpr_jax.models import build_backbone
+from dpr_jax.train import faults
 from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
 from dpr_jax.train.logbook import Logbook
 from dpr_jax.train.stages import stage_dir
@@ -62,7 +63,8 @@ class Schedule:
 
 def _fingerprint(config, data: SplitData) -> dict:
   """What a checkpoint must agree with to be restored into this run."""
-  return {"model": config.model.to_dict(), "num_items": data.num_items, "max_len": data.max_len}
+  return {"model": config.model.to_dict(), "num_items": data.num_items, "max_len": data.max_len,
+          "grad_clip": config.train.grad_clip > 0}  # clipping changes the optimizer state tree
 
 
 def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
@@ -96,6 +98,7 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
   restored = _restore_checked(ckpts.restore_latest, abstract, fingerprint, ckpts.directory)
   if restored is not None:
     state, meta = restored
+    ckpts.discard_after(int(state.step))
     logging.info("resuming from step %d (%s)", int(state.step), ckpts.directory / "latest")
 
   # ============================================================================ Compiled steps
@@ -146,7 +149,7 @@ def _restore_checked(restore_fn, abstract, fingerprint: dict, where: pathlib.Pat
   def check(meta: dict):
     if meta.get("fingerprint") != fingerprint:
       raise CheckpointError(
-          f"checkpoint in {where} was made with another model or dataset"
+          f"checkpoint in {where} was made with another model, dataset or optimizer"
           f" ({meta.get('fingerprint')} vs {fingerprint}); use a fresh --config.run.dir")
 
   try:
@@ -168,6 +171,7 @@ def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state,
              desc=f"train {config.model.name}")
   for host_batch in pipeline.iterate(dataset):
     state, metrics = train_steps(state, pipeline.to_global(host_batch, mesh))
+    faults.point("step")
     pending_losses.append(metrics["loss"])
     if compile_s is None:
       jax.block_until_ready(state.step)
