@@ -12,7 +12,7 @@ import ml_collections
 from dpr_jax.errors import ConfigError
 
 MODELS = ("sasrec", "gru4rec")
-DATA_FORMATS = ("sasrec", "grouplens", "csv", "synthetic")
+DATA_FORMATS = ("sasrec", "grouplens", "csv", "mind", "synthetic")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -109,6 +109,16 @@ def default_config() -> ml_collections.ConfigDict:
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1  # -1: all devices not used by `model`.
   c.mesh.model = 1  # Shards the item table's vocab axis (and, later, experts).
+
+  # ---------------------------------------------------------------- distributed
+  # Multi-process runs (several hosts, or several processes on one machine). With a coordinator
+  # every process passes the same address and count and its own id; on a Cloud TPU pod set
+  # `auto` and JAX finds the topology itself. Each process reads its share of every batch.
+  c.distributed = ml_collections.ConfigDict()
+  c.distributed.coordinator = ""  # "host:port" of process 0; "" = single process.
+  c.distributed.num_processes = 1
+  c.distributed.process_id = 0
+  c.distributed.auto = False  # jax.distributed.initialize() without arguments (TPU pods).
 
   # ---------------------------------------------------------------- run
   c.run = ml_collections.ConfigDict()

@@ -34,9 +34,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.getLogger().setLevel(logging.INFO)
-  from dpr_jax.train import run as run_lib  # Late: jax start-up after flag errors are reported.
+  from dpr_jax import distributed  # Late: jax start-up after flag errors are reported.
+  from dpr_jax.train import run as run_lib
 
   try:
+    distributed.initialize(_CONFIG.value.distributed)
     results = run_lib.run(_CONFIG.value, mode=_MODE.value)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -37,7 +37,7 @@ def run(config, mode: str = "train") -> dict:
   files = out.pop("files", [])
 
   # ------------------------------------------------------------------ frozen backbone context
-  data = prepare(config.data)
+  data = prepare(config.data)  # stage 1 (trainer) built the cache already
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
   model, backbone_params = trainer.load_backbone(config, data, mesh)
   table = model.apply({"params": backbone_params}, method=model.item_table)

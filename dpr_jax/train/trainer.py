@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dpr_jax import config as config_lib
-from dpr_jax import sharding
+from dpr_jax import distributed, sharding
 from dpr_jax.data import pipeline
 from dpr_jax.data.prepare import prepare
 from dpr_jax.data.split import SplitData
@@ -80,7 +80,7 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
   logging.info("mesh %s on %s", dict(mesh.shape), report.device_description())
 
   # ============================================================================ Data
-  data = prepare(config.data)
+  data = distributed.first_process_then_others("prepare", lambda: prepare(config.data))
   order = pipeline.BatchOrder(data.num_users, config.train.batch_size, config.train.seed)
   schedule = Schedule.from_config(config.train, order.steps_per_epoch)
 
