@@ -32,7 +32,7 @@ import numpy as np
 from dpr_jax.data.types import InteractionData
 from dpr_jax.errors import ConfigError, DataError
 
-FORMATS = ("grouplens", "sasrec", "csv")
+FORMATS = ("grouplens", "sasrec", "csv", "mind")
 
 _HINT = "put the ML-1M files there or set DPR_DATA_DIR / --config.data.dir"
 _UINT = re.compile(r"[0-9]{1,18}")  # at most 18 digits: always fits in int64
@@ -697,15 +697,20 @@ def _find_first(directory: Path, candidates: Sequence[str]) -> Path | None:
 
 
 def load_dataset(fmt: str, directory_or_path: str | os.PathLike, **kw) -> InteractionData:
-  """Loads a dataset in format ``fmt`` ("grouplens", "sasrec" or "csv").
+  """Loads a dataset in format ``fmt`` ("grouplens", "sasrec", "csv" or "mind").
 
   For "grouplens" and "sasrec", ``directory_or_path`` is the folder holding the files. For
   "csv" it is the interactions file, or a folder holding one of interactions.csv[.gz] /
   interactions_ordered.csv[.gz]; then, unless ``tags_path`` is given, the folder's
-  item_tags.csv[.gz] or movies.dat (if any) is the tag table. ``kw`` goes to the loader.
+  item_tags.csv[.gz] or movies.dat (if any) is the tag table. For "mind" it is the folder of
+  news.tsv + behaviors.tsv or of the MIND split folders (see dpr_jax.data.mind). ``kw`` goes to
+  the loader.
   """
   if fmt not in FORMATS:
     raise ConfigError(f"unknown data format {fmt!r}; expected one of {', '.join(FORMATS)}")
+  if fmt == "mind":
+    from dpr_jax.data import mind  # deferred: mind imports this module
+    return mind.load_mind(directory_or_path, **kw)
   path = Path(directory_or_path).expanduser()
   if not path.exists():
     expected = {"grouplens": "ratings.dat, movies.dat",

@@ -62,6 +62,10 @@ def load_interactions(data_config, cache_dir: pathlib.Path) -> InteractionData:
     if directory is None or not directory.exists():
       directory = fetch.ensure_ml1m(cache_dir)
   if directory is None:
+    if fmt == "mind":
+      from dpr_jax.data import mind
+
+      raise DataError(f"no data directory for format 'mind': {mind.DOWNLOAD_HINT}")
     raise DataError(
         f"no data directory for format {fmt!r}: set DPR_DATA_DIR or --config.data.dir to the"
         " folder with the files (or use --config.data.format=grouplens to download ML-1M)")
