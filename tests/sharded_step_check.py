@@ -41,6 +41,14 @@ def main(data_axis: int, model_axis: int, model_name: str):
   p1, p8 = jax.device_get(s1.params), jax.device_get(s8.params)
   diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), p1, p8))
   table = s8.params["item_embed"]["embedding"]
+  # The DPR head's experts: their leading `expert` axis is split over `model`.
+  from dpr_jax.models.dpr import DPRHead
+  import jax.numpy as jnp
+  head = DPRHead(embed_dim=config.model.embed_dim, num_tags=3, num_experts=4)
+  boxed = jax.eval_shape(lambda: head.init({"params": jax.random.key(0)},
+                                           jnp.zeros((1, config.model.embed_dim)),
+                                           jnp.zeros((1, 5)), jnp.ones((1,), bool)))["params"]
+  expert_spec = sharding.tree_shardings(many, boxed)["experts"]["w1"].spec
   print(json.dumps({
       "devices": len(jax.devices()),
       "loss_1": np.asarray(m1["loss"]).tolist(), "loss_n": np.asarray(m8["loss"]).tolist(),
@@ -48,6 +56,7 @@ def main(data_axis: int, model_axis: int, model_name: str):
       "table_spec": [str(a) for a in table.sharding.spec],
       "table_shard_rows": table.addressable_shards[0].data.shape[0],
       "table_rows": table.shape[0],
+      "expert_spec": [str(a) for a in expert_spec],
   }))
 
 

@@ -20,16 +20,17 @@ def _run(data_axis, model_axis, model):
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
-def test_data4_model2_matches_one_device(model):
-  r = _run(4, 2, model)
+@pytest.mark.parametrize("model, data_axis, model_axis", [
+    ("sasrec", 8, 1), ("sasrec", 4, 2), ("sasrec", 2, 4), ("gru4rec", 4, 2)])
+def test_sharded_step_matches_one_device(model, data_axis, model_axis):
+  r = _run(data_axis, model_axis, model)
   assert r["devices"] == 8
   for a, b in zip(r["loss_1"], r["loss_n"]):
     assert abs(a - b) < 1e-5 * max(1.0, abs(a))
   assert r["max_param_diff"] < 1e-5
-  # The item table's vocab axis is split over `model` as LOGICAL_AXIS_RULES says.
-  assert r["table_spec"][0] == "model"
-  assert r["table_shard_rows"] * 2 == r["table_rows"]
+  # The item table's vocab axis and the experts are split over `model` as the rules say.
+  assert r["table_spec"][0] == "model" and r["expert_spec"][0] == "model"
+  assert r["table_shard_rows"] * model_axis == r["table_rows"]
 
 
 def test_bad_mesh_is_refused():
