@@ -2,8 +2,6 @@
 
 import json
 
-import jax
-import numpy as np
 import pytest
 
 from dpr_jax.data.prepare import prepare

@@ -54,6 +54,9 @@ def stage_dir(run_dir: str | pathlib.Path, stage: int) -> pathlib.Path:
 
 def masked_optimizer(tx: optax.GradientTransformation, params, trains: tuple[str, ...]):
   """``tx`` on the top-level groups in ``trains``; every other leaf gets a zero update."""
-  labels = {k: jax.tree.map(lambda _: "train" if k in trains else "frozen", v)
-            for k, v in params.items()}
+  def label_all(group: str, subtree):
+    label = "train" if group in trains else "frozen"
+    return jax.tree.map(lambda _: label, subtree)
+
+  labels = {k: label_all(k, v) for k, v in params.items()}
   return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
