@@ -8,11 +8,13 @@ import json
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax import sharding
 from dpr_jax.data import pipeline
 from dpr_jax.models import build_backbone
+from dpr_jax.models.dpr import DPRHead
 from dpr_jax.train.step import create_state, jit_train_step, make_optimizer, make_train_step
 
 sys.path.insert(0, "configs")
@@ -28,37 +30,37 @@ def run(mesh, config, batch):
   return state, metrics
 
 
-def main(data_axis: int, model_axis: int, model_name: str):
+def main(model_name: str, meshes: list[tuple[int, int]]):
+  """One JSON line per (data, model) mesh, all against the same 1-device run."""
   config = tiny.get_config(model_name)
   rng = np.random.default_rng(0)
   inputs = rng.integers(0, 51, size=(3, 16, config.data.max_len)).astype(np.int32)
   targets = np.where(inputs > 0, rng.integers(1, 51, size=inputs.shape), 0).astype(np.int32)
   batch = {"inputs": inputs, "targets": targets}
-  one = sharding.make_mesh(1, 1, devices=jax.devices()[:1])
-  many = sharding.make_mesh(data_axis, model_axis)
-  s1, m1 = run(one, config, batch)
-  s8, m8 = run(many, config, batch)
-  p1, p8 = jax.device_get(s1.params), jax.device_get(s8.params)
-  diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), p1, p8))
-  table = s8.params["item_embed"]["embedding"]
-  # The DPR head's experts: their leading `expert` axis is split over `model`.
-  from dpr_jax.models.dpr import DPRHead
-  import jax.numpy as jnp
+  s1, m1 = run(sharding.make_mesh(1, 1, devices=jax.devices()[:1]), config, batch)
+  p1 = jax.device_get(s1.params)
   head = DPRHead(embed_dim=config.model.embed_dim, num_tags=3, num_experts=4)
-  boxed = jax.eval_shape(lambda: head.init({"params": jax.random.key(0)},
-                                           jnp.zeros((1, config.model.embed_dim)),
-                                           jnp.zeros((1, 5)), jnp.ones((1,), bool)))["params"]
-  expert_spec = sharding.tree_shardings(many, boxed)["experts"]["w1"].spec
-  print(json.dumps({
-      "devices": len(jax.devices()),
-      "loss_1": np.asarray(m1["loss"]).tolist(), "loss_n": np.asarray(m8["loss"]).tolist(),
-      "max_param_diff": max(diffs),
-      "table_spec": [str(a) for a in table.sharding.spec],
-      "table_shard_rows": table.addressable_shards[0].data.shape[0],
-      "table_rows": table.shape[0],
-      "expert_spec": [str(a) for a in expert_spec],
-  }))
+  boxed_head = jax.eval_shape(lambda: head.init(
+      {"params": jax.random.key(0)}, jnp.zeros((1, config.model.embed_dim)), jnp.zeros((1, 5)),
+      jnp.ones((1,), bool)))["params"]
+  for data_axis, model_axis in meshes:
+    many = sharding.make_mesh(data_axis, model_axis)
+    s8, m8 = run(many, config, batch)
+    p8 = jax.device_get(s8.params)
+    diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), p1, p8))
+    table = s8.params["item_embed"]["embedding"]
+    # The DPR head's experts: their leading `expert` axis is split over `model`.
+    expert_spec = sharding.tree_shardings(many, boxed_head)["experts"]["w1"].spec
+    print(json.dumps({
+        "mesh": [data_axis, model_axis], "devices": len(jax.devices()),
+        "loss_1": np.asarray(m1["loss"]).tolist(), "loss_n": np.asarray(m8["loss"]).tolist(),
+        "max_param_diff": max(diffs),
+        "table_spec": [str(a) for a in table.sharding.spec],
+        "table_shard_rows": table.addressable_shards[0].data.shape[0],
+        "table_rows": table.shape[0],
+        "expert_spec": [str(a) for a in expert_spec],
+    }))
 
 
 if __name__ == "__main__":
-  main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+  main(sys.argv[1], [tuple(int(a) for a in m.split("x")) for m in sys.argv[2:]])

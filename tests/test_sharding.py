@@ -10,27 +10,30 @@ import pytest
 from conftest import ROOT
 
 
-def _run(data_axis, model_axis, model):
+def _run(model, meshes):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
-  out = subprocess.run([sys.executable, str(ROOT / "tests" / "sharded_step_check.py"),
-                        str(data_axis), str(model_axis), model], cwd=ROOT, env=env,
+  out = subprocess.run([sys.executable, str(ROOT / "tests" / "sharded_step_check.py"), model,
+                        *(f"{d}x{m}" for d, m in meshes)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
-  return json.loads(out.stdout.strip().splitlines()[-1])
+  return [json.loads(line) for line in out.stdout.strip().splitlines() if line.startswith("{")]
 
 
-@pytest.mark.parametrize("model, data_axis, model_axis", [
-    ("sasrec", 8, 1), ("sasrec", 4, 2), ("sasrec", 2, 4), ("gru4rec", 4, 2)])
-def test_sharded_step_matches_one_device(model, data_axis, model_axis):
-  r = _run(data_axis, model_axis, model)
-  assert r["devices"] == 8
-  for a, b in zip(r["loss_1"], r["loss_n"]):
-    assert abs(a - b) < 1e-5 * max(1.0, abs(a))
-  assert r["max_param_diff"] < 1e-5
-  # The item table's vocab axis and the experts are split over `model` as the rules say.
-  assert r["table_spec"][0] == "model" and r["expert_spec"][0] == "model"
-  assert r["table_shard_rows"] * model_axis == r["table_rows"]
+@pytest.mark.parametrize("model, meshes", [
+    ("sasrec", [(8, 1), (4, 2), (2, 4)]), ("gru4rec", [(4, 2)])])
+def test_sharded_step_matches_one_device(model, meshes):
+  results = _run(model, meshes)
+  assert [tuple(r["mesh"]) for r in results] == meshes
+  for r in results:
+    model_axis = r["mesh"][1]
+    assert r["devices"] == 8
+    for a, b in zip(r["loss_1"], r["loss_n"]):
+      assert abs(a - b) < 1e-5 * max(1.0, abs(a)), r["mesh"]
+    assert r["max_param_diff"] < 1e-5, r["mesh"]
+    # The item table's vocab axis and the experts are split over `model` as the rules say.
+    assert r["table_spec"][0] == "model" and r["expert_spec"][0] == "model"
+    assert r["table_shard_rows"] * model_axis == r["table_rows"]
 
 
 def test_bad_mesh_is_refused():
