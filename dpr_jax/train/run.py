@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dpr_jax import sharding
+from dpr_jax import distributed, sharding
 from dpr_jax.data.prepare import default_cache_dir, prepare
 from dpr_jax.eval import steering as steering_eval
 from dpr_jax.prompts.bank import build_bank, item_text_embeddings
@@ -37,20 +37,22 @@ def run(config, mode: str = "train") -> dict:
   files = out.pop("files", [])
 
   # ------------------------------------------------------------------ frozen backbone context
-  data = prepare(config.data)  # stage 1 (trainer) built the cache already
+  # Caches are built by process 0 first, then read by the others.
+  data = distributed.first_process_then_others("prepare", lambda: prepare(config.data))
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
   model, backbone_params = trainer.load_backbone(config, data, mesh)
   table = model.apply({"params": backbone_params}, method=model.item_table)
   catalogue = steering.FrozenCatalogue.create(table, data)
   cache_dir = pathlib.Path(config.data.cache_dir or default_cache_dir())
   encoder = config.dpr.text_encoder or None
-  bank = build_bank(config.dpr.domain, data.tag_names, cache_dir, encoder)
+  bank = distributed.first_process_then_others(
+      "prompt-bank", lambda: build_bank(config.dpr.domain, data.tag_names, cache_dir, encoder))
   logbook = Logbook(config.run.dir, enabled=jax.process_index() == 0)
   train = mode == "train"
 
   # ------------------------------------------------------------------ stage 2: align
   head_params = steering.init_head_params(config, len(data.tag_names), bank.features.shape[1],
-                                             config.train.seed)
+                                         config.train.seed)
   head_params = steering.run_stage(
       2, config, data, mesh, catalogue, steering.alignment_examples(bank, data.tag_names), None,
       head_params, logbook, train=train and 2 in stages)
@@ -67,8 +69,9 @@ def run(config, mode: str = "train") -> dict:
 
   # ------------------------------------------------------------------ steering evaluation
   head = steering.build_head(config, len(data.tag_names))
-  item_text = item_text_embeddings(data.item_titles, data.item_tags, data.tag_names, cache_dir,
-                                   f"{config.data.name}-{config.data.format}", encoder)
+  item_text = distributed.first_process_then_others("item-text", lambda: item_text_embeddings(
+      data.item_titles, data.item_tags, data.tag_names, cache_dir,
+      f"{config.data.name}-{config.data.format}", encoder))
   vocab = table.shape[0]
   item_text = np.concatenate([item_text, np.zeros((vocab - len(item_text), item_text.shape[1]),
                                                   np.float32)])
