@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import sys
@@ -34,3 +35,32 @@ def tiny_config(tmp_path):
     return c
 
   return make
+
+
+@pytest.fixture
+def preempted_after_saves(monkeypatch):
+  """``with preempted_after_saves(n): train(...)``: the n-th periodic checkpoint save stops the
+  run like a preemption (KeyboardInterrupt once that checkpoint is on disk). The block must be
+  interrupted; the patch is undone when it ends."""
+  from dpr_jax.train.checkpoint import RunCheckpoints
+
+  @contextlib.contextmanager
+  def preempt(n: int):
+    original = RunCheckpoints.save_latest
+    count = [0]
+
+    def save_then_maybe_stop(self, step, state, meta):
+      original(self, step, state, meta)
+      count[0] += 1
+      if count[0] == n:
+        self.wait()
+        raise KeyboardInterrupt("simulated preemption")
+
+    monkeypatch.setattr(RunCheckpoints, "save_latest", save_then_maybe_stop)
+    try:
+      with pytest.raises(KeyboardInterrupt):
+        yield
+    finally:
+      monkeypatch.setattr(RunCheckpoints, "save_latest", original)
+
+  return preempt

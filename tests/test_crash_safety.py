@@ -13,7 +13,6 @@ import pytest
 
 from conftest import ROOT
 from dpr_jax.train import trainer
-from dpr_jax.train.checkpoint import RunCheckpoints
 
 
 def _cli(run_dir: pathlib.Path, cache: pathlib.Path, kill_at: str | None = None):
@@ -73,29 +72,12 @@ def _leaves(tree, prefix=""):
     yield prefix, tree
 
 
-def _interrupt_after_saves(monkeypatch, n: int):
-  original = RunCheckpoints.save_latest
-  count = {"n": 0}
-
-  def save_then_maybe_stop(self, step, state, meta):
-    original(self, step, state, meta)
-    count["n"] += 1
-    if count["n"] == n:
-      self.wait()
-      raise KeyboardInterrupt("preempted")
-
-  monkeypatch.setattr(RunCheckpoints, "save_latest", save_then_maybe_stop)
-  return lambda: monkeypatch.setattr(RunCheckpoints, "save_latest", original)
-
-
-def test_corrupted_latest_checkpoint_falls_back_to_the_previous(tiny_config, tmp_path, monkeypatch,
-                                                               caplog):
+def test_corrupted_latest_checkpoint_falls_back_to_the_previous(tiny_config, tmp_path, caplog,
+                                                               preempted_after_saves):
   straight = trainer.train_and_evaluate(tiny_config(**{"run.dir": str(tmp_path / "a")}))
   config = tiny_config(**{"run.dir": str(tmp_path / "b")})
-  restore = _interrupt_after_saves(monkeypatch, 2)
-  with pytest.raises(KeyboardInterrupt):
+  with preempted_after_saves(2):
     trainer.train_and_evaluate(config)
-  restore()
   latest = tmp_path / "b" / "stage1" / "checkpoints" / "latest"
   newest = max((p for p in latest.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
   for f in (newest / "state").rglob("*"):
@@ -109,11 +91,9 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous(tiny_config, tmp
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path,
-                                                                  monkeypatch):
-  restore = _interrupt_after_saves(monkeypatch, 1)
-  with pytest.raises(KeyboardInterrupt):
+                                                                  preempted_after_saves):
+  with preempted_after_saves(1):
     trainer.train_and_evaluate(tiny_config())
-  restore()
   with pytest.raises(trainer.NonFiniteLoss, match="non-finite"):
     trainer.train_and_evaluate(tiny_config(**{"train.lr": 1e12}))
   kept = _final_params(tmp_path / "run")

@@ -125,12 +125,12 @@ def test_steering_examples_use_tags_of_the_next_item(tiny_config):
   assert len(target) == per_user.sum()
 
 
-def test_interrupted_stage_resumes_to_the_same_parameters(tiny_config, tmp_path, monkeypatch):
+def test_interrupted_stage_resumes_to_the_same_parameters(tiny_config, tmp_path,
+                                                          preempted_after_saves):
   from dpr_jax import sharding
   from dpr_jax.data.prepare import prepare
   from dpr_jax.models import padded_vocab
   from dpr_jax.train import steering
-  from dpr_jax.train.checkpoint import RunCheckpoints
   from dpr_jax.train.logbook import Logbook
 
   def train(run_dir, crash: bool):
@@ -145,18 +145,9 @@ def test_interrupted_stage_resumes_to_the_same_parameters(tiny_config, tmp_path,
     init = steering.init_head_params(config, len(data.tag_names), 13, seed=0)
     mesh = sharding.make_mesh(1, 1)
     if crash:
-      original = RunCheckpoints.save_latest
-
-      def crash_after_first_save(self, step, state, meta):
-        original(self, step, state, meta)
-        self.wait()
-        raise KeyboardInterrupt("preempted")
-
-      monkeypatch.setattr(RunCheckpoints, "save_latest", crash_after_first_save)
-      with pytest.raises(KeyboardInterrupt):
+      with preempted_after_saves(1):
         steering.run_stage(2, config, data, mesh, catalogue, arrays, None, init,
                            Logbook(run_dir, enabled=False))
-      monkeypatch.setattr(RunCheckpoints, "save_latest", original)
     return steering.run_stage(2, config, data, mesh, catalogue, arrays, None, init,
                               Logbook(run_dir, enabled=False))
 

@@ -8,7 +8,6 @@ from dpr_jax.data.prepare import prepare
 from dpr_jax.errors import CheckpointError
 from dpr_jax.eval.baselines import evaluate_scores, popularity_counts
 from dpr_jax.train import trainer
-from dpr_jax.train.checkpoint import RunCheckpoints
 
 
 def _losses(run_dir):
@@ -47,24 +46,11 @@ def test_eval_mode_without_checkpoint_is_a_clear_error(tiny_config):
     trainer.train_and_evaluate(tiny_config(), mode="eval")
 
 
-def test_interrupted_run_resumes_to_the_same_result(tiny_config, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_same_result(tiny_config, tmp_path, preempted_after_saves):
   straight = trainer.train_and_evaluate(tiny_config(**{"run.dir": str(tmp_path / "a")}))
-
-  saves = {"n": 0}
-  original = RunCheckpoints.save_latest
-
-  def crash_after_second_save(self, step, state, meta):
-    original(self, step, state, meta)
-    saves["n"] += 1
-    if saves["n"] == 2:
-      self.wait()
-      raise KeyboardInterrupt("simulated preemption")
-
-  monkeypatch.setattr(RunCheckpoints, "save_latest", crash_after_second_save)
   config = tiny_config(**{"run.dir": str(tmp_path / "b")})
-  with pytest.raises(KeyboardInterrupt):
+  with preempted_after_saves(2):
     trainer.train_and_evaluate(config)
-  monkeypatch.setattr(RunCheckpoints, "save_latest", original)
   resumed = trainer.train_and_evaluate(config)
   assert resumed["test"] == straight["test"]
   # The resumed run did not redo the steps before the interruption.
