@@ -1,0 +1,78 @@
+"""The PyTorch peer of the bench computes our SASRec's loss, gradients and ranking metrics.
+
+Torch is a bench-only dependency: without it (CI) these tests skip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from dpr_jax.bench import peer  # noqa: E402
+from dpr_jax.config import default_config  # noqa: E402
+from dpr_jax.data.split import leave_one_out  # noqa: E402
+
+
+def _setup(num_heads: int):
+  c = default_config()
+  c.data.max_len = 64
+  c.model.embed_dim, c.model.mlp_dim, c.model.num_heads, c.model.vocab_multiple = 16, 32, num_heads, 8
+  c.train.batch_size, c.eval.batch_size = 8, 16
+  data = leave_one_out(peer.synthetic_ml1m_like(num_users=40, num_items=50, seed=1), 64)
+  ours = peer.Ours(c, data)
+  m = c.model
+  module = peer.make_torch_sasrec(ours.model.vocab_size, 64, m.embed_dim, m.num_blocks, m.num_heads,
+                                  m.mlp_dim, m.dropout)
+  return c, data, ours, module
+
+
+@pytest.mark.parametrize("num_heads", [1, 2])
+def test_peer_loss_and_gradients_equal_ours(num_heads):
+  _, data, ours, module = _setup(num_heads)
+  inputs, targets = data.train_inputs[:8], data.train_targets[:8]
+  assert 0 < (targets > 0).mean() < 1  # left padding present: the masks matter
+  eq = peer.equivalence(ours, module, inputs, targets, data.num_items)
+  for variant in ("dense", "compact"):
+    assert eq[f"loss_rel_diff_{variant}"] < 1e-5
+    assert eq[f"grad_max_rel_diff_{variant}"] < 1e-4
+  # A wrong weight is detected: the check is not vacuous.
+  with torch.no_grad():
+    module.blocks[0].w0.mul_(1.01)
+  module.eval()
+  off = peer.torch_ce(module, torch.from_numpy(inputs).long(), torch.from_numpy(targets).long(),
+                      data.num_items, compact=False).item()
+  assert abs(off - eq["loss_jax"]) / eq["loss_jax"] > 1e-5
+
+
+def test_peer_ranking_metrics_equal_ours():
+  c, data, ours, module = _setup(1)
+  peer.copy_params(ours.state.params, module)
+  want = ours.evaluate(ours.state.params, data, "test")
+  got = peer.torch_eval(module, data, "test", 16, data.num_items)
+  assert got["users"] == want["users"] == data.num_users
+  for k in want:
+    np.testing.assert_allclose(got[k], want[k], atol=1e-6, err_msg=k)
+
+
+def test_peer_trains_with_dropout():
+  c, data, _, module = _setup(1)
+  opt = peer.torch_optimizer(module, c.train)
+  for p in module.parameters():
+    torch.nn.init.normal_(p, std=0.1)
+  x = torch.from_numpy(data.train_inputs[:8]).long()
+  y = torch.from_numpy(data.train_targets[:8]).long()
+  losses = [peer.torch_train_step(module, opt, x, y, data.num_items, 1.0, compact=True).item()
+            for _ in range(20)]
+  assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_flops_count_the_head_at_supervised_positions_only():
+  m = default_config().model
+  dense = peer.train_flops(m, 4, 10, 40, 100)
+  half = peer.train_flops(m, 4, 10, 20, 100)
+  assert dense - half == pytest.approx(3 * 2 * 20 * 100 * m.embed_dim)
