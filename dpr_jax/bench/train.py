@@ -34,12 +34,14 @@ COLUMNS = ("model", "B", "L", "d", "V", "compile_s", "p50_ms", "p90_ms", "seq_pe
            "temp_mib")
 
 
-def _timed_steps(compiled, state, batch, steps: int) -> tuple[list[float], object]:
-  """Threads the (donated) state through one warm-up and ``steps`` timed calls."""
+def _timed_steps(compiled, state, batch, steps: int, warmup: int = 1
+                 ) -> tuple[list[float], object]:
+  """Threads the (donated) state through ``warmup`` untimed and ``steps`` timed calls."""
   import time
 
-  state, metrics = compiled(state, batch)
-  jax.block_until_ready(metrics)
+  for _ in range(warmup):
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
   times = []
   for _ in range(steps):
     t0 = time.perf_counter()
