@@ -165,3 +165,5 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(0 <= config.stage3.mix_positive + config.stage3.mix_negative <= 1, "stage3.mix_positive",
        "mix_positive + mix_negative must be in [0, 1]")
   need(all(k >= 1 for k in config.eval.ks), "eval.ks", "cutoffs must be >= 1")
+  need(10 in config.eval.ks, "eval.ks",
+       f"must include 10 (validation NDCG@10 picks the best checkpoint), got {tuple(config.eval.ks)}")

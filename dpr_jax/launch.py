@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 from absl import app, flags
@@ -31,8 +32,7 @@ flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  del argv  # checked in _parse_flags
   logging.getLogger().setLevel(logging.INFO)
   from dpr_jax import distributed  # Late: jax start-up after flag errors are reported.
   from dpr_jax.train import run as run_lib
@@ -54,9 +54,14 @@ def main(argv):
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing with config mistakes reported as one ``error:`` line (exit status 2)."""
+  """absl flag parsing with config mistakes reported as one ``error:`` line (exit status 2).
+
+  Covers a missing or unloadable config file, an unknown ``--config.<key>``, a value of the wrong
+  type, a bad preset argument (``configs/x.py:what``) and stray positional arguments.
+  """
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
+    _CONFIG.value.distributed  # pylint: disable=pointless-statement  # load errors surface here
   except flags.Error as e:  # wrong type, missing --config, bad --mode
     message = str(e)
   except (AttributeError, KeyError) as e:  # an unknown --config.<key>
@@ -65,8 +70,34 @@ def _parse_flags(argv: list[str]) -> list[str]:
     words = set(detail.split())
     key = next((n for n in names if words & set(n[len("--config."):].split("."))), "--config.<key>")
     message = f"unknown config key {key} ({detail})"
+  except UserError as e:  # raised by the preset itself (e.g. an unknown preset argument)
+    message = f"--config {_config_arg(argv)}: {e}"
+  except SyntaxError as e:  # the config file is not valid Python
+    message = f"{e.filename}:{e.lineno}: syntax error in the config file ({e.msg})"
+  except OSError as e:  # the config file cannot be read
+    path = _config_arg(argv).rsplit(":", 1)[0] if ":" in _config_arg(argv) else _config_arg(argv)
+    if not os.path.isfile(path):
+      message = f"--config {_config_arg(argv)}: no such config file"
+    else:
+      message = f"--config {_config_arg(argv)}: " + " ".join(str(e).split())
+  else:
+    if len(rest) > 1:
+      message = (f"unexpected arguments: {' '.join(rest[1:])} (options are --config, "
+                 f"--config.<key>=<value> and --mode)")
+    else:
+      return rest
   print(f"error: {message}", file=sys.stderr)
   sys.exit(2)
+
+
+def _config_arg(argv: list[str]) -> str:
+  """The value given to --config (for messages)."""
+  for i, a in enumerate(argv):
+    if a.startswith("--config="):
+      return a.split("=", 1)[1]
+    if a == "--config" and i + 1 < len(argv):
+      return argv[i + 1]
+  return "?"
 
 
 def run():

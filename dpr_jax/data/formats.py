@@ -543,6 +543,10 @@ def load_csv(interactions_path: str | os.PathLike, tags_path: str | os.PathLike 
     rows = [table.get(i, ("", ())) for i in item_ids]
     titles = [r[0] for r in rows]
     item_tags = [r[1] for r in rows]
+    untagged = [i for i, tags in zip(item_ids, item_tags) if not tags]
+    if untagged:
+      warnings.warn(f"{tpath}: {len(untagged)} of {len(item_ids)} items have no tags (no row, or an"
+                    f" empty tags field; first: item {untagged[0]!r})", stacklevel=2)
   stem = path.name
   for suffix in (".gz", ".csv"):
     stem = stem.removesuffix(suffix)

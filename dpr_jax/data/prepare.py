@@ -70,9 +70,10 @@ def load_interactions(data_config, cache_dir: pathlib.Path) -> InteractionData:
         f"no data directory for format {fmt!r}: set DPR_DATA_DIR or --config.data.dir to the"
         " folder with the files (or use --config.data.format=grouplens to download ML-1M)")
   if fmt == "csv":
-    inter = directory / data_config.interactions_file if data_config.interactions_file else directory
     tags = (directory / data_config.tags_file) if data_config.tags_file else None
-    return formats.load_csv(inter, tags)
+    if not data_config.interactions_file:  # a folder: interactions.csv[.gz] and its tag table
+      return formats.load_dataset("csv", directory, **({"tags_path": tags} if tags else {}))
+    return formats.load_csv(directory / data_config.interactions_file, tags)
   return formats.load_dataset(fmt, directory)
 
 
@@ -137,8 +138,24 @@ def prepare(data_config, cache_dir: str | os.PathLike | None = None) -> SplitDat
   data = load_interactions(data_config, cache_dir)
   split = leave_one_out(data, data_config.max_len)
   manifest = _manifest(data, data_config)
-  _save(path, split, manifest)
+  try:
+    _save(path, split, manifest)
+  except OSError as e:
+    raise DataError(f"cannot write the data cache {path} ({e.strerror or e}); set"
+                    " --config.data.cache_dir or DPR_CACHE_DIR to a writable folder") from None
   return _load(path)
+
+
+def require_tags(split: SplitData, data_config) -> None:
+  """Refuses a dataset without item tags for the DPR stages (they steer by tag): DataError."""
+  if split.tag_names and split.item_tags[1:].any():
+    return
+  sources = [s["path"] for s in split.manifest.get("sources", [])]
+  where = sources[-1] if len(sources) > 1 else (sources[0] if sources else data_config.name)
+  raise DataError(
+      f"{where}: no item has a tag, but stages 2-3 steer recommendations by tag; give the items"
+      " tags (format csv: --config.data.tags_file, a CSV 'item,tags' or a movies.dat) or run"
+      " stage 1 only (--config.stages=1)")
 
 
 def _manifest_synthetic(data_config) -> dict:

@@ -76,11 +76,15 @@ def _left_pad(seq: np.ndarray, length: int) -> np.ndarray:
 
 def leave_one_out(data: InteractionData, max_len: int) -> SplitData:
   """Splits ``data`` per PROTOCOL.md; raises DataError for users too short to split."""
-  for uid, seq in zip(data.user_ids, data.sequences):
-    if len(seq) < MIN_INTERACTIONS:
-      raise DataError(
-          f"{data.name}: user {uid} has {len(seq)} interaction(s); leave-one-out needs at least"
-          f" {MIN_INTERACTIONS} (train, validation and test item); remove such users")
+  short = [i for i, seq in enumerate(data.sequences) if len(seq) < MIN_INTERACTIONS]
+  if short:
+    where = data.source_files[0] if data.source_files else data.name
+    i = short[0]
+    others = f" (and {len(short) - 1} more user(s))" if len(short) > 1 else ""
+    raise DataError(
+        f"{where}: user {data.user_ids[i]} has {len(data.sequences[i])} interaction(s){others};"
+        f" leave-one-out needs at least {MIN_INTERACTIONS} per user (train, validation and test"
+        f" item): remove such users")
   u = data.num_users
   hist_width = max(len(s) for s in data.sequences) - 1
   arrays = {

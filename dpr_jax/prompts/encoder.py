@@ -442,6 +442,23 @@ def _load_tokenizer(folder: pathlib.Path, max_length: int) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 
+def check_prompt(text: Any, index: int | None = None) -> str:
+  """A user's prompt, stripped, ready for :meth:`TextEncoder.encode`.
+
+  Raises:
+    UserError: ``text`` is not a string, or is empty or whitespace-only (one line, naming the
+      prompt's ``index`` when given).
+  """
+  where = f" at index {index}" if index is not None else ""
+  if not isinstance(text, str):
+    raise UserError(f"prompt{where} is not a string: {type(text).__name__}")
+  if not text.strip():
+    shown = "" if not text else f" ({text!r})"
+    raise UserError(f"empty prompt{where}{shown}: give a few words, e.g. 'something light, no"
+                    " horror'")
+  return text.strip()
+
+
 def _bucket(n: int, multiple: int, cap: int) -> int:
   return min(-(-n // multiple) * multiple, cap)
 
@@ -507,13 +524,8 @@ class TextEncoder:
     """
     if isinstance(texts, str):
       raise TypeError("TextEncoder.encode expects a list of strings, not a single str")
-    texts = list(texts)
-    for i, t in enumerate(texts):
-      if not isinstance(t, str):
-        raise UserError(f"prompt at index {i} is not a string: {type(t).__name__}")
-      if not t.strip():
-        raise UserError(f"empty prompt at index {i}")
-    encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
+    texts = [check_prompt(t, index=i) for i, t in enumerate(texts)]
+    encodings = self.tokenizer.encode_batch(texts)
     ids = [e.ids for e in encodings]
     truncated = [i for i, e in enumerate(encodings) if e.overflowing]
     return ids, truncated

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax import distributed, sharding
-from dpr_jax.data.prepare import default_cache_dir, prepare
+from dpr_jax.data.prepare import default_cache_dir, prepare, require_tags
 from dpr_jax.eval import steering as steering_eval
 from dpr_jax.prompts.bank import build_bank, item_text_embeddings
 from dpr_jax.train import steering, trainer
@@ -30,6 +30,10 @@ def run(config, mode: str = "train") -> dict:
   """Runs (or, with mode="eval", restores and evaluates) the configured stages."""
   stages = parse_stages(config.stages)
   out: dict = {"files": []}
+  trainer.check_config(config)  # config mistakes before anything is written
+  if max(stages) > 1:  # refuse data without tags before stage 1 spends its time
+    require_tags(distributed.first_process_then_others("prepare", lambda: prepare(config.data)),
+                 config.data)
   if 1 in stages:
     out |= trainer.train_and_evaluate(config, mode=mode)
   if max(stages) == 1:

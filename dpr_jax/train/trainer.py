@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import pathlib
 import time
 from typing import Any
@@ -69,12 +70,8 @@ def _fingerprint(config, data: SplitData) -> dict:
 def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
   """Runs stage 1 and returns ``{"valid": metrics, "test": metrics, "files": [...]}``."""
   # ============================================================================ Config & devices
-  config_lib.validate(config)
+  mesh = check_config(config)
   run_dir = pathlib.Path(config.run.dir).absolute()
-  mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
-  if config.train.batch_size % mesh.shape["data"]:
-    raise ConfigError(f"config.train.batch_size={config.train.batch_size} is not divisible by the"
-                      f" data mesh axis ({mesh.shape['data']})")
   is_main = jax.process_index() == 0
   logging.info("mesh %s on %s", dict(mesh.shape), report.device_description())
 
@@ -140,6 +137,30 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
     logbook.write(int(state.step), {f"test/{k}": v for k, v in results["test"].items()})
   logbook.close()
   return {**results, "files": [str(f) for f in files], "protocol": fields}
+
+
+def check_config(config):
+  """Validates the config and builds its mesh (ConfigError naming the key); returns the mesh."""
+  config_lib.validate(config)
+  mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
+  if config.train.batch_size % mesh.shape["data"]:
+    raise ConfigError(f"config.train.batch_size={config.train.batch_size} is not divisible by the"
+                      f" data mesh axis ({mesh.shape['data']})")
+  _check_creatable("run.dir", config.run.dir)
+  return mesh
+
+
+def _check_creatable(key: str, directory: str) -> None:
+  """ConfigError unless the local folder ``directory`` exists or can be created (nothing is
+  created here). URIs (gs://...) are left to the storage layer."""
+  if "://" in directory:
+    return
+  path = pathlib.Path(directory).expanduser().absolute()
+  existing = next(p for p in (path, *path.parents) if p.exists())
+  if not existing.is_dir():
+    raise ConfigError(f"config.{key}={directory}: {existing} is a file, not a folder")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ConfigError(f"config.{key}={directory}: {existing} is not writable")
 
 
 def _restore_checked(restore_fn, abstract, fingerprint: dict, where: pathlib.Path):
