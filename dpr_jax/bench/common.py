@@ -159,6 +159,18 @@ def machine_info() -> dict[str, Any]:
           "python": platform.python_version(), "jax": jax.__version__, **device_info()}
 
 
+def device_peak_mib() -> float | None:
+  """Peak bytes in use on the first device so far (``Device.memory_stats()``), MiB; None where
+  the backend keeps no such statistics (CPU)."""
+  try:
+    stats = jax.devices()[0].memory_stats()
+  except Exception:  # noqa: BLE001
+    return None
+  if not stats or "peak_bytes_in_use" not in stats:
+    return None
+  return stats["peak_bytes_in_use"] / 2**20
+
+
 def peak_rss_mib() -> float:
   """Peak resident memory of this process, MiB (VmHWM, else ru_maxrss)."""
   try:
@@ -322,8 +334,9 @@ def load_config(spec: str | None, **overrides):
 
 def add_shape_args(p: argparse.ArgumentParser, batch: int | None = None) -> None:
   """--config, --items, --d, --len, --batch: synthetic ML-1M shapes unless given."""
-  p.add_argument("--config", default=None,
-                 help="preset file (configs/<preset>.py) for model sizes; default dpr_jax/config.py")
+  p.add_argument("--config", action="append", default=None,
+                 help="preset (configs/<preset>.py), repeatable: each preset's own backbone is "
+                      "benchmarked with its sizes; default dpr_jax/config.py for every --models")
   p.add_argument("--items", type=int, default=ML1M_ITEMS, help="catalogue size N (real items)")
   p.add_argument("--d", type=int, default=None, help="embed_dim (default: the config's)")
   p.add_argument("--len", type=int, default=None, help="max_len L (default: the config's)")
@@ -345,3 +358,50 @@ def synthetic_sequences(rng: np.random.Generator, shape: tuple[int, ...], num_it
   inputs = np.where(keep, seq[..., :-1], 0).astype(np.int32)
   targets = np.where(keep, seq[..., 1:], 0).astype(np.int32)
   return inputs, targets
+
+
+def random_params(init_fn, seed: int = 0):
+  """Random parameters with the shapes ``init_fn()`` would create, drawn in numpy.
+
+  ``init_fn``: a no-argument function returning (possibly logically boxed) params; only its
+  shapes are evaluated (``jax.eval_shape``), so nothing is compiled -- on a loaded CPU the
+  random initialisers of a whole model compile for tens of seconds. Arrays of 2+ axes ~
+  N(0, 1/n), n the product of all but the last axis (embeddings: 1/d), LayerNorm scales 1, other vectors N(0, 0.02^2). For benchmarks and tests.
+  """
+  import flax.linen as nn
+
+  abstract = nn.unbox(jax.eval_shape(init_fn))
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    name = jax.tree_util.keystr(path)
+    shape = leaf.shape
+    if len(shape) >= 2:
+      fan_in = shape[-1] if "embedding" in name else int(np.prod(shape[:-1]))
+      value = rng.standard_normal(shape) * fan_in**-0.5
+    elif "scale" in name:
+      value = np.ones(shape)
+    else:
+      value = rng.standard_normal(shape) * 0.02
+    return jnp.asarray(value, leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(draw, abstract)
+
+
+def model_configs(specs: Sequence[str] | None, models: Sequence[str], **overrides) -> list:
+  """The configs of the benchmarked backbones.
+
+  With presets, one config per preset whose ``model.name`` is in ``models`` (so
+  ``--config configs/ml1m_sasrec.py --config configs/ml1m_gru4rec.py`` benchmarks each with its
+  own sizes); without, the defaults once per name in ``models``. ``overrides`` as in
+  :func:`load_config`.
+  """
+  if specs:
+    configs = [load_config(spec, **overrides) for spec in specs]
+    return [c for c in configs if c.model.name in models]
+  out = []
+  for name in models:
+    config = load_config(None, **overrides)
+    config.model.name = name
+    out.append(config)
+  return out

@@ -33,10 +33,8 @@ def eval_setup(config, num_items: int, num_users: int, batch: int, length: int, 
   """(jitted step, params, host batches) for a full-ranking pass over synthetic users."""
   mesh = sharding.make_mesh(-1, config.mesh.model)
   model = build_backbone(config.model, num_items, length)
-  params = jax.jit(lambda r: model.init({"params": r}, np.zeros((1, length), np.int32))["params"]
-                   )(jax.random.key(seed))
-  import flax.linen as nn
-  params = nn.unbox(params)
+  params = common.random_params(lambda: model.init(
+      {"params": jax.random.key(seed)}, np.zeros((1, length), np.int32))["params"], seed)
   user_vectors = lambda p, x: model.apply({"params": p}, x)[:, -1]
   item_table = lambda p: model.apply({"params": p}, method=model.item_table)
   step = jax.jit(make_eval_step(user_vectors, item_table, num_items, tuple(config.eval.ks)))
@@ -102,10 +100,8 @@ def main(argv: list[str] | None = None) -> None:
   a = p.parse_args(argv)
   rate = common.matmul_flop_rate()
   rows = []
-  for name in a.models:
-    config = common.load_config(a.config, model__embed_dim=a.d, data__max_len=a.len,
-                                eval__batch_size=a.eval_batch)
-    config.model.name = name
+  for config in common.model_configs(a.config, a.models, model__embed_dim=a.d,
+                                     data__max_len=a.len, eval__batch_size=a.eval_batch):
     rows.append(bench_model(config, a.items, a.users, config.eval.batch_size,
                             config.data.max_len, a.reps, rate["matmul_gflops"] * 1e9))
     print({k: rows[-1][k] for k in ("model", "compile_s", "pass_s", "users_per_s")}, flush=True)

@@ -75,7 +75,7 @@ def bench_case(num_experts: int, top_k: int, batch: int, din: int, hidden: int, 
       compiled, _ = common.compile_timed(fn, params, x, r_in)
       if pass_index == 0:
         outputs[dispatch] = np.asarray(compiled(params, x, r_in))
-      t = statistics.median(common.time_calls(lambda: compiled(params, x, r_in), reps))
+      t = statistics.median(common.time_calls(lambda c=compiled: c(params, x, r_in), reps))
       base = t if dispatch == "dense" else base
       run = num_experts if dispatch == "dense" else top_k
       mult = 1.0 if pass_index == 0 else 3.0

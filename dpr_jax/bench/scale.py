@@ -30,7 +30,7 @@ import sys
 from dpr_jax.bench import common
 
 COLUMNS = ("items", "V", "B", "L", "d", "loss", "compile_s", "step_p50_ms", "seq_per_s",
-           "peak_rss_mib", "compiled_peak_mib", "temp_mib", "dense_logits_gib")
+           "peak_rss_mib", "device_peak_mib", "compiled_peak_mib", "temp_mib", "dense_logits_gib")
 SHARD_COLUMNS = ("mesh", "V", "table_mib", "table_mib_per_device", "table_rows_per_device",
                  "args_mib_per_device", "temp_mib_per_device", "compiled_peak_mib_per_device")
 
@@ -78,7 +78,8 @@ def one_case(num_items: int, batch: int, length: int, d: int, steps: int, config
           "loss": f"tiled/{loss_lib.DEFAULT_TILE_SIZE}" if tiled else "dense",
           "compile_s": compile_s, "step_p50_ms": p50 * 1e3,
           "step_ms": [t * 1e3 for t in times], "seq_per_s": batch / p50,
-          "peak_rss_mib": common.peak_rss_mib(), "compiled_peak_mib": mem.get("peak_mib"),
+          "peak_rss_mib": common.peak_rss_mib(), "device_peak_mib": common.device_peak_mib(),
+          "compiled_peak_mib": mem.get("peak_mib"),
           "temp_mib": mem.get("temp_mib"),
           "dense_logits_gib": batch * length * vocab * 4 / 2**30}
 
@@ -110,8 +111,8 @@ def shard_demo(num_items: int, model_axes: list[int], batch: int, length: int, d
       state, shardings = create_state(model, tx, mesh, 0, length)
       table = state.params["item_embed"]["embedding"]
     else:
-      abstract = jax.eval_shape(lambda: model.init({"params": jax.random.key(0)},
-                                                   jnp.zeros((1, length), jnp.int32))["params"])
+      abstract = jax.eval_shape(lambda model=model: model.init(
+          {"params": jax.random.key(0)}, jnp.zeros((1, length), jnp.int32))["params"])
       table_sharding = sharding.tree_shardings(mesh, abstract)["item_embed"]["embedding"]
       shape = nn_unbox_shape(abstract["item_embed"]["embedding"])
       table = jax.device_put(np.zeros(shape, np.float32), table_sharding)
@@ -194,8 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     print({k: r[k] for k in ("items", "loss", "step_p50_ms", "peak_rss_mib")}, flush=True)
   record = common.make_record("scale", rows, {
       "config": a.config or "defaults", "model": "sasrec", "steps": a.steps}, notes=[
-      "One subprocess per catalogue size; peak_rss_mib is that process's VmHWM (everything: "
-      "jax runtime, parameters, AdamW state, batch, compiled step's buffers).",
+      "One subprocess per catalogue size; peak_rss_mib is that process's VmHWM (on CPU: "
+      "everything, jax runtime, parameters, AdamW state, batch, the step's buffers); "
+      "device_peak_mib: the accelerator's peak_bytes_in_use (none on CPU).",
       "loss: dense [B, L, V] cross-entropy below 2**28 logits, else the tiled custom-VJP loss "
       "(dpr_jax/train/loss.py); dense_logits_gib: what the dense logits alone would take.",
       "step_p50_ms: median of the timed steps (compiled beforehand, so the first call has no "

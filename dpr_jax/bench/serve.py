@@ -67,18 +67,18 @@ def make_recommend(backbone: nn.Module, head: nn.Module, num_items: int, k: int 
 
 def serve_setup(config, num_items: int, length: int, num_tags: int = common.ML1M_TAGS,
                 prompt_dim: int = common.PROMPT_DIM, seed: int = 0):
-  """(jitted recommend, params, item_tags) with random parameters of the configured shapes."""
+  """(jitted recommend, params, item_tags) with random parameters of the configured shapes
+  (:func:`common.random_params`)."""
   from dpr_jax.train.steering import build_head
 
   backbone = build_backbone(config.model, num_items, length)
   head = build_head(config, num_tags)
   d = config.model.embed_dim
-  key_b, key_h = jax.random.split(jax.random.key(seed))
-  params = jax.jit(lambda: {
-      "backbone": backbone.init({"params": key_b}, jnp.zeros((1, length), jnp.int32))["params"],
-      "head": head.init({"params": key_h}, jnp.zeros((1, d)), jnp.zeros((1, prompt_dim)),
-                        jnp.ones((1,), bool))["params"]})()
-  params = nn.unbox(params)
+  key = jax.random.key(seed)
+  params = common.random_params(lambda: {
+      "backbone": backbone.init({"params": key}, jnp.zeros((1, length), jnp.int32))["params"],
+      "head": head.init({"params": key}, jnp.zeros((1, d)), jnp.zeros((1, prompt_dim)),
+                        jnp.ones((1,), bool))["params"]}, seed)
   vocab = padded_vocab(num_items, config.model.vocab_multiple)
   rng = np.random.default_rng(seed)
   tags = np.zeros((vocab, num_tags), np.float32)
@@ -130,9 +130,8 @@ def main(argv: list[str] | None = None) -> None:
   common.add_common_args(p)
   a = p.parse_args(argv)
   rows = []
-  for name in a.models:
-    config = common.load_config(a.config, model__embed_dim=a.d, data__max_len=a.len)
-    config.model.name = name
+  for config in common.model_configs(a.config, a.models, model__embed_dim=a.d,
+                                     data__max_len=a.len):
     rows += bench_model(config, a.items, config.data.max_len, a.batches, a.calls)
   record = common.make_record("serve", rows, {
       "config": a.config or "defaults", "items": a.items, "top_k": 10,

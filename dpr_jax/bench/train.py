@@ -1,6 +1,6 @@
 """Training-step throughput: SASRec, GRU4Rec (stage 1) and the DPR stage-3 step.
 
-  python -m dpr_jax.bench train [--config configs/ml1m_sasrec.py] [--models sasrec gru4rec dpr]
+  python -m dpr_jax.bench train [--config configs/ml1m_sasrec.py ...] [--models sasrec gru4rec dpr]
                                 [--steps 3] [--items 3706] [--batch 128] [--len 200] [--d 64]
 
 Each model's real jitted step (``dpr_jax.train.step`` for the backbones; the head, loss and
@@ -111,11 +111,9 @@ def dpr_stage3_step(config, num_items: int, batch: int, num_tags: int = common.M
                                                 jnp.float32),
                               item_tags=jnp.asarray(tags), valid=valid_item_mask(vocab, num_items))
   head = build_head(config, num_tags)
-  params = jax.jit(lambda r: head.init({"params": r}, jnp.zeros((1, d)),
-                                       jnp.zeros((1, prompt_dim)), jnp.ones((1,), bool))["params"]
-                   )(jax.random.key(seed))
-  import flax.linen as nn
-  params = nn.unbox(params)
+  params = common.random_params(lambda: head.init(
+      {"params": jax.random.key(seed)}, jnp.zeros((1, d)), jnp.zeros((1, prompt_dim)),
+      jnp.ones((1,), bool))["params"], seed)
   tx = optax.adamw(config.stage3.lr, weight_decay=0.0)
   state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
 
@@ -163,20 +161,21 @@ def main(argv: list[str] | None = None) -> None:
   a = p.parse_args(argv)
   rate = common.matmul_flop_rate()
   rows = []
-  for name in a.models:
-    config = common.load_config(a.config, model__embed_dim=a.d, data__max_len=a.len,
-                                train__batch_size=a.batch)
-    if name == "dpr":
-      rows.append(bench_dpr(config, a.items, a.dpr_batch or config.stage3.batch_size, a.steps,
-                            rate["matmul_gflops"] * 1e9))
-    else:
-      config.model.name = name
-      rows.append(bench_backbone(config, a.items, config.train.batch_size, config.data.max_len,
-                                 a.steps, rate["matmul_gflops"] * 1e9))
+  overrides = dict(model__embed_dim=a.d, data__max_len=a.len, train__batch_size=a.batch)
+  backbones = [m for m in a.models if m != "dpr"]
+  for config in common.model_configs(a.config, backbones, **overrides):
+    rows.append(bench_backbone(config, a.items, config.train.batch_size, config.data.max_len,
+                               a.steps, rate["matmul_gflops"] * 1e9))
+    print({k: rows[-1][k] for k in ("model", "compile_s", "p50_ms", "seq_per_s")}, flush=True)
+  if "dpr" in a.models:
+    config = common.load_config(a.config[0] if a.config else None, **overrides)
+    rows.append(bench_dpr(config, a.items, a.dpr_batch or config.stage3.batch_size, a.steps,
+                          rate["matmul_gflops"] * 1e9))
     print({k: rows[-1][k] for k in ("model", "compile_s", "p50_ms", "seq_per_s")}, flush=True)
   record = common.make_record("train", rows, {
       "config": a.config or "defaults", "items": a.items, "steps": a.steps, **rate,
-      "peak_rss_mib": round(common.peak_rss_mib(), 1)}, notes=[
+      "peak_rss_mib": round(common.peak_rss_mib(), 1),
+      "device_peak_mib": common.device_peak_mib()}, notes=[
       "One step per call on full-length synthetic sequences (every position supervised); "
       "p50/p90 over the timed steps after one warm-up call; compile time apart.",
       "model_gflop: analytic matmul FLOPs per step (dpr_jax/bench/flops.py: 3 x forward, no "

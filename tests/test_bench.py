@@ -1,0 +1,185 @@
+"""The benchmark suite (dpr_jax/bench): records, FLOP counts, the serving function, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from dpr_jax.bench import common, flops
+
+
+def test_record_writer_fields_and_table(tmp_path):
+  rows = [{"model": "sasrec", "p50_ms": 12.5, "seq_per_s": 1024.0},
+          {"model": "gru4rec", "p50_ms": 30.0, "extra": 3}]
+  record = common.make_record("train", rows, {"steps": 3}, notes=["a note"],
+                              argv=["--steps", "3"])
+  path = common.write_record(record, str(tmp_path), tag="x", columns=("model", "p50_ms"))
+  assert path == tmp_path / "train_x.json"
+  saved = json.loads(path.read_text())
+  assert saved["suite"] == "train" and saved["rows"] == rows and saved["params"] == {"steps": 3}
+  assert saved["command"] == "python -m dpr_jax.bench train --steps 3"
+  for key in ("date", "commit", "machine", "notes"):
+    assert key in saved
+  for key in ("device_kind", "backend", "jax", "cpu", "cpu_count", "load_1min", "python"):
+    assert key in saved["machine"], key
+  assert saved["machine"]["jax"] == jax.__version__
+  md = (tmp_path / "train_x.md").read_text()
+  lines = md.splitlines()
+  header = lines.index("| model | p50_ms |")
+  assert lines[header + 2:header + 4] == ["| sasrec | 12.5 |", "| gru4rec | 30.0 |"]
+  assert "python -m dpr_jax.bench train --steps 3" in md and "- a note" in md
+  assert common.write_record(record, "none") is None
+
+
+def test_timing_summary_and_percentiles():
+  times = [0.001 * t for t in range(1, 101)]  # 1..100 ms
+  s = common.summary(times)
+  assert s["reps"] == 100 and s["min_ms"] == pytest.approx(1.0)
+  assert s["p50_ms"] == pytest.approx(50.5) and s["p90_ms"] == pytest.approx(90.1)
+  assert s["p99_ms"] == pytest.approx(99.01)
+  assert common.floor_fraction(1e9, 0.5, 4e9) == pytest.approx(0.5)
+
+
+def test_memory_stats_and_peak_rss():
+  f = jax.jit(lambda x: jnp.sum(x @ x.T))
+  stats = common.memory_stats(f.lower(jnp.zeros((1024, 64), jnp.float32)).compile())
+  assert stats["args_mib"] == pytest.approx(0.25)  # 1024 x 64 float32
+  assert stats["peak_mib"] >= stats["args_mib"] + stats["temp_mib"]
+  before = common.peak_rss_mib()
+  # A touched block larger than the whole peak so far: the new peak must exceed the old one.
+  block = np.ones(int((before + 100) * 2**20) // 8)
+  assert common.peak_rss_mib() >= before + 90
+  del block
+
+
+def test_synthetic_sequences_are_next_item_batches():
+  rng = np.random.default_rng(0)
+  inputs, targets = common.synthetic_sequences(rng, (2, 5, 12), num_items=30, min_len=3)
+  assert inputs.shape == targets.shape == (2, 5, 12) and inputs.dtype == np.int32
+  lens = (inputs > 0).sum(-1)
+  assert lens.min() >= 3 and lens.max() <= 12
+  assert np.array_equal(inputs > 0, targets > 0)
+  for seq_in, seq_t, n in zip(inputs.reshape(10, 12), targets.reshape(10, 12), lens.reshape(-1)):
+    assert np.all(seq_in[:12 - n] == 0)  # left-padded
+    np.testing.assert_array_equal(seq_in[12 - n + 1:], seq_t[12 - n:-1])  # targets shifted by one
+  assert inputs.max() <= 30 and targets[targets > 0].min() >= 1
+
+
+def _tiny_model_config(name: str):
+  config = common.load_config(None, model__name=name, model__embed_dim=32, model__mlp_dim=64,
+                              model__gru_dim=32, model__vocab_multiple=64)
+  return config
+
+
+@pytest.mark.parametrize("what", ["train", "eval"])
+def test_flop_formula_matches_cost_analysis(what):
+  """SASRec: the analytic count against XLA's on a shape where products dominate."""
+  from dpr_jax.models import build_backbone, padded_vocab
+  from dpr_jax.train.loss import full_softmax_ce
+
+  config = _tiny_model_config("sasrec")
+  b, length, num_items = 4, 32, 500
+  model = build_backbone(config.model, num_items, length)
+  vocab = padded_vocab(num_items, config.model.vocab_multiple)
+  x = jnp.ones((b, length), jnp.int32)
+  params = jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, x)["params"])
+  import flax.linen as nn
+  params = nn.unbox(params)
+  if what == "train":
+    def loss(p):
+      h = model.apply({"params": p}, x)
+      return full_softmax_ce(h, model.apply({"params": p}, method=model.item_table), x,
+                             num_items)[0]
+    fn, want = jax.grad(loss), flops.backbone_train_step(config.model, b, length, vocab)
+  else:
+    def fn(p):
+      h = model.apply({"params": p}, x)[:, -1]
+      return h @ model.apply({"params": p}, method=model.item_table).T
+    want = flops.full_ranking_eval(config.model, b, length, vocab)
+  got = common.cost_flops(jax.jit(fn).lower(params).compile())
+  if got is None:
+    pytest.skip("cost_analysis() has no flops on this backend")
+  # XLA also counts elementwise work (softmax, layer norm, gelu): a few percent above.
+  assert 0.97 * want <= got <= 1.2 * want, (got, want)
+
+
+def test_gru4rec_forward_count_by_hand():
+  # One position: input gates 6dg, recurrent 6g^2, projection 2gd; catalogue 2Vd per scored row.
+  d, g, v = 4, 3, 10
+  cfg = common.load_config(None, model__name="gru4rec", model__embed_dim=d, model__gru_dim=g)
+  assert flops.backbone_forward(cfg.model, 1, 1, v) == 6 * d * g + 6 * g * g + 2 * g * d + 2 * v * d
+  assert (flops.full_ranking_eval(cfg.model, 2, 5, v)
+          == 10 * (6 * d * g + 6 * g * g + 2 * g * d) + 2 * 2 * v * d)
+
+
+def test_serve_top10_matches_numpy_reference():
+  from dpr_jax.bench import serve
+  from dpr_jax.models import valid_item_mask
+
+  config = _tiny_model_config("sasrec")
+  config.model.vocab_multiple = 16
+  num_items, length, num_tags = 60, 12, 5
+  recommend, params, item_tags = serve.serve_setup(config, num_items, length, num_tags=num_tags,
+                                                   prompt_dim=7)
+  rng = np.random.default_rng(3)
+  seqs, prompt, has_prompt = serve.requests(rng, 3, length, num_items, prompt_dim=7)
+  has_prompt[2] = False  # one unprompted request
+  scores, ids = recommend(params, item_tags, seqs, prompt, has_prompt)
+  ids = np.asarray(ids)
+
+  # Reference: the same modules unjitted, then scoring, masking and ranking in numpy.
+  from dpr_jax.models import build_backbone
+  from dpr_jax.train.steering import build_head
+  backbone = build_backbone(config.model, num_items, length)
+  head = build_head(config, num_tags)
+  h = jax.jit(backbone.apply)({"params": params["backbone"]}, seqs)[:, -1]
+
+  @jax.jit
+  def steer(p, *args):
+    out = head.apply({"params": p}, *args)
+    return out.user, out.tag_bias
+
+  user, tag_bias = (np.asarray(a, np.float64) for a in steer(params["head"], h, prompt, has_prompt))
+  table = np.asarray(params["backbone"]["item_embed"]["embedding"], np.float64)
+  ref = user @ table.T + tag_bias @ np.asarray(item_tags, np.float64).T
+  assert np.abs(tag_bias[:2]).max() > 0  # the tag coordinates take part
+  assert np.all(tag_bias[2] == 0)
+  valid = np.asarray(valid_item_mask(table.shape[0], num_items))
+  for b in range(3):
+    keep = valid.copy()
+    keep[seqs[b]] = False
+    keep[0] = False
+    order = np.argsort(-np.where(keep, ref[b], -np.inf), kind="stable")[:10]
+    np.testing.assert_array_equal(np.sort(ids[b]), np.sort(order))
+    np.testing.assert_allclose(np.asarray(scores[b]), ref[b][ids[b]], rtol=1e-4, atol=1e-4)
+    assert not set(ids[b]) & set(seqs[b][seqs[b] > 0].tolist())  # no seen item returned
+    assert ids[b].min() >= 1 and ids[b].max() <= num_items
+  assert np.all(np.diff(np.asarray(scores), axis=1) <= 0)  # best first
+
+
+def test_cli_rejects_unknown_suite():
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  out = subprocess.run([sys.executable, "-m", "dpr_jax.bench", "nope"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+  assert out.returncode == 2
+  assert "usage: python -m dpr_jax.bench" in out.stderr and "nope" in out.stderr
+  for suite in ("ce", "train", "eval", "serve", "moe", "scale"):
+    assert suite in out.stderr
+  out = subprocess.run([sys.executable, "-m", "dpr_jax.bench"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+  assert out.returncode == 2
+
+
+def test_cli_unknown_option_exits_2():
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  out = subprocess.run([sys.executable, "-m", "dpr_jax.bench", "moe", "--bogus"], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 2 and "--bogus" in out.stderr

@@ -1,0 +1,32 @@
+"""Vocabulary sharding over the `model` mesh axis: on 8 fake CPU devices, the per-device bytes
+of the item table fall as the axis grows 1 -> 2 -> 4 -> 8 (python -m dpr_jax.bench scale
+--shard-demo measures the same with the trainer's compiled step at 1M items)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_item_table_bytes_per_device_fall_with_model_axis():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-m", "dpr_jax.bench", "scale", "--child", "shard",
+                        "--items", "5000", "--d", "16", "--len", "8", "--no-compile",
+                        "--model-axes", "1", "2", "4", "8"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  rows = [json.loads(line[len("RESULT "):]) for line in out.stdout.splitlines()
+          if line.startswith("RESULT ")]
+  assert [r["mesh"] for r in rows] == ["8x1", "4x2", "2x4", "1x8"]
+  full = rows[0]["table_mib"]
+  assert rows[0]["V"] % 8 == 0 and full == rows[0]["V"] * 16 * 4 / 2**20
+  per_device = [r["table_mib_per_device"] for r in rows]
+  assert per_device == sorted(per_device, reverse=True) and len(set(per_device)) == 4
+  for r in rows:
+    assert r["table_spec"][0] == "model" and r["table_devices"] == 8
+    # Split, not replicated: each device holds exactly 1/m of the rows.
+    assert r["table_rows_per_device"] * r["model_axis"] == r["V"]
+    assert r["table_mib_per_device"] * r["model_axis"] == full
