@@ -167,3 +167,54 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(all(k >= 1 for k in config.eval.ks), "eval.ks", "cutoffs must be >= 1")
   need(10 in config.eval.ks, "eval.ks",
        f"must include 10 (validation NDCG@10 picks the best checkpoint), got {tuple(config.eval.ks)}")
+
+
+CONFIG_FILE = "config.json"
+
+
+def save_run_config(config: ml_collections.ConfigDict, run_dir) -> None:
+  """Writes ``<run_dir>/config.json`` (atomically) so a trained run can be served from its
+  directory alone (``python -m dpr_jax.recommend --run DIR``). Relative local data and cache
+  directories are stored absolute, so the file does not depend on the working directory."""
+  import json
+  import os
+
+  from dpr_jax import atomic
+
+  values = config.to_dict()
+  for key in ("dir", "cache_dir"):
+    path = values["data"][key]
+    if path and "://" not in path:
+      values["data"][key] = os.path.abspath(path)
+  atomic.write_text(os.path.join(os.fspath(run_dir), CONFIG_FILE),
+                    json.dumps(values, indent=2, sort_keys=True, default=list))
+
+
+def load_run_config(run_dir) -> ml_collections.ConfigDict:
+  """The config a run was trained with (see :func:`save_run_config`), locked and validated.
+
+  Keys the file lacks keep their defaults (runs made before a field existed); keys the current
+  code does not know are an error.
+  """
+  import json
+  import os
+
+  path = os.path.join(os.fspath(run_dir), CONFIG_FILE)
+  if not os.path.isdir(os.fspath(run_dir)):
+    raise ConfigError(f"run directory {run_dir} does not exist")
+  if not os.path.exists(path):
+    raise ConfigError(f"{path} not found: the run was not trained by this version of dpr_jax"
+                      " (or not trained yet); pass --config with the preset it was trained with")
+  try:
+    values = json.loads(open(path, encoding="utf-8").read())
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise ConfigError(f"{path}: unreadable config ({e})") from None
+  config = default_config()
+  config.lock()
+  try:
+    config.update(values)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    raise ConfigError(f"{path}: {e}") from None
+  config.run.dir = os.fspath(run_dir)
+  validate(config)
+  return config

@@ -1,4 +1,5 @@
-"""Steering evaluation: tasks SEQ, POS, NEG, NUANCED, POLARITY of PROTOCOL.md section 4.
+"""Steering evaluation: tasks SEQ, POS, NEG, NUANCED, POLARITY of PROTOCOL.md section 4, and
+COMBINED (ours, beyond the protocol's set; defined below).
 
 Every task runs every method on the same users and the same stage-1 checkpoint:
 
@@ -13,6 +14,16 @@ Seen items are masked (the target stays rankable). Users and prompts come from t
 inputs and held-out ("eval") prompts only; every random choice is drawn from a seeded generator.
 POLARITY counts a user when the positive prompt raises the tag's share of the top-10 over the
 unprompted list and the negative prompt lowers it (or keeps it at zero when it was zero).
+
+COMBINED: one request asks for a tag g+ and excludes another, g- ("a comedy film, but no romance
+please"), in held-out phrasings (``templates.COMBINED``; nothing is trained on them). Users are
+those of both POS and NEG: g+ is the target's rarest off-habit tag, g- the tag the backbone's
+top-10 leans to most, which the target lacks. The text is split by
+``dpr_jax.prompts.combine.split_request``; DPR steers with both parts at once
+(``dpr_jax.models.dpr.compose``); the filter keeps items with g+ and without g-. Metrics: target
+NDCG@10 / Recall@10 and ``satisfied@10``, the share of the top-10 that has g+ and lacks g-.
+``split_ok`` is the share of requests the splitter cut into exactly one positive and one negative
+part. Text rerank is not run on this task (one query embedding cannot express the exclusion).
 """
 
 from __future__ import annotations
@@ -32,7 +43,10 @@ from dpr_jax.eval.metrics import metrics_at_k, target_rank
 from dpr_jax.eval.ranking import seen_mask
 from dpr_jax.eval.report import markdown_table, protocol_fields
 from dpr_jax.models import valid_item_mask
+from dpr_jax.models.dpr import compose
+from dpr_jax.prompts import templates
 from dpr_jax.prompts.bank import PromptBank
+from dpr_jax.prompts.combine import split_request
 
 METHODS = ("backbone", "filter", "text_rerank", "dpr", "dpr+filter")
 OFF_HABIT_SHARE = 0.2
@@ -51,6 +65,12 @@ class Task:
   tag: np.ndarray  # int[U'] the tag g
   prompt: np.ndarray  # int[U'] bank row of the prompt (-1: none)
   polarity: int  # +1 keep g, -1 remove g, 0 no constraint
+  # COMBINED only: the excluded tag g- and the negative part's prompt row; with ``features``
+  # set, ``prompt`` and ``prompt2`` index it instead of the bank's features.
+  tag2: np.ndarray | None = None  # int[U']
+  prompt2: np.ndarray | None = None  # int[U'] (-1: the splitter found no negative part)
+  features: np.ndarray | None = None  # float32[P', D_t + 1]
+  texts: tuple[str, ...] = ()  # COMBINED: the request text of each user
 
 
 @dataclasses.dataclass
@@ -83,8 +103,12 @@ def _tag_share(data: SplitData, split: str) -> np.ndarray:
 
 
 def build_tasks(data: SplitData, split: str, bank: PromptBank, backbone_top10: np.ndarray,
-                seed: int) -> dict[str, Task]:
-  """Selects users, tags and held-out prompts of every task (PROTOCOL.md section 4)."""
+                seed: int, domain: str | None = None, embed=None) -> dict[str, Task]:
+  """Selects users, tags and held-out prompts of every task (PROTOCOL.md section 4).
+
+  COMBINED is built when ``domain`` and ``embed`` (texts -> float32[n, D_t + 1] features) are
+  given.
+  """
   rng = np.random.default_rng([seed, 0 if split == "test" else 1])
   _, targets, _ = data.eval_split(split)
   target_tags = data.item_tags[targets]  # [U, T]
@@ -123,7 +147,28 @@ def build_tasks(data: SplitData, split: str, bank: PromptBank, backbone_top10: n
   neg_prompts = np.array([pick_prompt("negative", g) for g in tasks["POLARITY+"].tag], np.int64)
   tasks["POLARITY-"] = Task("POLARITY-", tasks["POLARITY+"].users, tasks["POLARITY+"].tag,
                             neg_prompts, -1)
+  if domain is not None and embed is not None:
+    both, pos_i, neg_i = np.intersect1d(pos_users, neg_users, return_indices=True)
+    tasks["COMBINED"] = combined_task(both, pos_tag[pos_i], neg_tag[neg_i], data.tag_names,
+                                      domain, embed, rng)
   return tasks
+
+
+def combined_task(users: np.ndarray, pos_tag: np.ndarray, neg_tag: np.ndarray,
+                  tag_names, domain: str, embed, rng: np.random.Generator) -> Task:
+  """The COMBINED task: one held-out template per user, split into its two parts."""
+  phrasings = templates.COMBINED[domain]
+  texts = [templates.combined_prompt(domain, phrasings[rng.integers(len(phrasings))],
+                                     tag_names[gp], tag_names[gn])
+           for gp, gn in zip(pos_tag, neg_tag)]
+  parts = [split_request(t) for t in texts]
+  unique = sorted({p for r in parts for p in (r.positive, r.negative) if p})
+  row = {p: i for i, p in enumerate(unique)}
+  features = embed(unique) if unique else np.zeros((0, 1), np.float32)
+  prompt = np.array([row.get(r.positive, -1) for r in parts], np.int64)
+  prompt2 = np.array([row.get(r.negative, -1) for r in parts], np.int64)
+  return Task("COMBINED", users, pos_tag, prompt, 2, tag2=neg_tag, prompt2=prompt2,
+              features=np.asarray(features, np.float32), texts=tuple(texts))
 
 
 def _scores_fn(scorer: Scorer, method: str):
@@ -133,14 +178,19 @@ def _scores_fn(scorer: Scorer, method: str):
     h = scorer.user_vectors(batch["inputs"])
     base = jnp.einsum("bd,vd->bv", h, scorer.table, preferred_element_type=jnp.float32)
     has_tag = jnp.take(scorer.item_tags, batch["tag"], axis=1).T  # [B, V]
-    allowed = jnp.where(batch["polarity"][:, None] > 0, has_tag,
-                        jnp.where(batch["polarity"][:, None] < 0, ~has_tag, True))
+    has_tag2 = jnp.take(scorer.item_tags, batch["tag2"], axis=1).T  # [B, V] (COMBINED's g-)
+    polarity = batch["polarity"][:, None]
+    allowed = jnp.where(polarity == 2, has_tag & ~has_tag2,
+                        jnp.where(polarity > 0, has_tag, jnp.where(polarity < 0, ~has_tag, True)))
     if method in ("backbone", "filter", "text_rerank"):
       scores = base
     else:
-      u, tag_bias = scorer.steer(h, batch["prompt"])
-      u = jnp.where(batch["has_prompt"][:, None], u, h)
-      tag_bias = jnp.where(batch["has_prompt"][:, None], tag_bias, 0.0)
+      steered = []
+      for key in ("prompt", "prompt2"):  # a second part only in COMBINED
+        on = batch[f"has_{key}"][:, None]
+        u_j, b_j = scorer.steer(h, batch[key])
+        steered.append((jnp.where(on, u_j, h), jnp.where(on, b_j, 0.0)))
+      u, tag_bias = compose(h, steered)
       scores = (jnp.einsum("bd,vd->bv", u, scorer.table, preferred_element_type=jnp.float32)
                 + jnp.einsum("bt,vt->bv", tag_bias, scorer.item_tags.astype(jnp.float32)))
     if method == "text_rerank":
@@ -168,22 +218,32 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
   """Per-user arrays: ndcg@10, recall@10, and the tag share of the top-10."""
   inputs, targets, seen_len = data.eval_split(split)
   step = scorer.step(method)
-  features = bank.features
+  features = bank.features if task.features is None else task.features
+  tag2 = task.tag2 if task.tag2 is not None else np.zeros_like(task.tag)
+  prompt2 = task.prompt2 if task.prompt2 is not None else -np.ones_like(task.prompt)
   out = [[], [], []]
+
+  def rows_of(arr, start, n, pad):
+    return np.concatenate([arr[start:start + n], np.full(pad, arr[start + n - 1])])
+
+  def feats(rows):
+    return np.where((rows >= 0)[:, None], features[np.maximum(rows, 0)], 0.0).astype(np.float32)
+
   for start in range(0, len(task.users), batch_size):
     u = task.users[start:start + batch_size]
     n = len(u)
     pad = batch_size - n
     idx = np.concatenate([u, np.full(pad, u[-1])])
-    rows = np.concatenate([task.prompt[start:start + n], np.full(pad, task.prompt[start + n - 1])])
-    tags = np.concatenate([task.tag[start:start + n], np.full(pad, task.tag[start + n - 1])])
+    rows = rows_of(task.prompt, start, n, pad)
+    rows2 = rows_of(prompt2, start, n, pad)
+    tags = rows_of(task.tag, start, n, pad)
     batch = {
         "inputs": inputs[idx], "targets": targets[idx], "history": data.history[idx],
         "seen_len": seen_len[idx], "tag": tags.astype(np.int32),
         "polarity": np.full(batch_size, task.polarity, np.int32),
         "alpha": np.full(batch_size, alpha, np.float32), "has_prompt": rows >= 0,
-        "prompt": np.where((rows >= 0)[:, None], features[np.maximum(rows, 0)], 0.0
-                           ).astype(np.float32)}
+        "prompt": feats(rows), "has_prompt2": rows2 >= 0, "prompt2": feats(rows2),
+        "tag2": rows_of(tag2, start, n, pad).astype(np.int32)}
     for acc, v in zip(out, step(batch)):
       acc.append(np.asarray(v)[:n])
   return [np.concatenate(a) if a else np.zeros(0) for a in out]
@@ -206,7 +266,10 @@ def _make_step(scorer: Scorer, method: str):
     top_scores, top = jax.lax.top_k(jnp.where(candidates, scores, 2 * _NEG), 10)
     real = top_scores > _NEG / 2
     has_tag = jnp.take_along_axis(jnp.take(scorer.item_tags, batch["tag"], axis=1).T, top, axis=1)
-    share = jnp.sum(has_tag & real, 1) / 10.0
+    has_tag2 = jnp.take_along_axis(jnp.take(scorer.item_tags, batch["tag2"], axis=1).T, top,
+                                   axis=1)
+    hit = jnp.where(batch["polarity"][:, None] == 2, has_tag & ~has_tag2, has_tag)
+    share = jnp.sum(hit & real, 1) / 10.0
     return m["ndcg@10"], m["recall@10"], share
 
   return step
@@ -221,9 +284,14 @@ def _subsample(task: Task, n: int, seed: int) -> Task:
 
 
 def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: int,
-                      backbone_top10: dict[str, np.ndarray]) -> dict:
-  """All tasks x methods on test users; text-rerank's alpha tuned on validation users."""
-  tasks = {s: build_tasks(data, s, bank, backbone_top10[s], seed) for s in ("valid", "test")}
+                      backbone_top10: dict[str, np.ndarray], domain: str | None = None,
+                      embed=None) -> dict:
+  """All tasks x methods on test users; text-rerank's alpha tuned on validation users.
+
+  COMBINED runs when ``domain`` and ``embed`` (texts -> prompt features) are given.
+  """
+  tasks = {"valid": build_tasks(data, "valid", bank, backbone_top10["valid"], seed),
+           "test": build_tasks(data, "test", bank, backbone_top10["test"], seed, domain, embed)}
   results, alphas = {}, {}
   for name in ("SEQ", "POS", "NEG", "NUANCED"):
     if name != "SEQ":
@@ -260,8 +328,21 @@ def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: i
     ok = (up > base_share) & ((down < base_share) | ((base_share == 0) & (down == 0)))
     row[method] = {"polarity": float(np.mean(ok))}
   results["POLARITY"] = {"users": int(len(pos.users)), "methods": row}
+  if "COMBINED" in tasks["test"]:
+    results["COMBINED"] = _combined_results(scorer, data, tasks["test"]["COMBINED"], bank)
   results["text_rerank_alpha"] = alphas
   return results
+
+
+def _combined_results(scorer: Scorer, data: SplitData, task: Task, bank: PromptBank) -> dict:
+  row = {}
+  for method in ("backbone", "filter", "dpr", "dpr+filter"):
+    ndcg, recall, share = _evaluate_method(scorer, data, "test", task, bank, method)
+    row[method] = {"ndcg@10": float(np.mean(ndcg)), "recall@10": float(np.mean(recall)),
+                   "satisfied@10": float(np.mean(share))}
+  split_ok = float(np.mean((task.prompt >= 0) & (task.prompt2 >= 0))) if len(task.users) else 0.0
+  return {"users": int(len(task.users)), "methods": row, "split_ok": split_ok,
+          "examples": list(task.texts[:5])}
 
 
 def write_steering_results(directory: str | pathlib.Path, results: dict, manifest: dict,
@@ -278,6 +359,9 @@ def write_steering_results(directory: str | pathlib.Path, results: dict, manifes
       continue
     cols = sorted({k for m in r["methods"].values() for k in m})
     lines += [f"## {task} ({r['users']} users)", "", markdown_table(r["methods"], cols)]
+    if task == "COMBINED":
+      lines += [f"- requests split into one positive and one negative part: {r['split_ok']:.3f}",
+                "- e.g. " + "; ".join(repr(t) for t in r["examples"]), ""]
   lines += [f"- text_rerank alpha (tuned on validation): {results['text_rerank_alpha']}"]
   lines += [f"- {k}: {v}" for k, v in fields.items() if k != "dataset_files"]
   md_path = directory / "results_steering.md"
@@ -296,6 +380,7 @@ def _bar_chart(results: dict, path: pathlib.Path) -> None:
   panels = [("SEQ", "ndcg@10"), ("POS", "ndcg@10"), ("POS", "tag_precision@10"),
             ("NEG", "ndcg@10"), ("NEG", "violation@10"), ("NUANCED", "tag_precision@10"),
             ("POLARITY", "polarity")]
+  panels += [("COMBINED", m) for m in ("ndcg@10", "satisfied@10") if "COMBINED" in results]
   fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
   for ax, (task, metric) in zip(axes, panels):
     methods = results[task]["methods"]

@@ -104,3 +104,25 @@ class DPRHead(nn.Module):
       offset = jnp.where(has_prompt[:, None], self.experts(x, route), 0.0)  # [B, d + T]
       user = h + offset[:, :self.embed_dim]
     return SteerOutput(user=user, tag_bias=offset[:, self.embed_dim:], topic=a, route=route)
+
+
+def compose(h: Array, steered: list[tuple[Array, Array]]) -> tuple[Array, Array]:
+  """Steers with several prompt parts at once: their offsets add.
+
+  A combined request ("a comedy, but no romance") is split into a positive and a negative part
+  (dpr_jax.prompts.combine); each part runs through the head on its own, and the user vector
+  takes both offsets: ``h' = h + sum_j (h'_j - h)``, ``b = sum_j b_j``. Each part's offset was
+  trained to move the ranking for its own wish, and in the retrieval space the tag coordinates of
+  different tags are independent, so the sum raises one tag while lowering the other. A part
+  with ``has_prompt`` False contributes exactly zero, so one-part requests are unchanged.
+
+  Args:
+    h: float[B, d] backbone user vectors.
+    steered: ``[(user float[B, d], tag_bias float[B, T])]``, one pair per part.
+
+  Returns:
+    (user float[B, d], tag_bias float[B, T]).
+  """
+  user = h + sum(u - h for u, _ in steered)
+  tag_bias = sum(b for _, b in steered)
+  return user, tag_bias

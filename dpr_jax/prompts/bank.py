@@ -116,3 +116,11 @@ def item_text_embeddings(titles: Sequence[str], item_tags: np.ndarray, tag_names
   emb, _ = _cached_embeddings(pathlib.Path(cache_dir), f"items-{stem}",
                               item_texts(titles, item_tags, tag_names), encoder_path)
   return np.concatenate([np.zeros((1, emb.shape[1]), np.float32), emb])
+
+
+def text_features(texts: Sequence[str], cache_dir: str | pathlib.Path, stem: str,
+                  encoder_path: str | None = None) -> np.ndarray:
+  """float32[n, D_t + 1]: head features of arbitrary texts (cached like the bank), e.g. the
+  parts of the COMBINED task's requests."""
+  emb, _ = _cached_embeddings(pathlib.Path(cache_dir), stem, list(texts), encoder_path)
+  return prompt_features(emb, texts)

@@ -665,6 +665,34 @@ _MIND_NUANCED: dict[str, dict[str, tuple[_Entry, ...]]] = {
     },
 }
 
+# ------------------------------------------------------------------------------ combined requests
+# "Ask for {pos}, exclude {neg}" in one sentence (issue: combined prompts). Evaluation only:
+# nothing is trained on them -- DPR steers with the two parts that
+# dpr_jax.prompts.combine.split_request finds, so every phrasing here is held out. Both slots
+# are followed by a noun or stand where a modifier reads naturally.
+
+_ML1M_COMBINED: tuple[str, ...] = (
+    "a {pos} film, but no {neg} please",
+    "{pos} movies tonight, nothing {neg}",
+    "I want something {pos} without any {neg} scenes",
+    "show me {pos} films and no {neg} stuff",
+    "{pos} movies, yes; {neg} movies, no",
+    "in the mood for a {pos} movie, just not a {neg} one",
+    "any {pos} picks? skip the {neg} ones",
+    "give me {pos} films but keep {neg} out of it",
+)
+
+_MIND_COMBINED: tuple[str, ...] = (
+    "{pos} news please, but no {neg} stories",
+    "more {pos} articles and nothing on {neg} topics",
+    "show me {pos} stories without any {neg} coverage",
+    "I'd like {pos} headlines; skip the {neg} ones",
+    "{pos} coverage, yes; {neg} coverage, no",
+    "catch me up on {pos} news, just not {neg} news",
+    "any {pos} stories? leave out the {neg} pieces",
+    "give me {pos} reads but keep {neg} out of it",
+)
+
 # ------------------------------------------------------------------------- frozen public tables
 
 
@@ -705,6 +733,10 @@ TEMPLATES: Mapping[str, Mapping[str, Mapping[str, tuple[str, ...]]]] = types.Map
     "mind": _freeze_templates(_MIND_TEMPLATES),
 })
 """``TEMPLATES[domain][family][split]``: explicit templates ("positive"/"negative") with a {tag}."""
+
+COMBINED: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
+    {"ml-1m": _ML1M_COMBINED, "mind": _MIND_COMBINED})
+"""``COMBINED[domain]``: held-out templates with a ``{pos}`` and a ``{neg}`` slot."""
 
 NUANCED: Mapping[str, Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]]] = (
     types.MappingProxyType({
@@ -832,6 +864,18 @@ def prompts_for(domain: str, tags: Sequence[str], family: str, split: str) -> li
   return out
 
 
+def combined_prompt(domain: str, template: str, pos: str, neg: str) -> str:
+  """``template`` of :data:`COMBINED` with the canonical forms of tags ``pos`` and ``neg``."""
+  _check_domain(domain)
+  _check_tags(domain, (pos, neg))
+  if template.count("{pos}") != 1 or template.count("{neg}") != 1:
+    raise PromptError(f"combined template {template!r} must hold one {{pos}} and one {{neg}}")
+  hole = "\x00"
+  first = render(template.replace("{pos}", SLOT).replace("{neg}", hole),
+                 SURFACE_FORMS[domain][pos][0])
+  return render(first.replace(hole, SLOT), SURFACE_FORMS[domain][neg][0])
+
+
 def all_prompts(domain: str, tags: Sequence[str] | None = None) -> list[Prompt]:
   """Every prompt about ``tags`` (default: all tags of the domain), family-major then split."""
   chosen = tags_for(domain) if tags is None else tags
@@ -847,5 +891,6 @@ def fingerprint(domain: str) -> str:
       "surface_forms": {t: SURFACE_FORMS[domain][t] for t in _TAGS[domain]},
       "templates": {f: dict(s) for f, s in TEMPLATES[domain].items()},
       "nuanced": dict(NUANCED[domain]),
+      "combined": COMBINED[domain],
   }, sort_keys=True, ensure_ascii=True)
   return hashlib.sha256(blob.encode("utf-8")).hexdigest()

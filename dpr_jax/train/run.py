@@ -17,10 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dpr_jax import config as config_lib
 from dpr_jax import distributed, sharding
 from dpr_jax.data.prepare import default_cache_dir, prepare, require_tags
 from dpr_jax.eval import steering as steering_eval
-from dpr_jax.prompts.bank import build_bank, item_text_embeddings
+from dpr_jax.prompts.bank import build_bank, item_text_embeddings, text_features
 from dpr_jax.train import steering, trainer
 from dpr_jax.train.logbook import Logbook
 from dpr_jax.train.stages import parse_stages
@@ -30,6 +31,8 @@ def run(config, mode: str = "train") -> dict:
   """Runs (or, with mode="eval", restores and evaluates) the configured stages."""
   stages = parse_stages(config.stages)
   out: dict = {"files": []}
+  if mode == "train" and jax.process_index() == 0:
+    config_lib.save_run_config(config, config.run.dir)  # what `dpr_jax.recommend --run` reads
   trainer.check_config(config)  # config mistakes before anything is written
   if max(stages) > 1:  # refuse data without tags before stage 1 spends its time
     require_tags(distributed.first_process_then_others("prepare", lambda: prepare(config.data)),
@@ -87,7 +90,9 @@ def run(config, mode: str = "train") -> dict:
       table=table, item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
       num_items=data.num_items)
   top10 = {split: _backbone_top10(scorer, data, split) for split in ("valid", "test")}
-  results = steering_eval.evaluate_steering(scorer, data, bank, config.train.seed, top10)
+  embed = lambda texts: text_features(texts, cache_dir, f"combined-{config.dpr.domain}", encoder)
+  results = steering_eval.evaluate_steering(scorer, data, bank, config.train.seed, top10,
+                                            config.dpr.domain, embed)
   if jax.process_index() == 0:
     files += [str(f) for f in steering_eval.write_steering_results(
         config.run.dir, results, data.manifest, config.train.seed,

@@ -337,6 +337,37 @@ def init_head_params(config, num_tags: int, text_dim: int, seed: int):
   return nn.unbox(boxed)
 
 
+def restore_head(config, data: SplitData, text_dim: int, stage: int = 3):
+  """The head params of ``stage``'s latest checkpoint, for serving (no training examples needed).
+
+  The stage's fingerprint is checked except for its example count, which only the training run
+  knows. ``text_dim`` is the width of the prompt features (encoder dim + 1).
+  """
+  head = build_head(config, len(data.tag_names))
+  sample = {"prompt": jnp.zeros((1, text_dim), jnp.float32)}
+  params = nn.unbox(_boxed_params(head, sample, None))
+  tx = masked_optimizer(optax.adamw(1e-3), params, STAGES[stage].trains)
+  abstract = jax.eval_shape(lambda p: TrainState(jnp.zeros((), jnp.int32), p, tx.init(p)), params)
+  expected = {"stage": stage, "dpr": config.dpr.to_dict(), "model": config.model.to_dict(),
+              "num_items": data.num_items}
+  ckpts = RunCheckpoints(stage_dir(config.run.dir, stage) / "checkpoints")
+
+  def check(meta: dict):
+    got = {k: v for k, v in meta.get("fingerprint", {}).items() if k != "examples"}
+    if got != expected:
+      raise CheckpointError(f"checkpoint in {ckpts.directory} was made with another config than"
+                            f" {pathlib.Path(config.run.dir) / 'config.json'}")
+
+  try:
+    restored = ckpts.restore_latest(abstract, check)
+  finally:
+    ckpts.close()
+  if restored is None:
+    raise CheckpointError(f"no stage-{stage} checkpoint in {ckpts.directory}; train the DPR stages"
+                          " first (--config.stages=1,2,3)")
+  return restored[0].params
+
+
 def _check(meta: dict, fingerprint: dict, where: pathlib.Path):
   if meta.get("fingerprint") != fingerprint:
     raise CheckpointError(f"checkpoint in {where} was made with another config; use a fresh"
