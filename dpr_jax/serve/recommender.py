@@ -1,0 +1,309 @@
+"""A trained run, ready to answer requests: history (+ prompt) -> top-k items.
+
+``Recommender.load(run_dir)`` restores what ``python -m dpr_jax.launch`` trained: the config the
+run saved (``config.json``), the cached dataset (titles, tags, users' histories), stage 1's best
+backbone and stage 3's latest steering head. A request is
+
+* a history: a known user's whole sequence (``user``), or items given by id or title (a cold user
+  the model has never seen -- the backbone only needs the sequence);
+* an optional prompt, split into its positive and negative part (dpr_jax.prompts.combine); each
+  part is embedded by the same frozen text encoder as in training and steers the user vector
+  (dpr_jax.models.dpr.compose);
+* ``k``.
+
+Ranking is one product of the (steered) user vector with the whole item table on device; the
+items of the history are masked. Every answer also carries the unprompted list, so callers can
+show what the prompt changed (``explain``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dpr_jax import config as config_lib
+from dpr_jax import sharding
+from dpr_jax.data.prepare import prepare
+from dpr_jax.data.split import SplitData
+from dpr_jax.errors import UserError
+from dpr_jax.models import valid_item_mask
+from dpr_jax.models.dpr import compose
+from dpr_jax.prompts.combine import split_request
+from dpr_jax.prompts.features import prompt_features
+from dpr_jax.train import steering, trainer
+
+_NEG = -1e30
+MAX_K = 100
+
+
+class RequestError(UserError):
+  """A request the model cannot answer as asked (unknown user or item, bad k, empty prompt)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+  """One recommendation request; exactly one of ``user`` and ``history`` is set."""
+
+  user: str | None = None  # a user id of the dataset
+  history: tuple[str, ...] = ()  # item ids or titles, oldest first (a cold user)
+  prompt: str = ""  # "" = no prompt
+  k: int = 10
+
+  @classmethod
+  def from_json(cls, obj: Any, where: str = "request") -> Request:
+    """Parses ``{"user": ..} | {"history": [..]}`` plus optional ``prompt`` and ``k``."""
+    if not isinstance(obj, dict):
+      raise RequestError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    unknown = set(obj) - {"user", "history", "prompt", "k", "id"}
+    if unknown:
+      raise RequestError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}"
+                         " (expected user or history, prompt, k, id)")
+    history = obj.get("history") or ()
+    if isinstance(history, (str, int)) or not all(isinstance(h, (str, int)) for h in history):
+      raise RequestError(f"{where}: history must be a list of item ids or titles")
+    k = obj.get("k", 10)
+    if not isinstance(k, int) or isinstance(k, bool):
+      raise RequestError(f"{where}: k must be an integer, got {k!r}")
+    prompt = obj.get("prompt") or ""
+    if not isinstance(prompt, str):
+      raise RequestError(f"{where}: prompt must be a string")
+    user = obj.get("user")
+    return cls(user=None if user is None else str(user), history=tuple(str(h) for h in history),
+               prompt=prompt, k=k)
+
+
+def _bucket(n: int) -> int:
+  """Batch sizes are padded to powers of two so few shapes get compiled."""
+  return 1 << max(0, (n - 1).bit_length())
+
+
+class Recommender:
+  """Restored stage checkpoints + dataset side information, answering :class:`Request` s."""
+
+  def __init__(self, config, data: SplitData, model, backbone_params, head, head_params,
+               encoder):
+    self.config = config
+    self.encoder = encoder  # the frozen text encoder of training (dpr_jax.prompts.encoder)
+    self.data = data
+    self._model = model
+    self._backbone = backbone_params
+    self._head = head
+    self._head_params = head_params
+    self._prompt_cache: dict[str, np.ndarray] = {}
+    self._by_id = {item_id: i for i, item_id in enumerate(data.item_ids, start=1)}
+    self._by_title = {}
+    for i, title in enumerate(data.item_titles, start=1):
+      self._by_title.setdefault(title.casefold(), i) if title else None
+    self._users = {u: i for i, u in enumerate(data.user_ids)}
+    vocab = int(model.apply({"params": backbone_params}, method=model.item_table).shape[0])
+    tags = np.zeros((vocab, data.item_tags.shape[1]), np.float32)
+    tags[:len(data.item_tags)] = data.item_tags
+    self._item_tags = jnp.asarray(tags)  # float32[V, T]
+    self._rank = jax.jit(self._rank_fn, static_argnames=("k",))
+
+  # ------------------------------------------------------------------ loading
+  @classmethod
+  def load(cls, run_dir: str, config=None, encoder=None) -> Recommender:
+    """Restores ``run_dir`` (its ``config.json`` unless ``config`` is given).
+
+    ``encoder`` defaults to the one the config names (``config.dpr.text_encoder``).
+    """
+    config = config or config_lib.load_run_config(run_dir)
+    if encoder is None:
+      from dpr_jax.prompts.encoder import TextEncoder
+
+      encoder = TextEncoder.from_pretrained(config.dpr.text_encoder or None)
+    config.unlock()
+    config.run.dir = str(run_dir)
+    config.lock()
+    data = prepare(config.data)
+    mesh = sharding.make_mesh(1, 1, devices=jax.devices()[:1])
+    model, backbone = trainer.load_backbone(config, data, mesh)
+    head_params = steering.restore_head(config, data, encoder.dim + 1)
+    head = steering.build_head(config, len(data.tag_names))
+    logging.info("restored %s: %d users, %d items, %d tags", run_dir, data.num_users,
+                 data.num_items, len(data.tag_names))
+    return cls(config, data, model, backbone, head, head_params, encoder)
+
+  # ------------------------------------------------------------------ request parts
+  def user_history(self, user: str) -> np.ndarray:
+    """int[n]: a known user's whole sequence (training, validation and test items)."""
+    if user not in self._users:
+      sample = ", ".join(list(self._users)[:5])
+      raise RequestError(f"unknown user {user!r} (the dataset has {len(self._users)} users,"
+                         f" e.g. {sample})")
+    u = self._users[user]
+    d = self.data
+    return np.concatenate([d.history[u, :d.history_len[u]], d.test_targets[u:u + 1]])
+
+  def resolve_items(self, refs: Sequence[str]) -> np.ndarray:
+    """int[n]: internal indices of items given by original id or title (case-insensitive;
+    a unique substring of a title also matches)."""
+    out = []
+    for ref in refs:
+      ref = str(ref).strip()
+      if ref in self._by_id:
+        out.append(self._by_id[ref])
+        continue
+      key = ref.casefold()
+      if key in self._by_title:
+        out.append(self._by_title[key])
+        continue
+      hits = [i for t, i in self._by_title.items() if key and key in t]
+      if len(hits) == 1:
+        out.append(hits[0])
+        continue
+      if hits:
+        names = "; ".join(self.data.item_titles[i - 1] for i in hits[:5])
+        raise RequestError(f"item {ref!r} is ambiguous ({len(hits)} titles match: {names}"
+                           f"{'; ...' if len(hits) > 5 else ''})")
+      raise RequestError(f"unknown item {ref!r}: neither an item id nor a title of the dataset")
+    return np.asarray(out, np.int32)
+
+  def prompt_features(self, text: str) -> np.ndarray:
+    """float32[D_t + 1]: what the head reads of one prompt part (cached per text)."""
+    if text not in self._prompt_cache:
+      emb = self.encoder.encode([text])
+      self._prompt_cache[text] = prompt_features(emb, [text])[0]
+    return self._prompt_cache[text]
+
+  # ------------------------------------------------------------------ ranking
+  def _rank_fn(self, backbone, head, item_tags, inputs, seen, pos, neg, has_pos, has_neg, *,
+               k: int):
+    """Top-k with and without the prompt.
+
+    Args:
+      backbone, head: the two models' params.
+      item_tags: float32[V, T] multi-hot tags (padding rows zero).
+      inputs: int32[B, L] left-padded histories.
+      seen: int32[B, H] items to mask (0 = padding).
+      pos, neg: float32[B, D_t + 1] prompt features of the positive / negative part.
+      has_pos, has_neg: bool[B].
+    Returns:
+      (steered (scores, items), unprompted (scores, items)), each float32/int32[B, k].
+    """
+    h = self._model.apply({"params": backbone}, inputs)[:, -1]  # [B, d]
+    table = self._model.apply({"params": backbone}, method=self._model.item_table)  # [V, d]
+    vocab = table.shape[0]
+    parts = [self._head.apply({"params": head}, h, p, on)
+             for p, on in ((pos, has_pos), (neg, has_neg))]
+    user, tag_bias = compose(h, [(o.user, o.tag_bias) for o in parts])
+    with jax.named_scope("score_catalogue"):
+      plain = jnp.einsum("bd,vd->bv", h, table)
+      steered = (jnp.einsum("bd,vd->bv", user, table)
+                 + jnp.einsum("bt,vt->bv", tag_bias, item_tags))
+    masked = jnp.zeros((inputs.shape[0], vocab), bool).at[
+        jnp.arange(inputs.shape[0])[:, None], seen].set(True)
+    ok = valid_item_mask(vocab, self.data.num_items)[None, :] & ~masked
+    return (jax.lax.top_k(jnp.where(ok, steered, _NEG), k),
+            jax.lax.top_k(jnp.where(ok, plain, _NEG), k))
+
+  def _resolve(self, r: Request):
+    """(history int[n], Request parts or None) of one request; RequestError when it is bad."""
+    if not 1 <= r.k <= MAX_K:
+      raise RequestError(f"k must be between 1 and {MAX_K}, got {r.k}")
+    if (r.user is None) == (not r.history):
+      raise RequestError("give either a user id or a history of items, not both or neither")
+    if r.prompt and not r.prompt.strip():
+      raise RequestError("the prompt is empty (only whitespace); leave it out for the"
+                         " unprompted list")
+    hist = self.user_history(r.user) if r.user is not None else self.resolve_items(r.history)
+    parts = split_request(r.prompt) if r.prompt.strip() else None
+    for text, _ in (parts.parts if parts else []):
+      self.prompt_features(text)  # encoder errors belong to this request
+    return hist, parts
+
+  def recommend_many(self, requests: Sequence[Request], errors: str = "raise") -> list:
+    """Answers a batch of requests with one device call (see :meth:`_answer` for the format).
+
+    With ``errors="return"`` a bad request gets its :class:`RequestError` in its place and the
+    others are still answered; with ``"raise"`` the first bad request raises.
+    """
+    resolved: list = []
+    for r in requests:
+      try:
+        resolved.append(self._resolve(r))
+      except UserError as e:
+        if errors == "raise":
+          raise
+        resolved.append(e if isinstance(e, RequestError) else RequestError(str(e)))
+    good = [i for i, x in enumerate(resolved) if not isinstance(x, Exception)]
+    out: list = list(resolved)
+    if not good:
+      return out
+    k = min(max(requests[i].k for i in good), self.data.num_items)
+    b, length, dim = _bucket(len(good)), self.data.max_len, self.encoder.dim + 1
+    longest = max(len(resolved[i][0]) for i in good)
+    inputs = np.zeros((b, length), np.int32)
+    seen = np.zeros((b, max(64, _bucket(longest))), np.int32)
+    pos, neg = np.zeros((b, dim), np.float32), np.zeros((b, dim), np.float32)
+    has_pos, has_neg = np.zeros(b, bool), np.zeros(b, bool)
+    for row, i in enumerate(good):
+      hist, parts = resolved[i]
+      tail = hist[-length:]
+      inputs[row, length - len(tail):] = tail
+      seen[row, :len(hist)] = hist
+      if parts and parts.positive:
+        pos[row], has_pos[row] = self.prompt_features(parts.positive), True
+      if parts and parts.negative:
+        neg[row], has_neg[row] = self.prompt_features(parts.negative), True
+    (s_scores, s_items), (_, p_items) = jax.device_get(self._rank(
+        self._backbone, self._head_params, self._item_tags, inputs, seen, pos, neg, has_pos,
+        has_neg, k=k))
+    for row, i in enumerate(good):
+      kk = requests[i].k
+      out[i] = self._answer(requests[i], resolved[i][1], resolved[i][0], s_items[row][:kk],
+                            s_scores[row][:kk], p_items[row][:kk])
+    return out
+
+  def recommend(self, request: Request) -> dict:
+    """One request -> its answer (see :meth:`_answer`)."""
+    return self.recommend_many([request])[0]
+
+  # ------------------------------------------------------------------ answers
+  def item(self, i: int, score: float | None = None) -> dict:
+    d = self.data
+    out = {"item": str(d.item_ids[i - 1]), "title": d.item_titles[i - 1] or f"item {d.item_ids[i - 1]}",
+           "tags": [t for t, on in zip(d.tag_names, d.item_tags[i]) if on]}
+    if score is not None:
+      out["score"] = round(float(score), 4)
+    return out
+
+  def _tag_shares(self, items: np.ndarray) -> dict[str, float]:
+    counts = self.data.item_tags[items].sum(0)
+    return {t: round(float(c) / len(items), 2) for t, c in zip(self.data.tag_names, counts) if c}
+
+  def _answer(self, request: Request, parts, history: np.ndarray, items, scores, plain) -> dict:
+    """``{"items": [{rank, item, title, tags, score}], "prompt_parts": {...}, "explain": {...}}``.
+
+    ``explain`` compares the list with the unprompted one: items that entered and left, and each
+    tag's share of the top-k before and after.
+    """
+    items, plain = [int(i) for i in items], [int(i) for i in plain]
+    answer = {
+        "items": [dict(rank=r + 1, **self.item(i, s)) for r, (i, s) in enumerate(zip(items, scores))],
+        "history_length": len(history),
+        "prompt": request.prompt,
+        "prompt_parts": ({"positive": parts.positive, "negative": parts.negative} if parts
+                         else {"positive": "", "negative": ""}),
+    }
+    old_rank = {i: r + 1 for r, i in enumerate(plain)}
+    answer["explain"] = {
+        "unprompted": [self.item(i)["title"] for i in plain],
+        "entered": [self.item(i)["title"] for i in items if i not in old_rank],
+        "left": [self.item(i)["title"] for i in plain if i not in set(items)],
+        "moved": {self.item(i)["title"]: [old_rank[i], r + 1] for r, i in enumerate(items)
+                  if i in old_rank and old_rank[i] != r + 1},
+        "tag_share_before": self._tag_shares(np.asarray(plain)),
+        "tag_share_after": self._tag_shares(np.asarray(items)),
+    }
+    if request.user is not None:
+      answer["user"] = request.user
+    return answer
+
