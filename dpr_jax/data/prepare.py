@@ -35,8 +35,9 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
   return h.hexdigest()
 
 
-def default_cache_dir() -> pathlib.Path:
-  return pathlib.Path(os.environ.get("DPR_CACHE_DIR", pathlib.Path.home() / ".cache" / "dpr_jax"))
+def default_cache_dir():
+  """$DPR_CACHE_DIR (a folder or a gs:// URI), else ~/.cache/dpr_jax."""
+  return atomic.as_path(os.environ.get("DPR_CACHE_DIR") or pathlib.Path.home() / ".cache" / "dpr_jax")
 
 
 def resolve_data_dir(data_config) -> pathlib.Path | None:
@@ -60,7 +61,10 @@ def load_interactions(data_config, cache_dir: pathlib.Path) -> InteractionData:
   directory = resolve_data_dir(data_config)
   if fmt == "grouplens" and (directory is None or not (directory / "ratings.dat").exists()):
     if directory is None or not directory.exists():
-      directory = fetch.ensure_ml1m(cache_dir)
+      # The loaders read local files: a gs:// cache keeps the download in the local default.
+      local = (cache_dir if not atomic.is_uri(cache_dir)
+               else pathlib.Path.home() / ".cache" / "dpr_jax")
+      directory = fetch.ensure_ml1m(local)
   if directory is None:
     if fmt == "mind":
       from dpr_jax.data import mind
@@ -97,18 +101,20 @@ def _sources_match(manifest: dict) -> bool:
   return True
 
 
-def _save(path: pathlib.Path, split: SplitData, manifest: dict) -> None:
+def _save(path, split: SplitData, manifest: dict) -> None:
+  """Writes arrays.npz, then manifest.json (last: it marks the folder complete)."""
   with atomic.directory(path) as tmp:
-    np.savez(tmp / "arrays.npz", **{k: getattr(split, k) for k in SplitData.ARRAY_FIELDS})
+    with (tmp / "arrays.npz").open("wb") as f:  # a file object: np.savez cannot open gs:// itself
+      np.savez(f, **{k: getattr(split, k) for k in SplitData.ARRAY_FIELDS})
     meta = dict(manifest, num_items=split.num_items, tag_names=list(split.tag_names),
                 item_titles=list(split.item_titles), item_ids=list(split.item_ids),
                 user_ids=list(split.user_ids))
     (tmp / "manifest.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
-def _load(path: pathlib.Path) -> SplitData:
+def _load(path) -> SplitData:
   meta = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-  with np.load(path / "arrays.npz") as z:
+  with (path / "arrays.npz").open("rb") as f, np.load(f) as z:
     arrays = {k: z[k] for k in SplitData.ARRAY_FIELDS}
   manifest = {k: meta[k] for k in ("cache_version", "name", "format", "sources", "split",
                                     "max_len", "synthetic")}
@@ -119,7 +125,7 @@ def _load(path: pathlib.Path) -> SplitData:
 
 def prepare(data_config, cache_dir: str | os.PathLike | None = None) -> SplitData:
   """The split dataset for ``data_config``, from the cache when it is fresh."""
-  cache_dir = pathlib.Path(cache_dir or data_config.cache_dir or default_cache_dir())
+  cache_dir = atomic.as_path(cache_dir or data_config.cache_dir or default_cache_dir())
   path = cache_dir / f"{data_config.name}-{data_config.format}-L{data_config.max_len}"
   if (path / "manifest.json").exists():
     try:

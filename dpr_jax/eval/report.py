@@ -62,7 +62,7 @@ def markdown_table(results: dict[str, dict[str, float]], metric_names: list[str]
 def write_results(directory: str | pathlib.Path, stem: str, results: dict, fields: dict,
                   metric_names: list[str]) -> tuple[pathlib.Path, pathlib.Path]:
   """Writes ``<stem>.json`` and ``<stem>.md`` atomically; returns their paths."""
-  directory = pathlib.Path(directory)
+  directory = atomic.as_path(directory)
   json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
   atomic.write_text(json_path, json.dumps({"protocol": fields, "results": results}, indent=2))
   files = ", ".join(f"`{f['path']}` (sha256 {f['sha256'][:12]}…)" for f in fields["dataset_files"])

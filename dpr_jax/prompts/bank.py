@@ -74,7 +74,7 @@ def _cached_embeddings(cache_dir: pathlib.Path, stem: str, texts: Sequence[str],
   path = cache_dir / f"{stem}-{key}.npz"
   meta_path = path.with_suffix(".json")
   if path.exists() and meta_path.exists():
-    with np.load(path) as z:
+    with path.open("rb") as f, np.load(f) as z:  # a file object: np.load cannot open gs://
       return z["embeddings"], json.loads(meta_path.read_text(encoding="utf-8"))
   from dpr_jax.prompts.encoder import TextEncoder  # Only when the cache misses.
 
@@ -91,7 +91,7 @@ def build_bank(domain: str, tag_names: Sequence[str], cache_dir: str | pathlib.P
   """Every prompt of ``domain`` for ``tag_names`` with its embedding (cached)."""
   prompts = templates.all_prompts(domain, tag_names)
   texts = [p.text for p in prompts]
-  embeddings, meta = _cached_embeddings(pathlib.Path(cache_dir), f"prompts-{domain}", texts,
+  embeddings, meta = _cached_embeddings(atomic.as_path(cache_dir), f"prompts-{domain}", texts,
                                         encoder_path)
   return PromptBank(
       texts=tuple(texts), tags=tuple(tuple(p.tags) for p in prompts),
@@ -113,7 +113,7 @@ def item_text_embeddings(titles: Sequence[str], item_tags: np.ndarray, tag_names
                          cache_dir: str | pathlib.Path, stem: str,
                          encoder_path: str | None = None) -> np.ndarray:
   """float32[N + 1, D_t]: embedded item texts; row 0 (padding) is zero."""
-  emb, _ = _cached_embeddings(pathlib.Path(cache_dir), f"items-{stem}",
+  emb, _ = _cached_embeddings(atomic.as_path(cache_dir), f"items-{stem}",
                               item_texts(titles, item_tags, tag_names), encoder_path)
   return np.concatenate([np.zeros((1, emb.shape[1]), np.float32), emb])
 
@@ -122,5 +122,5 @@ def text_features(texts: Sequence[str], cache_dir: str | pathlib.Path, stem: str
                   encoder_path: str | None = None) -> np.ndarray:
   """float32[n, D_t + 1]: head features of arbitrary texts (cached like the bank), e.g. the
   parts of the COMBINED task's requests."""
-  emb, _ = _cached_embeddings(pathlib.Path(cache_dir), stem, list(texts), encoder_path)
+  emb, _ = _cached_embeddings(atomic.as_path(cache_dir), stem, list(texts), encoder_path)
   return prompt_features(emb, texts)

@@ -7,6 +7,9 @@ Layout under ``<run_dir>/checkpoints/``::
 
 ``meta`` is JSON: the loop's own state (epoch, best metric, evaluations without improvement)
 and the config fields a restore must agree with.
+
+The run directory may be local or a ``gs://`` URI: orbax reads and writes Cloud Storage itself
+(the directory reaches it as an ``etils.epath.Path``, never through ``pathlib``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from dpr_jax import atomic
 from dpr_jax.errors import CheckpointError
 from dpr_jax.train import faults
 
@@ -34,11 +38,16 @@ class RunCheckpoints:
   """The latest and best checkpoints of one run (or one training stage)."""
 
   def __init__(self, directory: str | pathlib.Path, keep: int = 2):
-    self.directory = pathlib.Path(directory).absolute()
-    self.latest = ocp.CheckpointManager(
-        self.directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
-    self.best = ocp.CheckpointManager(
-        self.directory / "best", options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+    self.directory = atomic.as_path(directory)  # absolute local path, or gs://... kept intact
+    try:
+      self.latest = ocp.CheckpointManager(
+          self.directory / "latest",
+          options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+      self.best = ocp.CheckpointManager(
+          self.directory / "best", options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+    except OSError as e:
+      raise CheckpointError(f"cannot create the checkpoint folder {self.directory}"
+                            f" ({e.strerror or e}); check --config.run.dir") from None
 
   @staticmethod
   def _save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> None:
@@ -88,8 +97,12 @@ class RunCheckpoints:
     where = self.directory / "unreadable"
     where.mkdir(parents=True, exist_ok=True)
     for step in steps:
-      source = pathlib.Path(str(manager.directory)) / str(step)
+      source = atomic.as_path(str(manager.directory)) / str(step)
       target = where / f"{source.parent.name}-{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+      if atomic.is_uri(source):  # object stores have no folder rename: drop it instead
+        manager.delete(step)
+        logging.warning("deleted unreadable checkpoint %s", source)
+        continue
       shutil.move(str(source), str(target))
       logging.warning("moved unreadable checkpoint %s to %s", source, target)
     manager.reload()

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax import config as config_lib
-from dpr_jax import distributed, sharding
+from dpr_jax import atomic, distributed, sharding
 from dpr_jax.data.prepare import default_cache_dir, prepare, require_tags
 from dpr_jax.eval import steering as steering_eval
 from dpr_jax.prompts.bank import build_bank, item_text_embeddings, text_features
@@ -31,12 +31,12 @@ def run(config, mode: str = "train") -> dict:
   """Runs (or, with mode="eval", restores and evaluates) the configured stages."""
   stages = parse_stages(config.stages)
   out: dict = {"files": []}
-  if mode == "train" and jax.process_index() == 0:
-    config_lib.save_run_config(config, config.run.dir)  # what `dpr_jax.recommend --run` reads
   trainer.check_config(config)  # config mistakes before anything is written
   if max(stages) > 1:  # refuse data without tags before stage 1 spends its time
     require_tags(distributed.first_process_then_others("prepare", lambda: prepare(config.data)),
                  config.data)
+  if mode == "train" and jax.process_index() == 0:
+    config_lib.save_run_config(config, config.run.dir)  # what `dpr_jax.recommend --run` reads
   if 1 in stages:
     out |= trainer.train_and_evaluate(config, mode=mode)
   if max(stages) == 1:
@@ -50,7 +50,7 @@ def run(config, mode: str = "train") -> dict:
   model, backbone_params = trainer.load_backbone(config, data, mesh)
   table = model.apply({"params": backbone_params}, method=model.item_table)
   catalogue = steering.FrozenCatalogue.create(table, data)
-  cache_dir = pathlib.Path(config.data.cache_dir or default_cache_dir())
+  cache_dir = atomic.as_path(config.data.cache_dir or default_cache_dir())
   encoder = config.dpr.text_encoder or None
   bank = distributed.first_process_then_others(
       "prompt-bank", lambda: build_bank(config.dpr.domain, data.tag_names, cache_dir, encoder))

@@ -49,7 +49,10 @@ def parse_stages(text: str) -> tuple[int, ...]:
 
 
 def stage_dir(run_dir: str | pathlib.Path, stage: int) -> pathlib.Path:
-  return pathlib.Path(run_dir).absolute() / f"stage{stage}"
+  """``<run_dir>/stage<k>``; absolute when local, a ``gs://`` URI kept as it is."""
+  from dpr_jax.atomic import as_path
+
+  return as_path(run_dir) / f"stage{stage}"
 
 
 def masked_optimizer(tx: optax.GradientTransformation, params, trains: tuple[str, ...]):

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dpr_jax import config as config_lib
-from dpr_jax import distributed, sharding
+from dpr_jax import atomic, distributed, sharding
 from dpr_jax.data import pipeline
 from dpr_jax.data.prepare import prepare
 from dpr_jax.data.split import SplitData
@@ -71,7 +71,7 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
   """Runs stage 1 and returns ``{"valid": metrics, "test": metrics, "files": [...]}``."""
   # ============================================================================ Config & devices
   mesh = check_config(config)
-  run_dir = pathlib.Path(config.run.dir).absolute()
+  run_dir = atomic.as_path(config.run.dir)
   is_main = jax.process_index() == 0
   logging.info("mesh %s on %s", dict(mesh.shape), report.device_description())
 
