@@ -170,6 +170,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 CONFIG_FILE = "config.json"
+# Model fields that change how a step computes, not what a checkpoint holds: a checkpoint stays
+# usable when they change (e.g. train in bfloat16, evaluate in float32).
+RUNTIME_MODEL_FIELDS = ("compute_dtype",)
+
+
+def model_fingerprint(model_config: ml_collections.ConfigDict) -> dict:
+  """The model fields a checkpoint must agree with (all but :data:`RUNTIME_MODEL_FIELDS`)."""
+  return {k: v for k, v in model_config.to_dict().items() if k not in RUNTIME_MODEL_FIELDS}
 
 
 def save_run_config(config: ml_collections.ConfigDict, run_dir) -> None:

@@ -15,13 +15,14 @@ inputs and held-out ("eval") prompts only; every random choice is drawn from a s
 POLARITY counts a user when the positive prompt raises the tag's share of the top-10 over the
 unprompted list and the negative prompt lowers it (or keeps it at zero when it was zero).
 
-COMBINED: one request asks for a tag g+ and excludes another, g- ("a comedy film, but no romance
-please"), in held-out phrasings (``templates.COMBINED``; nothing is trained on them). Users are
-those of both POS and NEG: g+ is the target's rarest off-habit tag, g- the tag the backbone's
-top-10 leans to most, which the target lacks. The text is split by
+COMBINED (PROTOCOL.md section 4): one request asks for a tag g and excludes another, h ("a comedy
+film, but no romance please"), in held-out phrasings (``templates.COMBINED``; nothing is trained
+on them). g is the target's rarest off-habit tag (as in POS); h is the tag the backbone's top-10
+carries most among the tags the target lacks, kept when it fills at least
+``COMBINED_MIN_COUNT`` slots ("frequent"). The text is split by
 ``dpr_jax.prompts.combine.split_request``; DPR steers with both parts at once
-(``dpr_jax.models.dpr.compose``); the filter keeps items with g+ and without g-. Metrics: target
-NDCG@10 / Recall@10 and ``satisfied@10``, the share of the top-10 that has g+ and lacks g-.
+(``dpr_jax.models.dpr.compose``); the filter keeps items with g and without h. Metrics: target
+NDCG@10 / Recall@10 and ``satisfied@10``, the share of the top-10 that has g and lacks h.
 ``split_ok`` is the share of requests the splitter cut into exactly one positive and one negative
 part. Text rerank is not run on this task (one query embedding cannot express the exclusion).
 """
@@ -52,6 +53,7 @@ METHODS = ("backbone", "filter", "text_rerank", "dpr", "dpr+filter")
 OFF_HABIT_SHARE = 0.2
 RERANK_DEPTH = 100
 ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+COMBINED_MIN_COUNT = 2  # COMBINED's excluded tag fills at least this many of the top-10 slots
 ALPHA_TUNING_USERS = 1000  # validation users (seeded sample) per task for tuning alpha
 _NEG = -1e30
 
@@ -65,7 +67,7 @@ class Task:
   tag: np.ndarray  # int[U'] the tag g
   prompt: np.ndarray  # int[U'] bank row of the prompt (-1: none)
   polarity: int  # +1 keep g, -1 remove g, 0 no constraint
-  # COMBINED only: the excluded tag g- and the negative part's prompt row; with ``features``
+  # COMBINED only: the excluded tag h and the negative part's prompt row; with ``features``
   # set, ``prompt`` and ``prompt2`` index it instead of the bank's features.
   tag2: np.ndarray | None = None  # int[U']
   prompt2: np.ndarray | None = None  # int[U'] (-1: the splitter found no negative part)
@@ -148,9 +150,13 @@ def build_tasks(data: SplitData, split: str, bank: PromptBank, backbone_top10: n
   tasks["POLARITY-"] = Task("POLARITY-", tasks["POLARITY+"].users, tasks["POLARITY+"].tag,
                             neg_prompts, -1)
   if domain is not None and embed is not None:
-    both, pos_i, neg_i = np.intersect1d(pos_users, neg_users, return_indices=True)
-    tasks["COMBINED"] = combined_task(both, pos_tag[pos_i], neg_tag[neg_i], data.tag_names,
-                                      domain, embed, rng)
+    # h: the tag the backbone's top-10 shows most among those t lacks, if it fills >= 2 slots.
+    lacked = np.where(target_tags, -1, top_counts + noise)  # [U, T]
+    h = np.argmax(lacked, axis=1)
+    ok = lacked[np.arange(data.num_users), h] >= COMBINED_MIN_COUNT
+    keep = ok[pos_users]
+    tasks["COMBINED"] = combined_task(pos_users[keep], pos_tag[keep], h[pos_users][keep],
+                                      data.tag_names, domain, embed, rng)
   return tasks
 
 
@@ -178,7 +184,7 @@ def _scores_fn(scorer: Scorer, method: str):
     h = scorer.user_vectors(batch["inputs"])
     base = jnp.einsum("bd,vd->bv", h, scorer.table, preferred_element_type=jnp.float32)
     has_tag = jnp.take(scorer.item_tags, batch["tag"], axis=1).T  # [B, V]
-    has_tag2 = jnp.take(scorer.item_tags, batch["tag2"], axis=1).T  # [B, V] (COMBINED's g-)
+    has_tag2 = jnp.take(scorer.item_tags, batch["tag2"], axis=1).T  # [B, V] (COMBINED's h)
     polarity = batch["polarity"][:, None]
     allowed = jnp.where(polarity == 2, has_tag & ~has_tag2,
                         jnp.where(polarity > 0, has_tag, jnp.where(polarity < 0, ~has_tag, True)))

@@ -63,7 +63,8 @@ class Schedule:
 
 def _fingerprint(config, data: SplitData) -> dict:
   """What a checkpoint must agree with to be restored into this run."""
-  return {"model": config.model.to_dict(), "num_items": data.num_items, "max_len": data.max_len,
+  return {"model": config_lib.model_fingerprint(config.model), "num_items": data.num_items,
+          "max_len": data.max_len,
           "grad_clip": config.train.grad_clip > 0}  # clipping changes the optimizer state tree
 
 
