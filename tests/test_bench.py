@@ -180,6 +180,6 @@ def test_cli_rejects_unknown_suite():
 
 def test_cli_unknown_option_exits_2():
   env = dict(os.environ, PYTHONPATH=str(ROOT))
-  out = subprocess.run([sys.executable, "-m", "dpr_jax.bench", "moe", "--bogus"], cwd=ROOT,
+  out = subprocess.run([sys.executable, "-m", "dpr_jax.bench", "scale", "--bogus"], cwd=ROOT,
                        env=env, capture_output=True, text=True, timeout=120)
   assert out.returncode == 2 and "--bogus" in out.stderr
