@@ -78,6 +78,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.dpr.top_k = 1
   c.dpr.expert_hidden = 256
   c.dpr.dispatch = "auto"  # MoE dispatch: "dense", "grouped" (ragged_dot) or "auto".
+  # How a negative request ("no horror") steers at inference: "full" uses the head's whole offset;
+  # "tags" keeps only its tag coordinates (a learned soft filter) and leaves the user vector's
+  # item-space part as it is, so the ranking among the items that remain is the backbone's.
+  # A request's polarity comes from dpr_jax.prompts.combine (the negation lexicon).
+  c.dpr.negative_steering = "full"
   c.stage2 = ml_collections.ConfigDict()
   c.stage2.epochs = 60
   c.stage2.lr = 1e-3
@@ -160,6 +165,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
   need(1 <= config.dpr.top_k <= config.dpr.num_experts, "dpr.top_k",
        f"must be in [1, dpr.num_experts={config.dpr.num_experts}]")
+  need(config.dpr.negative_steering in ("full", "tags"), "dpr.negative_steering",
+       f"must be 'full' or 'tags', got {config.dpr.negative_steering!r}")
   need(config.dpr.dispatch in ("dense", "grouped", "auto"), "dpr.dispatch",
        "must be dense, grouped or auto")
   need(0 <= config.stage3.mix_positive + config.stage3.mix_negative <= 1, "stage3.mix_positive",

@@ -31,8 +31,9 @@ def rec(dpr_run):
   return Recommender.load(config.run.dir)
 
 
-def _reference(rec, history, parts=(), k=10):
-  """Top-k by numpy from the restored params: steer with each part, add offsets, mask history."""
+def _reference(rec, history, parts=(), k=10, tags_only=()):
+  """Top-k by numpy from the restored params: steer with each part, add offsets, mask history.
+  Parts listed in ``tags_only`` keep only their tag coordinates (negative_steering="tags")."""
   model, params = rec._model, rec._backbone
   inputs = np.zeros((1, rec.data.max_len), np.int32)
   tail = history[-rec.data.max_len:]
@@ -43,7 +44,7 @@ def _reference(rec, history, parts=(), k=10):
   for text in parts:
     feats = jnp.asarray(prompt_features(rec.encoder.encode([text]), [text]))
     out = rec._head.apply({"params": rec._head_params}, h, feats, jnp.ones((1,), bool))
-    steered.append((out.user, out.tag_bias))
+    steered.append((h if text in tags_only else out.user, out.tag_bias))
   user, bias = compose(h, steered) if steered else (h, jnp.zeros((1, len(rec.data.tag_names))))
   scores = np.asarray(user)[0] @ table.T
   scores[:len(rec.data.item_tags)] += rec.data.item_tags.astype(np.float32) @ np.asarray(bias)[0]
@@ -78,6 +79,23 @@ def test_answers_match_a_numpy_reference(rec):
   single = rec.recommend(Request(user=user, prompt="more comedy films, please", k=10))
   assert single["prompt_parts"] == {"positive": "more comedy films, please", "negative": ""}
   assert _ids(single) == _reference(rec, history, ["more comedy films, please"])
+
+
+def test_negative_requests_can_steer_through_tags_only(rec):
+  from dpr_jax.serve.recommender import Recommender, Request
+
+  config = rec.config.copy_and_resolve_references()
+  config.unlock()
+  config.dpr.negative_steering = "tags"
+  tags_rec = Recommender(config, rec.data, rec._model, rec._backbone, rec._head, rec._head_params,
+                         rec.encoder)
+  user = rec.data.user_ids[4]
+  history = rec.user_history(user)
+  prompt = f"a {rec.data.tag_names[3].lower()} film, but no {rec.data.tag_names[0].lower()}"
+  answer = tags_rec.recommend(Request(user=user, prompt=prompt, k=10))
+  pos, neg = answer["prompt_parts"]["positive"], answer["prompt_parts"]["negative"]
+  assert _ids(answer) == _reference(rec, history, [pos, neg], tags_only=[neg])
+  assert _ids(answer) != _ids(rec.recommend(Request(user=user, prompt=prompt, k=10)))
 
 
 def test_cold_history_by_title_or_id_and_batching(rec):

@@ -47,7 +47,7 @@ from dpr_jax.models import valid_item_mask
 from dpr_jax.models.dpr import compose
 from dpr_jax.prompts import templates
 from dpr_jax.prompts.bank import PromptBank
-from dpr_jax.prompts.combine import split_request
+from dpr_jax.prompts.combine import is_negative, split_request
 
 METHODS = ("backbone", "filter", "text_rerank", "dpr", "dpr+filter")
 OFF_HABIT_SHARE = 0.2
@@ -72,6 +72,7 @@ class Task:
   tag2: np.ndarray | None = None  # int[U']
   prompt2: np.ndarray | None = None  # int[U'] (-1: the splitter found no negative part)
   features: np.ndarray | None = None  # float32[P', D_t + 1]
+  negative: np.ndarray | None = None  # bool[P'] which rows of ``features`` are negative parts
   texts: tuple[str, ...] = ()  # COMBINED: the request text of each user
 
 
@@ -85,6 +86,7 @@ class Scorer:
   item_text: jax.Array  # float[V, D_t] (unit rows; zeros for padding)
   item_tags: jax.Array  # bool[V, T]
   num_items: int
+  negative_steering: str = "full"  # config.dpr.negative_steering
   _steps: dict = dataclasses.field(default_factory=dict, repr=False)
 
   def step(self, method: str):
@@ -173,8 +175,10 @@ def combined_task(users: np.ndarray, pos_tag: np.ndarray, neg_tag: np.ndarray,
   features = embed(unique) if unique else np.zeros((0, 1), np.float32)
   prompt = np.array([row.get(r.positive, -1) for r in parts], np.int64)
   prompt2 = np.array([row.get(r.negative, -1) for r in parts], np.int64)
+  negatives = {r.negative for r in parts}
   return Task("COMBINED", users, pos_tag, prompt, 2, tag2=neg_tag, prompt2=prompt2,
-              features=np.asarray(features, np.float32), texts=tuple(texts))
+              features=np.asarray(features, np.float32),
+              negative=np.array([p in negatives for p in unique], bool), texts=tuple(texts))
 
 
 def _scores_fn(scorer: Scorer, method: str):
@@ -195,6 +199,8 @@ def _scores_fn(scorer: Scorer, method: str):
       for key in ("prompt", "prompt2"):  # a second part only in COMBINED
         on = batch[f"has_{key}"][:, None]
         u_j, b_j = scorer.steer(h, batch[key])
+        if scorer.negative_steering == "tags":  # a negative part moves tags only
+          u_j = jnp.where(batch[f"{key}_negative"][:, None], h, u_j)
         steered.append((jnp.where(on, u_j, h), jnp.where(on, b_j, 0.0)))
       u, tag_bias = compose(h, steered)
       scores = (jnp.einsum("bd,vd->bv", u, scorer.table, preferred_element_type=jnp.float32)
@@ -225,6 +231,8 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
   inputs, targets, seen_len = data.eval_split(split)
   step = scorer.step(method)
   features = bank.features if task.features is None else task.features
+  negative = (np.array([is_negative(t) for t in bank.texts], bool) if task.negative is None
+              else task.negative)
   tag2 = task.tag2 if task.tag2 is not None else np.zeros_like(task.tag)
   prompt2 = task.prompt2 if task.prompt2 is not None else -np.ones_like(task.prompt)
   out = [[], [], []]
@@ -249,6 +257,8 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
         "polarity": np.full(batch_size, task.polarity, np.int32),
         "alpha": np.full(batch_size, alpha, np.float32), "has_prompt": rows >= 0,
         "prompt": feats(rows), "has_prompt2": rows2 >= 0, "prompt2": feats(rows2),
+        "prompt_negative": negative[np.maximum(rows, 0)] & (rows >= 0),
+        "prompt2_negative": negative[np.maximum(rows2, 0)] & (rows2 >= 0),
         "tag2": rows_of(tag2, start, n, pad).astype(np.int32)}
     for acc, v in zip(out, step(batch)):
       acc.append(np.asarray(v)[:n])

@@ -33,6 +33,7 @@ Design (ours): a small, documented rule set rather than a learned parser.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 from dpr_jax.prompts.features import negation_cue
@@ -112,3 +113,10 @@ def split_request(text: str) -> Request:
     return Request(", ".join(pos), ", ".join(neg))
   whole = " ".join(text.split())
   return Request("", whole) if neg or (not pos and negation_cue(whole)) else Request(whole, "")
+
+
+@functools.lru_cache(maxsize=65536)
+def is_negative(text: str) -> bool:
+  """Whether ``text`` is a single negative wish ("no horror tonight"), by the rules above."""
+  r = split_request(text)
+  return bool(r.negative) and not r.positive

@@ -191,9 +191,12 @@ class Recommender:
     h = self._model.apply({"params": backbone}, inputs)[:, -1]  # [B, d]
     table = self._model.apply({"params": backbone}, method=self._model.item_table)  # [V, d]
     vocab = table.shape[0]
-    parts = [self._head.apply({"params": head}, h, p, on)
-             for p, on in ((pos, has_pos), (neg, has_neg))]
-    user, tag_bias = compose(h, [(o.user, o.tag_bias) for o in parts])
+    out_pos, out_neg = (self._head.apply({"params": head}, h, p, on)
+                        for p, on in ((pos, has_pos), (neg, has_neg)))
+    user_neg = out_neg.user
+    if self.config.dpr.negative_steering == "tags":  # a negative part moves tags only
+      user_neg = jnp.where(has_neg[:, None], h, user_neg)
+    user, tag_bias = compose(h, [(out_pos.user, out_pos.tag_bias), (user_neg, out_neg.tag_bias)])
     with jax.named_scope("score_catalogue"):
       plain = jnp.einsum("bd,vd->bv", h, table)
       steered = (jnp.einsum("bd,vd->bv", user, table)

@@ -88,7 +88,7 @@ def run(config, mode: str = "train") -> dict:
       user_vectors=lambda x: model.apply({"params": backbone_params}, x)[:, -1],
       steer=lambda h, p: _steer(head, head_params, h, p),
       table=table, item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
-      num_items=data.num_items)
+      num_items=data.num_items, negative_steering=config.dpr.negative_steering)
   top10 = {split: _backbone_top10(scorer, data, split) for split in ("valid", "test")}
   embed = lambda texts: text_features(texts, cache_dir, f"combined-{config.dpr.domain}", encoder)
   results = steering_eval.evaluate_steering(scorer, data, bank, config.train.seed, top10,
