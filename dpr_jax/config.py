@@ -187,6 +187,15 @@ def model_fingerprint(model_config: ml_collections.ConfigDict) -> dict:
   return {k: v for k, v in model_config.to_dict().items() if k not in RUNTIME_MODEL_FIELDS}
 
 
+# DPR fields that only change inference (how a trained head is applied).
+RUNTIME_DPR_FIELDS = ("negative_steering",)
+
+
+def dpr_fingerprint(dpr_config: ml_collections.ConfigDict) -> dict:
+  """The DPR fields a stage-2/3 checkpoint must agree with."""
+  return {k: v for k, v in dpr_config.to_dict().items() if k not in RUNTIME_DPR_FIELDS}
+
+
 def save_run_config(config: ml_collections.ConfigDict, run_dir) -> None:
   """Writes ``<run_dir>/config.json`` (atomically) so a trained run can be served from its
   directory alone (``python -m dpr_jax.recommend --run DIR``). Relative local data and cache

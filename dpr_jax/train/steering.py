@@ -262,7 +262,7 @@ def run_stage(stage: int, config, data: SplitData, mesh: Mesh, catalogue: Frozen
   state = jax.jit(lambda p: TrainState(jnp.zeros((), jnp.int32), p, tx.init(p)),
                   out_shardings=shardings)(jax.device_put(init_params, param_shardings))
   ckpts = RunCheckpoints(stage_dir(config.run.dir, stage) / "checkpoints")
-  fingerprint = {"stage": stage, "dpr": config.dpr.to_dict(),
+  fingerprint = {"stage": stage, "dpr": config_lib.dpr_fingerprint(config.dpr),
                  "model": config_lib.model_fingerprint(config.model),
                  "num_items": data.num_items, "examples": num_examples}
   restored = ckpts.restore_latest(abstract_with_shardings(state, shardings),
@@ -350,7 +350,7 @@ def restore_head(config, data: SplitData, text_dim: int, stage: int = 3):
   params = nn.unbox(_boxed_params(head, sample, None))
   tx = masked_optimizer(optax.adamw(1e-3), params, STAGES[stage].trains)
   abstract = jax.eval_shape(lambda p: TrainState(jnp.zeros((), jnp.int32), p, tx.init(p)), params)
-  expected = {"stage": stage, "dpr": config.dpr.to_dict(),
+  expected = {"stage": stage, "dpr": config_lib.dpr_fingerprint(config.dpr),
               "model": config_lib.model_fingerprint(config.model),
               "num_items": data.num_items}
   ckpts = RunCheckpoints(stage_dir(config.run.dir, stage) / "checkpoints")
