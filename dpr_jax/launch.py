@@ -14,6 +14,7 @@ and exit with status 2.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -34,6 +35,8 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
   del argv  # checked in _parse_flags
   logging.getLogger().setLevel(logging.INFO)
+  if os.environ.get("DPR_DUMP_STACKS_EVERY_S"):  # debugging hangs (e.g. multi-process runs)
+    faulthandler.dump_traceback_later(float(os.environ["DPR_DUMP_STACKS_EVERY_S"]), repeat=True)
   from dpr_jax import distributed  # Late: jax start-up after flag errors are reported.
   from dpr_jax.train import run as run_lib
 
