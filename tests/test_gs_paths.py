@@ -114,3 +114,26 @@ def test_stage1_run_on_gs(fake_gcs, tiny_config, monkeypatch):
   monkeypatch.setattr(prepare_lib, "load_interactions", lambda *a: pytest.fail("cache missed"))
   again = run_lib.run(config, mode="eval")
   assert again["test"] == first["test"] and again["valid"] == first["valid"]
+
+
+def test_data_dir_on_gs(fake_gcs, tiny_config, tmp_path, monkeypatch):
+  from dpr_jax.data import prepare as prepare_lib
+
+  root, _ = fake_gcs
+  data = root / "bucket" / "data" / "ml"
+  data.mkdir(parents=True)
+  (data / "ml-1m.txt").write_text("".join(f"{u} {i}\n" for u in (1, 2) for i in (1, 2, 3)))
+  (data / "sasrec_item_to_movie.txt").write_text("1 10\n2 20\n3 30\n")
+  (data / "movies.dat").write_bytes(b"10::Ten::Drama\n20::Twenty::War\n30::Thirty::Drama\n")
+  config = tiny_config(**{"data.format": "sasrec", "data.dir": "gs://bucket/data/ml",
+                          "data.name": "ml"})
+  split = prepare_lib.prepare(config.data)
+  assert split.num_users == 2 and split.tag_names == ("Drama", "War")
+  assert [s["path"] for s in split.manifest["sources"]] == [
+      "gs://bucket/data/ml/ml-1m.txt", "gs://bucket/data/ml/sasrec_item_to_movie.txt",
+      "gs://bucket/data/ml/movies.dat"]
+  with pytest.raises(prepare_lib.DataError, match=r"^data directory gs://bucket/nope does not "):
+    prepare_lib.prepare(tiny_config(**{"data.format": "sasrec", "data.dir": "gs://bucket/nope",
+                                       "data.name": "x"}).data)
+  monkeypatch.setattr(prepare_lib, "load_interactions", lambda *a: pytest.fail("cache missed"))
+  assert prepare_lib.prepare(config.data).num_users == 2  # sources re-hashed through gs://

@@ -41,8 +41,8 @@ def _cmd(run_dir, *extra):
           "--config.model.num_blocks=1", *extra]
 
 
-def _env(tmp_path, devices: int):
-  return dict(os.environ, PYTHONPATH=str(ROOT), DPR_CACHE_DIR=str(tmp_path / "cache"),
+def _env(tmp_path, devices: int, cache: str):
+  return dict(os.environ, PYTHONPATH=str(ROOT), DPR_CACHE_DIR=str(tmp_path / cache),
               JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
               DPR_DUMP_STACKS_EVERY_S=str(TIMEOUT_S - 30), TF_CPP_MIN_LOG_LEVEL="3")
 
@@ -52,10 +52,10 @@ def _curve(run_dir):
   return [(l["step"], l["train/loss"], l["valid/ndcg@10"]) for l in lines if "train/loss" in l]
 
 
-def _start(tmp_path, name, cmd, devices):
+def _start(tmp_path, name, cmd, devices, cache="cache"):
   """Popen with stdout and stderr in a file (never a pipe nobody is reading)."""
   log = open(tmp_path / f"{name}.log", "w")  # pylint: disable=consider-using-with
-  return subprocess.Popen(cmd, cwd=ROOT, env=_env(tmp_path, devices), stdout=log,
+  return subprocess.Popen(cmd, cwd=ROOT, env=_env(tmp_path, devices, cache), stdout=log,
                           stderr=subprocess.STDOUT), tmp_path / f"{name}.log"
 
 
@@ -86,7 +86,9 @@ def _two_processes(tmp_path, tag, *extra):
 
 def test_two_processes_match_one(tmp_path):
   # The one-process reference beside the two-process run (they share nothing but the cores).
-  _wait([_start(tmp_path, "one", _cmd(tmp_path / "one"), 2)] + _two_processes(tmp_path, "train"))
+  # Its own data cache: two runs building one cache at the same moment would race.
+  _wait([_start(tmp_path, "one", _cmd(tmp_path / "one"), 2, cache="cache-one")]
+        + _two_processes(tmp_path, "train"))
   a, b = _curve(tmp_path / "one"), _curve(tmp_path / "two")
   assert [s for s, _, _ in a] == [s for s, _, _ in b] and len(a) >= 2
   for (_, la, na), (_, lb, nb) in zip(a, b):

@@ -29,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dpr_jax import atomic
 from dpr_jax.data.types import InteractionData
 from dpr_jax.errors import ConfigError, DataError
 
@@ -304,13 +305,23 @@ def _tag_names(item_tags: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
   return tuple(sorted({t for tags in item_tags for t in tags}))
 
 
+def local_or_uri(path: str | os.PathLike):
+  """``path`` as a ``Path`` (``~`` expanded), or an ``etils.epath.Path`` for a gs:// URI (read
+  through tf.io.gfile or gcsfs; ``pathlib`` would mangle it)."""
+  return atomic.as_path(path) if atomic.is_uri(path) else Path(path).expanduser()
+
+
 def _absolute(*paths: Path) -> tuple[str, ...]:
-  return tuple(str(p.resolve()) for p in paths)
+  return tuple(str(p) if atomic.is_uri(p) else str(p.resolve()) for p in paths)
+
+
+def _dir_name(directory) -> str:
+  return directory.name if atomic.is_uri(directory) else directory.resolve().name
 
 
 def _require_dir(directory: str | os.PathLike, expected: Sequence[str], fmt: str) -> Path:
   """``directory`` as a Path, checking it exists and holds every file in ``expected``."""
-  path = Path(directory).expanduser()
+  path = local_or_uri(directory)
   files = ", ".join(expected)
   if not path.exists():
     raise DataError(f"data directory {path} does not exist; {_HINT} (the {fmt} format expects "
@@ -382,7 +393,7 @@ def load_grouplens(directory: str | os.PathLike, *, ratings_file: str = "ratings
       item_tags=item_tags,
       tag_names=_tag_names(item_tags),
       source_files=_absolute(ratings_path, movies_path),
-      name=name or directory.resolve().name,
+      name=name or _dir_name(directory),
   )
 
 
@@ -445,7 +456,7 @@ def load_sasrec(directory: str | os.PathLike, sequence_file: str = "ml-1m.txt",
       item_tags=item_tags,
       tag_names=_tag_names(item_tags),
       source_files=_absolute(*sources),
-      name=name or directory.resolve().name,
+      name=name or _dir_name(directory),
   )
 
 
@@ -512,7 +523,7 @@ def load_csv(interactions_path: str | os.PathLike, tags_path: str | os.PathLike 
     tags_path: optional item tag table.
     name: dataset name for reports; defaults to the file name without ``.csv``/``.gz``.
   """
-  path = Path(interactions_path).expanduser()
+  path = local_or_uri(interactions_path)
   if not path.is_file():
     raise DataError(f"data file {path} does not exist; {_HINT}")
   where, columns = _read_csv(path, _CSV_COLUMNS, ("user", "item"), fast=True)
@@ -534,7 +545,7 @@ def load_csv(interactions_path: str | os.PathLike, tags_path: str | os.PathLike 
   titles = [""] * len(item_ids)
   item_tags: list[tuple[str, ...]] = [()] * len(item_ids)
   if tags_path is not None:
-    tpath = Path(tags_path).expanduser()
+    tpath = local_or_uri(tags_path)
     if not tpath.is_file():
       raise DataError(f"tag table {tpath} does not exist (expected a CSV 'item,tags[,title]' or "
                       f"a GroupLens movies.dat)")
@@ -715,7 +726,7 @@ def load_dataset(fmt: str, directory_or_path: str | os.PathLike, **kw) -> Intera
   if fmt == "mind":
     from dpr_jax.data import mind  # deferred: mind imports this module
     return mind.load_mind(directory_or_path, **kw)
-  path = Path(directory_or_path).expanduser()
+  path = local_or_uri(directory_or_path)
   if not path.exists():
     expected = {"grouplens": "ratings.dat, movies.dat",
                 "sasrec": "ml-1m.txt, sasrec_item_to_movie.txt, movies.dat",
@@ -734,7 +745,7 @@ def load_dataset(fmt: str, directory_or_path: str | os.PathLike, **kw) -> Intera
     tags = kw.pop("tags_path", None)
     if tags is None:
       tags = _find_first(path, _CSV_TAG_FILES)
-    elif not Path(tags).is_absolute() and (path / tags).is_file():
+    elif not atomic.is_uri(tags) and not Path(tags).is_absolute() and (path / tags).is_file():
       tags = path / tags
     return load_csv(found, tags, **kw)
   return load_csv(path, **kw)

@@ -88,7 +88,7 @@ def split_dirs(directory: str | os.PathLike, splits: Sequence[str] = ("train",))
   unknown = [s for s in splits if s not in SPLITS]
   if unknown or not splits:
     raise ConfigError(f"MIND splits must be a non-empty subset of {SPLITS}, got {tuple(splits)}")
-  path = Path(directory).expanduser()
+  path = formats.local_or_uri(directory)
   expected = f"{NEWS_FILE} and {BEHAVIORS_FILE}"
   if not path.is_dir():
     state = "does not exist" if not path.exists() else "is not a directory"
@@ -297,7 +297,7 @@ def load_mind(directory: str | os.PathLike, *, splits: Sequence[str] = ("train",
       item_titles=[news[n].title for n in item_ids],
       item_tags=item_tags,
       tag_names=tuple(sorted({t for tags in item_tags for t in tags})),
-      source_files=tuple(str(p.resolve()) for pair in zip(news_paths, behavior_paths)
-                         for p in pair),
+      source_files=formats._absolute(*(p for pair in zip(news_paths, behavior_paths)
+                                       for p in pair)),
       name=name,
   )

@@ -29,7 +29,7 @@ SHARED_ML1M = PROJECT_ROOT.parent / "shared" / "data" / "ml-1m"
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
   h = hashlib.sha256()
-  with open(path, "rb") as f:
+  with formats.local_or_uri(path).open("rb") as f:
     while block := f.read(chunk):
       h.update(block)
   return h.hexdigest()
@@ -43,9 +43,9 @@ def default_cache_dir():
 def resolve_data_dir(data_config) -> pathlib.Path | None:
   """config.data.dir, else $DPR_DATA_DIR, else ../shared/data/ml-1m if present, else None."""
   if data_config.dir:
-    return pathlib.Path(data_config.dir).expanduser()
+    return formats.local_or_uri(data_config.dir)
   if os.environ.get("DPR_DATA_DIR"):
-    return pathlib.Path(os.environ["DPR_DATA_DIR"]).expanduser()
+    return formats.local_or_uri(os.environ["DPR_DATA_DIR"])
   if data_config.format in ("sasrec", "grouplens") and SHARED_ML1M.is_dir():
     return SHARED_ML1M
   return None
@@ -61,7 +61,7 @@ def load_interactions(data_config, cache_dir: pathlib.Path) -> InteractionData:
   directory = resolve_data_dir(data_config)
   if fmt == "grouplens" and (directory is None or not (directory / "ratings.dat").exists()):
     if directory is None or not directory.exists():
-      # The loaders read local files: a gs:// cache keeps the download in the local default.
+      # The download is unpacked with a local rename: a gs:// cache keeps it in the local default.
       local = (cache_dir if not atomic.is_uri(cache_dir)
                else pathlib.Path.home() / ".cache" / "dpr_jax")
       directory = fetch.ensure_ml1m(local)
@@ -96,7 +96,7 @@ def _manifest(data: InteractionData, data_config) -> dict:
 
 def _sources_match(manifest: dict) -> bool:
   for src in manifest.get("sources", []):
-    if not os.path.exists(src["path"]) or sha256_file(src["path"]) != src["sha256"]:
+    if not formats.local_or_uri(src["path"]).exists() or sha256_file(src["path"]) != src["sha256"]:
       return False
   return True
 
