@@ -83,11 +83,17 @@ def directory(path: str | os.PathLike):
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+  old = path.with_name(f".{path.name}.old.{os.getpid()}.{os.urandom(4).hex()}")
   try:
     yield tmp
-    if path.exists():
-      shutil.rmtree(path)
-    os.replace(tmp, path)
+    with contextlib.suppress(FileNotFoundError):
+      os.rename(path, old)  # moved aside in one step: readers never see a half-deleted folder
+    try:
+      os.replace(tmp, path)
+    except OSError:  # another writer put its complete folder there in the meantime: keep it
+      if not path.is_dir():
+        raise
   finally:
-    if tmp.exists():
-      shutil.rmtree(tmp, ignore_errors=True)
+    for leftover in (tmp, old):
+      if leftover.exists():
+        shutil.rmtree(leftover, ignore_errors=True)
