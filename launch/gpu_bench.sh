@@ -9,7 +9,8 @@
 # per part in $OUT/logs/. Installs nothing from the network; like launch/gpu_ml1m.sh it needs
 # the ML-1M files (DPR_DATA_DIR, default .gpu/data/ml-1m) and, where ml_collections is missing,
 # its wheel in .whl/ -- carry both folders to the machine. No tensorflow or torch needed: the
-# input pipeline falls back to numpy. QUICK=1 shrinks every shape (a CPU dry run of the script).
+# input pipeline falls back to numpy. QUICK=1 shrinks every shape and skips the training (a CPU
+# dry run of the script: QUICK=1 TIME_SCALE=4 OUT=/tmp/gb bash launch/gpu_bench.sh).
 set -uo pipefail
 OUT=${OUT:-runs/gpu_bench}
 REPORTS=${REPORTS:-$OUT/bench_gpu}
@@ -33,7 +34,7 @@ fi
 PRESETS=(--config configs/ml1m_sasrec.py --config configs/ml1m_gru4rec.py)
 
 part() {  # part NAME SECONDS COMMAND...: runs one part under its time limit, logs, reports time
-  local name=$1 limit=$2; shift 2
+  local name=$1 limit=$(( $2 * ${TIME_SCALE:-1} )); shift 2
   local start=$(date +%s)
   timeout "$limit" "$@" > "$OUT/logs/$name.log" 2>&1
   local rc=$?

@@ -37,6 +37,8 @@ def test_record_writer_fields_and_table(tmp_path):
   assert lines[header + 2:header + 4] == ["| sasrec | 12.5 |", "| gru4rec | 30.0 |"]
   assert "python -m dpr_jax.bench train --steps 3" in md and "- a note" in md
   assert common.write_record(record, "none") is None
+  shard = common.make_record("scale_shard", [], {}, argv=["--shard-demo"], cli_name="scale")
+  assert shard["command"] == "python -m dpr_jax.bench scale --shard-demo"
 
 
 def test_timing_summary_and_percentiles():

@@ -236,11 +236,14 @@ def markdown_table(rows: list[dict[str, Any]], columns: Sequence[str] | None = N
 
 
 def make_record(suite: str, rows: list[dict[str, Any]], params: dict[str, Any],
-                notes: Sequence[str] = (), argv: Sequence[str] | None = None) -> dict[str, Any]:
+                notes: Sequence[str] = (), argv: Sequence[str] | None = None,
+                cli_name: str | None = None) -> dict[str, Any]:
+  """A run's record. ``suite`` names the record (and its files); the command line is
+  ``python -m dpr_jax.bench <cli_name or suite> <argv>`` (argv defaults to this process's)."""
   argv = list(sys.argv[1:] if argv is None else argv)
   return {
       "suite": suite,
-      "command": " ".join(["python -m dpr_jax.bench", suite, *argv]),
+      "command": " ".join(["python -m dpr_jax.bench", cli_name or suite, *argv]),
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "commit": git_commit(),
       "machine": machine_info(),

@@ -119,9 +119,8 @@ def main(argv: list[str] | None = None) -> None:
       "this p50 for the same E, B and pass.",
       "Both paths checked to agree (max |dense - grouped| <= 1e-3) on every case.",
       "useful_gflop: the B*K chosen expert evaluations (x3 for fwd+bwd); executed_gflop: what "
-      "the algorithm runs (dense: B*E evaluations, grouped: B*K). On CPU jax lowers ragged_dot "
-      "to a masked dense contraction (E x M x Din), so there the grouped path executes as much "
-      "as the dense one; on GPU/TPU it runs a grouped kernel."])
+      "the algorithm asks for (dense: B*E evaluations, grouped: B*K); how much XLA executes for "
+      "ragged_dot depends on the backend's lowering (a grouped kernel on GPU/TPU)."])
   common.write_record(record, a.out, a.tag, COLUMNS)
 
 

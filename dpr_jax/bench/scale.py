@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         "(dpr_jax/sharding.py rules).",
         "table_mib_per_device: bytes of one addressable shard of the item table; args/temp: "
         "memory_analysis() of the compiled (not run) train step, per device (params, Adam "
-        "moments and batch / temporaries)."])
+        "moments and batch / temporaries)."], cli_name="scale")
     common.write_record(record, a.out, a.tag or "", SHARD_COLUMNS)
     return
 
