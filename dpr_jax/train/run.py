@@ -11,7 +11,6 @@ or the steering evaluation needs them.
 from __future__ import annotations
 
 import logging
-import pathlib
 
 import jax
 import jax.numpy as jnp
