@@ -41,7 +41,7 @@ EXAMPLES = {
     "ml-1m": ["something light, no horror tonight", "a comedy, but no romance",
               "sci-fi or fantasy, nothing scary", "cartoons the little ones can watch",
               "I'm tired of dramas"],
-    "mind": ["more sports news please", "catch me up on finance, but no politics",
+    "mind": ["more sports news please", "catch me up on finance, but no sports",
              "nothing about the weather", "what's new in the world of celebrities"],
 }
 
