@@ -44,7 +44,7 @@ def main(argv):
     distributed.initialize(_CONFIG.value.distributed)
     results = run_lib.run(_CONFIG.value, mode=_MODE.value)
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
+    print("error: " + " ".join(str(e).splitlines()), file=sys.stderr)  # always one line
     sys.exit(2)
   summary = {split: {k: round(v, 4) for k, v in results[split].items() if "@10" in k}
              for split in ("valid", "test") if split in results}
