@@ -27,7 +27,7 @@ if [[ "${QUICK:-0}" == 1 ]]; then
   SHAPE=(--items 500 --len 16 --batch 8); STEPS=1; USERS=64; SCALE=(--items 500 2000 --batch 8 --len 16)
   MOE=(--experts 4 16 --batches 64); SERVE=(--calls 20 --batches 1 8); DPRB=(--dpr-batch 64)
 else
-  SHAPE=(); STEPS=20; USERS=6040; SCALE=(--items 3416 100000 1000000 --steps 5)
+  SHAPE=(); STEPS=20; USERS=6040; SCALE=(--items 3416 100000 1000000 --steps 3)
   MOE=(--experts 4 8 16 32 64 --batches 512 8192); SERVE=(--calls 200 --batches 1 16 64 256 1024)
   DPRB=()
 fi
@@ -45,7 +45,7 @@ part() {  # part NAME SECONDS COMMAND...: runs one part under its time limit, lo
 start_all=$(date +%s)
 # The full training first: it is the number that matters most if time runs short.
 if [[ "${QUICK:-0}" != 1 ]]; then
-  part ml1m_sasrec 160 env OUT="$OUT" CONFIGS=ml1m_sasrec bash launch/gpu_ml1m.sh
+  part ml1m_sasrec 150 env OUT="$OUT" CONFIGS=ml1m_sasrec bash launch/gpu_ml1m.sh
 fi
 part train 75 python3 -m dpr_jax.bench train "${PRESETS[@]}" "${SHAPE[@]}" "${DPRB[@]}" \
   --steps "$STEPS" --out "$REPORTS"
@@ -53,8 +53,8 @@ part eval 50 python3 -m dpr_jax.bench eval "${PRESETS[@]}" "${SHAPE[@]}" --users
   --reps 3 --out "$REPORTS"
 part serve 40 python3 -m dpr_jax.bench serve --config configs/ml1m_sasrec.py \
   --config configs/ml1m_gru4rec.py "${SHAPE[@]}" "${SERVE[@]}" --out "$REPORTS"
-part moe 50 python3 -m dpr_jax.bench moe --config configs/ml1m_sasrec.py "${MOE[@]}" \
+part moe 45 python3 -m dpr_jax.bench moe --config configs/ml1m_sasrec.py "${MOE[@]}" \
   --reps 10 --out "$REPORTS"
-part scale 70 python3 -m dpr_jax.bench scale "${SCALE[@]}" --out "$REPORTS"
+part scale 100 python3 -m dpr_jax.bench scale "${SCALE[@]}" --out "$REPORTS"
 echo "== all wall_s=$(( $(date +%s) - start_all ))"
 ls "$REPORTS"

@@ -268,13 +268,17 @@ def record_markdown(record: dict[str, Any], columns: Sequence[str] | None = None
 
 
 def write_record(record: dict[str, Any], out: str | None, tag: str = "",
-                 columns: Sequence[str] | None = None) -> pathlib.Path | None:
+                 columns: Sequence[str] | None = None, quiet: bool = False
+                 ) -> pathlib.Path | None:
   """Prints the table; writes ``<out>/<suite>[_tag].json`` and ``.md`` (unless out == 'none').
 
-  Returns the JSON path (None when nothing was written).
+  Long suites call it after every case with ``quiet`` (a partial record, rewritten in place),
+  so a run stopped by a time limit keeps what it measured. Returns the JSON path (None when
+  nothing was written).
   """
   md = record_markdown(record, columns)
-  print(md)
+  if not quiet:
+    print(md)
   if out == "none":
     return None
   folder = pathlib.Path(out) if out else default_out_dir()
@@ -283,7 +287,8 @@ def write_record(record: dict[str, Any], out: str | None, tag: str = "",
   path = folder / f"{stem}.json"
   atomic.write_text(path, json.dumps(record, indent=1, default=_json_default) + "\n")
   atomic.write_text(folder / f"{stem}.md", md)
-  print(f"wrote {path}")
+  if not quiet:
+    print(f"wrote {path}")
   return path
 
 

@@ -188,21 +188,25 @@ def main(argv: list[str] | None = None) -> None:
     return
 
   rows = []
+
+  def make():
+    return common.make_record("scale", rows, {
+        "config": a.config or "defaults", "model": "sasrec", "steps": a.steps}, notes=[
+        "One subprocess per catalogue size; peak_rss_mib is that process's VmHWM (on CPU: "
+        "everything, jax runtime, parameters, AdamW state, batch, the step's buffers); "
+        "device_peak_mib: the accelerator's peak_bytes_in_use (none on CPU).",
+        "loss: dense [B, L, V] cross-entropy below 2**28 logits, else the tiled custom-VJP loss "
+        "(dpr_jax/train/loss.py); dense_logits_gib: what the dense logits alone would take.",
+        "step_p50_ms: median of the timed steps (compiled beforehand, so the first call has no "
+        "compilation); compiled_peak_mib: memory_analysis() args + out - donated + temp."])
+
   for items in a.items or [3416, 100_000, 1_000_000]:
     rows += _run_child(["--child", "case", "--items", str(items), "--steps", str(a.steps),
                         *shape_args, *(["--config", a.config] if a.config else [])])
     r = rows[-1]
     print({k: r[k] for k in ("items", "loss", "step_p50_ms", "peak_rss_mib")}, flush=True)
-  record = common.make_record("scale", rows, {
-      "config": a.config or "defaults", "model": "sasrec", "steps": a.steps}, notes=[
-      "One subprocess per catalogue size; peak_rss_mib is that process's VmHWM (on CPU: "
-      "everything, jax runtime, parameters, AdamW state, batch, the step's buffers); "
-      "device_peak_mib: the accelerator's peak_bytes_in_use (none on CPU).",
-      "loss: dense [B, L, V] cross-entropy below 2**28 logits, else the tiled custom-VJP loss "
-      "(dpr_jax/train/loss.py); dense_logits_gib: what the dense logits alone would take.",
-      "step_p50_ms: median of the timed steps (compiled beforehand, so the first call has no "
-      "compilation); compiled_peak_mib: memory_analysis() args + out - donated + temp."])
-  common.write_record(record, a.out, a.tag, COLUMNS)
+    common.write_record(make(), a.out, a.tag, COLUMNS, quiet=True)  # partial
+  common.write_record(make(), a.out, a.tag, COLUMNS)
 
 
 if __name__ == "__main__":
