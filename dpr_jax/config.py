@@ -47,6 +47,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.mlp_dim = 256  # SASRec feed-forward width.
   c.model.gru_dim = 128  # GRU4Rec hidden size (projected back to embed_dim).
   c.model.dropout = 0.2
+  # Compute dtype of the backbone's matmuls: "float32", or "bfloat16" (for accelerators) with
+  # float32 parameters (master weights, optimizer state), float32 attention softmax,
+  # LayerNorm statistics and cross-entropy. On CPU bfloat16 is not faster.
+  c.model.compute_dtype = "float32"
   # The item table is padded to a multiple of this so its vocab axis shards evenly; padded
   # rows never enter the softmax or the ranking.
   c.model.vocab_multiple = 128
@@ -61,6 +65,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.weight_decay = 0.0
   c.train.grad_clip = 1.0  # Global-norm clip; 0 disables.
   c.train.steps_per_call = 8  # Steps fused into one jit call (lax.scan over stacked batches).
+  # Compute only the real (non-padded) positions, packed into a static buffer sized from the
+  # data: SASRec's per-position layers and the output head (SASRec.packed), GRU4Rec's head
+  # (loss.compact_softmax_ce); a batch that overflows the buffer takes the dense path. Same
+  # loss, less work on left-padded batches; dropout masks are drawn in the packed shape.
+  c.train.compact_head = True
   # Validation NDCG@10, and a periodic checkpoint for resuming, every N epochs (rounded up to
   # whole jit calls).
   c.train.eval_every_epochs = 5
@@ -160,6 +169,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.train.steps_per_call >= 1, "train.steps_per_call", "must be >= 1")
   need(config.train.eval_every_epochs >= 1, "train.eval_every_epochs", "must be >= 1")
   need(0.0 <= config.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+  need(config.model.compute_dtype in ("float32", "bfloat16"), "model.compute_dtype",
+       f"must be float32 or bfloat16, got {config.model.compute_dtype!r}")
   need(config.model.embed_dim % config.model.num_heads == 0, "model.num_heads",
        f"must divide model.embed_dim={config.model.embed_dim}")
   need(config.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")

@@ -10,12 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-from dpr_jax.bench import peer  # noqa: E402
-from dpr_jax.config import default_config  # noqa: E402
-from dpr_jax.data.split import leave_one_out  # noqa: E402
+from dpr_jax.bench import peer
+from dpr_jax.config import default_config
+from dpr_jax.data.split import leave_one_out
 
 
 def _setup(num_heads: int):
@@ -50,7 +47,7 @@ def test_peer_loss_and_gradients_equal_ours(num_heads):
 
 
 def test_peer_ranking_metrics_equal_ours():
-  c, data, ours, module = _setup(1)
+  _, data, ours, module = _setup(1)
   peer.copy_params(ours.state.params, module)
   want = ours.evaluate(ours.state.params, data, "test")
   got = peer.torch_eval(module, data, "test", 16, data.num_items)

@@ -13,6 +13,13 @@ before the output head, which eager PyTorch gets for free. RecBole's SASRec was 
 trains on the last position of each augmented prefix only (``loss_type: CE``), with post-LN
 blocks and q/k/v biases -- another objective and architecture.
 
+Ours runs as the trainer runs it: with ``train.compact_head`` (default) only the real positions
+are computed (SASRec.packed: every per-position layer on a static buffer of the real rows, the
+attention on the [B, L] layout, the head at supervised positions), and evaluation visits users
+by input length with their left padding trimmed to a few static widths and computes the last
+block for the last position only (``Evaluator``, ``SASRec.user_vector``) -- same values, less
+work. The peer computes every position, as a plain PyTorch SASRec does.
+
 Equivalence (run first, every time): our Flax parameters are copied into the torch module and,
 with dropout off, the loss and every parameter gradient on one real batch are compared.
 
@@ -45,7 +52,6 @@ import subprocess
 import sys
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,7 +62,13 @@ from dpr_jax.data.types import InteractionData
 from dpr_jax.eval import report
 from dpr_jax.eval.ranking import Evaluator, eval_batches, make_eval_step
 from dpr_jax.models import build_backbone
-from dpr_jax.train.step import create_state, jit_train_step, make_optimizer, make_train_step
+from dpr_jax.train.loss import head_capacity
+from dpr_jax.train.step import (
+  create_state,
+  jit_train_step,
+  make_optimizer,
+  make_train_step,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
@@ -160,7 +172,7 @@ def make_torch_sasrec(vocab_size: int, max_len: int, embed_dim: int, num_blocks:
 
     def forward(self, seqs):
       """seqs int64[B, L] left-padded -> h float[B, L, d] (zero at padding)."""
-      b, l = seqs.shape
+      l = seqs.shape[1]
       mask = (seqs > 0).unsqueeze(-1).to(self.embedding.dtype)  # [B, L, 1]
       x = self.embedding[seqs] * mask * d**0.5 + self.pos_embedding[-l:]
       x = F.dropout(x, dropout if self.training else 0.0, self.training) * mask
@@ -301,12 +313,14 @@ class Ours:
     self.tx = make_optimizer(config.train)
     self.state, shardings = create_state(self.model, self.tx, self.mesh, config.train.seed,
                                          data.max_len)
+    capacity = (head_capacity(data.train_targets, config.train.batch_size)
+                if config.train.compact_head else None)
     self.train_steps = jit_train_step(
-        make_train_step(self.model, self.tx, data.num_items, config.train.seed), self.mesh,
-        shardings)
+        make_train_step(self.model, self.tx, data.num_items, config.train.seed,
+                        head_capacity=capacity), self.mesh, shardings)
     model = self.model
     self.evaluate = Evaluator(
-        make_eval_step(lambda p, x: model.apply({"params": p}, x)[:, -1],
+        make_eval_step(lambda p, x: model.apply({"params": p}, x, method=model.user_vector),
                        lambda p: model.apply({"params": p}, method=model.item_table),
                        data.num_items, tuple(config.eval.ks)),
         self.mesh, shardings.params, config.eval.batch_size)
@@ -477,7 +491,7 @@ def run(args) -> dict:
       print(f"  repeat {r}: " + ", ".join(f"{k} {v[-1]:.3f} s/step" for k, v in times.items()),
             flush=True)
     flops = train_flops(m, b, l, supervised, ours.model.vocab_size)
-    train = {"steps_per_repeat": steps, "repeats": args.repeats, "batch": b, "max_len": l,
+    train = {"steps_per_repeat": steps, "compact_head": bool(config.train.compact_head), "repeats": args.repeats, "batch": b, "max_len": l,
              "supervised_fraction": supervised / (b * l), "model_gflops_per_step": flops / 1e9,
              "s_per_step": {k: v for k, v in times.items()},
              "median_s_per_step": {k: _median(v) for k, v in times.items()}}
@@ -555,7 +569,7 @@ def _cpu_name() -> str:
 
 def markdown(results: dict) -> str:
   f = results["fields"]
-  lines = [f"# dpr_jax vs PyTorch peer (SASRec)\n", f"`{f['command']}`\n",
+  lines = ["# dpr_jax vs PyTorch peer (SASRec)\n", f"`{f['command']}`\n",
            f"- machine: {f['machine']} ({f['cpu']}); {f['device']}; jax {f['jax']}, flax "
            f"{f['flax']}, torch {f['torch']} ({f['torch_threads']} threads), python {f['python']}",
            f"- LD_PRELOAD: `{f['ld_preload'] or '-'}`; commit {f['commit']}; {f['date']}",

@@ -4,6 +4,7 @@ exposes the shared item table float[V, d] (``method=model.item_table``)."""
 from __future__ import annotations
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from dpr_jax.models.gru4rec import GRU4Rec
 from dpr_jax.models.layers import padded_vocab, valid_item_mask
@@ -13,13 +14,14 @@ from dpr_jax.models.sasrec import SASRec
 def build_backbone(model_config, num_items: int, max_len: int) -> nn.Module:
   """The backbone named by ``model_config.name`` for a catalogue of ``num_items`` items."""
   vocab = padded_vocab(num_items, model_config.vocab_multiple)
+  dtype = jnp.dtype(model_config.get("compute_dtype", "float32"))
   if model_config.name == "sasrec":
     return SASRec(vocab_size=vocab, max_len=max_len, embed_dim=model_config.embed_dim,
                   num_blocks=model_config.num_blocks, num_heads=model_config.num_heads,
-                  mlp_dim=model_config.mlp_dim, dropout=model_config.dropout)
+                  mlp_dim=model_config.mlp_dim, dropout=model_config.dropout, dtype=dtype)
   if model_config.name == "gru4rec":
     return GRU4Rec(vocab_size=vocab, max_len=max_len, embed_dim=model_config.embed_dim,
-                   gru_dim=model_config.gru_dim, dropout=model_config.dropout)
+                   gru_dim=model_config.gru_dim, dropout=model_config.dropout, dtype=dtype)
   raise ValueError(f"unknown model {model_config.name!r}")
 
 

@@ -7,6 +7,8 @@ zero across padding (masked update), so padding never leaks into the state.
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -20,12 +22,13 @@ class _MaskedGRUStep(nn.Module):
   """One GRU step that keeps the carry unchanged where the input is padding."""
 
   features: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, carry: Array, inputs: tuple[Array, Array]):
     x, m = inputs  # [B, d], bool[B]
     cell = nn.GRUCell(
-        self.features,
+        self.features, dtype=self.dtype,
         kernel_init=partitioned(nn.initializers.xavier_uniform(), ("embed", "gru")),
         recurrent_kernel_init=partitioned(nn.initializers.orthogonal(), ("gru", None)))
     new, _ = cell(carry, x)
@@ -47,13 +50,14 @@ class GRU4Rec(nn.Module):
   embed_dim: int = 64
   gru_dim: int = 128
   dropout: float = 0.1
+  dtype: Any = jnp.float32  # compute dtype; parameters stay float32
 
   def setup(self):
     self.item_embed = ItemEmbedding(self.vocab_size, self.embed_dim)
     self.gru = nn.scan(
         _MaskedGRUStep, variable_broadcast="params", split_rngs={"params": False},
-        in_axes=1, out_axes=1)(self.gru_dim, name="gru")
-    self.proj = nn.Dense(self.embed_dim, kernel_init=partitioned(
+        in_axes=1, out_axes=1)(self.gru_dim, self.dtype, name="gru")
+    self.proj = nn.Dense(self.embed_dim, dtype=self.dtype, kernel_init=partitioned(
         nn.initializers.xavier_uniform(), ("gru", "embed")))
     self.in_dropout = nn.Dropout(self.dropout)
     self.out_dropout = nn.Dropout(self.dropout)
@@ -61,12 +65,16 @@ class GRU4Rec(nn.Module):
   def __call__(self, seqs: Array, deterministic: bool = True) -> Array:
     """seqs int[B, L] (left-padded) -> h float[B, L, d]."""
     mask = seqs > 0
-    x = self.in_dropout(self.item_embed(seqs), deterministic=deterministic)
+    x = self.in_dropout(self.item_embed(seqs).astype(self.dtype), deterministic=deterministic)
     carry = jnp.zeros((seqs.shape[0], self.gru_dim), x.dtype)
     with jax.named_scope("gru"):
       _, states = self.gru(carry, (x, mask))  # [B, L, gru_dim]
     states = self.out_dropout(states, deterministic=deterministic)
     return self.proj(states) * mask[..., None]
+
+  def user_vector(self, seqs: Array) -> Array:
+    """float[B, d]: ``self(seqs)[:, -1]`` (deterministic), the ranking query."""
+    return self(seqs)[:, -1]
 
   def item_table(self) -> Array:
     return self.item_embed.table()

@@ -8,6 +8,8 @@ zeroed after each block, so they never influence a real position.
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -21,58 +23,94 @@ _NEG = -1e9
 class CausalSelfAttention(nn.Module):
   num_heads: int
   dropout: float
+  dtype: Any = jnp.float32  # compute dtype of the matmuls; the softmax is always float32
 
   @nn.compact
-  def __call__(self, x: Array, key_mask: Array, deterministic: bool) -> Array:
-    """x float[B, L, d], key_mask bool[B, L] (True = real item) -> float[B, L, d]."""
+  def __call__(self, x: Array, key_mask: Array, deterministic: bool, last_only: bool = False,
+               packing: tuple | None = None) -> Array:
+    """x float[B, L, d], key_mask bool[B, L] (True = real item) -> float[B, Q, d].
+
+    Q = L, or Q = 1 with ``last_only``: only the last position queries (keys and values are
+    still every position), which is all a ranking of the next item needs.
+    With ``packing = (idx int32[C], (B, L))``, x is float[C, d], the real positions ``idx`` of
+    the flattened [B * L] batch (idx = B * L: an empty slot); the projections run on those rows
+    only, the attention on the scattered [B, L] layout; returns float[C, d].
+    """
     d = x.shape[-1]
     head_dim = d // self.num_heads
     init = nn.initializers.xavier_uniform()
     # No bias: a key bias cancels in the softmax and a value bias is absorbed by the output
     # bias, so their gradients are pure rounding noise that Adam would amplify to full steps.
     qkv = nn.DenseGeneral(
-        (3, self.num_heads, head_dim), axis=-1, name="qkv", use_bias=False,
+        (3, self.num_heads, head_dim), axis=-1, name="qkv", use_bias=False, dtype=self.dtype,
         kernel_init=partitioned(init, ("embed", None, "heads", "kv")))(x)  # [B, L, 3, H, K]
+    if packing is not None:
+      idx, (b, l) = packing
+      with jax.named_scope("unpack"):
+        qkv = jnp.zeros((b * l,) + qkv.shape[1:], qkv.dtype).at[idx].set(qkv, mode="drop")
+        qkv = qkv.reshape((b, l) + qkv.shape[1:])
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, L, H, K]
+    length = qkv.shape[1]
+    if last_only:
+      q = q[:, -1:]  # [B, 1, H, K]
     with jax.named_scope("attention"):
-      logits = jnp.einsum("bqhk,bshk->bhqs", q, k) * head_dim**-0.5  # [B, H, L, L]
-      length = x.shape[1]
-      causal = jnp.tril(jnp.ones((length, length), dtype=bool))  # [L, L]
-      allowed = causal[None, None] & key_mask[:, None, None, :]  # [B, 1, L, L]
+      logits = jnp.einsum("bqhk,bshk->bhqs", q, k,
+                          preferred_element_type=jnp.float32) * head_dim**-0.5  # [B, H, Q, L]
+      causal = jnp.tril(jnp.ones((length, length), dtype=bool))[-q.shape[1]:]  # [Q, L]
+      allowed = causal[None, None] & key_mask[:, None, None, :]  # [B, 1, Q, L]
       logits = jnp.where(allowed, logits, _NEG)
       weights = jax.nn.softmax(logits, axis=-1)
       weights = nn.Dropout(self.dropout)(weights, deterministic=deterministic)
-      out = jnp.einsum("bhqs,bshk->bqhk", weights, v)  # [B, L, H, K]
+      out = jnp.einsum("bhqs,bshk->bqhk", weights.astype(v.dtype), v)  # [B, Q, H, K]
+    if packing is not None:
+      out = out.reshape((-1,) + out.shape[2:]).at[idx].get(mode="fill", fill_value=0)  # [C, H, K]
     return nn.DenseGeneral(
-        d, axis=(-2, -1), name="out",
+        d, axis=(-2, -1), name="out", dtype=self.dtype,
         kernel_init=partitioned(init, ("heads", "kv", "embed")))(out)
 
 
 class FeedForward(nn.Module):
   mlp_dim: int
   dropout: float
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool) -> Array:
     d = x.shape[-1]
     init = nn.initializers.xavier_uniform()
     with jax.named_scope("ffn"):
-      y = nn.Dense(self.mlp_dim, kernel_init=partitioned(init, ("embed", "mlp")))(x)
+      y = nn.Dense(self.mlp_dim, dtype=self.dtype,
+                   kernel_init=partitioned(init, ("embed", "mlp")))(x)
       y = nn.gelu(y)
       y = nn.Dropout(self.dropout)(y, deterministic=deterministic)
-      return nn.Dense(d, kernel_init=partitioned(init, ("mlp", "embed")))(y)
+      return nn.Dense(d, dtype=self.dtype, kernel_init=partitioned(init, ("mlp", "embed")))(y)
 
 
 class Block(nn.Module):
   num_heads: int
   mlp_dim: int
   dropout: float
+  dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: Array, mask: Array, deterministic: bool) -> Array:
-    y = CausalSelfAttention(self.num_heads, self.dropout)(nn.LayerNorm()(x), mask, deterministic)
+  def __call__(self, x: Array, mask: Array, deterministic: bool, last_only: bool = False,
+               packing: tuple | None = None) -> Array:
+    """x float[B, L, d], mask bool[B, L] -> float[B, L, d] (float[B, 1, d] with ``last_only``:
+    the last position alone, computed from every position's keys and values).
+
+    ``packing = (idx int32[C], valid bool[C], (B, L))``: x is float[C, d], the real positions
+    only (see :meth:`SASRec.packed`); returns float[C, d].
+    """
+    norm = lambda: nn.LayerNorm(dtype=self.dtype)  # statistics in float32 either way
+    y = CausalSelfAttention(self.num_heads, self.dropout, self.dtype)(
+        norm()(x), mask, deterministic, last_only,
+        None if packing is None else (packing[0], packing[2]))
+    if last_only:
+      x, mask = x[:, -1:], mask[:, -1:]
+    if packing is not None:
+      mask = packing[1]  # [C]
     x = x + nn.Dropout(self.dropout)(y, deterministic=deterministic)
-    y = FeedForward(self.mlp_dim, self.dropout)(nn.LayerNorm()(x), deterministic)
+    y = FeedForward(self.mlp_dim, self.dropout, self.dtype)(norm()(x), deterministic)
     x = x + nn.Dropout(self.dropout)(y, deterministic=deterministic)
     return x * mask[..., None]
 
@@ -84,6 +122,8 @@ class SASRec(nn.Module):
     vocab_size: padded item-table rows V (ids 0 and > num_items are never ranked).
     max_len: L, the longest (left-padded) input sequence.
     embed_dim: d.
+    dtype: compute dtype (float32, or bfloat16 for bf16 matmuls on accelerators); parameters
+      are float32 either way, attention softmax and the loss run in float32.
   """
 
   vocab_size: int
@@ -93,32 +133,74 @@ class SASRec(nn.Module):
   num_heads: int = 1
   mlp_dim: int = 256
   dropout: float = 0.2
+  dtype: Any = jnp.float32
 
   def setup(self):
     self.item_embed = ItemEmbedding(self.vocab_size, self.embed_dim)
     self.pos_embed = self.param(
         "pos_embedding", partitioned(nn.initializers.normal(0.02), ("position", "embed")),
         (self.max_len, self.embed_dim))
-    self.blocks = [Block(self.num_heads, self.mlp_dim, self.dropout, name=f"block_{i}")
+    self.blocks = [Block(self.num_heads, self.mlp_dim, self.dropout, self.dtype, name=f"block_{i}")
                    for i in range(self.num_blocks)]
-    self.final_norm = nn.LayerNorm()
+    self.final_norm = nn.LayerNorm(dtype=self.dtype)
     self.embed_dropout = nn.Dropout(self.dropout)
 
   def __call__(self, seqs: Array, deterministic: bool = True) -> Array:
     """Per-position user vectors.
 
     Args:
-      seqs: int[B, L] item ids, left-padded with 0.
+      seqs: int[B, L] item ids, left-padded with 0. Any L <= max_len: positions are counted
+        from the end, so removing columns of pure left padding leaves every output unchanged.
     Returns:
       h: float[B, L, d]; h[:, t] summarises seqs[:, :t+1] and scores the item at t+1.
     """
+    return self._forward(seqs, deterministic, last_only=False)
+
+  def user_vector(self, seqs: Array) -> Array:
+    """float[B, d]: ``self(seqs)[:, -1]`` (deterministic), the ranking query, without the work
+    for the other positions in the last block (its queries, attention rows and feed-forward)."""
+    return self._forward(seqs, True, last_only=True)[:, -1]
+
+  def packed(self, seqs: Array, capacity: int, deterministic: bool = True
+             ) -> tuple[Array, Array]:
+    """The user vectors of the real (non-padded) positions only, packed.
+
+    Every per-position layer (embedding, projections, feed-forward, LayerNorm, dropout) runs on
+    a static float[capacity, d] buffer of the real positions; only the attention sees the
+    [B, L] layout. On left-padded batches (ML-1M, L = 200: ~46% padding) that skips most of
+    the work spent on padding. Same parameters and, without dropout, the same values as
+    ``self(seqs)`` at the real positions (dropout masks are drawn in the packed shape).
+
+    Args:
+      seqs: int[B, L], left-padded.
+      capacity: static C >= the number of real positions (those beyond C are dropped: check
+        before calling, as dpr_jax.train.step does).
+    Returns:
+      (h float[C, d], idx int32[C]): row c is ``self(seqs).reshape(-1, d)[idx[c]]``; empty slots
+      have idx = B * L and h = 0.
+    """
+    b, l = seqs.shape
+    mask = seqs > 0
+    (idx,) = jnp.nonzero(mask.reshape(-1), size=capacity, fill_value=b * l)  # [C]
+    idx = idx.astype(jnp.int32)
+    valid = idx < b * l
+    ids = seqs.reshape(-1).at[idx].get(mode="fill", fill_value=0)  # [C]
+    pos = self.pos_embed[-l:].at[idx % l].get(mode="fill", fill_value=0)  # [C, d]
+    x = (self.item_embed(ids) * self.embed_dim**0.5 + pos).astype(self.dtype)
+    x = self.embed_dropout(x, deterministic=deterministic) * valid[:, None]
+    for block in self.blocks:
+      x = block(x, mask, deterministic, packing=(idx, valid, (b, l)))
+    return self.final_norm(x) * valid[:, None], idx
+
+  def _forward(self, seqs: Array, deterministic: bool, last_only: bool) -> Array:
     mask = seqs > 0  # [B, L]
     x = self.item_embed(seqs) * self.embed_dim**0.5 + self.pos_embed[None, -seqs.shape[1]:]
+    x = x.astype(self.dtype)
     x = self.embed_dropout(x, deterministic=deterministic) * mask[..., None]
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
-    for block in self.blocks:
-      x = block(x, mask, deterministic)
-    return self.final_norm(x) * mask[..., None]
+    for i, block in enumerate(self.blocks):
+      x = block(x, mask, deterministic, last_only and i == len(self.blocks) - 1)
+    return self.final_norm(x) * mask[:, -x.shape[1]:, None]
 
   def item_table(self) -> Array:
     """float[V, d], the shared item table used for ranking."""

@@ -10,6 +10,7 @@ Two implementations of the same loss:
   be ~100 GB.
 
 :func:`softmax_ce` is the entry point: it picks one of the two by the size of the logits.
+:func:`compact_softmax_ce` applies it to the supervised positions only (static-size buffer).
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dpr_jax.models import valid_item_mask
 
 Array = jax.Array
 
 # softmax_ce(tiled=None) uses the tiled loss when the logits would have more elements than this:
-# 2**28 float32 elements = 1 GiB for the logits alone (the dense backward holds at least one
-# more array of that size). Below it the dense loss is as fast or faster and compiles simpler.
-TILED_CE_THRESHOLD = 2**28
+# 2**24 float32 elements = 64 MiB. Measured on CPU (reports/perf_log.md) the tiled loss is
+# faster already at ML-1M size (N = 6,400..25,600 rows, V = 3,456): it never writes the logits
+# and their softmax to memory. Small problems (tests, tiny configs) keep the dense loss.
+TILED_CE_THRESHOLD = 2**24
 
 # Default vocabulary tile: the scans hold a few float32[N, tile] arrays at a time.
 DEFAULT_TILE_SIZE = 4096
@@ -45,7 +48,9 @@ def full_softmax_ce(h: Array, table: Array, targets: Array, num_items: int) -> t
     (mean loss over positions with a target, number of such positions), both float32 scalars.
   """
   with jax.named_scope("full_softmax_ce"):
-    logits = jnp.einsum("bld,vd->blv", h, table, preferred_element_type=jnp.float32)  # [B, L, V]
+    # The table is cast to h's compute dtype (bf16 matmul when h is bf16); logits are float32.
+    logits = jnp.einsum("bld,vd->blv", h, table.astype(h.dtype),
+                        preferred_element_type=jnp.float32)  # [B, L, V]
     logits = jnp.where(valid_item_mask(table.shape[0], num_items), logits, -1e30)
     lse = jax.nn.logsumexp(logits, axis=-1)  # [B, L]
     target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
@@ -156,6 +161,7 @@ def tiled_softmax_ce(h: Array, table: Array, targets: Array, num_items: int,
     h_flat = h.reshape(-1, d)  # [N, d], N = B * L
     t_flat = targets.reshape(-1)  # [N]
     tile = max(1, min(int(tile_size), table.shape[0]))
+    table = table.astype(h.dtype)  # bf16 matmuls when h is bf16; logits and lse stay float32
     lse = _tiled_lse(h_flat, table, int(num_items), tile)  # [N]
     target_rows = jnp.take(table, t_flat, axis=0)  # [N, d]
     target_logit = jnp.einsum("nd,nd->n", h_flat, target_rows, preferred_element_type=jnp.float32)
@@ -182,3 +188,58 @@ def softmax_ce(h: Array, table: Array, targets: Array, num_items: int, *,
   if tiled:
     return tiled_softmax_ce(h, table, targets, num_items, tile_size=tile_size)
   return full_softmax_ce(h, table, targets, num_items)
+
+
+def head_capacity(targets: np.ndarray, batch_size: int, multiple: int = 256) -> int:
+  """A static buffer size for :func:`compact_softmax_ce` from the training targets.
+
+  The number of supervised positions in a batch of ``batch_size`` random users is about
+  normal; the capacity is its mean + 6 standard deviations, rounded up to ``multiple`` and
+  capped at ``batch_size * L`` (a batch over it still gets the exact loss, on the dense path).
+
+  Args:
+    targets: int[U, L] training targets of all users (0 = no target).
+  """
+  per_user = np.sum(np.asarray(targets) > 0, axis=1).astype(np.float64)  # [U]
+  bound = batch_size * per_user.mean() + 6.0 * np.sqrt(batch_size) * per_user.std()
+  return int(min(batch_size * targets.shape[1], -(-int(np.ceil(bound)) // multiple) * multiple))
+
+
+def compact_softmax_ce(h: Array, table: Array, targets: Array, num_items: int, capacity: int, *,
+                       tiled: bool | None = None,
+                       tile_size: int = DEFAULT_TILE_SIZE) -> tuple[Array, Array]:
+  """:func:`softmax_ce` computed only at the supervised positions.
+
+  Left-padded batches have no target at many positions (ML-1M at L = 200: ~46% of them), yet
+  the dense loss scores every position against the whole catalogue. Here the supervised
+  positions are gathered (in order) into a static float[capacity, d] buffer -- slots past their
+  count get target 0, i.e. weight 0 -- and only those rows meet the catalogue. A batch with more
+  than ``capacity`` supervised positions takes the dense path instead (``lax.cond``: one branch
+  runs), so the loss is the same function either way; only the order of the final sum differs.
+
+  Args:
+    h, table, targets, num_items: as in :func:`full_softmax_ce`.
+    capacity: static buffer size (see :func:`head_capacity`).
+  Returns:
+    (mean loss over positions with a target, number of such positions), both float32 scalars.
+  """
+  d = h.shape[-1]
+  h_flat, t_flat = h.reshape(-1, d), targets.reshape(-1)  # [N, d], [N]
+  capacity = int(min(capacity, t_flat.shape[0]))
+  supervised = t_flat > 0
+  count = jnp.sum(supervised, dtype=jnp.int32)
+
+  def compact(h_flat, table):
+    with jax.named_scope("compact_head"):
+      (idx,) = jnp.nonzero(supervised, size=capacity, fill_value=0)  # [C]
+      t_sel = jnp.where(jnp.arange(capacity) < count, t_flat[idx], 0)
+      return softmax_ce(h_flat[idx][None], table, t_sel[None], num_items, tiled=tiled,
+                        tile_size=tile_size)
+
+  def dense(h_flat, table):
+    return softmax_ce(h_flat[None], table, t_flat[None], num_items, tiled=tiled,
+                      tile_size=tile_size)
+
+  if capacity >= t_flat.shape[0]:
+    return dense(h_flat, table)
+  return jax.lax.cond(count <= capacity, compact, dense, h_flat, table)

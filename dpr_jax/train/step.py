@@ -12,7 +12,7 @@ import optax
 from jax.sharding import Mesh
 
 from dpr_jax import sharding
-from dpr_jax.train.loss import softmax_ce
+from dpr_jax.train.loss import compact_softmax_ce, softmax_ce
 
 Array = jax.Array
 
@@ -56,20 +56,49 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh,
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_items: int,
-                    seed: int):
+                    seed: int, head_capacity: int | None = None,
+                    rng_impl: str | None = None):
   """``(state, batch) -> (state, metrics)`` running S steps in one ``lax.scan``.
 
   ``batch`` holds ``inputs`` and ``targets`` int32[S, B, L]; metrics hold ``loss`` float32[S].
   The dropout key of each step is ``fold_in(key(seed), step)``: a function of the step alone,
   so a resumed run draws the same randomness as an uninterrupted one.
-  """
-  base_key = jax.random.key(seed + 1)
 
-  def loss_fn(params, inputs, targets, rng):
+  Args:
+    head_capacity: when set, only the real positions are computed, packed into this many rows:
+      the whole SASRec except its attention (``SASRec.packed``), or for other backbones the
+      output head and its cross-entropy (:func:`dpr_jax.train.loss.compact_softmax_ce`); a
+      batch that does not fit takes the dense path. The loss is the same function; dropout
+      masks are drawn in the packed shape. None computes every position.
+    rng_impl: PRNG implementation of the dropout key (``jax.random.key(..., impl=)``), e.g.
+      "threefry2x32" or "rbg"; None is jax's default.
+  """
+  base_key = jax.random.key(seed + 1, impl=rng_impl)
+
+  def dense_loss(params, inputs, targets, rng):
     h = model.apply({"params": params}, inputs, deterministic=False, rngs={"dropout": rng})
     table = model.apply({"params": params}, method=model.item_table)
-    loss, _ = softmax_ce(h, table, targets, num_items)  # tiled over the vocab when large
+    if head_capacity is None:
+      loss, _ = softmax_ce(h, table, targets, num_items)  # tiled over the vocab when large
+    else:
+      loss, _ = compact_softmax_ce(h, table, targets, num_items, head_capacity)
     return loss
+
+  def packed_loss(params, inputs, targets, rng):
+    h, idx = model.apply({"params": params}, inputs, head_capacity, deterministic=False,
+                         rngs={"dropout": rng}, method=model.packed)  # [C, d], [C]
+    table = model.apply({"params": params}, method=model.item_table)
+    t = targets.reshape(-1).at[idx].get(mode="fill", fill_value=0)  # [C]
+    return softmax_ce(h[None], table, t[None], num_items)[0]
+
+  def loss_fn(params, inputs, targets, rng):
+    if head_capacity is None or not hasattr(model, "packed"):
+      return dense_loss(params, inputs, targets, rng)
+    # Packed when every real position fits the buffer and every target sits at a real input
+    # (always so for next-item data); otherwise the dense path, which computes the same loss.
+    fits = ((jnp.sum(inputs > 0) <= head_capacity)
+            & ~jnp.any((targets > 0) & (inputs == 0)))
+    return jax.lax.cond(fits, packed_loss, dense_loss, params, inputs, targets, rng)
 
   def one_step(state: TrainState, batch):
     rng = jax.random.fold_in(base_key, state.step)

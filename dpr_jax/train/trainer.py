@@ -31,6 +31,7 @@ from dpr_jax.models import build_backbone
 from dpr_jax.train import faults
 from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
 from dpr_jax.train.logbook import Logbook
+from dpr_jax.train.loss import head_capacity
 from dpr_jax.train.stages import stage_dir
 from dpr_jax.train.step import create_state, jit_train_step, make_optimizer, make_train_step
 
@@ -99,9 +100,11 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
     logging.info("resuming from step %d (%s)", int(state.step), ckpts.directory / "latest")
 
   # ============================================================================ Compiled steps
-  train_steps = jit_train_step(make_train_step(model, tx, data.num_items, config.train.seed),
-                               mesh, shardings)
-  user_vectors = lambda p, x: model.apply({"params": p}, x)[:, -1]
+  capacity = (head_capacity(data.train_targets, config.train.batch_size)
+              if config.train.compact_head else None)
+  train_steps = jit_train_step(make_train_step(model, tx, data.num_items, config.train.seed,
+                                               head_capacity=capacity), mesh, shardings)
+  user_vectors = lambda p, x: model.apply({"params": p}, x, method=model.user_vector)
   item_table = lambda p: model.apply({"params": p}, method=model.item_table)
   evaluate = Evaluator(
       make_eval_step(user_vectors, item_table, data.num_items, tuple(config.eval.ks)),

@@ -1,0 +1,181 @@
+"""Fast paths that must not change results: the last-position user vector, trimmed evaluation
+batches, the compacted output head and the bf16 compute switch."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dpr_jax import sharding
+from dpr_jax.data.prepare import prepare
+from dpr_jax.eval.ranking import Evaluator, eval_batches, length_buckets, make_eval_step
+from dpr_jax.models import GRU4Rec, SASRec, build_backbone
+
+MODELS = {
+    "sasrec": lambda: SASRec(vocab_size=40, max_len=12, embed_dim=16, mlp_dim=32, num_heads=2),
+    "gru4rec": lambda: GRU4Rec(vocab_size=40, max_len=12, embed_dim=16, gru_dim=24),
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_user_vector_is_the_last_position(name):
+  model = MODELS[name]()
+  params = nn.unbox(model.init({"params": jax.random.key(0)}, jnp.zeros((1, 12), jnp.int32)))
+  seqs = jnp.array([[0, 0, 0, 5, 7, 9, 11, 13, 2, 4, 6, 8], [0] * 9 + [3, 1, 2],
+                    list(range(20, 32))])
+  want = model.apply(params, seqs)[:, -1]
+  got = model.apply(params, seqs, method=model.user_vector)
+  assert got.shape == (3, 16)
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  # Trimming left padding leaves it unchanged.
+  np.testing.assert_allclose(model.apply(params, seqs[1:2, -4:], method=model.user_vector),
+                             want[1:2], atol=1e-5)
+
+
+def test_length_buckets():
+  assert length_buckets(200) == (32, 56, 80, 104, 128, 152, 176, 200)
+  assert length_buckets(3) == (3,)
+  for n in (5, 20, 50, 200):
+    b = length_buckets(n)
+    assert b[-1] == n and list(b) == sorted(set(b))
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
+def test_trimmed_evaluation_gives_the_same_metrics(tiny_config, name):
+  config = tiny_config(name)
+  config.data.max_len = 50  # synthetic users are shorter: most batches get trimmed
+  data = prepare(config.data)
+  batches = list(eval_batches(data, "test", 16, trim=True))
+  assert len({b["inputs"].shape[1] for b in batches}) > 1  # several widths are used
+  assert sorted(np.concatenate([b["targets"] for b in batches])[:data.num_users]) == sorted(
+      data.test_targets)
+  model = build_backbone(config.model, data.num_items, data.max_len)
+  params = nn.unbox(model.init({"params": jax.random.key(0)},
+                               jnp.zeros((1, data.max_len), jnp.int32)))["params"]
+  mesh = sharding.make_mesh(1, 1, jax.devices()[:1])
+  shardings = jax.tree.map(lambda _: sharding.replicated(mesh), params)
+  full = lambda p, x: model.apply({"params": p}, x)[:, -1]
+  fast = lambda p, x: model.apply({"params": p}, x, method=model.user_vector)
+  table = lambda p: model.apply({"params": p}, method=model.item_table)
+  ref = Evaluator(make_eval_step(full, table, data.num_items, (10, 20)), mesh, shardings, 16,
+                  trim=False)(params, data, "test")
+  got = Evaluator(make_eval_step(fast, table, data.num_items, (10, 20)), mesh, shardings, 16,
+                  trim=True)(params, data, "test")
+  assert got["users"] == ref["users"] == data.num_users
+  for k in ref:
+    np.testing.assert_allclose(got[k], ref[k], atol=1e-6, err_msg=k)
+
+
+def _ce_inputs(seed=0):
+  rng = np.random.default_rng(seed)
+  h = jnp.asarray(rng.standard_normal((3, 10, 8)), jnp.float32)
+  table = jnp.asarray(rng.standard_normal((48, 8)), jnp.float32)
+  lengths = np.array([10, 4, 0])  # left-padded: 14 supervised positions of 30
+  targets = np.zeros((3, 10), np.int32)
+  for b, n in enumerate(lengths):
+    targets[b, 10 - n:] = rng.integers(1, 38, n)
+  return h, table, jnp.asarray(targets)
+
+
+@pytest.mark.parametrize("capacity", [14, 16, 13, 64])  # exact fit, spare slots, overflow, >= N
+@pytest.mark.parametrize("tiled", [False, True])
+def test_compact_head_equals_the_dense_loss(capacity, tiled):
+  from dpr_jax.train import loss as loss_lib
+  h, table, targets = _ce_inputs()
+
+  def grads(fn):
+    f = lambda h, t: fn(h, t)[0]
+    return jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(h, table)
+
+  want, (dh_want, dt_want) = grads(lambda h, t: loss_lib.full_softmax_ce(h, t, targets, 37))
+  got, (dh, dt) = grads(lambda h, t: loss_lib.compact_softmax_ce(
+      h, t, targets, 37, capacity, tiled=tiled, tile_size=16))
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+  np.testing.assert_allclose(dh, dh_want, atol=1e-6)
+  np.testing.assert_allclose(dt, dt_want, atol=1e-6)
+  assert not np.any(dh[2])  # the all-padding user gets no gradient
+  count = loss_lib.compact_softmax_ce(h, table, targets, 37, capacity)[1]
+  assert float(count) == 14
+
+
+def test_head_capacity_covers_random_batches():
+  from dpr_jax.train.loss import head_capacity
+  rng = np.random.default_rng(0)
+  lengths = np.minimum(rng.lognormal(np.log(96), 1.0, 6000).astype(int), 200)
+  targets = (np.arange(200)[None, :] >= 200 - lengths[:, None]).astype(np.int32)
+  cap = head_capacity(targets, 128)
+  assert cap % 256 == 0 and cap < 128 * 200
+  batch_counts = [targets[rng.choice(6000, 128, replace=False)].sum() for _ in range(2000)]
+  assert max(batch_counts) <= cap
+  assert head_capacity(np.ones((10, 5), np.int32), 4) == 20  # capped at B * L
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
+def test_bf16_compute_keeps_float32_params_and_the_loss(tiny_config, name):
+  from dpr_jax.train.loss import softmax_ce
+  config = tiny_config(name)
+  data = prepare(config.data)
+  losses = {}
+  for dtype in ("float32", "bfloat16"):
+    config.model.compute_dtype = dtype
+    model = build_backbone(config.model, data.num_items, data.max_len)
+    params = nn.unbox(model.init({"params": jax.random.key(0)},
+                                 jnp.zeros((1, data.max_len), jnp.int32)))["params"]
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+
+    def loss_fn(params, model=model):
+      h = model.apply({"params": params}, jnp.asarray(data.train_inputs[:32]))
+      table = model.apply({"params": params}, method=model.item_table)
+      return softmax_ce(h, table, jnp.asarray(data.train_targets[:32]), data.num_items)[0], h
+
+    (loss, h), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(params)
+    assert h.dtype == jnp.dtype(dtype)
+    assert loss.dtype == jnp.float32
+    assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))
+    losses[dtype] = float(loss)
+  assert losses["bfloat16"] != losses["float32"]  # the switch does something
+  np.testing.assert_allclose(losses["bfloat16"], losses["float32"], rtol=1e-2)
+
+
+def test_packed_sasrec_equals_the_dense_forward_at_real_positions():
+  model = MODELS["sasrec"]()
+  params = nn.unbox(model.init({"params": jax.random.key(0)}, jnp.zeros((1, 12), jnp.int32)))
+  seqs = jnp.array([[0, 0, 0, 5, 7, 9, 11, 13, 2, 4, 6, 8], [0] * 9 + [3, 1, 2],
+                    list(range(20, 32)), [0] * 12])
+  dense = np.asarray(model.apply(params, seqs)).reshape(-1, 16)
+  h, idx = model.apply(params, seqs, 30, method=model.packed)
+  idx = np.asarray(idx)
+  assert list(idx[:24]) == list(np.flatnonzero(np.asarray(seqs).reshape(-1)))
+  assert np.all(idx[24:] == seqs.size) and not np.any(np.asarray(h)[24:])  # empty slots
+  np.testing.assert_allclose(h[:24], dense[idx[:24]], atol=1e-5)
+
+
+@pytest.mark.parametrize("capacity", [None, 256, 8])  # dense, packed, overflow -> dense path
+def test_train_step_loss_with_packing(tiny_config, capacity):
+  from dpr_jax.train.step import (
+    create_state,
+    jit_train_step,
+    make_optimizer,
+    make_train_step,
+  )
+  config = tiny_config("sasrec")
+  config.model.dropout = 0.0  # the packed path draws other dropout masks; without, same loss
+  data = prepare(config.data)
+  model = build_backbone(config.model, data.num_items, data.max_len)
+  tx = make_optimizer(config.train)
+  mesh = sharding.make_mesh(1, 1, jax.devices()[:1])
+  state, shardings = create_state(model, tx, mesh, 0, data.max_len)
+  batch = {"inputs": jnp.asarray(data.train_inputs[None, :16]),
+           "targets": jnp.asarray(data.train_targets[None, :16])}
+  assert 8 < int(jnp.sum(batch["inputs"] > 0)) <= 256
+  from dpr_jax.train.loss import full_softmax_ce
+  h = model.apply({"params": state.params}, batch["inputs"][0])
+  want = float(full_softmax_ce(h, model.apply({"params": state.params}, method=model.item_table),
+                               batch["targets"][0], data.num_items)[0])
+  step = jit_train_step(make_train_step(model, tx, data.num_items, 0, head_capacity=capacity),
+                        mesh, shardings)
+  _, metrics = step(state, batch)  # donates state
+  np.testing.assert_allclose(metrics["loss"][0], want, rtol=1e-5)
