@@ -49,12 +49,12 @@ if [[ "${QUICK:-0}" != 1 ]]; then
 fi
 part train 75 python3 -m dpr_jax.bench train "${PRESETS[@]}" "${SHAPE[@]}" "${DPRB[@]}" \
   --steps "$STEPS" --out "$REPORTS"
-part eval 50 python3 -m dpr_jax.bench eval "${PRESETS[@]}" "${SHAPE[@]}" --users "$USERS" \
+part eval 70 python3 -m dpr_jax.bench eval "${PRESETS[@]}" "${SHAPE[@]}" --users "$USERS" \
   --reps 3 --out "$REPORTS"
-part serve 40 python3 -m dpr_jax.bench serve --config configs/ml1m_sasrec.py \
+part serve 35 python3 -m dpr_jax.bench serve --config configs/ml1m_sasrec.py \
   --config configs/ml1m_gru4rec.py "${SHAPE[@]}" "${SERVE[@]}" --out "$REPORTS"
-part moe 45 python3 -m dpr_jax.bench moe --config configs/ml1m_sasrec.py "${MOE[@]}" \
+part moe 40 python3 -m dpr_jax.bench moe --config configs/ml1m_sasrec.py "${MOE[@]}" \
   --reps 10 --out "$REPORTS"
-part scale 100 python3 -m dpr_jax.bench scale "${SCALE[@]}" --out "$REPORTS"
+part scale 90 python3 -m dpr_jax.bench scale "${SCALE[@]}" --out "$REPORTS"
 echo "== all wall_s=$(( $(date +%s) - start_all ))"
 ls "$REPORTS"

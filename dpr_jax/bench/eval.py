@@ -94,26 +94,30 @@ def main(argv: list[str] | None = None) -> None:
   a = p.parse_args(argv)
   rate = common.matmul_flop_rate()
   rows = []
+
+  def make():
+    return common.make_record("eval", rows, {
+        "config": a.config or "defaults", "items": a.items, **rate,
+        "peak_rss_mib": round(common.peak_rss_mib(), 1)}, notes=[
+        "users_per_s: users / median wall time of a full pass of the trainer's Evaluator over the "
+        "test split (host batches in, metric sums fetched once), after a warm-up pass; compile_s: "
+        "the warm-up pass minus a timed pass.",
+        "Synthetic users with ML-1M-like lengths (common.synthetic_split); the backbone runs at "
+        "the width of each batch (mean_width), then the last position is scored against every "
+        "item.",
+        "model_gflop: analytic matmul FLOPs of the pass at the widths fed (dpr_jax/bench/flops.py);"
+        " xla_gflop: cost_analysis() of a full-width batch x batches (GRU4Rec's scan body counted "
+        "once).",
+        f"floor_fraction = model_gflop / matmul rate / pass_s ({rate['matmul_gflops']:.1f} GFLOP/s "
+        f"at n={rate['matmul_n']}, same process)."])
+
   for config in common.model_configs(a.config, a.models, model__embed_dim=a.d,
                                      data__max_len=a.len, eval__batch_size=a.eval_batch):
     rows.append(bench_model(config, a.items, a.users, config.eval.batch_size,
                             config.data.max_len, a.reps, rate["matmul_gflops"] * 1e9))
     print({k: rows[-1][k] for k in ("model", "compile_s", "pass_s", "users_per_s")}, flush=True)
-  record = common.make_record("eval", rows, {
-      "config": a.config or "defaults", "items": a.items, **rate,
-      "peak_rss_mib": round(common.peak_rss_mib(), 1)}, notes=[
-      "users_per_s: users / median wall time of a full pass of the trainer's Evaluator over the "
-      "test split (host batches in, metric sums fetched once), after a warm-up pass; compile_s: "
-      "the warm-up pass minus a timed pass.",
-      "Synthetic users with ML-1M-like lengths (common.synthetic_split); the backbone runs at "
-      "the width of each batch (mean_width), then the last position is scored against every "
-      "item.",
-      "model_gflop: analytic matmul FLOPs of the pass at the widths fed (dpr_jax/bench/flops.py);"
-      " xla_gflop: cost_analysis() of a full-width batch x batches (GRU4Rec's scan body counted "
-      "once).",
-      f"floor_fraction = model_gflop / matmul rate / pass_s ({rate['matmul_gflops']:.1f} GFLOP/s "
-      f"at n={rate['matmul_n']}, same process)."])
-  common.write_record(record, a.out, a.tag, COLUMNS)
+    common.write_record(make(), a.out, a.tag, COLUMNS, quiet=True)  # partial
+  common.write_record(make(), a.out, a.tag, COLUMNS)
 
 
 if __name__ == "__main__":

@@ -161,32 +161,37 @@ def main(argv: list[str] | None = None) -> None:
   a = p.parse_args(argv)
   rate = common.matmul_flop_rate()
   rows = []
+
+  def make():
+    return common.make_record("train", rows, {
+        "config": a.config or "defaults", "items": a.items, "steps": a.steps, **rate,
+        "peak_rss_mib": round(common.peak_rss_mib(), 1),
+        "device_peak_mib": common.device_peak_mib()}, notes=[
+        "One step per call on full-length synthetic sequences (every position supervised); "
+        "p50/p90 over the timed steps after one warm-up call; compile time apart.",
+        "model_gflop: analytic matmul FLOPs per step (dpr_jax/bench/flops.py: 3 x forward, no "
+        "recompute); xla_gflop: compiled.cost_analysis()['flops'] (counts a scan body once, so "
+        "GRU4Rec's recurrence is undercounted).",
+        "floor_fraction = model_gflop / matmul rate / p50 step time, the matmul rate measured in "
+        f"this process ({rate['matmul_gflops']:.1f} GFLOP/s at n={rate['matmul_n']}).",
+        "compiled_peak_mib: memory_analysis() arguments + outputs - donated + temporaries.",
+        "dpr_stage3: the stage-3 step (head + steering loss over the whole catalogue + AdamW) on "
+        "precomputed user vectors, L=1; positions = examples."])
+
   overrides = dict(model__embed_dim=a.d, data__max_len=a.len, train__batch_size=a.batch)
   backbones = [m for m in a.models if m != "dpr"]
   for config in common.model_configs(a.config, backbones, **overrides):
     rows.append(bench_backbone(config, a.items, config.train.batch_size, config.data.max_len,
                                a.steps, rate["matmul_gflops"] * 1e9))
     print({k: rows[-1][k] for k in ("model", "compile_s", "p50_ms", "seq_per_s")}, flush=True)
+    common.write_record(make(), a.out, a.tag, COLUMNS, quiet=True)  # partial
   if "dpr" in a.models:
     config = common.load_config(a.config[0] if a.config else None, **overrides)
     rows.append(bench_dpr(config, a.items, a.dpr_batch or config.stage3.batch_size, a.steps,
                           rate["matmul_gflops"] * 1e9))
     print({k: rows[-1][k] for k in ("model", "compile_s", "p50_ms", "seq_per_s")}, flush=True)
-  record = common.make_record("train", rows, {
-      "config": a.config or "defaults", "items": a.items, "steps": a.steps, **rate,
-      "peak_rss_mib": round(common.peak_rss_mib(), 1),
-      "device_peak_mib": common.device_peak_mib()}, notes=[
-      "One step per call on full-length synthetic sequences (every position supervised); "
-      "p50/p90 over the timed steps after one warm-up call; compile time apart.",
-      "model_gflop: analytic matmul FLOPs per step (dpr_jax/bench/flops.py: 3 x forward, no "
-      "recompute); xla_gflop: compiled.cost_analysis()['flops'] (counts a scan body once, so "
-      "GRU4Rec's recurrence is undercounted).",
-      "floor_fraction = model_gflop / matmul rate / p50 step time, the matmul rate measured in "
-      f"this process ({rate['matmul_gflops']:.1f} GFLOP/s at n={rate['matmul_n']}).",
-      "compiled_peak_mib: memory_analysis() arguments + outputs - donated + temporaries.",
-      "dpr_stage3: the stage-3 step (head + steering loss over the whole catalogue + AdamW) on "
-      "precomputed user vectors, L=1; positions = examples."])
-  common.write_record(record, a.out, a.tag, COLUMNS)
+    common.write_record(make(), a.out, a.tag, COLUMNS, quiet=True)  # partial
+  common.write_record(make(), a.out, a.tag, COLUMNS)
 
 
 if __name__ == "__main__":
