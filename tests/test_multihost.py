@@ -85,7 +85,7 @@ def _two_processes(tmp_path, tag, *extra):
 
 
 @pytest.mark.skipif(os.environ.get("DPR_SKIP_MULTIHOST") == "1",
-                    reason="DPR_SKIP_MULTIHOST=1 (five JAX processes: ~1 CPU-minute)")
+                    reason="DPR_SKIP_MULTIHOST=1 (five JAX processes, ~2 CPU-minutes)")
 def test_two_processes_match_one(tmp_path):
   # The one-process reference beside the two-process run (they share nothing but the cores).
   # Its own data cache: two runs building one cache at the same moment would race.
