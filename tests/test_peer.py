@@ -68,8 +68,11 @@ def test_peer_trains_with_dropout():
   assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
 
 
-def test_flops_count_the_head_at_supervised_positions_only():
+def test_model_flops_count_real_positions_only():
   m = default_config().model
-  dense = peer.train_flops(m, 4, 10, 40, 100)
-  half = peer.train_flops(m, 4, 10, 20, 100)
-  assert dense - half == pytest.approx(3 * 2 * 20 * 100 * m.embed_dim)
+  inputs = np.array([[0, 0, 3, 4], [1, 2, 3, 4]])
+  per_pos = 8 * m.embed_dim**2 + 4 * m.embed_dim * m.mlp_dim
+  want = m.num_blocks * (6 * per_pos + 4 * m.embed_dim * (2**2 + 4**2)) + 2 * 5 * 100 * m.embed_dim
+  assert peer.model_flops(m, inputs, 5, 100) == pytest.approx(want)
+  # More left padding costs nothing more.
+  assert peer.model_flops(m, np.pad(inputs, ((0, 0), (3, 0))), 5, 100) == pytest.approx(want)

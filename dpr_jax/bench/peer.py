@@ -29,8 +29,9 @@ steps per repeat (ours as one jit call of ``lax.scan`` over stacked batches, as 
 evaluation ranks all users of the test split against the whole catalogue, seen items masked,
 Recall/NDCG@10/20 (ours: :mod:`dpr_jax.eval.ranking`; the peer: the same rank rule in torch).
 
-Floor: model FLOPs (analytic matmul FLOPs of the step, see :func:`train_flops`) over the dense
-float32 matmul rate measured in this process (``jnp.dot`` of two 2048x2048 matrices), i.e. the
+Floor: model FLOPs (analytic matmul FLOPs at the real positions, see :func:`model_flops`; training
+= 3 x forward) over the dense float32 matmul rate measured in this process (``jnp.dot`` of two
+2048x2048 matrices, measured again before every round of repeats, median), i.e. the
 time the step would take if every FLOP ran at matmul speed; ``floor_fraction`` = that / measured.
 
 Torch is a bench-only dependency (imported here only). Results: ``reports/bench_cpu/peer.{json,md}``
@@ -382,27 +383,23 @@ def matmul_rate(n: int = 2048, reps: int = 5) -> float:
   return 2 * n**3 / statistics.median(times)
 
 
-def _trunk_flops(positions: int, sequences: int, length: int, d: int, mlp: int, blocks: int
-                 ) -> float:
-  per_pos = 2 * d * 3 * d + 2 * d * d + 2 * 2 * d * mlp  # qkv, out, ffn
-  attention = 2 * 2 * length * length * d * sequences  # q.k and weights.v, full L x L
-  return blocks * (per_pos * positions + attention)
+def model_flops(model_config, inputs: np.ndarray, scored: float, vocab: int) -> float:
+  """Forward matmul FLOPs of the work at real (non-padded) positions, the same for both sides.
 
+  Per block: q/k/v and output projections 8 d^2 and feed-forward 4 d m per real position, and
+  q.k plus weights.v 4 n^2 d per sequence of n real items; plus the catalogue product 2 V d for
+  each of the ``scored`` vectors (supervised positions in training, one per user in ranking).
+  Work an implementation spends on padding is not counted: it is what the floor fraction
+  charges it for.
 
-def train_flops(model_config, batch: int, length: int, supervised: float, vocab: int) -> float:
-  """Matmul FLOPs of one training step (forward x 3): the trunk over all B*L (padded) positions,
-  the output head over the ``supervised`` positions only (where the loss needs logits)."""
+  Args:
+    inputs: int[..., L] left-padded sequences (all those of the step or of the evaluation).
+  """
   m = model_config
-  fwd = _trunk_flops(batch * length, batch, length, m.embed_dim, m.mlp_dim, m.num_blocks)
-  fwd += 2 * supervised * vocab * m.embed_dim
-  return 3 * fwd
-
-
-def eval_flops(model_config, users: int, length: int, vocab: int) -> float:
-  """Forward matmul FLOPs of full-ranking ``users``: trunk over all positions + scoring."""
-  m = model_config
-  return (_trunk_flops(users * length, users, length, m.embed_dim, m.mlp_dim, m.num_blocks)
-          + 2 * users * vocab * m.embed_dim)
+  n = np.sum(np.asarray(inputs) > 0, axis=-1).astype(np.float64)  # real items per sequence
+  per_position = 8 * m.embed_dim**2 + 4 * m.embed_dim * m.mlp_dim
+  blocks = m.num_blocks * (per_position * n.sum() + 4 * m.embed_dim * np.sum(n**2))
+  return float(blocks + 2 * scored * vocab * m.embed_dim)
 
 
 def _uptime() -> str:
@@ -451,9 +448,8 @@ def run(args) -> dict:
     raise SystemExit("equivalence check failed: the peer does not compute our loss")
 
   results = {"equivalence": eq}
-  rate = matmul_rate()
-  results["matmul_gflops"] = rate / 1e9
-  print(f"dense f32 matmul (jax, 2048^3): {rate / 1e9:.1f} GFLOP/s", flush=True)
+  rates = [matmul_rate()]
+  print(f"dense f32 matmul (jax, 2048^3): {rates[0] / 1e9:.1f} GFLOP/s", flush=True)
 
   # ---------------------------------------------------------------- training
   if not args.skip_train:
@@ -486,11 +482,13 @@ def run(args) -> dict:
     print(f"train warm-up (incl. compile) {time.perf_counter() - t0:.1f} s", flush=True)
     times = {k: [] for k in runners}
     for r in range(args.repeats):
+      rates.append(matmul_rate(reps=3))
       for k, fn in runners.items():
         times[k].append(fn() / steps)
       print(f"  repeat {r}: " + ", ".join(f"{k} {v[-1]:.3f} s/step" for k, v in times.items()),
             flush=True)
-    flops = train_flops(m, b, l, supervised, ours.model.vocab_size)
+    flops = 3 * model_flops(m, inputs, supervised * steps, ours.model.vocab_size) / steps
+    rate = _median(rates)
     train = {"steps_per_repeat": steps, "compact_head": bool(config.train.compact_head), "repeats": args.repeats, "batch": b, "max_len": l,
              "supervised_fraction": supervised / (b * l), "model_gflops_per_step": flops / 1e9,
              "s_per_step": {k: v for k, v in times.items()},
@@ -514,6 +512,7 @@ def run(args) -> dict:
     print(f"eval warm-up {time.perf_counter() - t0:.1f} s", flush=True)
     times = {"jax": [], "torch": []}
     for r in range(args.eval_repeats):
+      rates.append(matmul_rate(reps=3))
       t0 = time.perf_counter()
       m_jax = ours.evaluate(ours.state.params, data, "test")
       times["jax"].append(time.perf_counter() - t0)
@@ -523,7 +522,8 @@ def run(args) -> dict:
       print(f"  repeat {r}: jax {times['jax'][-1]:.2f} s, torch {times['torch'][-1]:.2f} s",
             flush=True)
     diff = max(abs(m_jax[k] - m_torch[k]) for k in m_jax if k != "users")
-    flops = eval_flops(m, data.num_users, l, ours.model.vocab_size)
+    flops = model_flops(m, data.eval_split("test")[0], data.num_users, ours.model.vocab_size)
+    rate = _median(rates)
     results["eval"] = {
         "users": data.num_users, "batch_jax": ours.evaluate.batch_size, "batch_torch": eb,
         "repeats": args.eval_repeats, "model_gflops": flops / 1e9, "s": times,
@@ -535,6 +535,8 @@ def run(args) -> dict:
     print(f"eval metrics: jax ndcg@10={m_jax['ndcg@10']:.5f}, torch ndcg@10="
           f"{m_torch['ndcg@10']:.5f}, max |diff| {diff:.2g}", flush=True)
 
+  results["matmul_gflops"] = _median(rates) / 1e9
+  results["matmul_gflops_all"] = [r / 1e9 for r in rates]
   results["fields"] = {
       "command": "python -m dpr_jax.bench peer " + " ".join(sys.argv[1:]),
       "config": args.config, "model": config.model.to_dict(), "data": data_desc,
@@ -577,7 +579,11 @@ def markdown(results: dict) -> str:
            f"- data: {f['data']}; model: d={f['model']['embed_dim']}, blocks "
            f"{f['model']['num_blocks']}, heads {f['model']['num_heads']}, mlp "
            f"{f['model']['mlp_dim']}, dropout {f['model']['dropout']}",
-           f"- dense f32 matmul rate (jax, this process): {results['matmul_gflops']:.1f} GFLOP/s",
+           f"- dense f32 matmul rate (jax, this process, median of {len(results['matmul_gflops_all'])}"
+           f" measurements between the repeats): {results['matmul_gflops']:.1f} GFLOP/s (range "
+           f"{min(results['matmul_gflops_all']):.1f}-{max(results['matmul_gflops_all']):.1f})",
+           "- model FLOPs: matmuls at the real (non-padded) positions only (peer.model_flops); "
+           "floor fraction = model FLOPs / matmul rate / measured time",
            "- equivalence (dropout off, same weights and batch): " + ", ".join(
                f"{k} {v:.3g}" for k, v in results["equivalence"].items()), ""]
   if "train" in results:
