@@ -113,6 +113,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.stage3.suppress_weight = 8.0  # Negative: weight of -log(1 - P(tag)).
   c.stage3.aux_weight = 0.01  # MoE load-balance loss.
   c.stage3.offset_weight = 0.05  # L2 on the item-space part of the steering offset.
+  # L2 on a negative example's tag coordinates other than its tag: "no X" should lower X and
+  # leave the order of the remaining items (which carry other tags) alone.
+  c.stage3.focus_weight = 0.0
 
   # ---------------------------------------------------------------- eval
   c.eval = ml_collections.ConfigDict()
@@ -234,14 +237,17 @@ def load_run_config(run_dir) -> ml_collections.ConfigDict:
   import json
   import os
 
-  path = os.path.join(os.fspath(run_dir), CONFIG_FILE)
-  if not os.path.isdir(os.fspath(run_dir)):
+  from dpr_jax import atomic
+
+  directory = atomic.as_path(run_dir)  # a local folder or a gs:// URI
+  path = directory / CONFIG_FILE
+  if not directory.is_dir():
     raise ConfigError(f"run directory {run_dir} does not exist")
-  if not os.path.exists(path):
+  if not path.exists():
     raise ConfigError(f"{path} not found: the run was not trained by this version of dpr_jax"
-                      " (or not trained yet); pass --config with the preset it was trained with")
+                      " (or has not finished stage 1 yet)")
   try:
-    values = json.loads(open(path, encoding="utf-8").read())
+    values = json.loads(path.read_text(encoding="utf-8"))
   except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
     raise ConfigError(f"{path}: unreadable config ({e})") from None
   config = default_config()

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
   try:
     if args.prompt is not None and not args.prompt.strip():
       raise UserError("--prompt is empty; leave it out for the unprompted list")
-    if not os.path.isdir(args.run):
+    if "://" not in args.run and not os.path.isdir(args.run):  # gs:// is checked on load
       raise UserError(f"run directory {args.run} does not exist")
     from dpr_jax.serve.recommender import Recommender, Request  # Late: jax start-up.
 

@@ -364,7 +364,7 @@ def _combined_results(scorer: Scorer, data: SplitData, task: Task, bank: PromptB
 def write_steering_results(directory: str | pathlib.Path, results: dict, manifest: dict,
                            seed: int, extra: dict) -> list[pathlib.Path]:
   """``results_steering.{json,md,png}`` with the protocol fields."""
-  directory = pathlib.Path(directory)
+  directory = atomic.as_path(directory)
   fields = protocol_fields(manifest, seed, masking="seen items masked",
                            templates="held-out (eval) templates and nuanced prompts") | extra
   json_path = directory / "results_steering.json"
@@ -405,7 +405,5 @@ def _bar_chart(results: dict, path: pathlib.Path) -> None:
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     ax.set_title(f"{task}: {metric}", fontsize=9)
   fig.tight_layout()
-  tmp = path.with_name(f".{path.name}.tmp.png")
-  fig.savefig(tmp, dpi=110)
+  atomic.write_with(path, lambda f: fig.savefig(f, format="png", dpi=110))
   plt.close(fig)
-  tmp.replace(path)

@@ -34,10 +34,14 @@ def run(config, mode: str = "train") -> dict:
   if max(stages) > 1:  # refuse data without tags before stage 1 spends its time
     require_tags(distributed.first_process_then_others("prepare", lambda: prepare(config.data)),
                  config.data)
-  if mode == "train" and jax.process_index() == 0:
-    config_lib.save_run_config(config, config.run.dir)  # what `dpr_jax.recommend --run` reads
+
+  def save_config():  # what `dpr_jax.recommend --run` reads; only once the checkpoints fit it
+    if mode == "train" and jax.process_index() == 0:
+      config_lib.save_run_config(config, config.run.dir)
+
   if 1 in stages:
     out |= trainer.train_and_evaluate(config, mode=mode)
+    save_config()
   if max(stages) == 1:
     return out
   files = out.pop("files", [])
@@ -47,6 +51,8 @@ def run(config, mode: str = "train") -> dict:
   data = distributed.first_process_then_others("prepare", lambda: prepare(config.data))
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
   model, backbone_params = trainer.load_backbone(config, data, mesh)
+  if 1 not in stages:
+    save_config()
   table = model.apply({"params": backbone_params}, method=model.item_table)
   catalogue = steering.FrozenCatalogue.create(table, data)
   cache_dir = atomic.as_path(config.data.cache_dir or default_cache_dir())

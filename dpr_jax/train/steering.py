@@ -21,7 +21,8 @@ positions of each user's training part, each with its backbone user vector ``h``
 Loss: next-item cross-entropy of ``t`` under ``h'`` for every example, plus for positives
 ``tag_weight * -log P(g)`` and for negatives the suppression loss ``suppress_weight *
 -log(1 - P(g))`` where ``P(g)`` is the softmax mass on items carrying ``g``, plus the router's
-load-balance loss times ``aux_weight``, plus ``offset_weight * |h' - h|^2``. The template of each example is re-drawn every step
+load-balance loss times ``aux_weight``, plus ``offset_weight * |h' - h|^2``, plus for negatives
+``focus_weight`` times the squared tag coordinates of the tags other than ``g``. The template of each example is re-drawn every step
 (``pipeline.PromptChoice``), so the model sees paraphrases, not one phrase per tag.
 """
 
@@ -224,8 +225,11 @@ def steering_loss(head: DPRHead, params, batch, catalogue: FrozenCatalogue, stee
   aux = out.route.load_balance_loss
   # Keep the item-space offset small where a tag-level move (the tag coordinates) does the job.
   offset_sq = jnp.sum(jnp.square(out.user - batch["h"]), axis=-1)
+  # A negative prompt should move its own tag only (the rest keep the backbone's order).
+  other_tags_sq = jnp.sum(jnp.square(out.tag_bias) * (1.0 - tag_hot), axis=-1)  # [B]
   loss = (jnp.mean(loss_items) + steer_config.aux_weight * aux
-          + steer_config.offset_weight * jnp.mean(offset_sq))
+          + steer_config.offset_weight * jnp.mean(offset_sq)
+          + steer_config.focus_weight * jnp.mean(negative * other_tags_sq))
   return loss, {"loss": loss, "ce": jnp.mean(ce), "load_balance": aux,
                 "offset_sq": jnp.mean(offset_sq)}
 
@@ -359,7 +363,7 @@ def restore_head(config, data: SplitData, text_dim: int, stage: int = 3):
     got = {k: v for k, v in meta.get("fingerprint", {}).items() if k != "examples"}
     if got != expected:
       raise CheckpointError(f"checkpoint in {ckpts.directory} was made with another config than"
-                            f" {pathlib.Path(config.run.dir) / 'config.json'}")
+                            f" {config.run.dir}/config.json")
 
   try:
     restored = ckpts.restore_latest(abstract, check)
