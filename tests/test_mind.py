@@ -238,3 +238,52 @@ def test_presets(module):
   assert c.run.dir == f"runs/{module}" and c.stages == "1"
   assert c.model.name == module.removeprefix("mind_")
   assert preset.get_config("dpr").stages == "1,2,3"
+
+
+# ------------------------------------------------------------------------------ MIND-small fetch
+def _mind_zip(path: Path, members: dict[str, str]) -> str:
+  import zipfile
+
+  with zipfile.ZipFile(path, "w") as zf:
+    for name, content in members.items():
+      zf.writestr(name, content)
+  return path.as_uri()
+
+
+def test_mind_small_is_fetched_once_and_loads(tmp_path):
+  from dpr_jax.data import fetch
+
+  url = _mind_zip(tmp_path / "MINDsmall_train.zip", {"news.tsv": NEWS, "behaviors.tsv": BEHAVIORS,
+                                                    "entity_embedding.vec": ""})
+  cache = tmp_path / "cache"
+  root = fetch.ensure_mind_small(cache, urls={"train": url})
+  assert root == cache / "mind-small"
+  assert sorted(p.name for p in root.iterdir()) == ["MINDsmall_train"]  # no leftovers
+  assert [s.tolist() for s in load(root).sequences] == [
+      s.tolist() for s in load(mind_dir(tmp_path / "plain")).sequences]
+
+  def no_network(url, timeout):
+    raise AssertionError("downloaded twice")
+
+  assert fetch.ensure_mind_small(cache, urls={"train": url}, opener=no_network) == root
+
+
+def test_mind_small_fetch_errors_leave_nothing(tmp_path):
+  import urllib.error
+
+  from dpr_jax.data import fetch
+
+  def offline(url, timeout):
+    raise urllib.error.URLError("no route to host")
+
+  cache = tmp_path / "cache"
+  with pytest.raises(DataError, match=r"could not be downloaded \(network error: no route to host"
+                                      r"\); download MIND-small"):
+    fetch.ensure_mind_small(cache, opener=offline)
+  url = _mind_zip(tmp_path / "bad.zip", {"news.tsv": NEWS})  # no behaviors.tsv
+  with pytest.raises(DataError, match="the archive has no behaviors.tsv"):
+    fetch.ensure_mind_small(cache, urls={"train": url})
+  (tmp_path / "junk.zip").write_bytes(b"not a zip")
+  with pytest.raises(DataError, match="not a valid zip archive"):
+    fetch.ensure_mind_small(cache, urls={"train": (tmp_path / "junk.zip").as_uri()})
+  assert list((cache / "mind-small").iterdir()) == []

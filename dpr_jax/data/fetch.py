@@ -7,6 +7,10 @@ written to a temporary file in ``cache_dir`` and extracted into a temporary fold
 renamed, so an interrupted run never leaves a half-written ``ml-1m`` behind.
 
 Without network access the download fails fast and one DataError says where to put the files.
+
+``ensure_mind_small(cache_dir)`` does the same for MIND-small (``cache_dir/mind-small/
+MINDsmall_train/{news,behaviors}.tsv``) from Microsoft's release location; MIND publishes no
+checksums, so the archive is only checked for being a whole zip with the two files.
 """
 
 from __future__ import annotations
@@ -196,3 +200,80 @@ def _reason(error: Exception) -> str:
   if isinstance(error, urllib.error.URLError):
     return f"network error: {error.reason}"
   return f"{type(error).__name__}: {error}"
+
+
+# ================================================================================ MIND-small
+MIND_SMALL_URLS = {
+    "train": "https://mind201910small.blob.core.windows.net/release/MINDsmall_train.zip",
+    "dev": "https://mind201910small.blob.core.windows.net/release/MINDsmall_dev.zip",
+}
+MIND_FILES = ("news.tsv", "behaviors.tsv")
+
+
+def ensure_mind_small(cache_dir: str | os.PathLike, splits=("train",), *,
+                      online: bool | None = None, urls: dict[str, str] | None = None,
+                      opener: Opener = _urlopen, timeout: float = 60.0) -> Path:
+  """Returns ``cache_dir/mind-small`` holding ``MINDsmall_<split>/{news,behaviors}.tsv``.
+
+  Missing splits are downloaded from Microsoft's release location (the links of
+  https://msnews.github.io/) and unpacked atomically, as for ML-1M. MIND publishes no checksums:
+  the archive must be a valid zip holding news.tsv and behaviors.tsv, and the dataset manifest
+  records the sha256 of the files actually read (dpr_jax.data.prepare).
+
+  Raises:
+    DataError: offline (the message says where to put the files), or a damaged archive.
+  """
+  from dpr_jax.data.mind import DOWNLOAD_HINT  # deferred: mind imports formats
+
+  urls = urls or MIND_SMALL_URLS
+  root = Path(cache_dir).expanduser() / "mind-small"
+  for split in splits:
+    target = root / f"MINDsmall_{split}"
+    if all((target / f).is_file() for f in MIND_FILES):
+      continue
+    url = urls[split]
+    if online is False:
+      raise DataError(f"MIND-small is not in {root} and offline mode is on; {DOWNLOAD_HINT}")
+    try:
+      root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+      raise DataError(f"cannot create the data cache {root}: {e.strerror or e}") from None
+    fd, tmp_name = tempfile.mkstemp(prefix=f".MINDsmall_{split}.zip.", suffix=".part", dir=root)
+    os.close(fd)
+    archive = Path(tmp_name)
+    try:
+      try:
+        download(url, archive, timeout=timeout, opener=opener)
+      except (OSError, ValueError) as e:
+        raise DataError(f"MIND-small is not in {root} and {url} could not be downloaded"
+                        f" ({_reason(e)}); {DOWNLOAD_HINT}") from None
+      _extract_flat(archive, target, MIND_FILES)
+    finally:
+      archive.unlink(missing_ok=True)
+  return root
+
+
+def _extract_flat(archive: Path, target: Path, required: tuple[str, ...]) -> None:
+  """Unpacks ``archive`` (files at its root or in one top folder) to ``target`` atomically."""
+  staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-extract-", dir=target.parent))
+  try:
+    try:
+      with zipfile.ZipFile(archive) as zf:
+        for member in zf.namelist():
+          if member.startswith(("/", "\\")) or ".." in Path(member).parts:
+            raise DataError(f"{archive}: unsafe path {member!r} in the archive")
+        zf.extractall(staging)
+    except (zipfile.BadZipFile, EOFError) as e:
+      raise DataError(f"{archive}: not a valid zip archive ({e})") from None
+    unpacked = staging
+    entries = [p for p in staging.iterdir() if not p.name.startswith(("__MACOSX", "."))]
+    if len(entries) == 1 and entries[0].is_dir():
+      unpacked = entries[0]
+    missing = [f for f in required if not (unpacked / f).is_file()]
+    if missing:
+      raise DataError(f"{archive}: the archive has no {', '.join(missing)}")
+    if target.is_dir():
+      shutil.rmtree(target)  # an incomplete earlier copy (the complete case returned early)
+    os.rename(unpacked, target)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)

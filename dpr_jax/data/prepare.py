@@ -65,11 +65,11 @@ def load_interactions(data_config, cache_dir: pathlib.Path) -> InteractionData:
       local = (cache_dir if not atomic.is_uri(cache_dir)
                else pathlib.Path.home() / ".cache" / "dpr_jax")
       directory = fetch.ensure_ml1m(local)
+  if fmt == "mind" and directory is None:  # MIND-small from its release location
+    local = (cache_dir if not atomic.is_uri(cache_dir)
+             else pathlib.Path.home() / ".cache" / "dpr_jax")
+    directory = fetch.ensure_mind_small(local)
   if directory is None:
-    if fmt == "mind":
-      from dpr_jax.data import mind
-
-      raise DataError(f"no data directory for format 'mind': {mind.DOWNLOAD_HINT}")
     raise DataError(
         f"no data directory for format {fmt!r}: set DPR_DATA_DIR or --config.data.dir to the"
         " folder with the files (or use --config.data.format=grouplens to download ML-1M)")
