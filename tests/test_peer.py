@@ -76,3 +76,9 @@ def test_model_flops_count_real_positions_only():
   assert peer.model_flops(m, inputs, 5, 100) == pytest.approx(want)
   # More left padding costs nothing more.
   assert peer.model_flops(m, np.pad(inputs, ((0, 0), (3, 0))), 5, 100) == pytest.approx(want)
+  # Ranking: the last block only for the last position (keys/values still everywhere).
+  d, mlp = m.embed_dim, m.mlp_dim
+  last = 4 * d * d * 6 + 2 * (4 * d * d + 4 * d * mlp) + 4 * d * 6
+  full = 6 * per_pos + 4 * d * (2**2 + 4**2)
+  want = (m.num_blocks - 1) * full + last + 2 * 2 * 100 * d
+  assert peer.model_flops(m, inputs, 2, 100, last_only=True) == pytest.approx(want)

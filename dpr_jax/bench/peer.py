@@ -383,14 +383,17 @@ def matmul_rate(n: int = 2048, reps: int = 5) -> float:
   return 2 * n**3 / statistics.median(times)
 
 
-def model_flops(model_config, inputs: np.ndarray, scored: float, vocab: int) -> float:
+def model_flops(model_config, inputs: np.ndarray, scored: float, vocab: int,
+                last_only: bool = False) -> float:
   """Forward matmul FLOPs of the work at real (non-padded) positions, the same for both sides.
 
   Per block: q/k/v and output projections 8 d^2 and feed-forward 4 d m per real position, and
   q.k plus weights.v 4 n^2 d per sequence of n real items; plus the catalogue product 2 V d for
   each of the ``scored`` vectors (supervised positions in training, one per user in ranking).
   Work an implementation spends on padding is not counted: it is what the floor fraction
-  charges it for.
+  charges it for. ``last_only`` (ranking needs the last position's vector only): the last
+  block counts its key/value projections 4 d^2 per real position, and the query, attention
+  row 4 n d, output projection and feed-forward of the last position alone.
 
   Args:
     inputs: int[..., L] left-padded sequences (all those of the step or of the evaluation).
@@ -398,8 +401,12 @@ def model_flops(model_config, inputs: np.ndarray, scored: float, vocab: int) -> 
   m = model_config
   n = np.sum(np.asarray(inputs) > 0, axis=-1).astype(np.float64)  # real items per sequence
   per_position = 8 * m.embed_dim**2 + 4 * m.embed_dim * m.mlp_dim
-  blocks = m.num_blocks * (per_position * n.sum() + 4 * m.embed_dim * np.sum(n**2))
-  return float(blocks + 2 * scored * vocab * m.embed_dim)
+  d = m.embed_dim
+  full = per_position * n.sum() + 4 * d * np.sum(n**2)  # one block over every real position
+  if not last_only:
+    return float(m.num_blocks * full + 2 * scored * vocab * d)
+  last = 4 * d * d * n.sum() + np.sum(n > 0) * (4 * d * d + 4 * d * m.mlp_dim) + 4 * d * n.sum()
+  return float((m.num_blocks - 1) * full + last + 2 * scored * vocab * d)
 
 
 def _uptime() -> str:
@@ -522,7 +529,8 @@ def run(args) -> dict:
       print(f"  repeat {r}: jax {times['jax'][-1]:.2f} s, torch {times['torch'][-1]:.2f} s",
             flush=True)
     diff = max(abs(m_jax[k] - m_torch[k]) for k in m_jax if k != "users")
-    flops = model_flops(m, data.eval_split("test")[0], data.num_users, ours.model.vocab_size)
+    flops = model_flops(m, data.eval_split("test")[0], data.num_users, ours.model.vocab_size,
+                        last_only=True)
     rate = _median(rates)
     results["eval"] = {
         "users": data.num_users, "batch_jax": ours.evaluate.batch_size, "batch_torch": eb,
@@ -582,8 +590,9 @@ def markdown(results: dict) -> str:
            f"- dense f32 matmul rate (jax, this process, median of {len(results['matmul_gflops_all'])}"
            f" measurements between the repeats): {results['matmul_gflops']:.1f} GFLOP/s (range "
            f"{min(results['matmul_gflops_all']):.1f}-{max(results['matmul_gflops_all']):.1f})",
-           "- model FLOPs: matmuls at the real (non-padded) positions only (peer.model_flops); "
-           "floor fraction = model FLOPs / matmul rate / measured time",
+           "- model FLOPs: matmuls at the real (non-padded) positions only, for ranking the last "
+           "block at the last position only (peer.model_flops); floor fraction = model FLOPs / "
+           "matmul rate / measured time",
            "- equivalence (dropout off, same weights and batch): " + ", ".join(
                f"{k} {v:.3g}" for k, v in results["equivalence"].items()), ""]
   if "train" in results:
