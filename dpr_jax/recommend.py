@@ -129,8 +129,9 @@ def format_answer(answer: dict, explain: bool = False) -> str:
       tags = sorted(set(ex["tag_share_before"]) | set(ex["tag_share_after"]),
                     key=lambda t: -abs(ex["tag_share_after"].get(t, 0)
                                        - ex["tag_share_before"].get(t, 0)))
-      shifts = [f"{t} {ex['tag_share_before'].get(t, 0):.0%} -> {ex['tag_share_after'].get(t, 0):.0%}"
-                for t in tags if ex["tag_share_before"].get(t, 0) != ex["tag_share_after"].get(t, 0)]
+      before, after = ex["tag_share_before"], ex["tag_share_after"]
+      shifts = [f"{t} {before.get(t, 0):.0%} -> {after.get(t, 0):.0%}"
+                for t in tags if before.get(t, 0) != after.get(t, 0)]
       if shifts:
         lines.append("tag shares of the list: " + ", ".join(shifts))
   return "\n".join(lines)

@@ -188,7 +188,8 @@ class Recommender:
     Returns:
       (steered (scores, items), unprompted (scores, items)), each float32/int32[B, k].
     """
-    h = self._model.apply({"params": backbone}, inputs)[:, -1]  # [B, d]
+    h = self._model.apply({"params": backbone}, inputs,
+                          method=self._model.user_vector)  # [B, d]
     table = self._model.apply({"params": backbone}, method=self._model.item_table)  # [V, d]
     vocab = table.shape[0]
     out_pos, out_neg = (self._head.apply({"params": head}, h, p, on)
@@ -272,7 +273,8 @@ class Recommender:
   # ------------------------------------------------------------------ answers
   def item(self, i: int, score: float | None = None) -> dict:
     d = self.data
-    out = {"item": str(d.item_ids[i - 1]), "title": d.item_titles[i - 1] or f"item {d.item_ids[i - 1]}",
+    item_id = str(d.item_ids[i - 1])
+    out = {"item": item_id, "title": d.item_titles[i - 1] or f"item {item_id}",
            "tags": [t for t, on in zip(d.tag_names, d.item_tags[i]) if on]}
     if score is not None:
       out["score"] = round(float(score), 4)
@@ -290,7 +292,8 @@ class Recommender:
     """
     items, plain = [int(i) for i in items], [int(i) for i in plain]
     answer = {
-        "items": [dict(rank=r + 1, **self.item(i, s)) for r, (i, s) in enumerate(zip(items, scores))],
+        "items": [dict(rank=r + 1, **self.item(i, s))
+                  for r, (i, s) in enumerate(zip(items, scores))],
         "history_length": len(history),
         "prompt": request.prompt,
         "prompt_parts": ({"positive": parts.positive, "negative": parts.negative} if parts

@@ -90,7 +90,8 @@ def run(config, mode: str = "train") -> dict:
   item_tags = np.zeros((vocab, data.item_tags.shape[1]), bool)
   item_tags[:len(data.item_tags)] = data.item_tags
   scorer = steering_eval.Scorer(
-      user_vectors=lambda x: model.apply({"params": backbone_params}, x)[:, -1],
+      user_vectors=lambda x: model.apply({"params": backbone_params}, x,
+                                         method=model.user_vector),
       steer=lambda h, p: _steer(head, head_params, h, p),
       table=table, item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
       num_items=data.num_items, negative_steering=config.dpr.negative_steering)
