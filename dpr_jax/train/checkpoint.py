@@ -14,6 +14,7 @@ The run directory may be local or a ``gs://`` URI: orbax reads and writes Cloud 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pathlib
 import shutil
@@ -39,12 +40,21 @@ class RunCheckpoints:
 
   def __init__(self, directory: str | pathlib.Path, keep: int = 2):
     self.directory = atomic.as_path(directory)  # absolute local path, or gs://... kept intact
+    # In a multi-process run orbax names its cross-process barriers after the step only, so two
+    # managers saving the same step at once (best and latest at a validation) would join each
+    # other's barrier ("Barrier _async_write_complete.<step> is already ongoing") and hang. Each
+    # manager gets its own key prefix, the same on every process (from the shared path).
+    tag = hashlib.sha1(str(self.directory).encode()).hexdigest()[:10]
+
+    def options(max_to_keep: int, kind: str) -> ocp.CheckpointManagerOptions:
+      return ocp.CheckpointManagerOptions(
+          max_to_keep=max_to_keep, create=True,
+          multiprocessing_options=ocp.options.MultiprocessingOptions(
+              barrier_sync_key_prefix=f"{kind}-{tag}"))
+
     try:
-      self.latest = ocp.CheckpointManager(
-          self.directory / "latest",
-          options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
-      self.best = ocp.CheckpointManager(
-          self.directory / "best", options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+      self.latest = ocp.CheckpointManager(self.directory / "latest", options=options(keep, "latest"))
+      self.best = ocp.CheckpointManager(self.directory / "best", options=options(2, "best"))
     except OSError as e:
       raise CheckpointError(f"cannot create the checkpoint folder {self.directory}"
                             f" ({e.strerror or e}); check --config.run.dir") from None
