@@ -74,8 +74,9 @@ def _leaves(tree, prefix=""):
 
 def test_corrupted_latest_checkpoint_falls_back_to_the_previous(tiny_config, tmp_path, caplog,
                                                                preempted_after_saves):
-  straight = trainer.train_and_evaluate(tiny_config(**{"run.dir": str(tmp_path / "a")}))
-  config = tiny_config(**{"run.dir": str(tmp_path / "b")})
+  short = {"train.num_epochs": 15}  # saves at epochs 5, 10, 15: the 2nd is corrupted
+  straight = trainer.train_and_evaluate(tiny_config(**{"run.dir": str(tmp_path / "a")}, **short))
+  config = tiny_config(**{"run.dir": str(tmp_path / "b")}, **short)
   with preempted_after_saves(2):
     trainer.train_and_evaluate(config)
   latest = tmp_path / "b" / "stage1" / "checkpoints" / "latest"
