@@ -162,7 +162,6 @@ def _batch(recommender, source: str, out: str) -> int:
 
   def answers(stream) -> Iterator[dict]:
     """Answers in input order; requests are sent to the device BATCH at a time."""
-    nonlocal failed
     pending: list[tuple[int, object, object]] = []  # (line, id, Request or UserError)
 
     def flush():
@@ -181,12 +180,13 @@ def _batch(recommender, source: str, out: str) -> int:
 
     for n, obj in _read_requests(stream, name):
       rid = obj.get("id") if isinstance(obj, dict) else None
-      try:
-        if isinstance(obj, UserError):
-          raise obj
-        pending.append((n, rid, Request.from_json(obj, f"{name}:{n}")))
-      except UserError as e:
-        pending.append((n, rid, e))
+      item = obj
+      if not isinstance(obj, UserError):
+        try:
+          item = Request.from_json(obj, f"{name}:{n}")
+        except UserError as e:
+          item = e
+      pending.append((n, rid, item))
       if len(pending) == BATCH:
         yield from flush()
     yield from flush()

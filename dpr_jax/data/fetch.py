@@ -118,6 +118,18 @@ def verify_checksums(path: Path, url: str, *, md5: str | None, sha256: str | Non
                       f"{got[kind]}; the partial file was removed")
 
 
+def _unzip(archive: Path, staging: Path) -> None:
+  """Extracts ``archive`` into ``staging``, refusing absolute or ``..`` member paths."""
+  try:
+    with zipfile.ZipFile(archive) as zf:
+      for member in zf.namelist():
+        if member.startswith(("/", "\\")) or ".." in Path(member).parts:
+          raise DataError(f"{archive}: unsafe path {member!r} in the archive")
+      zf.extractall(staging)
+  except (zipfile.BadZipFile, EOFError) as e:
+    raise DataError(f"{archive}: not a valid zip archive ({e})") from None
+
+
 def extract_ml1m(archive: Path, cache_dir: Path) -> Path:
   """Unpacks the archive's ``ml-1m/`` folder to ``cache_dir/ml-1m`` atomically.
 
@@ -127,14 +139,7 @@ def extract_ml1m(archive: Path, cache_dir: Path) -> Path:
   target = cache_dir / "ml-1m"
   staging = Path(tempfile.mkdtemp(prefix=".ml-1m-extract-", dir=cache_dir))
   try:
-    try:
-      with zipfile.ZipFile(archive) as zf:
-        for member in zf.namelist():
-          if member.startswith(("/", "\\")) or ".." in Path(member).parts:
-            raise DataError(f"{archive}: unsafe path {member!r} in the archive")
-        zf.extractall(staging)
-    except (zipfile.BadZipFile, EOFError) as e:
-      raise DataError(f"{archive}: not a valid zip archive ({e})") from None
+    _unzip(archive, staging)
     unpacked = staging / "ml-1m"
     missing = [f for f in ML1M_FILES if not (unpacked / f).is_file()]
     if missing:
@@ -257,14 +262,7 @@ def _extract_flat(archive: Path, target: Path, required: tuple[str, ...]) -> Non
   """Unpacks ``archive`` (files at its root or in one top folder) to ``target`` atomically."""
   staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-extract-", dir=target.parent))
   try:
-    try:
-      with zipfile.ZipFile(archive) as zf:
-        for member in zf.namelist():
-          if member.startswith(("/", "\\")) or ".." in Path(member).parts:
-            raise DataError(f"{archive}: unsafe path {member!r} in the archive")
-        zf.extractall(staging)
-    except (zipfile.BadZipFile, EOFError) as e:
-      raise DataError(f"{archive}: not a valid zip archive ({e})") from None
+    _unzip(archive, staging)
     unpacked = staging
     entries = [p for p in staging.iterdir() if not p.name.startswith(("__MACOSX", "."))]
     if len(entries) == 1 and entries[0].is_dir():

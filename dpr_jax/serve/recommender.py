@@ -99,7 +99,8 @@ class Recommender:
     self._by_id = {item_id: i for i, item_id in enumerate(data.item_ids, start=1)}
     self._by_title = {}
     for i, title in enumerate(data.item_titles, start=1):
-      self._by_title.setdefault(title.casefold(), i) if title else None
+      if title:
+        self._by_title.setdefault(title.casefold(), i)
     self._users = {u: i for i, u in enumerate(data.user_ids)}
     vocab = int(model.apply({"params": backbone_params}, method=model.item_table).shape[0])
     tags = np.zeros((vocab, data.item_tags.shape[1]), np.float32)
