@@ -77,3 +77,42 @@ def test_parameters_carry_logical_axis_names():
   specs = nn.get_partition_spec(boxed)["params"]
   assert tuple(specs["item_embed"]["embedding"]) == ("vocab", "embed")
   assert tuple(specs["block_0"]["FeedForward_0"]["Dense_0"]["kernel"]) == ("embed", "mlp")
+
+
+@pytest.mark.parametrize("shape", [(512, 1024), (999, 1001)])  # even last axis, and odd sizes
+def test_dropout_drops_at_the_rate_and_stays_unbiased(shape):
+  from dpr_jax.models.layers import Dropout
+  x = jnp.ones(shape)
+  y = np.asarray(Dropout(0.3).apply({}, x, False, rngs={"dropout": jax.random.key(0)}))
+  kept = y != 0
+  n = kept.size
+  assert abs(kept.mean() - 0.7) < 4 * np.sqrt(0.21 / n)  # 4 standard errors
+  np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)
+  assert abs(y.mean() - 1.0) < 4 * np.sqrt(0.21 / n) / 0.7
+  # Neighbours along either axis are independent: P(both kept) = 0.49.
+  for both in (kept[:, 1:] & kept[:, :-1], kept[1:] & kept[:-1]):
+    assert abs(both.mean() - 0.49) < 4 * np.sqrt(0.49 * 0.51 / both.size)
+  np.testing.assert_array_equal(Dropout(0.3).apply({}, x, True), x)
+  np.testing.assert_array_equal(Dropout(0.0).apply({}, x, False), x)
+
+
+def test_dropout_masks_differ_between_keys_and_call_sites():
+  from dpr_jax.models.layers import Dropout, hashed_bits
+
+  class Two(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return Dropout(0.5)(x, False), Dropout(0.5)(x, False)
+
+  x = jnp.ones((256, 256))
+  a1, b1 = Two().apply({}, x, rngs={"dropout": jax.random.key(0)})
+  a2, _ = Two().apply({}, x, rngs={"dropout": jax.random.key(1)})
+  a3, _ = Two().apply({}, x, rngs={"dropout": jax.random.key(0)})
+  np.testing.assert_array_equal(a1, a3)  # a function of the key
+  for other in (b1, a2):  # agree on about half of the elements, as independent masks do
+    assert abs(float(jnp.mean((a1 != 0) == (other != 0))) - 0.5) < 0.01
+  # The bits are uniform: each of the 16 values of the top nibble within 2% of 1/16.
+  bits = np.asarray(hashed_bits(jax.random.key(5), (1 << 20,)))
+  counts = np.bincount(bits >> 28, minlength=16) / bits.size
+  np.testing.assert_allclose(counts, 1 / 16, rtol=0.02)  # 5 standard errors
+  assert len(np.unique(bits)) == bits.size  # distinct indices, distinct values (a bijection)

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dpr_jax.models.layers import ItemEmbedding, partitioned
+from dpr_jax.models.layers import Dropout, ItemEmbedding, partitioned
 
 Array = jax.Array
 
@@ -59,8 +59,8 @@ class GRU4Rec(nn.Module):
         in_axes=1, out_axes=1)(self.gru_dim, self.dtype, name="gru")
     self.proj = nn.Dense(self.embed_dim, dtype=self.dtype, kernel_init=partitioned(
         nn.initializers.xavier_uniform(), ("gru", "embed")))
-    self.in_dropout = nn.Dropout(self.dropout)
-    self.out_dropout = nn.Dropout(self.dropout)
+    self.in_dropout = Dropout(self.dropout)
+    self.out_dropout = Dropout(self.dropout)
 
   def __call__(self, seqs: Array, deterministic: bool = True) -> Array:
     """seqs int[B, L] (left-padded) -> h float[B, L, d]."""

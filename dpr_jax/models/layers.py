@@ -1,4 +1,4 @@
-"""Building blocks shared by the backbones: the item table and partitioned initialisers."""
+"""Building blocks shared by the backbones: the item table, dropout and partitioned initialisers."""
 
 from __future__ import annotations
 
@@ -54,3 +54,61 @@ class ItemEmbedding(nn.Module):
 
   def table(self) -> Array:
     return self.embedding  # [V, d]
+
+
+def _fmix32(x: Array) -> Array:
+  """MurmurHash3's 32-bit finaliser: a bijection of uint32 with full avalanche."""
+  x = x ^ (x >> 16)
+  x = x * jnp.uint32(0x85EBCA6B)
+  x = x ^ (x >> 13)
+  x = x * jnp.uint32(0xC2B2AE35)
+  return x ^ (x >> 16)
+
+
+def hashed_bits(key: Array, shape: tuple[int, ...]) -> Array:
+  """uint32[shape] pseudo-random bits: a keyed hash of each element's flat index.
+
+  Two 32-bit seeds come from ``key`` (one small threefry draw); element i gets
+  ``fmix32(fmix32(i * 0x9E3779B9 + s0) ^ s1)``. Unlike ``jax.random.bits`` this is a handful of
+  elementwise integer operations that XLA fuses into the consumer, so the bits are never
+  written to memory. Statistically adequate for dropout masks (a test checks rates and
+  correlations), not for anything needing a cryptographic generator. Distinct indices map to
+  distinct values under one key for up to 2**32 elements.
+  """
+  seeds = jax.random.bits(key, (2,), jnp.uint32)
+  n = 1
+  for s in shape:
+    n *= s
+  if n > 2**32:
+    return jax.random.bits(key, shape, jnp.uint32)
+  idx = jax.lax.iota(jnp.uint32, n).reshape(shape)
+  return _fmix32(_fmix32(idx * jnp.uint32(0x9E3779B9) + seeds[0]) ^ seeds[1])
+
+
+class Dropout(nn.Module):
+  """Inverted dropout whose mask comes from :func:`hashed_bits` rather than ``jax.random``.
+
+  ``flax.linen.Dropout`` draws its mask with ``jax.random.bernoulli``: on CPU the threefry
+  generator writes and rereads 32-bit arrays the size of the activations for 5 loop rounds, and
+  that was ~20% of a SASRec training step; with a fused hash the step is as fast as with no
+  dropout at all (``reports/perf_log.md``). Same contract as ``flax.linen.Dropout``: the
+  "dropout" RNG stream (each call site its own key), identity when ``deterministic`` or
+  ``rate == 0``, kept elements scaled so the layer is unbiased.
+
+  Attributes:
+    rate: probability of zeroing an element, in [0, 1); realised to within 2**-32.
+  """
+
+  rate: float
+
+  @nn.compact
+  def __call__(self, x: Array, deterministic: bool) -> Array:
+    """x float[...] -> float[...] of the same shape and dtype."""
+    if deterministic or self.rate == 0.0:
+      return x
+    if not 0.0 < self.rate < 1.0:
+      raise ValueError(f"dropout rate must be in [0, 1), got {self.rate}")
+    threshold = min(round(self.rate * 2**32), 2**32 - 1)
+    keep = hashed_bits(self.make_rng("dropout"), x.shape) >= jnp.uint32(threshold)
+    scale = 2**32 / (2**32 - threshold)
+    return jnp.where(keep, x * jnp.asarray(scale, x.dtype), jnp.zeros((), x.dtype))

@@ -14,10 +14,42 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dpr_jax.models.layers import ItemEmbedding, partitioned
+from dpr_jax.models.layers import Dropout, ItemEmbedding, partitioned
 
 Array = jax.Array
 _NEG = -1e9
+
+
+@jax.custom_vjp
+def permute_rows(x: Array, index: Array, inverse: Array) -> Array:
+  """``x[index]`` along axis 0, rows with an out-of-range index zero, when ``index`` is a
+  one-to-one map between in-range entries and ``inverse`` its inverse.
+
+  Packing moves rows between the packed [C] and the flat [B * L] layouts. Gathering by the
+  map's inverse is then the exact transpose, so the backward pass is a gather too, instead of
+  the scatter-add that autodiff of a gather (or of a scatter) produces.
+
+  Args:
+    x: float[M, ...].
+    index: int32[N], values in [0, M) or out of range (>= M: a zero row).
+    inverse: int32[M], values in [0, N) or out of range: ``index[inverse[m]] == m`` wherever
+      inverse[m] is in range, and every in-range index[n] is reached that way.
+  Returns:
+    float[N, ...].
+  """
+  return jnp.take(x, index, axis=0, mode="fill", fill_value=0)
+
+
+def _permute_rows_fwd(x, index, inverse):
+  return permute_rows(x, index, inverse), (index, inverse)
+
+
+def _permute_rows_bwd(res, g):
+  index, inverse = res
+  return permute_rows(g, inverse, index), None, None
+
+
+permute_rows.defvjp(_permute_rows_fwd, _permute_rows_bwd)
 
 
 class CausalSelfAttention(nn.Module):
@@ -32,9 +64,10 @@ class CausalSelfAttention(nn.Module):
 
     Q = L, or Q = 1 with ``last_only``: only the last position queries (keys and values are
     still every position), which is all a ranking of the next item needs.
-    With ``packing = (idx int32[C], (B, L))``, x is float[C, d], the real positions ``idx`` of
-    the flattened [B * L] batch (idx = B * L: an empty slot); the projections run on those rows
-    only, the attention on the scattered [B, L] layout; returns float[C, d].
+    With ``packing = (idx int32[C], inv int32[B * L], (B, L))``, x is float[C, d], the real
+    positions ``idx`` of the flattened [B * L] batch (idx = B * L: an empty slot; inv maps a
+    position back to its slot, C for padding); the projections run on those rows only, the
+    attention on the [B, L] layout; returns float[C, d].
     """
     d = x.shape[-1]
     head_dim = d // self.num_heads
@@ -45,10 +78,9 @@ class CausalSelfAttention(nn.Module):
         (3, self.num_heads, head_dim), axis=-1, name="qkv", use_bias=False, dtype=self.dtype,
         kernel_init=partitioned(init, ("embed", None, "heads", "kv")))(x)  # [B, L, 3, H, K]
     if packing is not None:
-      idx, (b, l) = packing
+      idx, inv, (b, l) = packing
       with jax.named_scope("unpack"):
-        qkv = jnp.zeros((b * l,) + qkv.shape[1:], qkv.dtype).at[idx].set(qkv, mode="drop")
-        qkv = qkv.reshape((b, l) + qkv.shape[1:])
+        qkv = permute_rows(qkv, inv, idx).reshape((b, l) + qkv.shape[1:])
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, L, H, K]
     length = qkv.shape[1]
     if last_only:
@@ -60,10 +92,11 @@ class CausalSelfAttention(nn.Module):
       allowed = causal[None, None] & key_mask[:, None, None, :]  # [B, 1, Q, L]
       logits = jnp.where(allowed, logits, _NEG)
       weights = jax.nn.softmax(logits, axis=-1)
-      weights = nn.Dropout(self.dropout)(weights, deterministic=deterministic)
+      weights = Dropout(self.dropout)(weights, deterministic=deterministic)
       out = jnp.einsum("bhqs,bshk->bqhk", weights.astype(v.dtype), v)  # [B, Q, H, K]
     if packing is not None:
-      out = out.reshape((-1,) + out.shape[2:]).at[idx].get(mode="fill", fill_value=0)  # [C, H, K]
+      with jax.named_scope("pack"):
+        out = permute_rows(out.reshape((-1,) + out.shape[2:]), idx, inv)  # [C, H, K]
     return nn.DenseGeneral(
         d, axis=(-2, -1), name="out", dtype=self.dtype,
         kernel_init=partitioned(init, ("heads", "kv", "embed")))(out)
@@ -82,7 +115,7 @@ class FeedForward(nn.Module):
       y = nn.Dense(self.mlp_dim, dtype=self.dtype,
                    kernel_init=partitioned(init, ("embed", "mlp")))(x)
       y = nn.gelu(y)
-      y = nn.Dropout(self.dropout)(y, deterministic=deterministic)
+      y = Dropout(self.dropout)(y, deterministic=deterministic)
       return nn.Dense(d, dtype=self.dtype, kernel_init=partitioned(init, ("mlp", "embed")))(y)
 
 
@@ -98,20 +131,20 @@ class Block(nn.Module):
     """x float[B, L, d], mask bool[B, L] -> float[B, L, d] (float[B, 1, d] with ``last_only``:
     the last position alone, computed from every position's keys and values).
 
-    ``packing = (idx int32[C], valid bool[C], (B, L))``: x is float[C, d], the real positions
-    only (see :meth:`SASRec.packed`); returns float[C, d].
+    ``packing = (idx int32[C], inv int32[B * L], valid bool[C], (B, L))``: x is float[C, d],
+    the real positions only (see :meth:`SASRec.packed`); returns float[C, d].
     """
     norm = lambda: nn.LayerNorm(dtype=self.dtype)  # statistics in float32 either way
     y = CausalSelfAttention(self.num_heads, self.dropout, self.dtype)(
         norm()(x), mask, deterministic, last_only,
-        None if packing is None else (packing[0], packing[2]))
+        None if packing is None else (packing[0], packing[1], packing[3]))
     if last_only:
       x, mask = x[:, -1:], mask[:, -1:]
     if packing is not None:
-      mask = packing[1]  # [C]
-    x = x + nn.Dropout(self.dropout)(y, deterministic=deterministic)
+      mask = packing[2]  # [C]
+    x = x + Dropout(self.dropout)(y, deterministic=deterministic)
     y = FeedForward(self.mlp_dim, self.dropout, self.dtype)(norm()(x), deterministic)
-    x = x + nn.Dropout(self.dropout)(y, deterministic=deterministic)
+    x = x + Dropout(self.dropout)(y, deterministic=deterministic)
     return x * mask[..., None]
 
 
@@ -143,7 +176,7 @@ class SASRec(nn.Module):
     self.blocks = [Block(self.num_heads, self.mlp_dim, self.dropout, self.dtype, name=f"block_{i}")
                    for i in range(self.num_blocks)]
     self.final_norm = nn.LayerNorm(dtype=self.dtype)
-    self.embed_dropout = nn.Dropout(self.dropout)
+    self.embed_dropout = Dropout(self.dropout)
 
   def __call__(self, seqs: Array, deterministic: bool = True) -> Array:
     """Per-position user vectors.
@@ -184,12 +217,15 @@ class SASRec(nn.Module):
     (idx,) = jnp.nonzero(mask.reshape(-1), size=capacity, fill_value=b * l)  # [C]
     idx = idx.astype(jnp.int32)
     valid = idx < b * l
+    flat = mask.reshape(-1)
+    slot = jnp.cumsum(flat, dtype=jnp.int32) - 1  # idx lists the real positions in order
+    inv = jnp.where(flat & (slot < capacity), slot, capacity).astype(jnp.int32)  # [B * L]
     ids = seqs.reshape(-1).at[idx].get(mode="fill", fill_value=0)  # [C]
     pos = self.pos_embed[-l:].at[idx % l].get(mode="fill", fill_value=0)  # [C, d]
     x = (self.item_embed(ids) * self.embed_dim**0.5 + pos).astype(self.dtype)
     x = self.embed_dropout(x, deterministic=deterministic) * valid[:, None]
     for block in self.blocks:
-      x = block(x, mask, deterministic, packing=(idx, valid, (b, l)))
+      x = block(x, mask, deterministic, packing=(idx, inv, valid, (b, l)))
     return self.final_norm(x) * valid[:, None], idx
 
   def _forward(self, seqs: Array, deterministic: bool, last_only: bool) -> Array:
