@@ -21,6 +21,7 @@ def get_config(arg: str | None = None):
   c.train.num_epochs = 20
   c.train.lr = 3e-3
   c.train.steps_per_call = 4
+  c.train.packing_levels = 1  # one compiled step: tests stay fast
   c.train.eval_every_epochs = 5
   c.eval.batch_size = 64
   c.run.dir = "runs/tiny"

@@ -65,11 +65,15 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.weight_decay = 0.0
   c.train.grad_clip = 1.0  # Global-norm clip; 0 disables.
   c.train.steps_per_call = 8  # Steps fused into one jit call (lax.scan over stacked batches).
-  # Compute only the real (non-padded) positions, packed into a static buffer sized from the
-  # data: SASRec's per-position layers and the output head (SASRec.packed), GRU4Rec's head
-  # (loss.compact_softmax_ce); a batch that overflows the buffer takes the dense path. Same
-  # loss, less work on left-padded batches; dropout masks are drawn in the packed shape.
+  # Compute only the real (non-padded) positions, packed into a static buffer: SASRec's
+  # per-position layers and the output head (SASRec.packed), GRU4Rec's head
+  # (loss.compact_softmax_ce). Same loss, less work on left-padded batches; dropout masks are
+  # drawn in the packed shape.
   c.train.compact_head = True
+  # Static buffer sizes for packing (dpr_jax/train/packing.py): quantiles of the run's own
+  # per-call real positions, the largest its maximum, so nothing overflows. Each level is one
+  # compiled program; more levels waste fewer rows on padding.
+  c.train.packing_levels = 4
   # Validation NDCG@10, and a periodic checkpoint for resuming, every N epochs (rounded up to
   # whole jit calls).
   c.train.eval_every_epochs = 5
@@ -170,6 +174,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.train.num_epochs >= 1, "train.num_epochs", "must be >= 1")
   need(config.train.lr > 0, "train.lr", "must be > 0")
   need(config.train.steps_per_call >= 1, "train.steps_per_call", "must be >= 1")
+  need(isinstance(config.train.packing_levels, int) and config.train.packing_levels >= 1,
+       "train.packing_levels", f"must be an integer >= 1, got {config.train.packing_levels!r}")
   need(config.train.eval_every_epochs >= 1, "train.eval_every_epochs", "must be >= 1")
   need(0.0 <= config.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")
   need(config.model.compute_dtype in ("float32", "bfloat16"), "model.compute_dtype",

@@ -101,18 +101,6 @@ def test_compact_head_equals_the_dense_loss(capacity, tiled):
   assert float(count) == 14
 
 
-def test_head_capacity_covers_random_batches():
-  from dpr_jax.train.loss import head_capacity
-  rng = np.random.default_rng(0)
-  lengths = np.minimum(rng.lognormal(np.log(96), 1.0, 6000).astype(int), 200)
-  targets = (np.arange(200)[None, :] >= 200 - lengths[:, None]).astype(np.int32)
-  cap = head_capacity(targets, 128)
-  assert cap % 256 == 0 and cap < 128 * 200
-  batch_counts = [targets[rng.choice(6000, 128, replace=False)].sum() for _ in range(2000)]
-  assert max(batch_counts) <= cap
-  assert head_capacity(np.ones((10, 5), np.int32), 4) == 20  # capped at B * L
-
-
 @pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
 def test_bf16_compute_keeps_float32_params_and_the_loss(tiny_config, name):
   from dpr_jax.train.loss import softmax_ce
@@ -153,15 +141,18 @@ def test_packed_sasrec_equals_the_dense_forward_at_real_positions():
   np.testing.assert_allclose(h[:24], dense[idx[:24]], atol=1e-5)
 
 
-@pytest.mark.parametrize("capacity", [None, 256, 8])  # dense, packed, overflow -> dense path
-def test_train_step_loss_with_packing(tiny_config, capacity):
+# No levels: dense; a level that holds the batch: packed; only a level too small: dense.
+@pytest.mark.parametrize("levels,compiled", [((), None), ((256,), 256), ((8,), None)])
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
+def test_train_step_loss_with_packing(tiny_config, name, levels, compiled):
+  from dpr_jax.train.packing import TrainSteps, host_positions
   from dpr_jax.train.step import (
     create_state,
     jit_train_step,
     make_optimizer,
     make_train_step,
   )
-  config = tiny_config("sasrec")
+  config = tiny_config(name)
   config.model.dropout = 0.0  # the packed path draws other dropout masks; without, same loss
   data = prepare(config.data)
   model = build_backbone(config.model, data.num_items, data.max_len)
@@ -170,12 +161,13 @@ def test_train_step_loss_with_packing(tiny_config, capacity):
   state, shardings = create_state(model, tx, mesh, 0, data.max_len)
   batch = {"inputs": jnp.asarray(data.train_inputs[None, :16]),
            "targets": jnp.asarray(data.train_targets[None, :16])}
-  assert 8 < int(jnp.sum(batch["inputs"] > 0)) <= 256
+  assert 8 < host_positions(batch) <= 256
   from dpr_jax.train.loss import full_softmax_ce
   h = model.apply({"params": state.params}, batch["inputs"][0])
   want = float(full_softmax_ce(h, model.apply({"params": state.params}, method=model.item_table),
                                batch["targets"][0], data.num_items)[0])
-  step = jit_train_step(make_train_step(model, tx, data.num_items, 0, head_capacity=capacity),
-                        mesh, shardings)
-  _, metrics = step(state, batch)  # donates state
+  steps = TrainSteps(lambda c: jit_train_step(
+      make_train_step(model, tx, data.num_items, 0, head_capacity=c), mesh, shardings), levels)
+  _, metrics = steps(state, batch, host_positions(batch))  # donates state
+  assert steps.compiled == (compiled,)
   np.testing.assert_allclose(metrics["loss"][0], want, rtol=1e-5)

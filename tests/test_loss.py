@@ -20,11 +20,13 @@ def _inputs(b: int, l: int, d: int, v: int, num_items: int, seed: int = 0):
   return h, table, targets
 
 
-@pytest.mark.parametrize("tile_size", [7, 16, 1000])
-def test_tiled_matches_dense(tile_size):
-  # V = 48 rows, items 1..37: row 0 and rows 38..47 are padding; 48 % 7 != 0 pads the last tile,
-  # tile 1000 > V clips to a single tile.
-  num_items, v = 37, 48
+# V = 48 rows: row 0 and rows past num_items are padding. The softmax runs over the items
+# only: 37 items in tiles of 7 or 16 pad the last tile (masked), 36 items in tiles of 12 need no
+# mask, and tiles >= num_items are one tile (the fused one-tile VJP).
+@pytest.mark.parametrize("tile_size,num_items", [(7, 37), (16, 37), (12, 36), (37, 37),
+                                                 (1000, 37)])
+def test_tiled_matches_dense(tile_size, num_items):
+  v = 48
   h, table, targets = _inputs(3, 5, 8, v, num_items)
 
   def loss_and_grads(fn):

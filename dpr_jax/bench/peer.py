@@ -63,7 +63,8 @@ from dpr_jax.data.types import InteractionData
 from dpr_jax.eval import report
 from dpr_jax.eval.ranking import Evaluator, eval_batches, make_eval_step
 from dpr_jax.models import build_backbone
-from dpr_jax.train.loss import head_capacity
+from dpr_jax.data.pipeline import BatchOrder
+from dpr_jax.train import packing
 from dpr_jax.train.step import (
   create_state,
   jit_train_step,
@@ -314,17 +315,26 @@ class Ours:
     self.tx = make_optimizer(config.train)
     self.state, shardings = create_state(self.model, self.tx, self.mesh, config.train.seed,
                                          data.max_len)
-    capacity = (head_capacity(data.train_targets, config.train.batch_size)
-                if config.train.compact_head else None)
-    self.train_steps = jit_train_step(
-        make_train_step(self.model, self.tx, data.num_items, config.train.seed,
-                        head_capacity=capacity), self.mesh, shardings)
+    # The packing levels a full run of this config would use (dpr_jax.train.trainer).
+    order = BatchOrder(data.num_users, config.train.batch_size, config.train.seed)
+    spc = config.train.steps_per_call
+    total = max(spc, -(-config.train.num_epochs * order.steps_per_epoch // spc) * spc)
+    _, levels = ((None, ()) if not config.train.compact_head else packing.plan(
+        data.train_inputs, data.train_targets, order, total, spc, config.train.packing_levels))
+    self.packed_steps = packing.TrainSteps(
+        lambda capacity: jit_train_step(make_train_step(
+            self.model, self.tx, data.num_items, config.train.seed, head_capacity=capacity),
+            self.mesh, shardings), levels)
     model = self.model
     self.evaluate = Evaluator(
         make_eval_step(lambda p, x: model.apply({"params": p}, x, method=model.user_vector),
                        lambda p: model.apply({"params": p}, method=model.item_table),
                        data.num_items, tuple(config.eval.ks)),
         self.mesh, shardings.params, config.eval.batch_size)
+
+  def train_steps(self, state, batch):
+    """One call of the trainer's step on a device batch {inputs, targets: [S, B, L]}."""
+    return self.packed_steps(state, batch, packing.host_positions(batch))
 
   def loss_and_grads(self, inputs: np.ndarray, targets: np.ndarray, num_items: int):
     """Deterministic (dropout off) loss and parameter gradients on one batch."""
@@ -466,10 +476,12 @@ def run(args) -> dict:
     opt = torch_optimizer(module, config.train)
     state = ours.state
 
+    positions = packing.host_positions({"inputs": inputs})  # on the host, as the trainer does
+
     def run_jax():
       nonlocal state
       t0 = time.perf_counter()
-      state, metrics = ours.train_steps(state, jb)
+      state, metrics = ours.packed_steps(state, jb, positions)
       jax.block_until_ready(metrics["loss"])
       return time.perf_counter() - t0
 
@@ -496,7 +508,9 @@ def run(args) -> dict:
             flush=True)
     flops = 3 * model_flops(m, inputs, supervised * steps, ours.model.vocab_size) / steps
     rate = _median(rates)
-    train = {"steps_per_repeat": steps, "compact_head": bool(config.train.compact_head), "repeats": args.repeats, "batch": b, "max_len": l,
+    train = {"steps_per_repeat": steps, "compact_head": bool(config.train.compact_head),
+             "packing_levels": list(ours.packed_steps.levels),
+             "packed_capacity": ours.packed_steps.capacity(positions), "repeats": args.repeats, "batch": b, "max_len": l,
              "supervised_fraction": supervised / (b * l), "model_gflops_per_step": flops / 1e9,
              "s_per_step": {k: v for k, v in times.items()},
              "median_s_per_step": {k: _median(v) for k, v in times.items()}}

@@ -19,7 +19,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from dpr_jax.models import valid_item_mask
 
@@ -59,82 +58,118 @@ def full_softmax_ce(h: Array, table: Array, targets: Array, num_items: int) -> t
     return jnp.sum((lse - target_logit) * weight) / jnp.maximum(count, 1.0), count
 
 
-def _tiles(table: Array, tile: int) -> tuple[Array, Array]:
-  """Zero-pads table[V, d] to a multiple of tile rows and splits it.
+def _tiles(items: Array, tile: int) -> tuple[Array, Array | None]:
+  """Zero-pads items[R, d] to a multiple of tile rows and splits it.
 
   Returns:
-    (tiles float[T, tile, d], ids int32[T, tile]: the row id of every tile row; padded rows get
-    ids >= V, which :func:`valid_item_mask`'s rule (1 <= id <= num_items < V) excludes).
+    (tiles float[T, tile, d], valid bool[T, tile] marking the real rows, or None when R is a
+    multiple of tile: then no tile needs masking, which saves a pass over every [N, tile]
+    block of logits).
   """
-  v, d = table.shape
-  num_tiles = -(-v // tile)
-  padded = jnp.pad(table, ((0, num_tiles * tile - v), (0, 0)))  # [T * tile, d]
-  ids = jnp.arange(num_tiles * tile, dtype=jnp.int32).reshape(num_tiles, tile)
-  return padded.reshape(num_tiles, tile, d), ids
+  r, d = items.shape
+  num_tiles = -(-r // tile)
+  if num_tiles * tile == r:
+    return items.reshape(num_tiles, tile, d), None
+  padded = jnp.pad(items, ((0, num_tiles * tile - r), (0, 0)))  # [T * tile, d]
+  valid = (jnp.arange(num_tiles * tile) < r).reshape(num_tiles, tile)
+  return padded.reshape(num_tiles, tile, d), valid
 
 
-def _tile_logits(h: Array, tile_rows: Array, ids: Array, num_items: int) -> tuple[Array, Array]:
-  """Masked logits of one tile: (float32[N, tile] with _NEG at excluded ids, bool[tile] valid)."""
+def _tile_logits(h: Array, tile_rows: Array, valid: Array | None) -> Array:
+  """float32[N, tile] logits of one tile, _NEG at padded rows."""
   logits = jnp.einsum("nd,td->nt", h, tile_rows, preferred_element_type=jnp.float32)  # [N, tile]
-  valid = (ids >= 1) & (ids <= num_items)  # [tile], same rule as valid_item_mask
-  return jnp.where(valid, logits, _NEG), valid
+  return logits if valid is None else jnp.where(valid, logits, _NEG)
 
 
-def _lse_forward(h: Array, table: Array, num_items: int, tile: int) -> Array:
-  """float32[N]: logsumexp over the valid items of h[N, d] @ table[V, d].T, one tile at a time."""
-  tiles, ids = _tiles(table, tile)
+def _lse_forward(h: Array, items: Array, tile: int) -> Array:
+  """float32[N]: logsumexp over the rows of h[N, d] @ items[R, d].T, one tile at a time."""
+  tiles, valid = _tiles(items, tile)
 
   def body(carry, xs):
     m, s = carry  # running max, running sum of exp(logit - m); float32[N] each
-    tile_rows, tile_ids = xs
-    logits, valid = _tile_logits(h, tile_rows, tile_ids, num_items)  # [N, tile]
+    tile_rows, tile_valid = xs
+    logits = _tile_logits(h, tile_rows, tile_valid)  # [N, tile]
     m_new = jnp.maximum(m, jnp.max(logits, axis=-1))
-    p = jnp.where(valid, jnp.exp(logits - m_new[:, None]), 0.0)  # [N, tile]
-    s = s * jnp.exp(m - m_new) + jnp.sum(p, axis=-1)
-    return (m_new, s), None
+    s = s * jnp.exp(m - m_new) + jnp.sum(jnp.exp(logits - m_new[:, None]), axis=-1)
+    return (m_new, s), None  # padded rows: exp(_NEG - m) == 0
 
   n = h.shape[0]
   init = (jnp.full((n,), _NEG, jnp.float32), jnp.zeros((n,), jnp.float32))
-  (m, s), _ = jax.lax.scan(body, init, (tiles, ids))
+  (m, s), _ = jax.lax.scan(body, init, (tiles, valid))
   return m + jnp.log(s)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _tiled_lse(h: Array, table: Array, num_items: int, tile: int) -> Array:
-  """float32[N] logsumexp over items 1..num_items of h[N, d] @ table[V, d].T (custom VJP)."""
-  return _lse_forward(h, table, num_items, tile)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _tiled_lse(h: Array, items: Array, tile: int) -> Array:
+  """float32[N] logsumexp of h[N, d] @ items[R, d].T over all R rows (custom VJP)."""
+  return _lse_forward(h, items, tile)
 
 
-def _tiled_lse_fwd(h, table, num_items, tile):
-  lse = _lse_forward(h, table, num_items, tile)
-  return lse, (h, table, lse)
+def _tiled_lse_fwd(h, items, tile):
+  lse = _lse_forward(h, items, tile)
+  return lse, (h, items, lse)
 
 
-def _tiled_lse_bwd(num_items, tile, res, g):
-  """d lse_n / d h_n = sum_v p_nv e_v and d lse_n / d e_v = p_nv h_n, p = softmax; weighted by g.
+def _tiled_lse_bwd(tile, res, g):
+  """d lse_n / d h_n = sum_r p_nr e_r and d lse_n / d e_r = p_nr h_n, p = softmax; weighted by g.
 
   Recomputes every tile's logits from the saved lse, so only float32[N, tile] temporaries live.
   """
-  h, table, lse = res
-  tiles, ids = _tiles(table, tile)
-  compute_dtype = jnp.result_type(h.dtype, table.dtype)
+  h, items, lse = res
+  tiles, valid = _tiles(items, tile)
+  compute_dtype = jnp.result_type(h.dtype, items.dtype)
   g = g.astype(jnp.float32)
 
   def body(dh, xs):
-    tile_rows, tile_ids = xs
-    logits, valid = _tile_logits(h, tile_rows, tile_ids, num_items)  # [N, tile]
-    gp = jnp.where(valid, jnp.exp(logits - lse[:, None]), 0.0) * g[:, None]  # [N, tile]
-    gp = gp.astype(compute_dtype)
+    tile_rows, tile_valid = xs
+    logits = _tile_logits(h, tile_rows, tile_valid)  # [N, tile]
+    gp = (jnp.exp(logits - lse[:, None]) * g[:, None]).astype(compute_dtype)  # [N, tile]
     dh = dh + jnp.einsum("nt,td->nd", gp, tile_rows, preferred_element_type=jnp.float32)
     d_tile = jnp.einsum("nt,nd->td", gp, h, preferred_element_type=jnp.float32)  # [tile, d]
     return dh, d_tile
 
-  dh, d_tiles = jax.lax.scan(body, jnp.zeros(h.shape, jnp.float32), (tiles, ids))
-  d_table = d_tiles.reshape(-1, table.shape[1])[:table.shape[0]]  # [V, d]
-  return dh.astype(h.dtype), d_table.astype(table.dtype)
+  dh, d_tiles = jax.lax.scan(body, jnp.zeros(h.shape, jnp.float32), (tiles, valid))
+  d_items = d_tiles.reshape(-1, items.shape[1])[:items.shape[0]]  # [R, d]
+  return dh.astype(h.dtype), d_items.astype(items.dtype)
 
 
 _tiled_lse.defvjp(_tiled_lse_fwd, _tiled_lse_bwd)
+
+
+@jax.custom_vjp
+def _one_tile_weighted_lse(h: Array, items: Array, weight: Array) -> Array:
+  """float32[]: sum_n weight_n * logsumexp_r(h_n . items_r), for items that fit one tile.
+
+  The multi-tile VJP needs the final logsumexp before any gradient, so it computes the logits
+  twice (forward, then again in the backward). With one tile the forward rule has everything
+  at once: it computes the logits once and returns the gradients as residuals, so a training
+  step does three catalogue-sized matmuls instead of four. (Evaluated without
+  differentiation, only the logsumexp is computed.) ``weight`` float32[N] is not
+  differentiated.
+  """
+  logits = jnp.einsum("nd,rd->nr", h, items, preferred_element_type=jnp.float32)
+  return jnp.sum(jax.nn.logsumexp(logits, axis=-1) * weight)
+
+
+def _one_tile_weighted_lse_fwd(h, items, weight):
+  logits = jnp.einsum("nd,rd->nr", h, items, preferred_element_type=jnp.float32)  # [N, R]
+  m = jnp.max(logits, axis=-1, keepdims=True)
+  e = jnp.exp(logits - m)  # [N, R]
+  s = jnp.sum(e, axis=-1, keepdims=True)
+  lse = (m + jnp.log(s))[:, 0]  # [N]
+  compute_dtype = jnp.result_type(h.dtype, items.dtype)
+  gp = (e * (weight[:, None] / s)).astype(compute_dtype)  # weight * softmax, [N, R]
+  dh = jnp.einsum("nr,rd->nd", gp, items, preferred_element_type=jnp.float32)
+  d_items = jnp.einsum("nr,nd->rd", gp, h, preferred_element_type=jnp.float32)
+  return jnp.sum(lse * weight), (dh.astype(h.dtype), d_items.astype(items.dtype))
+
+
+def _one_tile_weighted_lse_bwd(res, g):
+  dh, d_items = res
+  return (g * dh).astype(dh.dtype), (g * d_items).astype(d_items.dtype), None
+
+
+_one_tile_weighted_lse.defvjp(_one_tile_weighted_lse_fwd, _one_tile_weighted_lse_bwd)
 
 
 def tiled_softmax_ce(h: Array, table: Array, targets: Array, num_items: int,
@@ -151,8 +186,9 @@ def tiled_softmax_ce(h: Array, table: Array, targets: Array, num_items: int,
     table: float[V, d] item table; rows 0 and > num_items are excluded from the softmax.
     targets: int[B, L], 0 where there is no target (such positions carry weight 0).
     num_items: static Python int.
-    tile_size: vocabulary rows per tile; clipped to V. When V is not a multiple, the table is
-      zero-padded to one inside and the padded rows are masked. Memory: a few float32[N, tile].
+    tile_size: item rows per tile; clipped to num_items. When num_items is not a multiple, the
+      items are zero-padded to one inside and the padded rows masked (only then is there any
+      masking). Memory: a few float32[N, tile].
   Returns:
     (mean loss over positions with a target, number of such positions), both float32 scalars.
   """
@@ -160,14 +196,20 @@ def tiled_softmax_ce(h: Array, table: Array, targets: Array, num_items: int,
     d = h.shape[-1]
     h_flat = h.reshape(-1, d)  # [N, d], N = B * L
     t_flat = targets.reshape(-1)  # [N]
-    tile = max(1, min(int(tile_size), table.shape[0]))
     table = table.astype(h.dtype)  # bf16 matmuls when h is bf16; logits and lse stay float32
-    lse = _tiled_lse(h_flat, table, int(num_items), tile)  # [N]
-    target_rows = jnp.take(table, t_flat, axis=0)  # [N, d]
-    target_logit = jnp.einsum("nd,nd->n", h_flat, target_rows, preferred_element_type=jnp.float32)
+    # The softmax runs over rows 1..num_items only: slicing them out (a static slice) leaves
+    # no row to mask except the zero padding of the last tile, if any.
+    items = table[1:int(num_items) + 1]  # [num_items, d]
+    tile = max(1, min(int(tile_size), items.shape[0]))
     weight = (t_flat > 0).astype(jnp.float32)
     count = jnp.sum(weight)
-    return jnp.sum((lse - target_logit) * weight) / jnp.maximum(count, 1.0), count
+    if tile == items.shape[0]:  # one tile: logits computed once, gradients in the forward
+      lse_sum = _one_tile_weighted_lse(h_flat, items, weight)
+    else:
+      lse_sum = jnp.sum(_tiled_lse(h_flat, items, tile) * weight)
+    target_rows = jnp.take(table, t_flat, axis=0)  # [N, d]
+    target_logit = jnp.einsum("nd,nd->n", h_flat, target_rows, preferred_element_type=jnp.float32)
+    return (lse_sum - jnp.sum(target_logit * weight)) / jnp.maximum(count, 1.0), count
 
 
 def softmax_ce(h: Array, table: Array, targets: Array, num_items: int, *,
@@ -190,23 +232,8 @@ def softmax_ce(h: Array, table: Array, targets: Array, num_items: int, *,
   return full_softmax_ce(h, table, targets, num_items)
 
 
-def head_capacity(targets: np.ndarray, batch_size: int, multiple: int = 256) -> int:
-  """A static buffer size for :func:`compact_softmax_ce` from the training targets.
-
-  The number of supervised positions in a batch of ``batch_size`` random users is about
-  normal; the capacity is its mean + 6 standard deviations, rounded up to ``multiple`` and
-  capped at ``batch_size * L`` (a batch over it still gets the exact loss, on the dense path).
-
-  Args:
-    targets: int[U, L] training targets of all users (0 = no target).
-  """
-  per_user = np.sum(np.asarray(targets) > 0, axis=1).astype(np.float64)  # [U]
-  bound = batch_size * per_user.mean() + 6.0 * np.sqrt(batch_size) * per_user.std()
-  return int(min(batch_size * targets.shape[1], -(-int(np.ceil(bound)) // multiple) * multiple))
-
-
 def compact_softmax_ce(h: Array, table: Array, targets: Array, num_items: int, capacity: int, *,
-                       tiled: bool | None = None,
+                       checked: bool = True, tiled: bool | None = None,
                        tile_size: int = DEFAULT_TILE_SIZE) -> tuple[Array, Array]:
   """:func:`softmax_ce` computed only at the supervised positions.
 
@@ -219,7 +246,10 @@ def compact_softmax_ce(h: Array, table: Array, targets: Array, num_items: int, c
 
   Args:
     h, table, targets, num_items: as in :func:`full_softmax_ce`.
-    capacity: static buffer size (see :func:`head_capacity`).
+    capacity: static buffer size (see :mod:`dpr_jax.train.packing`).
+    checked: False when the caller guarantees that the supervised positions fit (as
+      :class:`dpr_jax.train.packing.TrainSteps` does on the host): no ``lax.cond``, whose
+      backward would also carry the dense branch's residuals.
   Returns:
     (mean loss over positions with a target, number of such positions), both float32 scalars.
   """
@@ -242,4 +272,6 @@ def compact_softmax_ce(h: Array, table: Array, targets: Array, num_items: int, c
 
   if capacity >= t_flat.shape[0]:
     return dense(h_flat, table)
+  if not checked:
+    return compact(h_flat, table)
   return jax.lax.cond(count <= capacity, compact, dense, h_flat, table)

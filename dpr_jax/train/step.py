@@ -67,8 +67,10 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_item
   Args:
     head_capacity: when set, only the real positions are computed, packed into this many rows:
       the whole SASRec except its attention (``SASRec.packed``), or for other backbones the
-      output head and its cross-entropy (:func:`dpr_jax.train.loss.compact_softmax_ce`); a
-      batch that does not fit takes the dense path. The loss is the same function; dropout
+      output head and its cross-entropy (:func:`dpr_jax.train.loss.compact_softmax_ce`). The
+      caller guarantees that every step's real positions fit and that every target sits at a
+      real input (:class:`dpr_jax.train.packing.TrainSteps` checks both on the host); rows past
+      the capacity would be dropped. The loss is the same function as the dense one; dropout
       masks are drawn in the packed shape. None computes every position.
     rng_impl: PRNG implementation of the dropout key (``jax.random.key(..., impl=)``), e.g.
       "threefry2x32" or "rbg"; None is jax's default.
@@ -81,7 +83,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_item
     if head_capacity is None:
       loss, _ = softmax_ce(h, table, targets, num_items)  # tiled over the vocab when large
     else:
-      loss, _ = compact_softmax_ce(h, table, targets, num_items, head_capacity)
+      loss, _ = compact_softmax_ce(h, table, targets, num_items, head_capacity, checked=False)
     return loss
 
   def packed_loss(params, inputs, targets, rng):
@@ -91,14 +93,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_item
     t = targets.reshape(-1).at[idx].get(mode="fill", fill_value=0)  # [C]
     return softmax_ce(h[None], table, t[None], num_items)[0]
 
-  def loss_fn(params, inputs, targets, rng):
-    if head_capacity is None or not hasattr(model, "packed"):
-      return dense_loss(params, inputs, targets, rng)
-    # Packed when every real position fits the buffer and every target sits at a real input
-    # (always so for next-item data); otherwise the dense path, which computes the same loss.
-    fits = ((jnp.sum(inputs > 0) <= head_capacity)
-            & ~jnp.any((targets > 0) & (inputs == 0)))
-    return jax.lax.cond(fits, packed_loss, dense_loss, params, inputs, targets, rng)
+  loss_fn = (packed_loss if head_capacity is not None and hasattr(model, "packed")
+             else dense_loss)
 
   def one_step(state: TrainState, batch):
     rng = jax.random.fold_in(base_key, state.step)

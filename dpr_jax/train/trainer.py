@@ -28,10 +28,9 @@ from dpr_jax.errors import CheckpointError, ConfigError, UserError
 from dpr_jax.eval import report
 from dpr_jax.eval.ranking import Evaluator, make_eval_step
 from dpr_jax.models import build_backbone
-from dpr_jax.train import faults
+from dpr_jax.train import faults, packing
 from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
 from dpr_jax.train.logbook import Logbook
-from dpr_jax.train.loss import head_capacity
 from dpr_jax.train.stages import stage_dir
 from dpr_jax.train.step import create_state, jit_train_step, make_optimizer, make_train_step
 
@@ -100,10 +99,18 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
     logging.info("resuming from step %d (%s)", int(state.step), ckpts.directory / "latest")
 
   # ============================================================================ Compiled steps
-  capacity = (head_capacity(data.train_targets, config.train.batch_size)
-              if config.train.compact_head else None)
-  train_steps = jit_train_step(make_train_step(model, tx, data.num_items, config.train.seed,
-                                               head_capacity=capacity), mesh, shardings)
+  # Packed steps: one program per capacity level, each call's level chosen on the host from
+  # the batch order and the example lengths, which every process holds (train/packing.py).
+  per_call, levels = ((None, ()) if not config.train.compact_head else packing.plan(
+      data.train_inputs, data.train_targets, order, schedule.total, schedule.steps_per_call,
+      config.train.packing_levels))
+  train_steps = packing.TrainSteps(
+      lambda capacity: jit_train_step(make_train_step(
+          model, tx, data.num_items, config.train.seed, head_capacity=capacity), mesh, shardings),
+      levels)
+  if levels:
+    logging.info("packed training steps, capacities %s of B*L = %d", levels,
+                 config.train.batch_size * data.max_len)
   user_vectors = lambda p, x: model.apply({"params": p}, x, method=model.user_vector)
   item_table = lambda p: model.apply({"params": p}, method=model.item_table)
   evaluate = Evaluator(
@@ -114,7 +121,7 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
   # ============================================================================ Training loop
   if mode == "train" and not meta["done"]:
     state, meta = _train_loop(config, data, order, schedule, mesh, state, meta, train_steps,
-                              evaluate, ckpts, logbook, is_main)
+                              per_call, evaluate, ckpts, logbook, is_main)
   ckpts.wait()
 
   # ============================================================================ Final evaluation
@@ -182,8 +189,9 @@ def _restore_checked(restore_fn, abstract, fingerprint: dict, where: pathlib.Pat
     raise CheckpointError(f"checkpoint in {where} does not fit this config ({e})") from None
 
 
-def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state, meta, train_steps,
-                evaluate, ckpts: RunCheckpoints, logbook: Logbook, is_main: bool):
+def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state, meta,
+                train_steps: packing.TrainSteps, per_call: np.ndarray | None, evaluate,
+                ckpts: RunCheckpoints, logbook: Logbook, is_main: bool):
   start = int(state.step)
   dataset = pipeline.train_dataset(
       {"inputs": data.train_inputs, "targets": data.train_targets}, order, start,
@@ -194,7 +202,10 @@ def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state,
                                                                            and is_main),
              desc=f"train {config.model.name}")
   for host_batch in pipeline.iterate(dataset):
-    state, metrics = train_steps(state, pipeline.to_global(host_batch, mesh))
+    # Positions of the call's fullest global batch (the same on every process); no plan = dense.
+    positions = (per_call[step // schedule.steps_per_call] if per_call is not None
+                 else np.iinfo(np.int64).max)
+    state, metrics = train_steps(state, pipeline.to_global(host_batch, mesh), positions)
     faults.point("step")
     pending_losses.append(metrics["loss"])
     if compile_s is None:

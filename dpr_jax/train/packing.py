@@ -1,0 +1,136 @@
+"""Packed training steps: a static buffer per call, chosen on the host.
+
+Left-padded batches are mostly padding (ML-1M at L = 200: ~46% of the positions), so the
+training step computes the real positions only, packed into a static float[C, d] buffer
+(``SASRec.packed``; GRU4Rec packs its output head). C must hold every real position of every
+step in a jit call. A run-wide C (a high quantile of the batch sizes) costs a lot: on ML-1M
+it was ~34% larger than the average batch, and with an in-graph overflow test (``lax.cond``
+to a dense step) the step also paid for zero-filling the dense branch's residuals.
+
+Here the decision is made on the host, before the call, from data every process holds (the
+per-example lengths and the batch order): all processes of a multi-host run pick the same
+program, and no check runs on device.
+
+* :func:`call_positions` counts, for every jit call of the run, the real positions of its
+  fullest step (of the global batch).
+* :func:`capacity_levels` quantises those counts into a few static sizes (quantiles of the
+  run's own calls, the largest being its maximum), so a run compiles at most ``num_levels``
+  programs and never overflows.
+* :class:`TrainSteps` compiles one step per level on first use and gives each call the
+  smallest level that holds it; a call above every level (another run's plan) or data where a
+  target sits at a padded input takes the dense step, which computes the same loss.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from dpr_jax.data.pipeline import BatchOrder
+
+# Step ranges are counted this many steps at a time (order.indices materialises [n, B]).
+_CHUNK = 4096
+
+
+def real_lengths(inputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
+  """int64[U]: the real (non-padded) input positions of each example, or None when packing
+  cannot apply because some target sits at a padded input (never for next-item data).
+
+  Args:
+    inputs, targets: int[U, L] training inputs and targets (0 = padding / no target).
+  """
+  inputs, targets = np.asarray(inputs), np.asarray(targets)
+  if np.any((targets > 0) & (inputs == 0)):
+    return None
+  return np.sum(inputs > 0, axis=1, dtype=np.int64)
+
+
+def call_positions(lengths: np.ndarray, order: BatchOrder, start_step: int, num_steps: int,
+                   steps_per_call: int) -> np.ndarray:
+  """int64[num_steps / steps_per_call]: real positions of the fullest global batch of each call.
+
+  Args:
+    lengths: int[U] real positions per example (:func:`real_lengths`).
+    order: the run's batch order; steps start_step .. start_step + num_steps, whole calls.
+  """
+  if num_steps % steps_per_call:
+    raise ValueError(f"num_steps={num_steps} is not a multiple of steps_per_call={steps_per_call}")
+  per_step = np.empty((num_steps,), np.int64)
+  for lo in range(0, num_steps, _CHUNK):
+    n = min(_CHUNK, num_steps - lo)
+    per_step[lo:lo + n] = lengths[order.indices(start_step + lo, n)].sum(axis=1)
+  return per_step.reshape(-1, steps_per_call).max(axis=1)
+
+
+def capacity_levels(per_call: np.ndarray, num_levels: int, multiple: int, limit: int
+                    ) -> tuple[int, ...]:
+  """At most ``num_levels`` increasing buffer sizes covering every call.
+
+  Level i is the (i + 1) / num_levels quantile of the calls' counts rounded up to ``multiple``
+  and capped at ``limit`` (= B * L, where packing saves nothing), so the last level is the
+  maximum and each quantile band of calls wastes only the distance to its own ceiling.
+  """
+  if num_levels < 1:
+    raise ValueError(f"num_levels must be >= 1, got {num_levels}")
+  per_call = np.asarray(per_call)
+  if per_call.size == 0:
+    return ()
+  qs = np.quantile(per_call, np.arange(1, num_levels + 1) / num_levels, method="higher")
+  rounded = {int(min(limit, max(multiple, -(-int(q) // multiple) * multiple))) for q in qs}
+  return tuple(sorted(rounded))
+
+
+class TrainSteps:
+  """The compiled training step for each capacity level, picked per call on the host.
+
+  Args:
+    compile_step: ``capacity (int, or None for dense) -> jitted (state, batch) -> (state,
+      metrics)``, e.g. ``jit_train_step(make_train_step(..., head_capacity=c), ...)``.
+    levels: static capacities (:func:`capacity_levels`); empty = always dense.
+  """
+
+  def __init__(self, compile_step: Callable[[int | None], Callable], levels: tuple[int, ...]):
+    self.levels = tuple(sorted(levels))
+    self._compile_step = compile_step
+    self._compiled: dict[int | None, Callable] = {}
+
+  def capacity(self, positions: int) -> int | None:
+    """The smallest level >= positions; None (the dense step) when no level holds it."""
+    i = int(np.searchsorted(self.levels, positions))
+    return self.levels[i] if i < len(self.levels) else None
+
+  def step_fn(self, capacity: int | None) -> Callable:
+    """The jitted step for ``capacity``, compiled on first use."""
+    if capacity not in self._compiled:
+      self._compiled[capacity] = self._compile_step(capacity)
+    return self._compiled[capacity]
+
+  def __call__(self, state, batch, positions: int):
+    """One call: ``batch`` (device arrays [S, B, L]) whose fullest step has ``positions``."""
+    return self.step_fn(self.capacity(positions))(state, batch)
+
+  @property
+  def compiled(self) -> tuple[int | None, ...]:
+    """Capacities compiled so far (None = dense)."""
+    return tuple(self._compiled)
+
+
+def plan(inputs: np.ndarray, targets: np.ndarray, order: BatchOrder, total_steps: int,
+         steps_per_call: int, num_levels: int, multiple: int = 256
+         ) -> tuple[np.ndarray | None, tuple[int, ...]]:
+  """(per-call positions of the whole run, capacity levels); (None, ()) when packing is off.
+
+  The plan covers steps 0 .. total_steps, so a resumed run gets the same levels.
+  """
+  lengths = real_lengths(inputs, targets)
+  if lengths is None or num_levels == 0:
+    return None, ()
+  per_call = call_positions(lengths, order, 0, total_steps, steps_per_call)
+  limit = order.batch_size * np.asarray(inputs).shape[1]
+  return per_call, capacity_levels(per_call, num_levels, multiple, limit)
+
+
+def host_positions(batch: dict) -> int:
+  """Real positions of the fullest step of a host batch {inputs: [S, B, L], ...} (one process)."""
+  return int(np.max(np.sum(np.asarray(batch["inputs"]) > 0, axis=(1, 2))))

@@ -1,0 +1,81 @@
+"""The host-side packing plan: per-call counts, capacity levels and the step dispatch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dpr_jax.data.pipeline import BatchOrder
+from dpr_jax.train import packing
+
+
+def _left_padded(lengths, max_len):
+  inputs = np.zeros((len(lengths), max_len), np.int32)
+  for u, n in enumerate(lengths):
+    inputs[u, max_len - n:] = np.arange(1, n + 1)
+  targets = np.zeros_like(inputs)  # next-item targets: one at every real input
+  targets[:, :-1] = inputs[:, 1:] * (inputs[:, :-1] > 0)
+  targets[:, -1] = 7
+  return inputs, targets
+
+
+def test_call_positions_matches_a_loop_over_the_batches():
+  rng = np.random.default_rng(0)
+  lengths = rng.integers(1, 30, 101)
+  order = BatchOrder(101, 8, seed=3)
+  got = packing.call_positions(lengths, order, 6, 36, steps_per_call=3)
+  want = [max(int(lengths[order.indices(s, 1)[0]].sum()) for s in range(c, c + 3))
+          for c in range(6, 42, 3)]
+  assert got.tolist() == want
+  with pytest.raises(ValueError):
+    packing.call_positions(lengths, order, 0, 10, steps_per_call=3)
+
+
+def test_real_lengths_refuses_targets_at_padding():
+  inputs, targets = _left_padded([3, 5, 1], 6)
+  assert packing.real_lengths(inputs, targets).tolist() == [3, 5, 1]
+  targets[0, 0] = 4  # a target where the input is padding: packing would drop it
+  assert packing.real_lengths(inputs, targets) is None
+
+
+def test_capacity_levels_cover_every_call_and_waste_less_than_one_level():
+  rng = np.random.default_rng(1)
+  per_call = rng.normal(13_700, 900, 2000).astype(int)
+  levels = packing.capacity_levels(per_call, 4, 256, limit=25_600)
+  assert len(levels) <= 4 and list(levels) == sorted(set(levels))
+  assert all(c % 256 == 0 for c in levels) and levels[-1] >= per_call.max()
+  steps = packing.TrainSteps(lambda c: None, levels)
+  chosen = np.array([steps.capacity(int(n)) for n in per_call])
+  assert np.all(chosen >= per_call)
+  one_level = packing.capacity_levels(per_call, 1, 256, limit=25_600)
+  assert one_level == (levels[-1],)
+  assert (chosen - per_call).mean() < 0.5 * (one_level[0] - per_call).mean()
+  # Capped at the limit (B * L), where packing saves nothing.
+  assert packing.capacity_levels([30, 40], 2, 256, limit=50) == (50,)
+  assert packing.capacity_levels([], 3, 8, limit=50) == ()
+  with pytest.raises(ValueError):
+    packing.capacity_levels([1], 0, 8, limit=50)
+
+
+def test_train_steps_compiles_each_level_once_and_falls_back_to_dense():
+  made = []
+
+  def compile_step(capacity):
+    made.append(capacity)
+    return lambda state, batch: (state + 1, capacity)
+
+  steps = packing.TrainSteps(compile_step, (512, 256))
+  assert steps.levels == (256, 512)
+  results = [steps(0, None, n)[1] for n in (10, 256, 257, 300, 512, 513, 20)]
+  assert results == [256, 256, 512, 512, 512, None, 256]
+  assert made == [256, 512, None]  # lazily, once each
+  assert packing.TrainSteps(compile_step, ())(0, None, 1)[1] is None
+
+
+def test_plan_is_off_without_real_lengths():
+  inputs, targets = _left_padded([3, 5, 1, 4], 6)
+  order = BatchOrder(4, 2, seed=0)
+  per_call, levels = packing.plan(inputs, targets, order, 4, 2, num_levels=2, multiple=4)
+  assert per_call.shape == (2,) and levels[-1] >= per_call.max()
+  targets[0, 0] = 1
+  assert packing.plan(inputs, targets, order, 4, 2, num_levels=2) == (None, ())
