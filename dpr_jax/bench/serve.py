@@ -41,13 +41,14 @@ def make_recommend(backbone: nn.Module, head: nn.Module, num_items: int, k: int 
   Args (of the returned function):
     params: {"backbone": ..., "head": ...}.
     item_tags: float[V, T] multi-hot tags of every table row (padding rows zero).
-    seqs: int[B, L] left-padded histories; prompt: float[B, D_t]; has_prompt: bool[B].
+    seqs: int[B, W] left-padded histories, W <= L; prompt: float[B, D_t]; has_prompt: bool[B].
   Items 0 and > num_items, and (with ``exclude_seen``) the items in ``seqs``, are never returned.
   """
 
   def recommend(params, item_tags, seqs, prompt, has_prompt):
     with jax.named_scope("backbone"):
-      h = backbone.apply({"params": params["backbone"]}, seqs)[:, -1]  # [B, d]
+      h = backbone.apply({"params": params["backbone"]}, seqs,
+                         method=backbone.user_vector)  # [B, d], as the Recommender queries it
       table = backbone.apply({"params": params["backbone"]}, method=backbone.item_table)
     out = head.apply({"params": params["head"]}, h, prompt, has_prompt)
     with jax.named_scope("score_catalogue"):
@@ -94,13 +95,21 @@ def requests(rng: np.random.Generator, batch: int, length: int, num_items: int,
   return seqs, prompt, np.ones((batch,), bool)
 
 
-def bench_model(config, num_items: int, length: int, batches: list[int], calls: int) -> list[dict]:
+def bench_model(config, num_items: int, length: int, batches: list[int], calls: int,
+                history_len: int | None = None) -> list[dict]:
+  """Rows of one backbone. ``history_len``: requests carry histories of at most this many
+  items, left-padded to the width the Recommender would use (``length_buckets``); None: the
+  full ``length``."""
+  from dpr_jax.eval.ranking import length_buckets
+
   recommend, params, item_tags = serve_setup(config, num_items, length)
+  width = length if history_len is None else next(
+      w for w in length_buckets(length) if w >= min(history_len, length))
   rng = np.random.default_rng(1)
   vocab = item_tags.shape[0]
   rows = []
   for b in batches:
-    args = requests(rng, b, length, num_items)
+    args = requests(rng, b, width, num_items)
     compiled, compile_s = common.compile_timed(recommend, params, item_tags, *args)
     n = calls if b == 1 else max(10, calls // 10)
     for _ in range(5):  # warm-up
@@ -111,7 +120,7 @@ def bench_model(config, num_items: int, length: int, batches: list[int], calls: 
       np.asarray(compiled(params, item_tags, *args)[1])  # ids back on the host
       times.append(time.perf_counter() - t0)
     s = common.summary(times)
-    rows.append({"model": config.model.name, "B": b, "L": length, "d": config.model.embed_dim,
+    rows.append({"model": config.model.name, "B": b, "L": width, "d": config.model.embed_dim,
                  "V": vocab, "E": config.dpr.num_experts, "compile_s": compile_s,
                  "p50_ms": s["p50_ms"], "p90_ms": s["p90_ms"], "p99_ms": s["p99_ms"],
                  "requests_per_s": b / statistics.median(times), "calls": n})
@@ -127,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
   p.add_argument("--models", nargs="+", default=["sasrec", "gru4rec"], choices=["sasrec", "gru4rec"])
   p.add_argument("--calls", type=int, default=200, help="timed single requests (B=1)")
   p.add_argument("--batches", nargs="+", type=int, default=[1, 16, 64, 256])
+  p.add_argument("--history-len", type=int, default=None,
+                 help="items per history (default: --len); inputs are cut to the Recommender's"
+                      " width for it, e.g. 95 (the median ML-1M history) -> 104 columns")
   common.add_common_args(p)
   a = p.parse_args(argv)
   rows = []
@@ -134,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
   def make():
     return common.make_record("serve", rows, {
         "config": a.config or "defaults", "items": a.items, "top_k": 10,
+        "history_len": a.history_len,
         "peak_rss_mib": round(common.peak_rss_mib(), 1)}, notes=[
         "One call = host numpy inputs -> jitted backbone + DPR head + scores over [items, tags] "
         "with invalid and seen items masked + top-10 -> ids on the host.",
@@ -143,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
 
   for config in common.model_configs(a.config, a.models, model__embed_dim=a.d,
                                      data__max_len=a.len):
-    rows += bench_model(config, a.items, config.data.max_len, a.batches, a.calls)
+    rows += bench_model(config, a.items, config.data.max_len, a.batches, a.calls, a.history_len)
     common.write_record(make(), a.out, a.tag, COLUMNS, quiet=True)  # partial
   common.write_record(make(), a.out, a.tag, COLUMNS)
 

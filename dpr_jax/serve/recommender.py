@@ -32,6 +32,7 @@ from dpr_jax import sharding
 from dpr_jax.data.prepare import prepare
 from dpr_jax.data.split import SplitData
 from dpr_jax.errors import UserError
+from dpr_jax.eval.ranking import length_buckets
 from dpr_jax.models import valid_item_mask
 from dpr_jax.models.dpr import compose
 from dpr_jax.prompts.combine import split_request
@@ -243,15 +244,20 @@ class Recommender:
     if not good:
       return out
     k = min(max(requests[i].k for i in good), self.data.num_items)
-    b, length, dim = _bucket(len(good)), self.data.max_len, self.encoder.dim + 1
+    b, dim = _bucket(len(good)), self.encoder.dim + 1
     longest = max(len(resolved[i][0]) for i in good)
+    # Inputs as wide as the longest history needs, on the evaluator's few static widths: the
+    # columns cut are pure left padding, which the backbones ignore, so the answer is the same
+    # and short histories cost less (the GRU runs one step per column).
+    length = next(w for w in length_buckets(self.data.max_len)
+                  if w >= min(longest, self.data.max_len))
     inputs = np.zeros((b, length), np.int32)
     seen = np.zeros((b, max(64, _bucket(longest))), np.int32)
     pos, neg = np.zeros((b, dim), np.float32), np.zeros((b, dim), np.float32)
     has_pos, has_neg = np.zeros(b, bool), np.zeros(b, bool)
     for row, i in enumerate(good):
       hist, parts = resolved[i]
-      tail = hist[-length:]
+      tail = hist[-self.data.max_len:]  # at most `length` items (see above)
       inputs[row, length - len(tail):] = tail
       seen[row, :len(hist)] = hist
       if parts and parts.positive:
