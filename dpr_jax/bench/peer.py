@@ -14,8 +14,9 @@ trains on the last position of each augmented prefix only (``loss_type: CE``), w
 blocks and q/k/v biases -- another objective and architecture.
 
 Ours runs as the trainer runs it: with ``train.compact_head`` (default) only the real positions
-are computed (SASRec.packed: every per-position layer on a static buffer of the real rows, the
-attention on the [B, L] layout, the head at supervised positions), and evaluation visits users
+are computed (SASRec.packed: every per-position layer on a static buffer of the real rows,
+sized by the packing level a full run of the config would give the batch, the attention on the
+[B, L] layout, the head at supervised positions), and evaluation visits users
 by input length with their left padding trimmed to a few static widths and computes the last
 block for the last position only (``Evaluator``, ``SASRec.user_vector``) -- same values, less
 work. The peer computes every position, as a plain PyTorch SASRec does.

@@ -207,7 +207,7 @@ class SASRec(nn.Module):
     Args:
       seqs: int[B, L], left-padded.
       capacity: static C >= the number of real positions (those beyond C are dropped: check
-        before calling, as dpr_jax.train.step does).
+        before calling, as dpr_jax.train.packing does on the host).
     Returns:
       (h float[C, d], idx int32[C]): row c is ``self(seqs).reshape(-1, d)[idx[c]]``; empty slots
       have idx = B * L and h = 0.
