@@ -57,6 +57,23 @@ def test_capacity_levels_cover_every_call_and_waste_less_than_one_level():
     packing.capacity_levels([1], 0, 8, limit=50)
 
 
+def test_capacity_levels_are_the_best_subset():
+  import itertools
+  rng = np.random.default_rng(2)
+  for trial in range(20):
+    per_call = rng.integers(1, 120, rng.integers(1, 30))
+    k = int(rng.integers(1, 5))
+    levels = packing.capacity_levels(per_call, k, 8, limit=100)
+    rounded = np.minimum(100, -(-per_call // 8) * 8)
+    cost = lambda lv: sum(min(x for x in lv if x >= c) for c in rounded)
+    values = sorted(set(rounded.tolist()))
+    best = min(cost(sub + (values[-1],))
+               for r in range(min(k, len(values)))
+               for sub in itertools.combinations(values[:-1], r))
+    assert levels[-1] == values[-1] and len(levels) <= k
+    assert cost(levels) == best, (per_call, k, levels)
+
+
 def test_train_steps_compiles_each_level_once_and_falls_back_to_dense():
   made = []
 

@@ -320,8 +320,12 @@ class Ours:
     order = BatchOrder(data.num_users, config.train.batch_size, config.train.seed)
     spc = config.train.steps_per_call
     total = max(spc, -(-config.train.num_epochs * order.steps_per_epoch // spc) * spc)
-    _, levels = ((None, ()) if not config.train.compact_head else packing.plan(
+    per_call, levels = ((None, ()) if not config.train.compact_head else packing.plan(
         data.train_inputs, data.train_targets, order, total, spc, config.train.packing_levels))
+    # Padded rows of that run, as a share of its calls' real positions (for the record: the
+    # benchmarked batch gets its own level, which may pad less or more than the average).
+    self.run_padding = (None if per_call is None else float(np.mean(
+        [(min(c for c in levels if c >= n) - n) / n for n in per_call])))
     self.packed_steps = packing.TrainSteps(
         lambda capacity: jit_train_step(make_train_step(
             self.model, self.tx, data.num_items, config.train.seed, head_capacity=capacity),
@@ -511,7 +515,8 @@ def run(args) -> dict:
     rate = _median(rates)
     train = {"steps_per_repeat": steps, "compact_head": bool(config.train.compact_head),
              "packing_levels": list(ours.packed_steps.levels),
-             "packed_capacity": ours.packed_steps.capacity(positions), "repeats": args.repeats, "batch": b, "max_len": l,
+             "packed_capacity": ours.packed_steps.capacity(positions),
+             "packed_positions": positions, "run_mean_padding": ours.run_padding, "repeats": args.repeats, "batch": b, "max_len": l,
              "supervised_fraction": supervised / (b * l), "model_gflops_per_step": flops / 1e9,
              "s_per_step": {k: v for k, v in times.items()},
              "median_s_per_step": {k: _median(v) for k, v in times.items()}}
@@ -622,6 +627,11 @@ def markdown(results: dict) -> str:
       ratio = "1" if k == "jax" else f"{t[f'speedup_vs_{k}']:.2f}"
       lines.append(f"| {k} | {med:.3f} | {t[f'seq_per_s/{k}']:.1f} | {ratio} | "
                    f"{t[f'floor_fraction/{k}']:.1%} |")
+    if t.get("packed_capacity"):
+      lines.append(f"\nOurs packs the call's {t['packed_positions']:,} real positions (its fullest "
+                   f"step) into {t['packed_capacity']:,} rows, the level a full run of this config "
+                   f"plans for it (levels {t['packing_levels']}; over that run's calls the "
+                   f"padding averages {t['run_mean_padding']:.1%} of the real positions).")
     lines.append("")
   if "eval" in results:
     e = results["eval"]

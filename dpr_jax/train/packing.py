@@ -13,9 +13,9 @@ program, and no check runs on device.
 
 * :func:`call_positions` counts, for every jit call of the run, the real positions of its
   fullest step (of the global batch).
-* :func:`capacity_levels` quantises those counts into a few static sizes (quantiles of the
-  run's own calls, the largest being its maximum), so a run compiles at most ``num_levels``
-  programs and never overflows.
+* :func:`capacity_levels` quantises those counts into a few static sizes chosen to pad the
+  run's own calls the least (the largest being their maximum), so a run compiles at most
+  ``num_levels`` programs and never overflows.
 * :class:`TrainSteps` compiles one step per level on first use and gives each call the
   smallest level that holds it; a call above every level (another run's plan) or data where a
   target sits at a padded input takes the dense step, which computes the same loss.
@@ -65,20 +65,43 @@ def call_positions(lengths: np.ndarray, order: BatchOrder, start_step: int, num_
 
 def capacity_levels(per_call: np.ndarray, num_levels: int, multiple: int, limit: int
                     ) -> tuple[int, ...]:
-  """At most ``num_levels`` increasing buffer sizes covering every call.
+  """At most ``num_levels`` increasing buffer sizes covering every call, with the fewest padded
+  rows over the run.
 
-  Level i is the (i + 1) / num_levels quantile of the calls' counts rounded up to ``multiple``
-  and capped at ``limit`` (= B * L, where packing saves nothing), so the last level is the
-  maximum and each quantile band of calls wastes only the distance to its own ceiling.
+  Each call's count is rounded up to ``multiple`` (capped at ``limit`` = B * L, where packing
+  saves nothing); the levels are the subset of those values, the largest included, that
+  minimises the sum over calls of (smallest level >= the call's count): a small dynamic
+  programme over the distinct rounded values (O(num_levels * n^2), n of them). The rare
+  fullest calls get a level of their own instead of setting the size for everyone.
   """
   if num_levels < 1:
     raise ValueError(f"num_levels must be >= 1, got {num_levels}")
-  per_call = np.asarray(per_call)
+  per_call = np.asarray(per_call, np.int64)
   if per_call.size == 0:
     return ()
-  qs = np.quantile(per_call, np.arange(1, num_levels + 1) / num_levels, method="higher")
-  rounded = {int(min(limit, max(multiple, -(-int(q) // multiple) * multiple))) for q in qs}
-  return tuple(sorted(rounded))
+  rounded = np.minimum(limit, np.maximum(multiple, -(-per_call // multiple) * multiple))
+  values, counts = np.unique(rounded, return_counts=True)  # sorted
+  n, k = len(values), min(num_levels, len(values))
+  covered = np.concatenate([[0], np.cumsum(counts)])  # covered[j]: calls with value < values[j]
+  # best[j]: least total level size over the calls with values[:j + 1], the top level values[j].
+  best = values * covered[1:]  # one level
+  back = []
+  for _ in range(1, k):
+    new, arg = best.copy(), np.zeros(n, np.int64)
+    for j in range(1, n):
+      # Previous top level at i < j; the calls with values (i, j] get level values[j].
+      cost = best[:j] + values[j] * (covered[j + 1] - covered[1:j + 1])
+      arg[j] = int(np.argmin(cost))
+      new[j] = cost[arg[j]]
+    back.append(arg)
+    best = new
+  levels, j = [int(values[-1])], n - 1
+  for arg in reversed(back):
+    if j == 0:
+      break
+    j = int(arg[j])
+    levels.append(int(values[j]))
+  return tuple(sorted(set(levels)))
 
 
 class TrainSteps:
