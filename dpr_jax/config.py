@@ -70,9 +70,9 @@ def default_config() -> ml_collections.ConfigDict:
   # (loss.compact_softmax_ce). Same loss, less work on left-padded batches; dropout masks are
   # drawn in the packed shape.
   c.train.compact_head = True
-  # Static buffer sizes for packing (dpr_jax/train/packing.py): quantiles of the run's own
-  # per-call real positions, the largest its maximum, so nothing overflows. Each level is one
-  # compiled program; more levels waste fewer rows on padding.
+  # Static buffer sizes for packing (dpr_jax/train/packing.py): the sizes that pad the run's
+  # own calls least, the largest their maximum, so nothing overflows. Each is one compiled
+  # program; more levels waste fewer rows (ML-1M, 8 steps per call: 4 levels pad 2.1%).
   c.train.packing_levels = 4
   # Validation NDCG@10, and a periodic checkpoint for resuming, every N epochs (rounded up to
   # whole jit calls).

@@ -80,7 +80,7 @@ def _ce_inputs(seed=0):
   return h, table, jnp.asarray(targets)
 
 
-@pytest.mark.parametrize("capacity", [14, 16, 13, 64])  # exact fit, spare slots, overflow, >= N
+@pytest.mark.parametrize("capacity", [14, 16, 64])  # exact fit, spare slots, >= N (dense)
 @pytest.mark.parametrize("tiled", [False, True])
 def test_compact_head_equals_the_dense_loss(capacity, tiled):
   from dpr_jax.train import loss as loss_lib

@@ -59,12 +59,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax import sharding
+from dpr_jax.data.pipeline import BatchOrder
 from dpr_jax.data.split import SplitData, leave_one_out
 from dpr_jax.data.types import InteractionData
 from dpr_jax.eval import report
 from dpr_jax.eval.ranking import Evaluator, eval_batches, make_eval_step
 from dpr_jax.models import build_backbone
-from dpr_jax.data.pipeline import BatchOrder
 from dpr_jax.train import packing
 from dpr_jax.train.step import (
   create_state,
@@ -72,6 +72,7 @@ from dpr_jax.train.step import (
   make_optimizer,
   make_train_step,
 )
+from dpr_jax.train.trainer import Schedule
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
@@ -318,28 +319,22 @@ class Ours:
                                          data.max_len)
     # The packing levels a full run of this config would use (dpr_jax.train.trainer).
     order = BatchOrder(data.num_users, config.train.batch_size, config.train.seed)
-    spc = config.train.steps_per_call
-    total = max(spc, -(-config.train.num_epochs * order.steps_per_epoch // spc) * spc)
-    per_call, levels = ((None, ()) if not config.train.compact_head else packing.plan(
-        data.train_inputs, data.train_targets, order, total, spc, config.train.packing_levels))
+    total = Schedule.from_config(config.train, order.steps_per_epoch).total
+    self.packed_steps, per_call = packing.for_run(
+        config.train, data.train_inputs, data.train_targets, order, total,
+        lambda capacity: jit_train_step(make_train_step(
+            self.model, self.tx, data.num_items, config.train.seed, head_capacity=capacity),
+            self.mesh, shardings))
     # Padded rows of that run, as a share of its calls' real positions (for the record: the
     # benchmarked batch gets its own level, which may pad less or more than the average).
     self.run_padding = (None if per_call is None else float(np.mean(
-        [(min(c for c in levels if c >= n) - n) / n for n in per_call])))
-    self.packed_steps = packing.TrainSteps(
-        lambda capacity: jit_train_step(make_train_step(
-            self.model, self.tx, data.num_items, config.train.seed, head_capacity=capacity),
-            self.mesh, shardings), levels)
+        [(self.packed_steps.capacity(n) - n) / n for n in per_call])))
     model = self.model
     self.evaluate = Evaluator(
         make_eval_step(lambda p, x: model.apply({"params": p}, x, method=model.user_vector),
                        lambda p: model.apply({"params": p}, method=model.item_table),
                        data.num_items, tuple(config.eval.ks)),
         self.mesh, shardings.params, config.eval.batch_size)
-
-  def train_steps(self, state, batch):
-    """One call of the trainer's step on a device batch {inputs, targets: [S, B, L]}."""
-    return self.packed_steps(state, batch, packing.host_positions(batch))
 
   def loss_and_grads(self, inputs: np.ndarray, targets: np.ndarray, num_items: int):
     """Deterministic (dropout off) loss and parameter gradients on one batch."""

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax.bench import common
+from dpr_jax.eval.ranking import length_buckets
 from dpr_jax.models import build_backbone, padded_vocab, valid_item_mask
 
 COLUMNS = ("model", "B", "L", "d", "V", "E", "compile_s", "p50_ms", "p90_ms", "p99_ms",
@@ -100,8 +101,6 @@ def bench_model(config, num_items: int, length: int, batches: list[int], calls: 
   """Rows of one backbone. ``history_len``: requests carry histories of at most this many
   items, left-padded to the width the Recommender would use (``length_buckets``); None: the
   full ``length``."""
-  from dpr_jax.eval.ranking import length_buckets
-
   recommend, params, item_tags = serve_setup(config, num_items, length)
   width = length if history_len is None else next(
       w for w in length_buckets(length) if w >= min(history_len, length))

@@ -233,45 +233,32 @@ def softmax_ce(h: Array, table: Array, targets: Array, num_items: int, *,
 
 
 def compact_softmax_ce(h: Array, table: Array, targets: Array, num_items: int, capacity: int, *,
-                       checked: bool = True, tiled: bool | None = None,
+                       tiled: bool | None = None,
                        tile_size: int = DEFAULT_TILE_SIZE) -> tuple[Array, Array]:
   """:func:`softmax_ce` computed only at the supervised positions.
 
   Left-padded batches have no target at many positions (ML-1M at L = 200: ~46% of them), yet
   the dense loss scores every position against the whole catalogue. Here the supervised
   positions are gathered (in order) into a static float[capacity, d] buffer -- slots past their
-  count get target 0, i.e. weight 0 -- and only those rows meet the catalogue. A batch with more
-  than ``capacity`` supervised positions takes the dense path instead (``lax.cond``: one branch
-  runs), so the loss is the same function either way; only the order of the final sum differs.
+  count get target 0, i.e. weight 0 -- and only those rows meet the catalogue. Same loss as the
+  dense one; only the order of the final sum differs.
 
   Args:
     h, table, targets, num_items: as in :func:`full_softmax_ce`.
-    capacity: static buffer size (see :mod:`dpr_jax.train.packing`).
-    checked: False when the caller guarantees that the supervised positions fit (as
-      :class:`dpr_jax.train.packing.TrainSteps` does on the host): no ``lax.cond``, whose
-      backward would also carry the dense branch's residuals.
+    capacity: static buffer size, >= the batch's supervised positions (those beyond it would be
+      dropped): the caller checks, as :class:`dpr_jax.train.packing.TrainSteps` does on the
+      host. A capacity >= B * L computes the dense loss.
   Returns:
     (mean loss over positions with a target, number of such positions), both float32 scalars.
   """
   d = h.shape[-1]
   h_flat, t_flat = h.reshape(-1, d), targets.reshape(-1)  # [N, d], [N]
   capacity = int(min(capacity, t_flat.shape[0]))
-  supervised = t_flat > 0
-  count = jnp.sum(supervised, dtype=jnp.int32)
-
-  def compact(h_flat, table):
+  if capacity < t_flat.shape[0]:
     with jax.named_scope("compact_head"):
+      supervised = t_flat > 0
       (idx,) = jnp.nonzero(supervised, size=capacity, fill_value=0)  # [C]
-      t_sel = jnp.where(jnp.arange(capacity) < count, t_flat[idx], 0)
-      return softmax_ce(h_flat[idx][None], table, t_sel[None], num_items, tiled=tiled,
-                        tile_size=tile_size)
-
-  def dense(h_flat, table):
-    return softmax_ce(h_flat[None], table, t_flat[None], num_items, tiled=tiled,
-                      tile_size=tile_size)
-
-  if capacity >= t_flat.shape[0]:
-    return dense(h_flat, table)
-  if not checked:
-    return compact(h_flat, table)
-  return jax.lax.cond(count <= capacity, compact, dense, h_flat, table)
+      count = jnp.sum(supervised, dtype=jnp.int32)
+      h_flat, t_flat = h_flat[idx], jnp.where(jnp.arange(capacity) < count, t_flat[idx], 0)
+  return softmax_ce(h_flat[None], table, t_flat[None], num_items, tiled=tiled,
+                    tile_size=tile_size)

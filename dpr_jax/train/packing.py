@@ -147,11 +147,26 @@ def plan(inputs: np.ndarray, targets: np.ndarray, order: BatchOrder, total_steps
   The plan covers steps 0 .. total_steps, so a resumed run gets the same levels.
   """
   lengths = real_lengths(inputs, targets)
-  if lengths is None or num_levels == 0:
+  if lengths is None:
     return None, ()
   per_call = call_positions(lengths, order, 0, total_steps, steps_per_call)
   limit = order.batch_size * np.asarray(inputs).shape[1]
   return per_call, capacity_levels(per_call, num_levels, multiple, limit)
+
+
+def for_run(train_config, inputs: np.ndarray, targets: np.ndarray, order: BatchOrder,
+            total_steps: int, compile_step: Callable[[int | None], Callable]
+            ) -> tuple[TrainSteps, np.ndarray | None]:
+  """A run's steps as the trainer builds them: (TrainSteps, per-call positions or None).
+
+  With ``train_config.compact_head`` the levels come from :func:`plan` over the whole run
+  (``train_config.packing_levels`` of them); without, or when packing cannot apply, every call
+  takes the dense step.
+  """
+  per_call, levels = ((None, ()) if not train_config.compact_head else plan(
+      inputs, targets, order, total_steps, train_config.steps_per_call,
+      train_config.packing_levels))
+  return TrainSteps(compile_step, levels), per_call
 
 
 def host_positions(batch: dict) -> int:

@@ -56,8 +56,7 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh,
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_items: int,
-                    seed: int, head_capacity: int | None = None,
-                    rng_impl: str | None = None):
+                    seed: int, head_capacity: int | None = None):
   """``(state, batch) -> (state, metrics)`` running S steps in one ``lax.scan``.
 
   ``batch`` holds ``inputs`` and ``targets`` int32[S, B, L]; metrics hold ``loss`` float32[S].
@@ -72,10 +71,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_item
       real input (:class:`dpr_jax.train.packing.TrainSteps` checks both on the host); rows past
       the capacity would be dropped. The loss is the same function as the dense one; dropout
       masks are drawn in the packed shape. None computes every position.
-    rng_impl: PRNG implementation of the dropout key (``jax.random.key(..., impl=)``), e.g.
-      "threefry2x32" or "rbg"; None is jax's default.
   """
-  base_key = jax.random.key(seed + 1, impl=rng_impl)
+  base_key = jax.random.key(seed + 1)
 
   def dense_loss(params, inputs, targets, rng):
     h = model.apply({"params": params}, inputs, deterministic=False, rngs={"dropout": rng})
@@ -83,7 +80,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_item
     if head_capacity is None:
       loss, _ = softmax_ce(h, table, targets, num_items)  # tiled over the vocab when large
     else:
-      loss, _ = compact_softmax_ce(h, table, targets, num_items, head_capacity, checked=False)
+      loss, _ = compact_softmax_ce(h, table, targets, num_items, head_capacity)
     return loss
 
   def packed_loss(params, inputs, targets, rng):

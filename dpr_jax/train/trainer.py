@@ -101,15 +101,12 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
   # ============================================================================ Compiled steps
   # Packed steps: one program per capacity level, each call's level chosen on the host from
   # the batch order and the example lengths, which every process holds (train/packing.py).
-  per_call, levels = ((None, ()) if not config.train.compact_head else packing.plan(
-      data.train_inputs, data.train_targets, order, schedule.total, schedule.steps_per_call,
-      config.train.packing_levels))
-  train_steps = packing.TrainSteps(
+  train_steps, per_call = packing.for_run(
+      config.train, data.train_inputs, data.train_targets, order, schedule.total,
       lambda capacity: jit_train_step(make_train_step(
-          model, tx, data.num_items, config.train.seed, head_capacity=capacity), mesh, shardings),
-      levels)
-  if levels:
-    logging.info("packed training steps, capacities %s of B*L = %d", levels,
+          model, tx, data.num_items, config.train.seed, head_capacity=capacity), mesh, shardings))
+  if train_steps.levels:
+    logging.info("packed training steps, capacities %s of B*L = %d", train_steps.levels,
                  config.train.batch_size * data.max_len)
   user_vectors = lambda p, x: model.apply({"params": p}, x, method=model.user_vector)
   item_table = lambda p: model.apply({"params": p}, method=model.item_table)
