@@ -103,7 +103,7 @@ def test_flop_formula_matches_cost_analysis(what):
     fn, want = jax.grad(loss), flops.backbone_train_step(config.model, b, length, vocab)
   else:
     def fn(p):
-      h = model.apply({"params": p}, x)[:, -1]
+      h = model.apply({"params": p}, x, method=model.user_vector)
       return h @ model.apply({"params": p}, method=model.item_table).T
     want = flops.full_ranking_eval(config.model, b, length, vocab)
   got = common.cost_flops(jax.jit(fn).lower(params).compile())

@@ -11,7 +11,14 @@ import pytest
 
 from dpr_jax import sharding
 from dpr_jax.data.prepare import prepare
-from dpr_jax.eval.ranking import Evaluator, eval_batches, length_buckets, make_eval_step
+from dpr_jax.eval.ranking import (
+    Evaluator,
+    chunked,
+    eval_batches,
+    length_buckets,
+    make_eval_step,
+    resolve_chunk,
+)
 from dpr_jax.models import GRU4Rec, SASRec, build_backbone
 
 MODELS = {
@@ -62,11 +69,47 @@ def test_trimmed_evaluation_gives_the_same_metrics(tiny_config, name):
   table = lambda p: model.apply({"params": p}, method=model.item_table)
   ref = Evaluator(make_eval_step(full, table, data.num_items, (10, 20)), mesh, shardings, 16,
                   trim=False)(params, data, "test")
-  got = Evaluator(make_eval_step(fast, table, data.num_items, (10, 20)), mesh, shardings, 16,
-                  trim=True)(params, data, "test")
-  assert got["users"] == ref["users"] == data.num_users
-  for k in ref:
-    np.testing.assert_allclose(got[k], ref[k], atol=1e-6, err_msg=k)
+  # Trimmed, and trimmed with the user vectors computed in chunks (6 -> 4 users, a divisor of
+  # 16): a chunk that put any row back in the wrong place would score the wrong user.
+  for chunk in (0, 6):
+    got = Evaluator(make_eval_step(fast, table, data.num_items, (10, 20), chunk), mesh,
+                    shardings, 16, trim=True)(params, data, "test")
+    assert got["users"] == ref["users"] == data.num_users
+    for k in ref:
+      np.testing.assert_allclose(got[k], ref[k], atol=1e-6, err_msg=f"{k}, chunk {chunk}")
+
+
+def test_chunked_keeps_rows_in_place():
+  x = jnp.arange(12 * 3, dtype=jnp.float32).reshape(12, 3)
+  fn = lambda c: jnp.cumsum(c, axis=1) * jnp.sum(c, axis=1, keepdims=True)  # row-wise
+  for chunk in (0, 1, 4, 5, 12, 40):
+    np.testing.assert_array_equal(chunked(fn, x, chunk), fn(x), err_msg=str(chunk))
+
+
+def test_resolve_chunk():
+  mesh = sharding.make_mesh(1, 1, jax.devices()[:1])
+  cpu = jax.devices()[0].platform == "cpu"
+  assert resolve_chunk(-1, "sasrec", mesh) == (32 if cpu else 0)
+  assert resolve_chunk(-1, "gru4rec", mesh) == 0
+  assert resolve_chunk(0, "sasrec", mesh) == 0 and resolve_chunk(7, "gru4rec", mesh) == 7
+
+
+def test_inference_attention_equals_the_training_softmax():
+  """Deterministic calls normalise the attention after the value product; the training path
+  (softmax, then dropout) must give the same vectors when dropout is off."""
+  model = SASRec(vocab_size=40, max_len=12, embed_dim=16, mlp_dim=32, num_heads=2, dropout=0.0)
+  params = nn.unbox(model.init({"params": jax.random.key(0)}, jnp.zeros((1, 12), jnp.int32)))
+  seqs = jnp.array([[0, 0, 0, 5, 7, 9, 11, 13, 2, 4, 6, 8], [0] * 9 + [3, 1, 2],
+                    list(range(20, 32))])
+  inference = model.apply(params, seqs)
+  training = model.apply(params, seqs, deterministic=False, rngs={"dropout": jax.random.key(1)})
+  np.testing.assert_allclose(inference, training, atol=2e-6)
+  # Gradients through the deferred normalisation match too (the peer's check relies on them).
+  loss = lambda p, det: jnp.sum(jnp.sin(model.apply(
+      p, seqs, deterministic=det, rngs={"dropout": jax.random.key(1)})))
+  g_inf, g_train = jax.grad(loss)(params, True), jax.grad(loss)(params, False)
+  for a, b in zip(jax.tree.leaves(g_inf), jax.tree.leaves(g_train)):
+    np.testing.assert_allclose(a, b, atol=2e-5)
 
 
 def _ce_inputs(seed=0):

@@ -31,6 +31,8 @@ def test_sharded_step_matches_one_device(model, meshes):
     for a, b in zip(r["loss_1"], r["loss_n"]):
       assert abs(a - b) < 1e-5 * max(1.0, abs(a)), r["mesh"]
     assert r["max_param_diff"] < 1e-5, r["mesh"]
+    # Chunked ranking over the mesh scores the same users the same way as one device.
+    assert r["eval_users"] == [40, 40] and r["eval_max_diff"] < 1e-4, r["mesh"]
     # The item table's vocab axis and the experts are split over `model` as the rules say.
     assert r["table_spec"][0] == "model" and r["expert_spec"][0] == "model"
     assert r["table_shard_rows"] * model_axis == r["table_rows"]

@@ -36,10 +36,10 @@ def eval_setup(config, num_items: int, num_users: int, batch: int, length: int, 
   model = build_backbone(config.model, num_items, length)
   params = common.random_params(lambda: model.init(
       {"params": jax.random.key(seed)}, np.zeros((1, length), np.int32))["params"], seed)
-  user_vectors = lambda p, x: model.apply({"params": p}, x)[:, -1]  # as dpr_jax/train/trainer.py
-  item_table = lambda p: model.apply({"params": p}, method=model.item_table)
-  step = ranking.make_eval_step(user_vectors, item_table, num_items, tuple(config.eval.ks))
-  evaluator = ranking.Evaluator(step, mesh, sharding.replicated(mesh), batch)
+  config = config.copy_and_resolve_references()
+  config.eval.batch_size = batch
+  evaluator = ranking.backbone_evaluator(model, config, mesh, sharding.replicated(mesh),
+                                         num_items)  # as dpr_jax/train/trainer.py
   return evaluator, params, common.synthetic_split(num_users, num_items, length, seed), model
 
 

@@ -19,16 +19,22 @@ from __future__ import annotations
 
 
 def sasrec_forward(batch: int, length: int, vocab: int, d: int, num_blocks: int, mlp_dim: int,
-                   score_positions: int | None = None) -> float:
+                   score_positions: int | None = None, last_only: bool = False) -> float:
   """SASRec forward on int[B, L] plus the catalogue product of ``score_positions`` vectors.
 
   Per block: qkv 6Nd^2, scores + weighted sum 4 B L^2 d, output projection 2Nd^2, feed-forward
   4 N d m (N = B L). Catalogue: 2 P V d with P = score_positions (default N).
+  ``last_only`` (``SASRec.user_vector``): the last block queries from the last position only,
+  so it costs qkv 6Nd^2 (the fused projection still runs at every position), scores + weighted
+  sum 4 B L d, output projection 2 B d^2 and feed-forward 4 B d m.
   """
   n = batch * length
   p = n if score_positions is None else score_positions
   block = 8 * n * d * d + 4 * batch * length * length * d + 4 * n * d * mlp_dim
-  return float(num_blocks * block + 2 * p * vocab * d)
+  if not last_only:
+    return float(num_blocks * block + 2 * p * vocab * d)
+  last = 6 * n * d * d + 4 * batch * length * d + 2 * batch * d * d + 4 * batch * d * mlp_dim
+  return float((num_blocks - 1) * block + last + 2 * p * vocab * d)
 
 
 def gru4rec_forward(batch: int, length: int, vocab: int, d: int, gru_dim: int,
@@ -42,11 +48,11 @@ def gru4rec_forward(batch: int, length: int, vocab: int, d: int, gru_dim: int,
 
 
 def backbone_forward(model_config, batch: int, length: int, vocab: int,
-                     score_positions: int | None = None) -> float:
+                     score_positions: int | None = None, last_only: bool = False) -> float:
   m = model_config
   if m.name == "sasrec":
     return sasrec_forward(batch, length, vocab, m.embed_dim, m.num_blocks, m.mlp_dim,
-                          score_positions)
+                          score_positions, last_only)
   return gru4rec_forward(batch, length, vocab, m.embed_dim, m.gru_dim, score_positions)
 
 
@@ -56,8 +62,10 @@ def backbone_train_step(model_config, batch: int, length: int, vocab: int) -> fl
 
 
 def full_ranking_eval(model_config, batch: int, length: int, vocab: int) -> float:
-  """One evaluation batch: the forward over the whole sequence, then one [B, d] x [d, V]."""
-  return backbone_forward(model_config, batch, length, vocab, score_positions=batch)
+  """One evaluation batch: the user vectors (``user_vector``: SASRec's last block for the last
+  position only), then one [B, d] x [d, V]."""
+  return backbone_forward(model_config, batch, length, vocab, score_positions=batch,
+                          last_only=True)
 
 
 def dpr_head_forward(batch: int, d: int, num_tags: int, prompt_dim: int, adapter_hidden: int,

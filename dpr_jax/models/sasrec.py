@@ -91,9 +91,20 @@ class CausalSelfAttention(nn.Module):
       causal = jnp.tril(jnp.ones((length, length), dtype=bool))[-q.shape[1]:]  # [Q, L]
       allowed = causal[None, None] & key_mask[:, None, None, :]  # [B, 1, Q, L]
       logits = jnp.where(allowed, logits, _NEG)
-      weights = jax.nn.softmax(logits, axis=-1)
-      weights = Dropout(self.dropout)(weights, deterministic=deterministic)
-      out = jnp.einsum("bhqs,bshk->bqhk", weights.astype(v.dtype), v)  # [B, Q, H, K]
+      if deterministic:
+        # Inference: the softmax is normalised after the value product, so the division runs
+        # over [B, Q, H, K] instead of the [B, H, Q, L] weights (one pass over the largest
+        # array less: -8% on ML-1M ranking, reports/perf_log.md). Training keeps the plain
+        # softmax, whose backward is cheaper than that of the deferred division.
+        unnormalised = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, -1, keepdims=True)))
+        out = jnp.einsum("bhqs,bshk->bqhk", unnormalised.astype(v.dtype), v,
+                         preferred_element_type=jnp.float32)  # [B, Q, H, K]
+        total = jnp.swapaxes(jnp.sum(unnormalised, axis=-1), 1, 2)  # [B, Q, H]
+        out = (out / total[..., None]).astype(v.dtype)
+      else:
+        weights = jax.nn.softmax(logits, axis=-1)
+        weights = Dropout(self.dropout)(weights, deterministic=deterministic)
+        out = jnp.einsum("bhqs,bshk->bqhk", weights.astype(v.dtype), v)  # [B, Q, H, K]
     if packing is not None:
       with jax.named_scope("pack"):
         out = permute_rows(out.reshape((-1,) + out.shape[2:]), idx, inv)  # [C, H, K]

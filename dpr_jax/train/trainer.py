@@ -26,7 +26,7 @@ from dpr_jax.data.prepare import prepare
 from dpr_jax.data.split import SplitData
 from dpr_jax.errors import CheckpointError, ConfigError, UserError
 from dpr_jax.eval import report
-from dpr_jax.eval.ranking import Evaluator, make_eval_step
+from dpr_jax.eval.ranking import backbone_evaluator
 from dpr_jax.models import build_backbone
 from dpr_jax.train import faults, packing
 from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
@@ -108,11 +108,7 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
   if train_steps.levels:
     logging.info("packed training steps, capacities %s of B*L = %d", train_steps.levels,
                  config.train.batch_size * data.max_len)
-  user_vectors = lambda p, x: model.apply({"params": p}, x, method=model.user_vector)
-  item_table = lambda p: model.apply({"params": p}, method=model.item_table)
-  evaluate = Evaluator(
-      make_eval_step(user_vectors, item_table, data.num_items, tuple(config.eval.ks)),
-      mesh, shardings.params, config.eval.batch_size)
+  evaluate = backbone_evaluator(model, config, mesh, shardings.params, data.num_items)
   logbook = Logbook(run_dir, enabled=is_main)
 
   # ============================================================================ Training loop
