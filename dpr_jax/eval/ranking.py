@@ -108,18 +108,20 @@ def length_buckets(max_len: int, num: int = 8) -> tuple[int, ...]:
 def eval_batches(data: SplitData, split: str, batch_size: int, trim: bool = False):
   """Yields host batches of ``batch_size`` users (the last one padded, weight 0).
 
-  With ``trim``, users are visited from the shortest input to the longest and each batch's
+  With ``trim``, users are visited from the longest input to the shortest and each batch's
   ``inputs`` keep only their last ``w`` columns, ``w`` the smallest of :func:`length_buckets`
   that holds the batch's longest input: the dropped columns are pure left padding, which the
   backbones ignore (positions count from the end), so every user vector is unchanged and the
-  summed metrics are the same while the forward pass skips ~40% of its work on ML-1M.
+  summed metrics are the same while the forward pass skips ~40% of its work on ML-1M. Longest
+  first puts the padding rows of the last, partial batch at the narrowest width (ML-1M, 256
+  users per batch: padded positions 13% -> 9% of the real ones).
   """
   inputs, targets, seen_len = data.eval_split(split)
   n = data.num_users
   order = np.arange(n)
   if trim:
     lengths = np.sum(inputs > 0, axis=1)
-    order = np.argsort(lengths, kind="stable")
+    order = np.argsort(-lengths, kind="stable")
     buckets = np.asarray(length_buckets(inputs.shape[1]))
   for start in range(0, n, batch_size):
     pos = np.arange(start, start + batch_size)
