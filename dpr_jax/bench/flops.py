@@ -25,15 +25,15 @@ def sasrec_forward(batch: int, length: int, vocab: int, d: int, num_blocks: int,
   Per block: qkv 6Nd^2, scores + weighted sum 4 B L^2 d, output projection 2Nd^2, feed-forward
   4 N d m (N = B L). Catalogue: 2 P V d with P = score_positions (default N).
   ``last_only`` (``SASRec.user_vector``): the last block queries from the last position only,
-  so it costs qkv 6Nd^2 (the fused projection still runs at every position), scores + weighted
-  sum 4 B L d, output projection 2 B d^2 and feed-forward 4 B d m.
+  so it costs keys and values 4Nd^2, the query 2Bd^2, scores + weighted sum 4 B L d, output
+  projection 2 B d^2 and feed-forward 4 B d m.
   """
   n = batch * length
   p = n if score_positions is None else score_positions
   block = 8 * n * d * d + 4 * batch * length * length * d + 4 * n * d * mlp_dim
   if not last_only:
     return float(num_blocks * block + 2 * p * vocab * d)
-  last = 6 * n * d * d + 4 * batch * length * d + 2 * batch * d * d + 4 * batch * d * mlp_dim
+  last = 4 * n * d * d + 4 * batch * length * d + 4 * batch * d * d + 4 * batch * d * mlp_dim
   return float((num_blocks - 1) * block + last + 2 * p * vocab * d)
 
 

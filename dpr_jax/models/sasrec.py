@@ -52,6 +52,24 @@ def _permute_rows_bwd(res, g):
 permute_rows.defvjp(_permute_rows_fwd, _permute_rows_bwd)
 
 
+class QKVKernel(nn.Module):
+  """The attention's query/key/value kernel, float[d, 3, H, K], at ``qkv/kernel`` (the
+  parameter of the fused ``DenseGeneral`` it replaces: same path, shape and initial values).
+
+  A module of its own so that ranking can apply parts of it: the last block's keys and values
+  at every position, its query at the last position only.
+  """
+
+  num_heads: int
+  head_dim: int
+
+  @nn.compact
+  def __call__(self, d: int) -> Array:
+    init = nn.initializers.xavier_uniform(in_axis=0, out_axis=(1, 2, 3))
+    return self.param("kernel", partitioned(init, ("embed", None, "heads", "kv")),
+                      (d, 3, self.num_heads, self.head_dim))
+
+
 class CausalSelfAttention(nn.Module):
   num_heads: int
   dropout: float
@@ -74,17 +92,19 @@ class CausalSelfAttention(nn.Module):
     init = nn.initializers.xavier_uniform()
     # No bias: a key bias cancels in the softmax and a value bias is absorbed by the output
     # bias, so their gradients are pure rounding noise that Adam would amplify to full steps.
-    qkv = nn.DenseGeneral(
-        (3, self.num_heads, head_dim), axis=-1, name="qkv", use_bias=False, dtype=self.dtype,
-        kernel_init=partitioned(init, ("embed", None, "heads", "kv")))(x)  # [B, L, 3, H, K]
-    if packing is not None:
-      idx, inv, (b, l) = packing
-      with jax.named_scope("unpack"):
-        qkv = permute_rows(qkv, inv, idx).reshape((b, l) + qkv.shape[1:])
-    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, L, H, K]
-    length = qkv.shape[1]
-    if last_only:
-      q = q[:, -1:]  # [B, 1, H, K]
+    kernel = QKVKernel(self.num_heads, head_dim, name="qkv")(d)  # [d, 3, H, K]
+    proj = lambda y, w: jnp.tensordot(y.astype(self.dtype), w.astype(self.dtype), axes=1)
+    if last_only:  # keys and values at every position, the query at the last one only
+      kv = proj(x, kernel[:, 1:])  # [B, L, 2, H, K]
+      q, k, v = proj(x[:, -1:], kernel[:, 0]), kv[:, :, 0], kv[:, :, 1]  # q: [B, 1, H, K]
+    else:
+      qkv = proj(x, kernel)  # [B, L, 3, H, K], or [C, 3, H, K] packed
+      if packing is not None:
+        idx, inv, (b, l) = packing
+        with jax.named_scope("unpack"):
+          qkv = permute_rows(qkv, inv, idx).reshape((b, l) + qkv.shape[1:])
+      q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, L, H, K]
+    length = k.shape[1]
     with jax.named_scope("attention"):
       logits = jnp.einsum("bqhk,bshk->bhqs", q, k,
                           preferred_element_type=jnp.float32) * head_dim**-0.5  # [B, H, Q, L]
