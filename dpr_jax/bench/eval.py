@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         "the width of each batch (mean_width), then the last position is scored against every "
         "item.",
         "model_gflop: analytic matmul FLOPs of the pass at the widths fed (dpr_jax/bench/flops.py);"
-        " xla_gflop: cost_analysis() of a full-width batch x batches (GRU4Rec's scan body counted "
-        "once).",
+        " xla_gflop: cost_analysis() of a full-width batch x batches (loop bodies counted once: "
+        "GRU4Rec's scan, SASRec's chunks of users).",
         f"floor_fraction = model_gflop / matmul rate / pass_s ({rate['matmul_gflops']:.1f} GFLOP/s "
         f"at n={rate['matmul_n']}, same process)."])
 
