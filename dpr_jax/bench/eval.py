@@ -30,14 +30,13 @@ COLUMNS = ("model", "users", "B", "L", "mean_width", "d", "V", "compile_s", "pas
            "model_gflop", "xla_gflop", "floor_fraction", "compiled_peak_mib")
 
 
-def eval_setup(config, num_items: int, num_users: int, batch: int, length: int, seed: int = 0):
-  """(Evaluator, params, SplitData, model) for a full-ranking pass over synthetic users."""
+def eval_setup(config, num_items: int, num_users: int, length: int, seed: int = 0):
+  """(Evaluator, params, SplitData, model) for a full-ranking pass over synthetic users
+  (``config.eval.batch_size`` users per call)."""
   mesh = sharding.make_mesh(-1, config.mesh.model)
   model = build_backbone(config.model, num_items, length)
   params = common.random_params(lambda: model.init(
       {"params": jax.random.key(seed)}, np.zeros((1, length), np.int32))["params"], seed)
-  config = config.copy_and_resolve_references()
-  config.eval.batch_size = batch
   evaluator = ranking.backbone_evaluator(model, config, mesh, sharding.replicated(mesh),
                                          num_items)  # as dpr_jax/train/trainer.py
   return evaluator, params, common.synthetic_split(num_users, num_items, length, seed), model
@@ -50,9 +49,9 @@ def _batch_widths(evaluator, data, split: str) -> list[int]:
                                                              *extra)]
 
 
-def bench_model(config, num_items: int, num_users: int, batch: int, length: int, reps: int,
+def bench_model(config, num_items: int, num_users: int, length: int, reps: int,
                 rate: float) -> dict:
-  evaluator, params, data, _ = eval_setup(config, num_items, num_users, batch, length)
+  evaluator, params, data, _ = eval_setup(config, num_items, num_users, length)
   t0 = time.perf_counter()
   result = evaluator(params, data, "test")  # compiles every batch width, warms up
   first_s = time.perf_counter() - t0
@@ -113,8 +112,8 @@ def main(argv: list[str] | None = None) -> None:
 
   for config in common.model_configs(a.config, a.models, model__embed_dim=a.d,
                                      data__max_len=a.len, eval__batch_size=a.eval_batch):
-    rows.append(bench_model(config, a.items, a.users, config.eval.batch_size,
-                            config.data.max_len, a.reps, rate["matmul_gflops"] * 1e9))
+    rows.append(bench_model(config, a.items, a.users, config.data.max_len, a.reps,
+                            rate["matmul_gflops"] * 1e9))
     print({k: rows[-1][k] for k in ("model", "compile_s", "pass_s", "users_per_s")}, flush=True)
     common.write_record(make(), a.out, a.tag, COLUMNS, quiet=True)  # partial
   common.write_record(make(), a.out, a.tag, COLUMNS)

@@ -143,8 +143,10 @@ class Evaluator:
   left padding, as both backbones are (``tests/test_models.py``).
   """
 
-  def __init__(self, step_fn, mesh: Mesh, param_shardings, batch_size: int, trim: bool = True):
+  def __init__(self, step_fn, mesh: Mesh, param_shardings, batch_size: int, trim: bool = True,
+               chunk: int = 0):
     self.trim = trim
+    self.chunk = chunk  # users per chunk inside ``step_fn`` (0: all), as built into it
     if batch_size % mesh.shape["data"]:
       batch_size += mesh.shape["data"] - batch_size % mesh.shape["data"]
     self.batch_size = batch_size
@@ -185,7 +187,7 @@ def backbone_evaluator(model, config, mesh: Mesh, param_shardings, num_items: in
   item_table = lambda p: model.apply({"params": p}, method=model.item_table)
   chunk = resolve_chunk(config.eval.chunk, config.model.name, mesh)
   return Evaluator(make_eval_step(user_vectors, item_table, num_items, tuple(config.eval.ks), chunk),
-                   mesh, param_shardings, config.eval.batch_size)
+                   mesh, param_shardings, config.eval.batch_size, chunk=chunk)
 
 
 def average(batch_sums) -> dict[str, float]:
