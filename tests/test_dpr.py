@@ -87,6 +87,10 @@ def test_three_stages_end_to_end(tiny_config, request, model):
   assert res["SEQ"]["methods"]["dpr"] == res["SEQ"]["methods"]["backbone"]
   assert res["POS"]["methods"]["filter"]["tag_precision@10"] == 1.0
   assert res["NEG"]["methods"]["filter"]["violation@10"] == 0.0
+  # The selection bound keeps a subset of the filter's items that always holds the target.
+  bound, pos_filter = res["POS"]["methods"]["selection_bound"], res["POS"]["methods"]["filter"]
+  assert bound["ndcg@10"] >= pos_filter["ndcg@10"]
+  assert bound["recall@10"] >= pos_filter["recall@10"] and "selection_bound" not in res["NEG"]["methods"]
   # COMBINED: every held-out phrasing is split in two; the filter satisfies both constraints.
   assert res["COMBINED"]["users"] > 0 and res["COMBINED"]["split_ok"] == 1.0
   assert res["COMBINED"]["methods"]["filter"]["satisfied@10"] == 1.0
@@ -166,3 +170,149 @@ def test_interrupted_stage_resumes_to_the_same_parameters(tiny_config, tmp_path,
   # Stage 2 trains the adapter only.
   assert not np.allclose(straight["adapter"]["Dense_0"]["kernel"],
                          steering.init_head_params(tiny_config(), 6, 13, 0)["adapter"]["Dense_0"]["kernel"])
+
+
+@pytest.mark.parametrize("model_name", ["sasrec", "gru4rec"])
+def test_tuned_backbone_loss_equals_the_loss_on_precomputed_user_vectors(tiny_config, model_name):
+  """Stage 3 with the backbone training reads each user's K vectors off one forward: with
+  dropout off, its loss and head gradients equal the frozen path's on precomputed vectors."""
+  from dpr_jax.data.prepare import prepare
+  from dpr_jax.models import build_backbone
+  from dpr_jax.train import steering
+
+  config = tiny_config(model_name, **{"model.dropout": 0.0})
+  data = prepare(config.data)
+  model = build_backbone(config.model, data.num_items, data.max_len)
+  backbone = nn.unbox(model.init({"params": jax.random.key(1)},
+                                 jnp.zeros((1, data.max_len), jnp.int32))["params"])
+  catalogue = steering.FrozenCatalogue.create(
+      model.apply({"params": backbone}, method=model.item_table), data)
+  h_all = steering.user_vectors(model, backbone, data.train_inputs)
+  rng = np.random.default_rng(0)
+  k, num_tags, d_text = 3, len(data.tag_names), 13
+  users, positions = [], []
+  for u in range(0, 60, 2):  # every other user, 1..K of its last positions
+    pos = np.nonzero(data.train_targets[u])[0][-rng.integers(1, k + 1):]
+    users += [u] * len(pos)
+    positions += list(pos)
+  users, positions = np.array(users, np.int32), np.array(positions, np.int32)
+  m = len(users)
+  kind = rng.integers(0, 3, m).astype(np.int32)
+  arrays = {"h": h_all[users, positions], "target": data.train_targets[users, positions],
+            "kind": kind, "tag": np.where(kind > 0, rng.integers(0, num_tags, m), -1).astype(np.int32),
+            "prompt_start": np.zeros(m, np.int32), "prompt_count": np.zeros(m, np.int32),
+            "user": users, "position": positions}
+  prompt = (rng.normal(size=(m, d_text)) * (kind > 0)[:, None]).astype(np.float32)
+  grouped = steering.group_by_user(arrays, data, k)
+  assert grouped["valid"].sum() == m and 0 < m < grouped["valid"].size  # some empty slots
+  np.testing.assert_array_equal(grouped["inputs"], data.train_inputs[np.unique(users)])
+  np.testing.assert_array_equal(grouped["position"][grouped["valid"]], positions)  # user order
+  grouped_prompt = np.zeros(grouped["valid"].shape + (d_text,), np.float32)
+  grouped_prompt[grouped["valid"]] = prompt
+
+  head = steering.build_head(config, num_tags)
+  head_params = steering.init_head_params(config, num_tags, d_text, seed=0)
+  flat = steering.frozen_backbone_examples(arrays) | {"prompt": prompt}
+  tuned = {kk: v for kk, v in grouped.items()} | {"prompt": grouped_prompt}
+
+  def flat_loss(p):
+    return steering.steering_loss(head, p, flat, catalogue, config.stage3)[0]
+
+  def tuned_loss(p):
+    return steering.steering_loss(head, p, tuned, catalogue, config.stage3, model,
+                                  jax.random.key(0))[0]
+
+  want, want_grads = jax.value_and_grad(flat_loss)(head_params)
+  got, got_grads = jax.value_and_grad(tuned_loss)(dict(head_params, backbone=backbone))
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  for group in ("adapter", "router", "experts"):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                 got_grads[group], want_grads[group])
+  # ... and the backbone (item table included) gets a gradient of its own.
+  assert all(np.abs(g).max() > 0 for g in jax.tree.leaves(got_grads["backbone"]))
+
+
+def test_finetuned_group_moves_at_its_own_rate():
+  _, params = _head()
+  params = dict(params, backbone={"w": jnp.ones((4,))})
+  tx = masked_optimizer(optax.adam(0.1), params, STAGES[3].trains, optax.adam(0.001),
+                        STAGES[3].finetunes)
+  state = tx.init(params)
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, _ = tx.update(grads, state, params)
+  # Adam's first step moves every trained leaf by its learning rate.
+  np.testing.assert_allclose(updates["backbone"]["w"], -0.001, rtol=1e-3)
+  for leaf in jax.tree.leaves(updates["experts"]):
+    np.testing.assert_allclose(leaf, -0.1, rtol=1e-3)
+  # Without the fine-tune transform the same group is frozen.
+  frozen = masked_optimizer(optax.adam(0.1), params, STAGES[3].trains)
+  updates, _ = frozen.update(grads, frozen.init(params), params)
+  assert not np.any(updates["backbone"]["w"])
+
+
+@needs_encoder
+def test_stage3_with_the_backbone_tuning_ranks_and_serves_with_the_tuned_backbone(
+    dpr_run, tmp_path):
+  import shutil
+
+  from dpr_jax import sharding
+  from dpr_jax.data.prepare import prepare
+  from dpr_jax.serve.recommender import Recommender
+  from dpr_jax.train import run, steering, trainer
+
+  config, first = dpr_run
+  run_dir = tmp_path / "run"  # stages 1-2 of the shared run; stage 3 retrained with the backbone
+  shutil.copytree(config.run.dir, run_dir, ignore=shutil.ignore_patterns("stage3", "results_st*"))
+  c = config.copy_and_resolve_references()
+  c.unlock()
+  c.run.dir, c.stages = str(run_dir), "3"
+  c.stage3.backbone_lr, c.stage3.epochs = 3e-3, 2
+  c.lock()
+  tuned_results = run.run(c)["steering"]
+  res = _results(run_dir)
+  protocol = json.loads((run_dir / "results_steering.json").read_text())["protocol"]
+  assert protocol["dpr_backbone"].startswith("stage 3")
+  # The baselines keep stage 1's backbone; DPR ranks with the tuned one, even unprompted.
+  assert res["SEQ"]["methods"]["backbone"] == first["steering"]["SEQ"]["methods"]["backbone"]
+  assert res["SEQ"]["methods"]["dpr"] != res["SEQ"]["methods"]["backbone"]
+  # Unprompted, DPR *is* the tuned backbone; the tuned rows use it for the baselines too.
+  assert res["SEQ"]["methods"]["dpr"] == res["SEQ"]["methods"]["tuned backbone"]
+  assert res["NEG"]["methods"]["tuned filter"]["violation@10"] == 0.0
+  assert "tuned backbone" not in first["steering"]["SEQ"]["methods"]  # frozen runs: no such rows
+  # The checkpoint holds the tuned backbone; the recommender serves it.
+  data = prepare(c.data)
+  _, stage1 = trainer.load_backbone(c, data, sharding.make_mesh(1, 1))
+  rec = Recommender.load(str(run_dir))
+  head, tuned = steering.split_backbone(steering.restore_head(c, data, rec.encoder.dim + 1))
+  assert tuned is not None and "backbone" not in head
+  jax.tree.map(np.testing.assert_array_equal, rec._backbone, tuned)
+  moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(tuned),
+                                                   jax.tree.leaves(stage1))]
+  assert all(moved)  # every backbone leaf trained, the item table included
+  # --mode eval restores the tuned stage 3 and reproduces its results.
+  assert run.run(c, mode="eval")["steering"] == tuned_results
+
+
+def test_selection_bound_keeps_the_items_for_which_g_is_the_rarest_off_habit_tag():
+  """The POS bound against a per-item loop: an item stays when it carries g and none of its
+  off-habit tags (share < 0.2 of the user's history) is rarer than g."""
+  from dpr_jax.eval import steering as steering_eval
+
+  rng = np.random.default_rng(0)
+  v, t, b, d = 60, 5, 8, 4
+  item_tags = rng.random((v, t)) < 0.4
+  table = rng.normal(size=(v, d)).astype(np.float32)
+  scorer = steering_eval.Scorer(user_vectors=lambda x: x, steer=None, table=jnp.asarray(table),
+                                item_text=None, item_tags=jnp.asarray(item_tags), num_items=v - 1)
+  share = rng.dirichlet(np.full(t, 0.5), b).astype(np.float32)
+  g = np.array([rng.choice(np.nonzero(row < 0.2)[0]) if (row < 0.2).any() else 0
+                for row in share], np.int32)
+  batch = {"inputs": jnp.asarray(rng.normal(size=(b, d)), jnp.float32), "tag": g,
+           "tag2": np.zeros(b, np.int32), "polarity": np.ones(b, np.int32), "share": share}
+  kept = np.asarray(steering_eval._scores_fn(scorer, "selection_bound")(batch)) > -1e29
+  for u in range(b):
+    for i in range(v):
+      off = [s for s in np.nonzero(item_tags[i])[0] if share[u, s] < 0.2]
+      want = item_tags[i, g[u]] and all(share[u, s] >= share[u, g[u]] for s in off)
+      assert kept[u, i] == want, (u, i)
+  assert kept.any() and (kept != item_tags[:, g].T).any()  # the rule removes some items of g

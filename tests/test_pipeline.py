@@ -68,3 +68,34 @@ def test_prompt_choice_is_identical_in_tf_data_and_numpy(monkeypatch):
         row = next(r for r in candidates if np.allclose(table[r], p))
         chosen.add(row)
   assert len(chosen) == 5  # every candidate gets picked at some step
+
+
+def test_grouped_prompt_choice_numbers_examples_row_major(monkeypatch):
+  """[N, K] prompt_start / prompt_count (examples grouped per user): example (n, k) gets the
+  prompt the flat example n * K + k would get, in tf.data and numpy alike."""
+  rng = np.random.default_rng(1)
+  table = rng.normal(size=(9, 4)).astype(np.float32)
+  prompts = pipeline.PromptChoice(rows=np.arange(9, dtype=np.int32), table=table, seed=5)
+  n, k = 12, 3
+  start = rng.integers(0, 5, (n, k)).astype(np.int32)
+  count = rng.integers(0, 5, (n, k)).astype(np.int32)
+  grouped = {"row": np.arange(n, dtype=np.int32), "prompt_start": start, "prompt_count": count}
+  flat = {"row": np.arange(n * k, dtype=np.int32), "prompt_start": start.ravel(),
+          "prompt_count": count.ravel()}
+  kw = dict(start_step=0, num_steps=4, steps_per_call=2, process_index=0, process_count=1,
+            prompts=prompts)
+  tf_grouped = list(pipeline.iterate(pipeline.train_dataset(
+      grouped, pipeline.BatchOrder(n, 4, seed=0), **kw)))
+  monkeypatch.setattr(pipeline, "_tf", lambda: None)
+  np_grouped = list(pipeline.iterate(pipeline.train_dataset(
+      grouped, pipeline.BatchOrder(n, 4, seed=0), **kw)))
+  for step in range(4):
+    a = tf_grouped[step // 2]["prompt"][step % 2]  # [B, K, D]
+    np.testing.assert_allclose(a, np_grouped[step // 2]["prompt"][step % 2])
+    assert a.shape == (4, k, 4)
+    for b, row in enumerate(tf_grouped[step // 2]["row"][step % 2]):
+      ids = row * k + np.arange(k)
+      element = {kk: v[ids] for kk, v in flat.items()}
+      want = pipeline._choose_prompts_np(prompts, element, ids, step)
+      np.testing.assert_allclose(a[b], want)
+  assert (count == 0).any() and (count > 1).any()

@@ -31,9 +31,12 @@ def rec(dpr_run):
   return Recommender.load(config.run.dir)
 
 
-def _reference(rec, history, parts=(), k=10, tags_only=()):
+def _reference(rec, history, parts=(), k=10, negative=(), mode=None):
   """Top-k by numpy from the restored params: steer with each part, add offsets, mask history.
-  Parts listed in ``tags_only`` keep only their tag coordinates (negative_steering="tags")."""
+  Parts listed in ``negative`` steer as ``mode`` says (default: the run's
+  ``dpr.negative_steering``): "tags" keeps their tag coordinates only, "subtract" their offset
+  and the tags lowered by at least half the most-lowered one."""
+  mode = mode or rec.config.dpr.negative_steering
   model, params = rec._model, rec._backbone
   inputs = np.zeros((1, rec.data.max_len), np.int32)
   tail = history[-rec.data.max_len:]
@@ -44,7 +47,12 @@ def _reference(rec, history, parts=(), k=10, tags_only=()):
   for text in parts:
     feats = jnp.asarray(prompt_features(rec.encoder.encode([text]), [text]))
     out = rec._head.apply({"params": rec._head_params}, h, feats, jnp.ones((1,), bool))
-    steered.append((h if text in tags_only else out.user, out.tag_bias))
+    user, bias = out.user, np.asarray(out.tag_bias)
+    if text in negative and mode == "tags":
+      user = h
+    if text in negative and mode == "subtract":
+      bias = np.where(bias <= 0.5 * min(bias.min(), 0.0), bias, 0.0)
+    steered.append((user, bias))
   user, bias = compose(h, steered) if steered else (h, jnp.zeros((1, len(rec.data.tag_names))))
   scores = np.asarray(user)[0] @ table.T
   scores[:len(rec.data.item_tags)] += rec.data.item_tags.astype(np.float32) @ np.asarray(bias)[0]
@@ -73,7 +81,8 @@ def test_answers_match_a_numpy_reference(rec):
   combined = rec.recommend(Request(user=user, prompt=prompt, k=10))
   parts = combined["prompt_parts"]
   assert parts["positive"] and parts["negative"]
-  assert _ids(combined) == _reference(rec, history, [parts["positive"], parts["negative"]])
+  assert _ids(combined) == _reference(rec, history, [parts["positive"], parts["negative"]],
+                                      negative=[parts["negative"]])
   assert _ids(combined) != _ids(plain)
   # A single wish is steered with the whole, unchanged text.
   single = rec.recommend(Request(user=user, prompt="more comedy films, please", k=10))
@@ -81,21 +90,25 @@ def test_answers_match_a_numpy_reference(rec):
   assert _ids(single) == _reference(rec, history, ["more comedy films, please"])
 
 
-def test_negative_requests_can_steer_through_tags_only(rec):
+def test_every_negative_steering_mode_matches_the_reference(rec):
+  from dpr_jax.models.dpr import NEGATIVE_STEERING
   from dpr_jax.serve.recommender import Recommender, Request
 
-  config = rec.config.copy_and_resolve_references()
-  config.unlock()
-  config.dpr.negative_steering = "tags"
-  tags_rec = Recommender(config, rec.data, rec._model, rec._backbone, rec._head, rec._head_params,
-                         rec.encoder)
   user = rec.data.user_ids[4]
   history = rec.user_history(user)
   prompt = f"a {rec.data.tag_names[3].lower()} film, but no {rec.data.tag_names[0].lower()}"
-  answer = tags_rec.recommend(Request(user=user, prompt=prompt, k=10))
-  pos, neg = answer["prompt_parts"]["positive"], answer["prompt_parts"]["negative"]
-  assert _ids(answer) == _reference(rec, history, [pos, neg], tags_only=[neg])
-  assert _ids(answer) != _ids(rec.recommend(Request(user=user, prompt=prompt, k=10)))
+  answers = set()
+  for mode in NEGATIVE_STEERING:
+    config = rec.config.copy_and_resolve_references()
+    config.unlock()
+    config.dpr.negative_steering = mode
+    mode_rec = Recommender(config, rec.data, rec._model, rec._backbone, rec._head,
+                           rec._head_params, rec.encoder)
+    answer = mode_rec.recommend(Request(user=user, prompt=prompt, k=10))
+    pos, neg = answer["prompt_parts"]["positive"], answer["prompt_parts"]["negative"]
+    assert _ids(answer) == _reference(rec, history, [pos, neg], negative=[neg], mode=mode), mode
+    answers.add(tuple(_ids(answer)))
+  assert len(answers) > 1  # the modes do differ
 
 
 def test_cold_history_by_title_or_id_and_batching(rec):
@@ -106,7 +119,8 @@ def test_cold_history_by_title_or_id_and_batching(rec):
   by_title = Request(history=tuple(rec.data.item_titles[i - 1].upper() for i in items),
                      prompt="no horror")
   a, b = rec.recommend(by_id), rec.recommend(by_title)
-  assert _ids(a) == _ids(b) == _reference(rec, np.array(items), ["no horror"])
+  assert _ids(a) == _ids(b) == _reference(rec, np.array(items), ["no horror"],
+                                          negative=["no horror"])
   # One device call for many requests gives each the same answer as alone.
   reqs = [by_id, Request(user=rec.data.user_ids[0], k=3),
           Request(user=rec.data.user_ids[7], prompt="a comedy, but no action", k=7)]

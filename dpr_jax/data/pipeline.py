@@ -49,11 +49,22 @@ class PromptChoice:
   when ``count[i] == 0``, i.e. no prompt), where ``start``/``count`` are the per-example arrays
   ``prompt_start``/``prompt_count``. The hash is plain integer arithmetic, identical in tf.data
   and numpy, so the choice is a function of (seed, step, example) and resumes exactly.
+
+  Grouped examples: when ``prompt_start``/``prompt_count`` are ``[N, K]`` (K examples per row,
+  e.g. per user), example ``(n, k)`` is numbered ``n * K + k`` and ``prompt`` is ``[B, K, D_t]``.
   """
 
   rows: np.ndarray  # int32[R] candidate prompt rows, grouped per (family, tag)
   table: np.ndarray  # float32[P, D_t] prompt embeddings
   seed: int = 0
+
+
+def _example_ids(idx, count, range_fn):
+  """Numbers of the batch's examples: ``idx`` [B], or ``idx * K + k`` [B, K] for grouped rows."""
+  if len(count.shape) == 1:
+    return idx
+  k = count.shape[1]
+  return idx[:, None] * k + range_fn(k)[None, :]
 
 
 def _prompt_hash(example, step, seed):
@@ -121,9 +132,10 @@ class BatchOrder:
 
 def _choose_prompts_np(prompts: PromptChoice, element: dict, idx: np.ndarray, step: int):
   count = element["prompt_count"].astype(np.int64)
-  pick = _prompt_hash(idx.astype(np.int64), step, prompts.seed) % np.maximum(count, 1)
+  ids = _example_ids(idx.astype(np.int64), count, lambda k: np.arange(k, dtype=np.int64))
+  pick = _prompt_hash(ids, step, prompts.seed) % np.maximum(count, 1)
   rows = prompts.rows[element["prompt_start"] + pick]
-  return np.where((count > 0)[:, None], prompts.table[rows], 0.0).astype(np.float32)
+  return np.where((count > 0)[..., None], prompts.table[rows], 0.0).astype(np.float32)
 
 
 def host_slice(batch_size: int, process_index: int, process_count: int) -> slice:
@@ -164,9 +176,10 @@ def train_dataset(arrays: Mapping[str, np.ndarray], order: BatchOrder, start_ste
     out = {k: tf.gather(t, idx) for k, t in tables.items()}
     if prompts is not None:
       count = tf.cast(out["prompt_count"], tf.int64)
-      pick = _prompt_hash(idx, step, prompts.seed) % tf.maximum(count, 1)
+      ids = _example_ids(idx, count, lambda k: tf.range(k, dtype=tf.int64))
+      pick = _prompt_hash(ids, step, prompts.seed) % tf.maximum(count, 1)
       chosen = tf.gather(table, tf.gather(rows, tf.cast(out["prompt_start"], tf.int64) + pick))
-      out["prompt"] = tf.where((count > 0)[:, None], chosen, tf.zeros_like(chosen))
+      out["prompt"] = tf.where((count > 0)[..., None], chosen, tf.zeros_like(chosen))
     return out
 
   ds = tf.data.Dataset.from_tensor_slices((steps, index))

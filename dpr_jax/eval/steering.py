@@ -1,7 +1,7 @@
 """Steering evaluation: tasks SEQ, POS, NEG, NUANCED, POLARITY of PROTOCOL.md section 4, and
 COMBINED (ours, beyond the protocol's set; defined below).
 
-Every task runs every method on the same users and the same stage-1 checkpoint:
+Every task runs every method on the same users and stage 1's checkpoint:
 
   backbone       the prompt is ignored: ``h @ E^T``
   filter         backbone scores, items failing the (oracle) tag constraint removed
@@ -9,6 +9,20 @@ Every task runs every method on the same users and the same stage-1 checkpoint:
                  text)``; ``alpha`` tuned per task on validation users built the same way
   dpr            ``h' @ E^T`` with ``h'`` the steered user vector
   dpr+filter     DPR scores with the filter
+
+and, for POS and NUANCED only, a bound rather than a method:
+
+  selection_bound  the filter that also knows PROTOCOL's selection rule: it keeps only the items
+                   of g for which g would be *the* prompted tag (g is their rarest off-habit tag
+                   for this user). The target always passes, so this is the filter's best case
+                   when the prompt's only information is which tag was picked; a steering model
+                   that beats the filter by more has learnt to rank inside the tag better than
+                   the backbone, not just the rule.
+
+DPR ranks with stage 1's backbone unless stage 3 tuned it (``stage3.backbone_lr > 0``); then DPR
+uses stage 3's backbone, the other methods keep stage 1's (``Scorer.dpr_user_vectors``), and two
+more rows, ``tuned backbone`` and ``tuned filter``, give the backbone and filter baselines on
+stage 3's backbone, so a gain from the tuning alone is visible as such.
 
 Seen items are masked (the target stays rankable). Users and prompts come from the split's
 inputs and held-out ("eval") prompts only; every random choice is drawn from a seeded generator.
@@ -44,12 +58,12 @@ from dpr_jax.eval.metrics import metrics_at_k, target_rank
 from dpr_jax.eval.ranking import seen_mask
 from dpr_jax.eval.report import markdown_table, protocol_fields
 from dpr_jax.models import valid_item_mask
-from dpr_jax.models.dpr import compose
+from dpr_jax.models.dpr import compose, negative_part
 from dpr_jax.prompts import templates
 from dpr_jax.prompts.bank import PromptBank
 from dpr_jax.prompts.combine import is_negative, split_request
 
-METHODS = ("backbone", "filter", "text_rerank", "dpr", "dpr+filter")
+METHODS = ("backbone", "filter", "text_rerank", "dpr", "dpr+filter", "selection_bound")
 OFF_HABIT_SHARE = 0.2
 RERANK_DEPTH = 100
 ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
@@ -86,8 +100,17 @@ class Scorer:
   item_text: jax.Array  # float[V, D_t] (unit rows; zeros for padding)
   item_tags: jax.Array  # bool[V, T]
   num_items: int
-  negative_steering: str = "full"  # config.dpr.negative_steering
+  negative_steering: str = "subtract"  # config.dpr.negative_steering
+  # DPR's own backbone when stage 3 tuned it (None: the methods share ``user_vectors``/``table``).
+  dpr_user_vectors: Callable | None = None  # (inputs int[B, L]) -> float[B, d]
+  dpr_table: jax.Array | None = None  # float[V, d]
   _steps: dict = dataclasses.field(default_factory=dict, repr=False)
+
+  def tag_share(self, data: SplitData, split: str) -> np.ndarray:
+    """float[U, T]: each user's tag shares before the split's target (computed once)."""
+    if ("share", split) not in self._steps:
+      self._steps["share", split] = _tag_share(data, split)
+    return self._steps["share", split]
 
   def step(self, method: str):
     """The compiled per-batch evaluation of ``method`` (compiled once, reused for every task)."""
@@ -184,26 +207,39 @@ def combined_task(users: np.ndarray, pos_tag: np.ndarray, neg_tag: np.ndarray,
 def _scores_fn(scorer: Scorer, method: str):
   """``batch -> scores float[B, V]`` for one method (seen items not yet masked)."""
 
+  tuned = scorer.dpr_user_vectors is not None and method.startswith(("dpr", "tuned "))
+  user_vectors, table = ((scorer.dpr_user_vectors, scorer.dpr_table) if tuned
+                         else (scorer.user_vectors, scorer.table))
+  method = method.removeprefix("tuned ")
+
   def fn(batch):
-    h = scorer.user_vectors(batch["inputs"])
-    base = jnp.einsum("bd,vd->bv", h, scorer.table, preferred_element_type=jnp.float32)
+    h = user_vectors(batch["inputs"])
+    base = jnp.einsum("bd,vd->bv", h, table, preferred_element_type=jnp.float32)
     has_tag = jnp.take(scorer.item_tags, batch["tag"], axis=1).T  # [B, V]
     has_tag2 = jnp.take(scorer.item_tags, batch["tag2"], axis=1).T  # [B, V] (COMBINED's h)
     polarity = batch["polarity"][:, None]
     allowed = jnp.where(polarity == 2, has_tag & ~has_tag2,
                         jnp.where(polarity > 0, has_tag, jnp.where(polarity < 0, ~has_tag, True)))
-    if method in ("backbone", "filter", "text_rerank"):
+    if method == "selection_bound":  # the filter, plus: g is the item's rarest off-habit tag
+      share = batch["share"]  # [B, T]
+      rarest = jnp.full(base.shape, jnp.inf)  # [B, V] the item's rarest off-habit tag's share
+      for t in range(share.shape[1]):  # (T is small; no [B, V, T] temporary)
+        s_t = jnp.where(share[:, t] < OFF_HABIT_SHARE, share[:, t], jnp.inf)  # [B]
+        rarest = jnp.where(scorer.item_tags[None, :, t], jnp.minimum(rarest, s_t[:, None]),
+                           rarest)
+      g_share = jnp.take_along_axis(share, batch["tag"][:, None], axis=1)  # [B, 1]
+      allowed = allowed & (rarest >= g_share)
+    if method in ("backbone", "filter", "text_rerank", "selection_bound"):
       scores = base
     else:
       steered = []
       for key in ("prompt", "prompt2"):  # a second part only in COMBINED
         on = batch[f"has_{key}"][:, None]
-        u_j, b_j = scorer.steer(h, batch[key])
-        if scorer.negative_steering == "tags":  # a negative part moves tags only
-          u_j = jnp.where(batch[f"{key}_negative"][:, None], h, u_j)
+        u_j, b_j = negative_part(h, *scorer.steer(h, batch[key]), batch[f"{key}_negative"],
+                                 scorer.negative_steering)
         steered.append((jnp.where(on, u_j, h), jnp.where(on, b_j, 0.0)))
       u, tag_bias = compose(h, steered)
-      scores = (jnp.einsum("bd,vd->bv", u, scorer.table, preferred_element_type=jnp.float32)
+      scores = (jnp.einsum("bd,vd->bv", u, table, preferred_element_type=jnp.float32)
                 + jnp.einsum("bt,vt->bv", tag_bias, scorer.item_tags.astype(jnp.float32)))
     if method == "text_rerank":
       masked = jnp.where(batch["seen"], _NEG, base)
@@ -218,7 +254,7 @@ def _scores_fn(scorer: Scorer, method: str):
       mixed = alpha * (base - mean) / std + (1 - alpha) * cos
       scores = jnp.where(in_top | ~batch["has_prompt"][:, None], jnp.where(
           batch["has_prompt"][:, None], mixed, base), _NEG)
-    if method.endswith("filter"):
+    if method.endswith("filter") or method == "selection_bound":
       scores = jnp.where(allowed, scores, _NEG)
     return scores
 
@@ -236,6 +272,7 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
   tag2 = task.tag2 if task.tag2 is not None else np.zeros_like(task.tag)
   prompt2 = task.prompt2 if task.prompt2 is not None else -np.ones_like(task.prompt)
   out = [[], [], []]
+  share = scorer.tag_share(data, split) if method == "selection_bound" else None
 
   def rows_of(arr, start, n, pad):
     return np.concatenate([arr[start:start + n], np.full(pad, arr[start + n - 1])])
@@ -260,6 +297,8 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
         "prompt_negative": negative[np.maximum(rows, 0)] & (rows >= 0),
         "prompt2_negative": negative[np.maximum(rows2, 0)] & (rows2 >= 0),
         "tag2": rows_of(tag2, start, n, pad).astype(np.int32)}
+    if share is not None:
+      batch["share"] = share[idx].astype(np.float32)
     for acc, v in zip(out, step(batch)):
       acc.append(np.asarray(v)[:n])
   return [np.concatenate(a) if a else np.zeros(0) for a in out]
@@ -318,8 +357,11 @@ def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: i
       alphas[name] = float(max(val)[1])
     task = tasks["test"][name]
     row = {}
-    for method in METHODS:
-      if name == "SEQ" and method in ("filter", "text_rerank", "dpr+filter"):
+    tuned_rows = ("tuned backbone", "tuned filter") if scorer.dpr_user_vectors is not None else ()
+    for method in METHODS + tuned_rows:
+      if name == "SEQ" and method in ("filter", "text_rerank", "dpr+filter", "tuned filter"):
+        continue
+      if method == "selection_bound" and name not in ("POS", "NUANCED"):
         continue
       ndcg, recall, share = _evaluate_method(scorer, data, "test", task, bank, method,
                                              alphas.get(name, 1.0))
@@ -352,7 +394,8 @@ def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: i
 
 def _combined_results(scorer: Scorer, data: SplitData, task: Task, bank: PromptBank) -> dict:
   row = {}
-  for method in ("backbone", "filter", "dpr", "dpr+filter"):
+  tuned_rows = ("tuned backbone", "tuned filter") if scorer.dpr_user_vectors is not None else ()
+  for method in ("backbone", "filter", "dpr", "dpr+filter") + tuned_rows:
     ndcg, recall, share = _evaluate_method(scorer, data, "test", task, bank, method)
     row[method] = {"ndcg@10": float(np.mean(ndcg)), "recall@10": float(np.mean(recall)),
                    "satisfied@10": float(np.mean(share))}

@@ -106,6 +106,45 @@ class DPRHead(nn.Module):
     return SteerOutput(user=user, tag_bias=offset[:, self.embed_dim:], topic=a, route=route)
 
 
+NEGATIVE_STEERING = ("full", "tags", "subtract")
+# "subtract" keeps a negative request's tag coordinates that are lowered by at least this share
+# of its most-lowered one (chosen on the development backbone, README "DPR").
+NEGATIVE_FOCUS = 0.5
+
+
+def negative_part(h: Array, user: Array, tag_bias: Array, negative: Array,
+                  mode: str) -> tuple[Array, Array]:
+  """How a negative request ("no horror") steers at inference (``config.dpr.negative_steering``).
+
+  * ``"full"``: the head's whole offset, as trained.
+  * ``"tags"``: its tag coordinates only; the item-space part of the user vector stays ``h``.
+  * ``"subtract"``: the item-space offset as trained, and of the tag coordinates only the tags
+    the request removes: those lowered by at least :data:`NEGATIVE_FOCUS` times the most-lowered
+    one. A negative request then never raises a tag: the head's small side moves ("no comedy"
+    also lifts Drama and slightly lowers Romance, measured on ML-1M) reorder the items that
+    remain, and that is what cost NDCG against the hard filter.
+
+  Rows where ``negative`` is False are returned unchanged. The polarity comes from
+  dpr_jax.prompts.combine (the negation lexicon), not from the head.
+
+  Args:
+    h: float[B, d] backbone user vectors; user: float[B, d] the head's h'; tag_bias: float[B, T];
+    negative: bool[B]; mode: one of :data:`NEGATIVE_STEERING`.
+  Returns:
+    (user float[B, d], tag_bias float[B, T]).
+  """
+  if mode not in NEGATIVE_STEERING:
+    raise ValueError(f"negative_steering must be one of {NEGATIVE_STEERING}, got {mode!r}")
+  neg = negative[:, None]
+  if mode == "tags":
+    return jnp.where(neg, h, user), tag_bias
+  if mode == "subtract":
+    lowered = jnp.minimum(tag_bias, 0.0)  # [B, T]
+    named = lowered <= NEGATIVE_FOCUS * jnp.min(lowered, axis=-1, keepdims=True)
+    return user, jnp.where(neg & named, lowered, jnp.where(neg, 0.0, tag_bias))
+  return user, tag_bias
+
+
 def compose(h: Array, steered: list[tuple[Array, Array]]) -> tuple[Array, Array]:
   """Steers with several prompt parts at once: their offsets add.
 

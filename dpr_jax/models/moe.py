@@ -53,7 +53,8 @@ class RouteOutput:
   load_balance_loss: Array  # float32[]  E * sum_e f_e * P_e; 1.0 when perfectly balanced
 
 
-def load_balance_loss(expert_index: Array, router_probs: Array) -> Array:
+def load_balance_loss(expert_index: Array, router_probs: Array,
+                      weight: Array | None = None) -> Array:
   """Switch-Transformer auxiliary loss, float32[].
 
   ``E * sum_e f_e * P_e`` where f_e is the fraction of the B*K assignments that went to expert e
@@ -64,11 +65,16 @@ def load_balance_loss(expert_index: Array, router_probs: Array) -> Array:
   Args:
     expert_index: int[B, K] chosen experts.
     router_probs: float[B, E] softmax over all experts.
+    weight: float[B] or None: rows with weight 0 (padding) do not count; the means over the
+      batch become weighted means.
   """
   num_experts = router_probs.shape[-1]
+  w = (jnp.ones(router_probs.shape[:1], jnp.float32) if weight is None
+       else weight.astype(jnp.float32))
+  w = w / jnp.maximum(jnp.sum(w), 1e-9)  # [B]
   assign = jax.nn.one_hot(expert_index, num_experts, dtype=jnp.float32)  # [B, K, E]
-  fraction = jnp.mean(jnp.sum(assign, axis=1), axis=0) / expert_index.shape[-1]  # [E]
-  mean_prob = jnp.mean(router_probs.astype(jnp.float32), axis=0)  # [E]
+  fraction = jnp.einsum("b,be->e", w, jnp.sum(assign, axis=1)) / expert_index.shape[-1]  # [E]
+  mean_prob = jnp.einsum("b,be->e", w, router_probs.astype(jnp.float32))  # [E]
   return num_experts * jnp.sum(fraction * mean_prob)
 
 

@@ -34,7 +34,7 @@ from dpr_jax.data.split import SplitData
 from dpr_jax.errors import UserError
 from dpr_jax.eval.ranking import length_buckets
 from dpr_jax.models import valid_item_mask
-from dpr_jax.models.dpr import compose
+from dpr_jax.models.dpr import compose, negative_part
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import prompt_features
 from dpr_jax.train import steering, trainer
@@ -127,7 +127,10 @@ class Recommender:
     data = prepare(config.data)
     mesh = sharding.make_mesh(1, 1, devices=jax.devices()[:1])
     model, backbone = trainer.load_backbone(config, data, mesh)
-    head_params = steering.restore_head(config, data, encoder.dim + 1)
+    head_params, tuned = steering.split_backbone(
+        steering.restore_head(config, data, encoder.dim + 1))
+    if tuned is not None:  # stage 3 tuned the backbone: it serves every request
+      backbone = tuned
     head = steering.build_head(config, len(data.tag_names))
     logging.info("restored %s: %d users, %d items, %d tags", run_dir, data.num_users,
                  data.num_items, len(data.tag_names))
@@ -196,10 +199,9 @@ class Recommender:
     vocab = table.shape[0]
     out_pos, out_neg = (self._head.apply({"params": head}, h, p, on)
                         for p, on in ((pos, has_pos), (neg, has_neg)))
-    user_neg = out_neg.user
-    if self.config.dpr.negative_steering == "tags":  # a negative part moves tags only
-      user_neg = jnp.where(has_neg[:, None], h, user_neg)
-    user, tag_bias = compose(h, [(out_pos.user, out_pos.tag_bias), (user_neg, out_neg.tag_bias)])
+    user_neg, bias_neg = negative_part(h, out_neg.user, out_neg.tag_bias, has_neg,
+                                       self.config.dpr.negative_steering)
+    user, tag_bias = compose(h, [(out_pos.user, out_pos.tag_bias), (user_neg, bias_neg)])
     with jax.named_scope("score_catalogue"):
       plain = jnp.einsum("bd,vd->bv", h, table)
       steered = (jnp.einsum("bd,vd->bv", user, table)

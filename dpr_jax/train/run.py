@@ -76,8 +76,16 @@ def run(config, mode: str = "train") -> dict:
   arrays, prompts = steering.steering_examples(data, h_all, catalogue, bank, config.stage3,
                                                config.train.seed)
   del h_all
-  head_params = steering.run_stage(3, config, data, mesh, catalogue, arrays, prompts,
-                                   head_params, logbook, train=train and 3 in stages)
+  if steering.tunes_backbone(config, 3):  # the backbone trains too: one forward per user
+    arrays = steering.group_by_user(arrays, data, config.stage3.positions_per_user)
+    head_params = dict(head_params, backbone=backbone_params)
+  else:  # frozen: every example's user vector is already computed
+    arrays = steering.frozen_backbone_examples(arrays)
+  head_params, tuned = steering.split_backbone(steering.run_stage(
+      3, config, data, mesh, catalogue, arrays, prompts, head_params, logbook,
+      train=train and 3 in stages, backbone=model))
+  # DPR ranks with the stage-3 backbone when it was tuned; the baselines keep stage 1's.
+  dpr_params = backbone_params if tuned is None else tuned
 
   # ------------------------------------------------------------------ steering evaluation
   head = steering.build_head(config, len(data.tag_names))
@@ -94,7 +102,11 @@ def run(config, mode: str = "train") -> dict:
                                          method=model.user_vector),
       steer=lambda h, p: _steer(head, head_params, h, p),
       table=table, item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
-      num_items=data.num_items, negative_steering=config.dpr.negative_steering)
+      num_items=data.num_items, negative_steering=config.dpr.negative_steering,
+      dpr_user_vectors=None if tuned is None else (
+          lambda x: model.apply({"params": dpr_params}, x, method=model.user_vector)),
+      dpr_table=None if tuned is None else model.apply({"params": dpr_params},
+                                                       method=model.item_table))
   top10 = {split: _backbone_top10(scorer, data, split) for split in ("valid", "test")}
   embed = lambda texts: text_features(texts, cache_dir, f"combined-{config.dpr.domain}", encoder)
   results = steering_eval.evaluate_steering(scorer, data, bank, config.train.seed, top10,
@@ -103,7 +115,10 @@ def run(config, mode: str = "train") -> dict:
     files += [str(f) for f in steering_eval.write_steering_results(
         config.run.dir, results, data.manifest, config.train.seed,
         {"model": config.model.name, "dpr": config.dpr.to_dict(),
-         "prompt_bank": bank.manifest})]
+         "prompt_bank": bank.manifest,
+         "dpr_backbone": ("stage 1 (frozen in stage 3)" if tuned is None else
+                          f"stage 3 (tuned at lr {config.stage3.backbone_lr}); the baselines"
+                          " use stage 1's")})]
   logbook.close()
   logging.info("steering results: %s", {k: v for k, v in results.items() if k != "SEQ"})
   return out | {"steering": results, "files": files}

@@ -24,6 +24,18 @@ Loss: next-item cross-entropy of ``t`` under ``h'`` for every example, plus for 
 load-balance loss times ``aux_weight``, plus ``offset_weight * |h' - h|^2``, plus for negatives
 ``focus_weight`` times the squared tag coordinates of the tags other than ``g``. The template of each example is re-drawn every step
 (``pipeline.PromptChoice``), so the model sees paraphrases, not one phrase per tag.
+
+Stage 3 with the backbone training (``stage3.backbone_lr > 0``). Precomputed user vectors would
+go stale as soon as the backbone moves, so the examples are grouped per user
+(:func:`group_by_user`: the user's training inputs ``[L]`` and its K example positions) and each
+step runs the backbone once per user, dropout on, and reads the K user vectors off that one
+forward (a causal backbone's vector at position j sees only the history up to j). The item
+table is part of the backbone, so the catalogue's scores use the current table. The backbone
+starts from stage 1's best parameters, trains at ``backbone_lr`` (AdamW, no weight decay) while
+the head trains at ``lr``, and is saved in stage 3's checkpoint (``params["backbone"]``); the
+steering evaluation and the recommender then rank DPR's requests with it, while the baselines
+keep stage 1's backbone. Unprompted examples (``1 - mix_positive - mix_negative``) keep it
+anchored to next-item prediction; the SEQ row of the steering results shows how far it moved.
 """
 
 from __future__ import annotations
@@ -46,8 +58,9 @@ from dpr_jax import sharding
 from dpr_jax.data import pipeline
 from dpr_jax.data.split import SplitData
 from dpr_jax.errors import CheckpointError
-from dpr_jax.models import valid_item_mask
+from dpr_jax.models import build_backbone, valid_item_mask
 from dpr_jax.models.dpr import DPRHead
+from dpr_jax.models.moe import load_balance_loss
 from dpr_jax.prompts.bank import PromptBank
 from dpr_jax.train import faults
 from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
@@ -132,8 +145,10 @@ def steering_examples(data: SplitData, h_all: np.ndarray, catalogue: FrozenCatal
                       bank: PromptBank, steer_config, seed: int):
   """Stage 3 examples (see the module docstring) -> (arrays, PromptChoice).
 
-  Arrays, M examples: h float32[M, d], target int32[M], kind int32[M] (0 none, 1 positive,
-  2 negative), tag int32[M] (-1 none), prompt_start / prompt_count int32[M].
+  Arrays, M examples in user order: h float32[M, d], target int32[M], kind int32[M] (0 none,
+  1 positive, 2 negative), tag int32[M] (-1 none), prompt_start / prompt_count int32[M], user /
+  position int32[M] (the example's row of ``train_inputs`` and its position there). Training
+  takes :func:`frozen_backbone_examples` or :func:`group_by_user` of them.
   """
   rng = np.random.default_rng(seed)
   tag_names = data.tag_names
@@ -195,10 +210,42 @@ def steering_examples(data: SplitData, h_all: np.ndarray, catalogue: FrozenCatal
   kind = np.where((kind > 0) & (count == 0), 0, kind)  # a tag without prompts: unprompted
   tag = np.where(kind == 0, -1, tag)
   arrays = {"h": h, "target": target, "kind": kind.astype(np.int32), "tag": tag.astype(np.int32),
-            "prompt_start": start, "prompt_count": count}
+            "prompt_start": start, "prompt_count": count,
+            "user": users.astype(np.int32), "position": positions.astype(np.int32)}
   choice = pipeline.PromptChoice(rows=np.asarray(rows if rows else [0], np.int32),
                                  table=bank.features, seed=seed)
   return arrays, choice
+
+
+_PER_EXAMPLE = ("target", "kind", "tag", "prompt_start", "prompt_count", "position")
+
+
+def frozen_backbone_examples(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """The examples for a frozen backbone: each carries its precomputed ``h`` (no user/position)."""
+  return {k: v for k, v in arrays.items() if k not in ("user", "position")}
+
+
+def group_by_user(arrays: dict[str, np.ndarray], data: SplitData,
+                  per_user: int) -> dict[str, np.ndarray]:
+  """The examples side by side per user, for stage 3 with the backbone training.
+
+  Returns, for the U' users with examples: inputs int32[U', L] (their training inputs),
+  target / kind / tag / prompt_start / prompt_count / position int32[U', K] and valid bool[U', K]
+  (K = ``per_user``; a user with fewer examples has invalid slots, which weigh nothing).
+  """
+  users = arrays["user"]
+  uniq, first = np.unique(users, return_index=True)
+  row = np.searchsorted(uniq, users)
+  slot = np.arange(len(users)) - first[row]
+  if slot.max(initial=0) >= per_user:
+    raise ValueError(f"a user has more than {per_user} examples")
+  out = {"inputs": data.train_inputs[uniq].astype(np.int32),
+         "valid": np.zeros((len(uniq), per_user), bool)}
+  out["valid"][row, slot] = True
+  for k in _PER_EXAMPLE:
+    out[k] = np.zeros((len(uniq), per_user), np.int32)
+    out[k][row, slot] = arrays[k]
+  return out
 
 
 # ================================================================================ losses
@@ -208,7 +255,39 @@ def alignment_loss(head: DPRHead, params, batch, catalogue: FrozenCatalogue):
   return loss, {"loss": loss}
 
 
-def steering_loss(head: DPRHead, params, batch, catalogue: FrozenCatalogue, steer_config):
+def _tuned_backbone_view(backbone: nn.Module, params, batch, catalogue: FrozenCatalogue,
+                        rng: Array):
+  """Grouped examples -> the flat batch the head's loss reads, from the training backbone.
+
+  ``batch`` holds inputs int32[B, L], prompt float[B, K, D_t] and [B, K] per-example fields;
+  returns (flat batch with h float[B*K, d] and [B*K] fields, catalogue with the current item
+  table, weight float32[B*K] (0 for empty slots)).
+  """
+  with jax.named_scope("backbone"):
+    h_all = backbone.apply({"params": params}, batch["inputs"], deterministic=False,
+                           rngs={"dropout": rng})  # [B, L, d]
+    h = jnp.take_along_axis(h_all, batch["position"][..., None], axis=1)  # [B, K, d]
+    table = backbone.apply({"params": params}, method=backbone.item_table)  # [V, d]
+  flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in batch.items()
+          if k not in ("inputs", "position")}
+  flat["h"] = h.reshape(-1, h.shape[-1]).astype(jnp.float32)
+  weight = flat.pop("valid").astype(jnp.float32)
+  return flat, dataclasses.replace(catalogue, table=table), weight
+
+
+def steering_loss(head: DPRHead, params, batch, catalogue: FrozenCatalogue, steer_config,
+                  backbone: nn.Module | None = None, rng: Array | None = None):
+  """Stage 3's loss (module docstring) on flat examples, or on grouped ones with the backbone
+  training (``params["backbone"]``, ``backbone`` and a dropout ``rng`` given)."""
+  weight = None
+  if "inputs" in batch:
+    batch, catalogue, weight = _tuned_backbone_view(backbone, params["backbone"], batch,
+                                                    catalogue, rng)
+    params = {k: v for k, v in params.items() if k != "backbone"}
+
+  def mean(x):
+    return jnp.mean(x) if weight is None else jnp.sum(x * weight) / jnp.maximum(jnp.sum(weight), 1)
+
   kind = batch["kind"]
   out = head.apply({"params": params}, batch["h"], batch["prompt"], kind > 0)
   logits = catalogue.logits(out.user, out.tag_bias)  # [B, V]
@@ -222,32 +301,73 @@ def steering_loss(head: DPRHead, params, batch, catalogue: FrozenCatalogue, stee
   suppress = -jnp.log1p(-jnp.minimum(jnp.exp(log_mass), 1.0 - 1e-6))
   loss_items = (ce + steer_config.tag_weight * positive * -log_mass
                 + steer_config.suppress_weight * negative * suppress)
-  aux = out.route.load_balance_loss
+  aux = (out.route.load_balance_loss if weight is None else  # empty slots do not count
+         load_balance_loss(out.route.expert_index, out.route.router_probs, weight))
   # Keep the item-space offset small where a tag-level move (the tag coordinates) does the job.
   offset_sq = jnp.sum(jnp.square(out.user - batch["h"]), axis=-1)
   # A negative prompt should move its own tag only (the rest keep the backbone's order).
   other_tags_sq = jnp.sum(jnp.square(out.tag_bias) * (1.0 - tag_hot), axis=-1)  # [B]
-  loss = (jnp.mean(loss_items) + steer_config.aux_weight * aux
-          + steer_config.offset_weight * jnp.mean(offset_sq)
-          + steer_config.focus_weight * jnp.mean(negative * other_tags_sq))
-  return loss, {"loss": loss, "ce": jnp.mean(ce), "load_balance": aux,
-                "offset_sq": jnp.mean(offset_sq)}
+  loss = (mean(loss_items) + steer_config.aux_weight * aux
+          + steer_config.offset_weight * mean(offset_sq)
+          + steer_config.focus_weight * mean(negative * other_tags_sq))
+  return loss, {"loss": loss, "ce": mean(ce), "load_balance": aux, "offset_sq": mean(offset_sq)}
 
 
 # ================================================================================ the loop
+def tunes_backbone(config, stage: int) -> bool:
+  """Whether ``stage`` trains the backbone too (stage 3 with ``stage3.backbone_lr > 0``)."""
+  return stage == 3 and config.stage3.backbone_lr > 0
+
+
+def stage_optimizer(config, stage: int, params) -> optax.GradientTransformation:
+  """AdamW on the stage's groups (``STAGES``), the backbone at ``stage3.backbone_lr`` when it
+  tunes, zero updates elsewhere."""
+  spec = STAGES[stage]
+  stage_config = config.stage2 if stage == 2 else config.stage3
+  finetune = (optax.adamw(config.stage3.backbone_lr, weight_decay=0.0)
+              if tunes_backbone(config, stage) else None)
+  return masked_optimizer(optax.adamw(stage_config.lr, weight_decay=0.0), params, spec.trains,
+                          finetune, spec.finetunes)
+
+
+def _fingerprint(config, data: SplitData, stage: int) -> dict:
+  out = {"stage": stage, "dpr": config_lib.dpr_fingerprint(config.dpr),
+         "model": config_lib.model_fingerprint(config.model), "num_items": data.num_items}
+  if tunes_backbone(config, stage):  # (absent otherwise, so earlier runs still restore)
+    out["backbone_lr"] = config.stage3.backbone_lr
+  return out
+
+
+def split_backbone(params) -> tuple[Any, Any]:
+  """Stage params -> (head params, tuned backbone params or None)."""
+  if "backbone" not in params:
+    return params, None
+  return {k: v for k, v in params.items() if k != "backbone"}, params["backbone"]
+
+
 def run_stage(stage: int, config, data: SplitData, mesh: Mesh, catalogue: FrozenCatalogue,
               arrays: dict[str, np.ndarray], prompts: pipeline.PromptChoice | None,
-              init_params, logbook: Logbook, train: bool = True) -> Any:
+              init_params, logbook: Logbook, train: bool = True,
+              backbone: nn.Module | None = None) -> Any:
   """Trains the head for stage 2 or 3 and returns its final params.
 
   Resumes from the stage's own latest checkpoint; a finished stage is only restored. With
-  ``train=False`` a stage without a checkpoint is an error (``--mode eval``).
+  ``train=False`` a stage without a checkpoint is an error (``--mode eval``). With the backbone
+  tuning (:func:`tunes_backbone`), ``arrays`` are :func:`group_by_user`'s, ``init_params`` holds
+  ``"backbone"`` (stage 1's parameters) and ``backbone`` is the backbone module; the returned
+  params then hold the tuned backbone under ``"backbone"`` (see :func:`split_backbone`).
   """
   spec = STAGES[stage]
   stage_config = config.stage2 if stage == 2 else config.stage3
   head = build_head(config, len(data.tag_names))
+  grouped = tunes_backbone(config, stage)
+  if grouped != ("inputs" in arrays) or grouped != ("backbone" in init_params) or (
+      grouped and backbone is None):
+    raise ValueError("stage 3 with the backbone tuning needs group_by_user examples, the"
+                     " backbone module and its params in init_params (and only then)")
   num_examples = len(next(iter(arrays.values())))
-  batch_size = min(stage_config.batch_size, num_examples)
+  per_row = arrays["kind"].shape[1] if grouped else 1  # examples per row (per user)
+  batch_size = min(max(1, stage_config.batch_size // per_row), num_examples)
   batch_size -= batch_size % mesh.shape["data"]
   order = pipeline.BatchOrder(num_examples, batch_size, config.train.seed + stage)
   spc = config.train.steps_per_call
@@ -255,20 +375,18 @@ def run_stage(stage: int, config, data: SplitData, mesh: Mesh, catalogue: Frozen
   save_every = max(spc, -(-order.steps_per_epoch * stage_config.checkpoint_every_epochs // spc) * spc)
 
   # ------------------------------------------------------------------ state, masks, shardings
-  tx = masked_optimizer(optax.adamw(stage_config.lr, weight_decay=0.0), init_params, spec.trains)
+  tx = stage_optimizer(config, stage, init_params)
   sample = {k: jnp.zeros((1,) + v.shape[1:], v.dtype) for k, v in arrays.items()}
-  boxed_abstract = jax.eval_shape(lambda: _boxed_params(head, sample, prompts))
-  param_shardings = sharding.tree_shardings(mesh, boxed_abstract)
-  opt_shardings = sharding.tree_shardings(
-      mesh, jax.eval_shape(lambda: tx.init(_boxed_params(head, sample, prompts))))
+  boxed = lambda: _boxed_params(head, sample, prompts, backbone if grouped else None,  # noqa: E731
+                                data.max_len)
+  param_shardings = sharding.tree_shardings(mesh, jax.eval_shape(boxed))
+  opt_shardings = sharding.tree_shardings(mesh, jax.eval_shape(lambda: tx.init(boxed())))
   shardings = TrainState(step=sharding.replicated(mesh), params=param_shardings,
                          opt_state=opt_shardings)
   state = jax.jit(lambda p: TrainState(jnp.zeros((), jnp.int32), p, tx.init(p)),
                   out_shardings=shardings)(jax.device_put(init_params, param_shardings))
   ckpts = RunCheckpoints(stage_dir(config.run.dir, stage) / "checkpoints")
-  fingerprint = {"stage": stage, "dpr": config_lib.dpr_fingerprint(config.dpr),
-                 "model": config_lib.model_fingerprint(config.model),
-                 "num_items": data.num_items, "examples": num_examples}
+  fingerprint = _fingerprint(config, data, stage) | {"examples": num_examples}
   restored = ckpts.restore_latest(abstract_with_shardings(state, shardings),
                                   lambda meta: _check(meta, fingerprint, ckpts.directory))
   if restored is not None:
@@ -279,20 +397,24 @@ def run_stage(stage: int, config, data: SplitData, mesh: Mesh, catalogue: Frozen
     raise CheckpointError(f"no stage-{stage} checkpoint in {ckpts.directory}; train first")
 
   # ------------------------------------------------------------------ compiled step
-  def loss_fn(p, batch):
+  dropout_key = jax.random.key(config.train.seed + stage)
+
+  def loss_fn(p, batch, step):
     if stage == 2:
       return alignment_loss(head, p, batch, catalogue)
-    return steering_loss(head, p, batch, catalogue, config.stage3)
+    return steering_loss(head, p, batch, catalogue, config.stage3, backbone,
+                         jax.random.fold_in(dropout_key, step))
 
   def one_step(st: TrainState, batch):
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(st.params, batch)
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(st.params, batch, st.step)
     updates, opt_state = tx.update(grads, st.opt_state, st.params)
     return TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state), metrics
 
   batch_spec = {k: sharding.batch_sharding(mesh, v.ndim + 1, batch_axis=1)
                 for k, v in arrays.items()}
-  if prompts is not None:
-    batch_spec["prompt"] = sharding.batch_sharding(mesh, 3, batch_axis=1)
+  if prompts is not None:  # [S, B, D_t], or [S, B, K, D_t] grouped
+    batch_spec["prompt"] = sharding.batch_sharding(mesh, arrays["prompt_count"].ndim + 2,
+                                                   batch_axis=1)
   train_steps = jax.jit(lambda st, b: jax.lax.scan(one_step, st, b),
                         in_shardings=(shardings, batch_spec),
                         out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
@@ -328,11 +450,18 @@ def run_stage(stage: int, config, data: SplitData, mesh: Mesh, catalogue: Frozen
   return state.params
 
 
-def _boxed_params(head: DPRHead, sample, prompts):
-  d_text = prompts.table.shape[1] if prompts is not None else sample["prompt"].shape[1]
+def _boxed_params(head: DPRHead, sample, prompts, backbone: nn.Module | None = None,
+                  max_len: int = 1):
+  """The stage's boxed params (logical axes for the shardings): the head's, plus the
+  backbone's under ``"backbone"`` when it is given."""
+  d_text = prompts.table.shape[1] if prompts is not None else sample["prompt"].shape[-1]
   h = jnp.zeros((1, head.embed_dim))
-  return head.init({"params": jax.random.key(0)}, h, jnp.zeros((1, d_text)),
-                   jnp.ones((1,), bool))["params"]
+  params = head.init({"params": jax.random.key(0)}, h, jnp.zeros((1, d_text)),
+                     jnp.ones((1,), bool))["params"]
+  if backbone is not None:
+    params = dict(params, backbone=backbone.init(
+        {"params": jax.random.key(0)}, jnp.zeros((1, max_len), jnp.int32))["params"])
+  return params
 
 
 def init_head_params(config, num_tags: int, text_dim: int, seed: int):
@@ -344,19 +473,22 @@ def init_head_params(config, num_tags: int, text_dim: int, seed: int):
 
 
 def restore_head(config, data: SplitData, text_dim: int, stage: int = 3):
-  """The head params of ``stage``'s latest checkpoint, for serving (no training examples needed).
+  """The params of ``stage``'s latest checkpoint, for serving (no training examples needed):
+  the head's, plus the tuned backbone under ``"backbone"`` when the stage tuned it
+  (:func:`split_backbone`).
 
   The stage's fingerprint is checked except for its example count, which only the training run
   knows. ``text_dim`` is the width of the prompt features (encoder dim + 1).
   """
   head = build_head(config, len(data.tag_names))
   sample = {"prompt": jnp.zeros((1, text_dim), jnp.float32)}
-  params = nn.unbox(_boxed_params(head, sample, None))
-  tx = masked_optimizer(optax.adamw(1e-3), params, STAGES[stage].trains)
+  backbone = (build_backbone(config.model, data.num_items, data.max_len)
+              if tunes_backbone(config, stage) else None)
+  params = jax.eval_shape(lambda: nn.unbox(_boxed_params(head, sample, None, backbone,
+                                                         data.max_len)))
+  tx = stage_optimizer(config, stage, params)
   abstract = jax.eval_shape(lambda p: TrainState(jnp.zeros((), jnp.int32), p, tx.init(p)), params)
-  expected = {"stage": stage, "dpr": config_lib.dpr_fingerprint(config.dpr),
-              "model": config_lib.model_fingerprint(config.model),
-              "num_items": data.num_items}
+  expected = _fingerprint(config, data, stage)
   ckpts = RunCheckpoints(stage_dir(config.run.dir, stage) / "checkpoints")
 
   def check(meta: dict):
