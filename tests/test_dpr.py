@@ -289,7 +289,7 @@ def test_stage3_with_the_backbone_tuning_ranks_and_serves_with_the_tuned_backbon
   moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(tuned),
                                                    jax.tree.leaves(stage1))]
   assert all(moved)  # every backbone leaf trained, the item table included
-  # --mode eval restores the tuned stage 3 and reproduces its results.
+  # --mode eval restores the tuned stage 3 (its resumable state) and reproduces its results.
   assert run.run(c, mode="eval")["steering"] == tuned_results
 
 
@@ -316,3 +316,15 @@ def test_selection_bound_keeps_the_items_for_which_g_is_the_rarest_off_habit_tag
       want = item_tags[i, g[u]] and all(share[u, s] >= share[u, g[u]] for s in off)
       assert kept[u, i] == want, (u, i)
   assert kept.any() and (kept != item_tags[:, g].T).any()  # the rule removes some items of g
+
+
+def test_polarity_counts_a_share_held_at_its_limit_as_moved():
+  from dpr_jax.eval.steering import polarity_moves
+
+  #                 raise+lower, at 1 kept, at 0 kept, no raise, no lower, stuck at 1, up at 0
+  base = np.array([0.3, 1.0, 0.0, 0.5, 0.5, 1.0, 0.0])
+  up = np.array([0.5, 1.0, 0.4, 0.5, 0.9, 1.0, 0.0])
+  down = np.array([0.1, 0.2, 0.0, 0.1, 0.5, 1.0, 0.0])
+  ok, strict = polarity_moves(base, up, down)
+  np.testing.assert_array_equal(ok, [True, True, True, False, False, False, False])
+  np.testing.assert_array_equal(strict, [True, False, True, False, False, False, False])

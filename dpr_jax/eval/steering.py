@@ -27,7 +27,11 @@ stage 3's backbone, so a gain from the tuning alone is visible as such.
 Seen items are masked (the target stays rankable). Users and prompts come from the split's
 inputs and held-out ("eval") prompts only; every random choice is drawn from a seeded generator.
 POLARITY counts a user when the positive prompt raises the tag's share of the top-10 over the
-unprompted list and the negative prompt lowers it (or keeps it at zero when it was zero).
+method's own unprompted list and the negative prompt lowers it. A share already at its limit
+cannot move further, so a positive prompt that keeps it at 1.0, or a negative one that keeps it
+at 0.0, counts as moving it (``polarity``); ``polarity_strict`` gives the positive side no such
+rule (the definition before 2026-11: users whose unprompted top-10 already carries the tag 10
+times out of 10 always failed it).
 
 COMBINED (PROTOCOL.md section 4): one request asks for a tag g and excludes another, h ("a comedy
 film, but no romance please"), in held-out phrasings (``templates.COMBINED``; nothing is trained
@@ -363,6 +367,10 @@ def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: i
         continue
       if method == "selection_bound" and name not in ("POS", "NUANCED"):
         continue
+      if method == "selection_bound" and name == "NUANCED" and _same_users_and_tags(
+          task, tasks["test"]["POS"]):  # the bound ignores the prompt: POS's row holds
+        row[method] = results["POS"]["methods"][method]
+        continue
       ndcg, recall, share = _evaluate_method(scorer, data, "test", task, bank, method,
                                              alphas.get(name, 1.0))
       metrics = {"ndcg@10": float(np.mean(ndcg)), "recall@10": float(np.mean(recall))}
@@ -375,21 +383,36 @@ def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: i
   # POLARITY: positive raises, negative lowers the tag's share of the top-10.
   pos, neg = tasks["test"]["POLARITY+"], tasks["test"]["POLARITY-"]
   unprompted = dataclasses.replace(pos, prompt=-np.ones_like(pos.prompt), polarity=0)
-  base_share = _evaluate_method(scorer, data, "test", unprompted, bank, "backbone")[2]
   row = {}
-  for method in ("text_rerank", "dpr"):
-    alpha = alphas.get("POS", 1.0)
+  # Each method against its own unprompted list: DPR's is its backbone's (stage 3's if tuned).
+  for method, unprompted_method in (("text_rerank", "backbone"), ("dpr", "dpr")):
+    base_share = _evaluate_method(scorer, data, "test", unprompted, bank, unprompted_method)[2]
     up = _evaluate_method(scorer, data, "test", dataclasses.replace(pos, polarity=0), bank,
-                          method, alpha)[2]
+                          method, alphas.get("POS", 1.0))[2]
     down = _evaluate_method(scorer, data, "test", dataclasses.replace(neg, polarity=0), bank,
                             method, alphas.get("NEG", 1.0))[2]
-    ok = (up > base_share) & ((down < base_share) | ((base_share == 0) & (down == 0)))
-    row[method] = {"polarity": float(np.mean(ok))}
+    ok, strict = polarity_moves(base_share, up, down)
+    row[method] = {"polarity": float(np.mean(ok)), "polarity_strict": float(np.mean(strict))}
   results["POLARITY"] = {"users": int(len(pos.users)), "methods": row}
   if "COMBINED" in tasks["test"]:
     results["COMBINED"] = _combined_results(scorer, data, tasks["test"]["COMBINED"], bank)
   results["text_rerank_alpha"] = alphas
   return results
+
+
+def _same_users_and_tags(a: Task, b: Task) -> bool:
+  return np.array_equal(a.users, b.users) and np.array_equal(a.tag, b.tag)
+
+
+def polarity_moves(base: np.ndarray, up: np.ndarray, down: np.ndarray):
+  """POLARITY per user (module docstring): (ok bool[U], strict bool[U]).
+
+  Args: the tag's share of the top-10 unprompted (``base``), under the positive prompt (``up``)
+  and under the negative one (``down``), float[U] in {0, 0.1, ..., 1}.
+  """
+  lowered = (down < base) | ((base == 0) & (down == 0))
+  raised = (up > base) | ((base == 1) & (up == 1))
+  return raised & lowered, (up > base) & lowered
 
 
 def _combined_results(scorer: Scorer, data: SplitData, task: Task, bank: PromptBank) -> dict:
