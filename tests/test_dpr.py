@@ -99,6 +99,8 @@ def test_three_stages_end_to_end(tiny_config, request, model):
   protocol = json.loads((run_dir / "results_steering.json").read_text())["protocol"]
   assert "held-out" in protocol["templates"] and protocol["model"] == model
   assert (run_dir / "results_steering.png").stat().st_size > 1000
+  if model != "sasrec":  # (the rerun below checks the restore path once, on SASRec)
+    return
   # A rerun of finished stages trains nothing and reproduces the results.
   lines = (run_dir / "metrics.jsonl").read_text()
   again = run.run(config)
@@ -222,8 +224,8 @@ def test_tuned_backbone_loss_equals_the_loss_on_precomputed_user_vectors(tiny_co
     return steering.steering_loss(head, p, tuned, catalogue, config.stage3, model,
                                   jax.random.key(0))[0]
 
-  want, want_grads = jax.value_and_grad(flat_loss)(head_params)
-  got, got_grads = jax.value_and_grad(tuned_loss)(dict(head_params, backbone=backbone))
+  want, want_grads = jax.jit(jax.value_and_grad(flat_loss))(head_params)
+  got, got_grads = jax.jit(jax.value_and_grad(tuned_loss))(dict(head_params, backbone=backbone))
   np.testing.assert_allclose(got, want, rtol=1e-5)
   for group in ("adapter", "router", "experts"):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
