@@ -109,12 +109,13 @@ class Scorer:
   dpr_user_vectors: Callable | None = None  # (inputs int[B, L]) -> float[B, d]
   dpr_table: jax.Array | None = None  # float[V, d]
   _steps: dict = dataclasses.field(default_factory=dict, repr=False)
+  _shares: dict = dataclasses.field(default_factory=dict, repr=False)
 
   def tag_share(self, data: SplitData, split: str) -> np.ndarray:
     """float[U, T]: each user's tag shares before the split's target (computed once)."""
-    if ("share", split) not in self._steps:
-      self._steps["share", split] = _tag_share(data, split)
-    return self._steps["share", split]
+    if split not in self._shares:
+      self._shares[split] = _tag_share(data, split)
+    return self._shares[split]
 
   def step(self, method: str):
     """The compiled per-batch evaluation of ``method`` (compiled once, reused for every task)."""

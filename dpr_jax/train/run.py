@@ -118,7 +118,7 @@ def run(config, mode: str = "train") -> dict:
          "prompt_bank": bank.manifest,
          "dpr_backbone": ("stage 1 (frozen in stage 3)" if tuned is None else
                           f"stage 3 (tuned at lr {config.stage3.backbone_lr}); the baselines"
-                          " use stage 1's")})]
+                          " use stage 1's, the 'tuned' rows stage 3's")})]
   logbook.close()
   logging.info("steering results: %s", {k: v for k, v in results.items() if k != "SEQ"})
   return out | {"steering": results, "files": files}
