@@ -118,8 +118,9 @@ def test_gru4rec_forward_count_by_hand():
   d, g, v = 4, 3, 10
   cfg = common.load_config(None, model__name="gru4rec", model__embed_dim=d, model__gru_dim=g)
   assert flops.backbone_forward(cfg.model, 1, 1, v) == 6 * d * g + 6 * g * g + 2 * g * d + 2 * v * d
+  # Ranking projects the last position only (GRU4Rec.user_vector).
   assert (flops.full_ranking_eval(cfg.model, 2, 5, v)
-          == 10 * (6 * d * g + 6 * g * g + 2 * g * d) + 2 * 2 * v * d)
+          == 10 * (6 * d * g + 6 * g * g) + 2 * (2 * g * d) + 2 * 2 * v * d)
 
 
 def test_serve_top10_matches_numpy_reference():

@@ -43,6 +43,23 @@ def test_user_vector_is_the_last_position(name):
   np.testing.assert_allclose(user_vector(params, seqs[1:2, -4:]), want[1:2], atol=1e-5)
 
 
+def test_gru4rec_user_vector_with_biases_and_an_empty_history():
+  """GRU4Rec's user vector (the scan's final carry, projected alone) is the full forward's last
+  position with non-zero biases too, and zero for a history of padding only."""
+  model = MODELS["gru4rec"]()
+  params = nn.unbox(model.init({"params": jax.random.key(0)}, jnp.zeros((1, 12), jnp.int32)))
+  leaves, tree = jax.tree.flatten(params)  # random biases too (they start at zero)
+  keys = jax.random.split(jax.random.key(1), len(leaves))
+  params = jax.tree.unflatten(tree, [0.5 * jax.random.normal(k, a.shape) for k, a in
+                                     zip(keys, leaves)])
+  seqs = jnp.array([[0, 0, 0, 5, 7, 9, 11, 13, 2, 4, 6, 8], list(range(20, 32)), [0] * 12])
+  want = model.apply(params, seqs)[:, -1]
+  got = jax.jit(lambda p, s: model.apply(p, s, method=model.user_vector))(params, seqs)
+  assert not np.allclose(want[:2], 0, atol=1e-3)
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  np.testing.assert_array_equal(got[2], 0)
+
+
 def test_length_buckets():
   assert length_buckets(200) == (32, 56, 80, 104, 128, 152, 176, 200)
   assert length_buckets(3) == (3,)

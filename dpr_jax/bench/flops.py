@@ -38,13 +38,15 @@ def sasrec_forward(batch: int, length: int, vocab: int, d: int, num_blocks: int,
 
 
 def gru4rec_forward(batch: int, length: int, vocab: int, d: int, gru_dim: int,
-                    score_positions: int | None = None) -> float:
+                    score_positions: int | None = None, last_only: bool = False) -> float:
   """GRU4Rec forward: per position input gates 6 d g, recurrent gates 6 g^2, projection 2 g d;
-  plus the catalogue product 2 P V d."""
+  plus the catalogue product 2 P V d. ``last_only`` (``GRU4Rec.user_vector``): the projection
+  at the last position only, 2 B g d."""
   n = batch * length
   p = n if score_positions is None else score_positions
   g = gru_dim
-  return float(n * (6 * d * g + 6 * g * g + 2 * g * d) + 2 * p * vocab * d)
+  projected = batch if last_only else n
+  return float(n * (6 * d * g + 6 * g * g) + projected * 2 * g * d + 2 * p * vocab * d)
 
 
 def backbone_forward(model_config, batch: int, length: int, vocab: int,
@@ -53,7 +55,8 @@ def backbone_forward(model_config, batch: int, length: int, vocab: int,
   if m.name == "sasrec":
     return sasrec_forward(batch, length, vocab, m.embed_dim, m.num_blocks, m.mlp_dim,
                           score_positions, last_only)
-  return gru4rec_forward(batch, length, vocab, m.embed_dim, m.gru_dim, score_positions)
+  return gru4rec_forward(batch, length, vocab, m.embed_dim, m.gru_dim, score_positions,
+                         last_only)
 
 
 def backbone_train_step(model_config, batch: int, length: int, vocab: int) -> float:
@@ -62,8 +65,8 @@ def backbone_train_step(model_config, batch: int, length: int, vocab: int) -> fl
 
 
 def full_ranking_eval(model_config, batch: int, length: int, vocab: int) -> float:
-  """One evaluation batch: the user vectors (``user_vector``: SASRec's last block for the last
-  position only), then one [B, d] x [d, V]."""
+  """One evaluation batch: the user vectors (``user_vector``: SASRec's last block, GRU4Rec's
+  projection, for the last position only), then one [B, d] x [d, V]."""
   return backbone_forward(model_config, batch, length, vocab, score_positions=batch,
                           last_only=True)
 

@@ -73,8 +73,19 @@ class GRU4Rec(nn.Module):
     return self.proj(states) * mask[..., None]
 
   def user_vector(self, seqs: Array) -> Array:
-    """float[B, d]: ``self(seqs)[:, -1]`` (deterministic), the ranking query."""
-    return self(seqs)[:, -1]
+    """float[B, d]: ``self(seqs)[:, -1]`` (deterministic), the ranking query.
+
+    Takes the scan's final carry -- the state after the last position, as the left padding
+    holds no state -- and projects that alone, instead of stacking every position's state and
+    projecting all of them (ML-1M shapes on CPU: x1.35 for an evaluation batch of 256 users,
+    x1.05 for one request; reports/perf_log.md, 2026-11-29).
+    """
+    mask = seqs > 0
+    x = self.item_embed(seqs).astype(self.dtype)
+    carry = jnp.zeros((seqs.shape[0], self.gru_dim), x.dtype)
+    with jax.named_scope("gru"):
+      last, _ = self.gru(carry, (x, mask))  # [B, gru_dim]
+    return self.proj(last) * mask[:, -1:]
 
   def item_table(self) -> Array:
     return self.item_embed.table()
