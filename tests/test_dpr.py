@@ -41,6 +41,49 @@ def test_no_prompt_leaves_the_user_vector_exactly_unchanged(dispatch):
   assert out.route.router_probs.dtype == jnp.float32
 
 
+def test_tag_profile_is_the_share_of_each_tag_in_the_history():
+  from dpr_jax.models.dpr import tag_profile
+
+  item_tags = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 0, 1]], np.float32)  # row 0: padding
+  items = np.array([[0, 1, 2, 2], [3, 0, 0, 0], [0, 0, 0, 0]])  # repeats count, padding does not
+  want = np.array([[3 / 5, 2 / 5, 0], [0, 0, 1], [0, 0, 0]])
+  np.testing.assert_allclose(tag_profile(jnp.asarray(items), jnp.asarray(item_tags)), want,
+                             rtol=1e-6)
+
+
+def test_profile_inputs_start_at_zero_then_steer():
+  """With ``use_profile`` the experts read the tag profile: stage 2's head widened by
+  :func:`widen_for_profile` computes exactly stage 2's function, and once those new rows move,
+  the profile changes the steering; without a profile the head refuses to run."""
+  import ml_collections
+
+  from dpr_jax.train.steering import widen_for_profile
+
+  head, params = _head()
+  wide = DPRHead(embed_dim=8, num_tags=3, adapter_hidden=16, num_experts=4, top_k=2,
+                 expert_hidden=16, use_profile=True)
+  config = ml_collections.ConfigDict({"dpr": {"user_profile": True}, "model": {"embed_dim": 8}})
+  widened = widen_for_profile(config, params)
+  assert widened["experts"]["w1"].shape == (4, 3 * 8 + 3, 16)
+  rng = np.random.default_rng(0)
+  h, p = (jnp.asarray(rng.normal(size=(5, n)), jnp.float32) for n in (8, 12))
+  profile = jnp.asarray(rng.dirichlet(np.ones(3), size=5), jnp.float32)
+  on = jnp.ones((5,), bool)
+  want = head.apply({"params": params}, h, p, on)
+  got = wide.apply({"params": widened}, h, p, on, profile)
+  np.testing.assert_array_equal(got.user, want.user)
+  np.testing.assert_array_equal(got.tag_bias, want.tag_bias)
+  moved = jax.tree.map(lambda a: a, widened)
+  moved["experts"]["w1"] = moved["experts"]["w1"].at[:, 24:].set(
+      jax.random.normal(jax.random.key(3), (4, 3, 16)))
+  steer = lambda prof: wide.apply({"params": moved}, h, p, on, prof).tag_bias  # noqa: E731
+  assert not np.allclose(steer(profile[::-1]), steer(profile))
+  with pytest.raises(ValueError, match="profile"):
+    wide.apply({"params": widened}, h, p, on)
+  config.dpr.user_profile = False
+  assert widen_for_profile(config, params) is params
+
+
 def test_frozen_groups_do_not_move():
   _, params = _head()
   tx = masked_optimizer(optax.adam(0.1), params, STAGES[2].trains)
@@ -174,15 +217,17 @@ def test_interrupted_stage_resumes_to_the_same_parameters(tiny_config, tmp_path,
                          steering.init_head_params(tiny_config(), 6, 13, 0)["adapter"]["Dense_0"]["kernel"])
 
 
-@pytest.mark.parametrize("model_name", ["sasrec", "gru4rec"])
-def test_tuned_backbone_loss_equals_the_loss_on_precomputed_user_vectors(tiny_config, model_name):
+@pytest.mark.parametrize("model_name, profile", [("sasrec", True), ("gru4rec", False)])
+def test_tuned_backbone_loss_equals_the_loss_on_precomputed_user_vectors(tiny_config, model_name,
+                                                                          profile):
   """Stage 3 with the backbone training reads each user's K vectors off one forward: with
-  dropout off, its loss and head gradients equal the frozen path's on precomputed vectors."""
+  dropout off, its loss and head gradients equal the frozen path's on precomputed vectors
+  (with SASRec the head also reads the tag profile, which :func:`group_by_user` carries)."""
   from dpr_jax.data.prepare import prepare
   from dpr_jax.models import build_backbone
   from dpr_jax.train import steering
 
-  config = tiny_config(model_name, **{"model.dropout": 0.0})
+  config = tiny_config(model_name, **{"model.dropout": 0.0, "dpr.user_profile": profile})
   data = prepare(config.data)
   model = build_backbone(config.model, data.num_items, data.max_len)
   backbone = nn.unbox(model.init({"params": jax.random.key(1)},
@@ -204,6 +249,8 @@ def test_tuned_backbone_loss_equals_the_loss_on_precomputed_user_vectors(tiny_co
             "kind": kind, "tag": np.where(kind > 0, rng.integers(0, num_tags, m), -1).astype(np.int32),
             "prompt_start": np.zeros(m, np.int32), "prompt_count": np.zeros(m, np.int32),
             "user": users, "position": positions}
+  if profile:
+    arrays["profile"] = rng.dirichlet(np.ones(num_tags), size=m).astype(np.float32)
   prompt = (rng.normal(size=(m, d_text)) * (kind > 0)[:, None]).astype(np.float32)
   grouped = steering.group_by_user(arrays, data, k)
   assert grouped["valid"].sum() == m and 0 < m < grouped["valid"].size  # some empty slots
@@ -211,9 +258,16 @@ def test_tuned_backbone_loss_equals_the_loss_on_precomputed_user_vectors(tiny_co
   np.testing.assert_array_equal(grouped["position"][grouped["valid"]], positions)  # user order
   grouped_prompt = np.zeros(grouped["valid"].shape + (d_text,), np.float32)
   grouped_prompt[grouped["valid"]] = prompt
+  if profile:
+    np.testing.assert_array_equal(grouped["profile"][grouped["valid"]], arrays["profile"])
 
   head = steering.build_head(config, num_tags)
-  head_params = steering.init_head_params(config, num_tags, d_text, seed=0)
+  head_params = steering.widen_for_profile(
+      config, steering.init_head_params(config, num_tags, d_text, seed=0))
+  if profile:  # rows that read the profile, so that it matters
+    w1 = head_params["experts"]["w1"]
+    head_params["experts"]["w1"] = w1.at[:, -num_tags:].set(
+        jax.random.normal(jax.random.key(2), w1[:, -num_tags:].shape))
   flat = steering.frozen_backbone_examples(arrays) | {"prompt": prompt}
   tuned = {kk: v for kk, v in grouped.items()} | {"prompt": grouped_prompt}
 
@@ -330,3 +384,16 @@ def test_polarity_counts_a_share_held_at_its_limit_as_moved():
   ok, strict = polarity_moves(base, up, down)
   np.testing.assert_array_equal(ok, [True, True, True, False, False, False, False])
   np.testing.assert_array_equal(strict, [True, False, True, False, False, False, False])
+
+
+def test_a_stage_checkpoint_made_with_other_settings_names_them(tmp_path):
+  from dpr_jax.errors import CheckpointError
+  from dpr_jax.train.steering import _check
+
+  saved = {"stage": 3, "dpr": {"num_experts": 4, "top_k": 1}, "examples": 10}
+  wanted = {"stage": 3, "dpr": {"num_experts": 8, "top_k": 1}, "examples": 10,
+            "user_profile": True}
+  _check({"fingerprint": saved}, dict(saved), tmp_path)  # the same settings: no error
+  with pytest.raises(CheckpointError, match=r"dpr\.num_experts: 4 -> 8; user_profile: 'unset'"
+                                            r" -> True\)"):
+    _check({"fingerprint": saved}, wanted, tmp_path)

@@ -13,6 +13,7 @@ import threading
 import urllib.error
 import urllib.request
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -43,10 +44,13 @@ def _reference(rec, history, parts=(), k=10, negative=(), mode=None):
   inputs[0, -len(tail):] = tail
   h = model.apply({"params": params}, jnp.asarray(inputs))[:, -1]
   table = np.asarray(model.apply({"params": params}, method=model.item_table))
+  counts = rec.data.item_tags[np.asarray(history)].sum(0).astype(np.float32)
+  profile = jnp.asarray(counts / max(counts.sum(), 1))[None]  # the tag profile of the history
   steered = []
   for text in parts:
     feats = jnp.asarray(prompt_features(rec.encoder.encode([text]), [text]))
-    out = rec._head.apply({"params": rec._head_params}, h, feats, jnp.ones((1,), bool))
+    out = rec._head.apply({"params": rec._head_params}, h, feats, jnp.ones((1,), bool),
+                          profile if rec._head.use_profile else None)
     user, bias = out.user, np.asarray(out.tag_bias)
     if text in negative and mode == "tags":
       user = h
@@ -109,6 +113,31 @@ def test_every_negative_steering_mode_matches_the_reference(rec):
     assert _ids(answer) == _reference(rec, history, [pos, neg], negative=[neg], mode=mode), mode
     answers.add(tuple(_ids(answer)))
   assert len(answers) > 1  # the modes do differ
+
+
+def test_a_head_reading_the_tag_profile_gets_the_whole_history_s(rec):
+  """With ``dpr.user_profile`` the served head reads the tag shares of the request's whole
+  history (as in the steering evaluation), not of the cut input window."""
+  from dpr_jax.serve.recommender import Recommender, Request
+  from dpr_jax.train import steering
+
+  config = rec.config.copy_and_resolve_references()
+  config.unlock()
+  config.dpr.user_profile = True
+  num_tags = len(rec.data.tag_names)
+  params = steering.widen_for_profile(config, rec._head_params)
+  w1 = params["experts"]["w1"]
+  params["experts"]["w1"] = w1.at[:, -num_tags:].set(
+      3.0 * jax.random.normal(jax.random.key(0), w1[:, -num_tags:].shape))
+  profile_rec = Recommender(config, rec.data, rec._model, rec._backbone,
+                            steering.build_head(config, num_tags), params, rec.encoder)
+  user = next(u for u in rec.data.user_ids  # the profile covers more than the input window
+              if len(rec.user_history(u)) > rec.data.max_len)
+  history = rec.user_history(user)
+  prompt = f"more {rec.data.tag_names[1].lower()} films, please"
+  answer = profile_rec.recommend(Request(user=user, prompt=prompt, k=10))
+  assert _ids(answer) == _reference(profile_rec, history, [prompt])
+  assert _ids(answer) != _ids(rec.recommend(Request(user=user, prompt=prompt, k=10)))
 
 
 def test_cold_history_by_title_or_id_and_batching(rec):

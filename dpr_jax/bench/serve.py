@@ -29,6 +29,7 @@ import numpy as np
 from dpr_jax.bench import common
 from dpr_jax.eval.ranking import length_buckets
 from dpr_jax.models import build_backbone, padded_vocab, valid_item_mask
+from dpr_jax.models.dpr import tag_profile
 
 COLUMNS = ("model", "B", "L", "d", "V", "E", "compile_s", "p50_ms", "p90_ms", "p99_ms",
            "requests_per_s", "calls")
@@ -51,7 +52,8 @@ def make_recommend(backbone: nn.Module, head: nn.Module, num_items: int, k: int 
       h = backbone.apply({"params": params["backbone"]}, seqs,
                          method=backbone.user_vector)  # [B, d], as the Recommender queries it
       table = backbone.apply({"params": params["backbone"]}, method=backbone.item_table)
-    out = head.apply({"params": params["head"]}, h, prompt, has_prompt)
+    out = head.apply({"params": params["head"]}, h, prompt, has_prompt,
+                     tag_profile(seqs, item_tags))  # (read with dpr.user_profile only)
     with jax.named_scope("score_catalogue"):
       scores = (jnp.einsum("bd,vd->bv", out.user, table, preferred_element_type=jnp.float32)
                 + jnp.einsum("bt,vt->bv", out.tag_bias, item_tags,
@@ -80,7 +82,7 @@ def serve_setup(config, num_items: int, length: int, num_tags: int = common.ML1M
   params = common.random_params(lambda: {
       "backbone": backbone.init({"params": key}, jnp.zeros((1, length), jnp.int32))["params"],
       "head": head.init({"params": key}, jnp.zeros((1, d)), jnp.zeros((1, prompt_dim)),
-                        jnp.ones((1,), bool))["params"]}, seed)
+                        jnp.ones((1,), bool), jnp.zeros((1, num_tags)))["params"]}, seed)
   vocab = padded_vocab(num_items, config.model.vocab_multiple)
   rng = np.random.default_rng(seed)
   tags = np.zeros((vocab, num_tags), np.float32)

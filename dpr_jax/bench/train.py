@@ -111,9 +111,10 @@ def dpr_stage3_step(config, num_items: int, batch: int, num_tags: int = common.M
                                                 jnp.float32),
                               item_tags=jnp.asarray(tags), valid=valid_item_mask(vocab, num_items))
   head = build_head(config, num_tags)
+  profile = jnp.zeros((1, num_tags)) if head.use_profile else None
   params = common.random_params(lambda: head.init(
       {"params": jax.random.key(seed)}, jnp.zeros((1, d)), jnp.zeros((1, prompt_dim)),
-      jnp.ones((1,), bool))["params"], seed)
+      jnp.ones((1,), bool), profile)["params"], seed)
   tx = optax.adamw(config.stage3.lr, weight_decay=0.0)
   state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
 
@@ -132,6 +133,8 @@ def dpr_stage3_step(config, num_items: int, batch: int, num_tags: int = common.M
       "kind": jnp.asarray(kind),
       "tag": jnp.asarray(np.where(kind > 0, rng.integers(0, num_tags, (1, batch)), -1), jnp.int32),
   }
+  if head.use_profile:
+    dev_batch["profile"] = jnp.asarray(rng.dirichlet(np.ones(num_tags), (1, batch)), jnp.float32)
   compiled, compile_s = common.compile_timed(step, state, dev_batch)
   return compiled, state, dev_batch, compile_s, vocab
 

@@ -99,7 +99,9 @@ class Scorer:
   """Device-side pieces every method needs."""
 
   user_vectors: Callable  # (inputs int[B, L]) -> float[B, d]
-  steer: Callable  # (h float[B, d], p float[B, D_t]) -> (h' float[B, d], tag_bias float[B, T])
+  # (h float[B, d], p float[B, D_t], tag profile float[B, T])
+  #   -> (h' float[B, d], tag_bias float[B, T])
+  steer: Callable
   table: jax.Array  # float[V, d]
   item_text: jax.Array  # float[V, D_t] (unit rows; zeros for padding)
   item_tags: jax.Array  # bool[V, T]
@@ -240,7 +242,8 @@ def _scores_fn(scorer: Scorer, method: str):
       steered = []
       for key in ("prompt", "prompt2"):  # a second part only in COMBINED
         on = batch[f"has_{key}"][:, None]
-        u_j, b_j = negative_part(h, *scorer.steer(h, batch[key]), batch[f"{key}_negative"],
+        u_j, b_j = negative_part(h, *scorer.steer(h, batch[key], batch["share"]),
+                                 batch[f"{key}_negative"],
                                  scorer.negative_steering)
         steered.append((jnp.where(on, u_j, h), jnp.where(on, b_j, 0.0)))
       u, tag_bias = compose(h, steered)
@@ -277,7 +280,7 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
   tag2 = task.tag2 if task.tag2 is not None else np.zeros_like(task.tag)
   prompt2 = task.prompt2 if task.prompt2 is not None else -np.ones_like(task.prompt)
   out = [[], [], []]
-  share = scorer.tag_share(data, split) if method == "selection_bound" else None
+  share = scorer.tag_share(data, split)  # the tag profile DPR's head may read; the bound's rule
 
   def rows_of(arr, start, n, pad):
     return np.concatenate([arr[start:start + n], np.full(pad, arr[start + n - 1])])
@@ -301,9 +304,8 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
         "prompt": feats(rows), "has_prompt2": rows2 >= 0, "prompt2": feats(rows2),
         "prompt_negative": negative[np.maximum(rows, 0)] & (rows >= 0),
         "prompt2_negative": negative[np.maximum(rows2, 0)] & (rows2 >= 0),
-        "tag2": rows_of(tag2, start, n, pad).astype(np.int32)}
-    if share is not None:
-      batch["share"] = share[idx].astype(np.float32)
+        "tag2": rows_of(tag2, start, n, pad).astype(np.int32),
+        "share": share[idx].astype(np.float32)}
     for acc, v in zip(out, step(batch)):
       acc.append(np.asarray(v)[:n])
   return [np.concatenate(a) if a else np.zeros(0) for a in out]

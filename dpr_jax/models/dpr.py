@@ -10,7 +10,8 @@ Design (ours; the paper's full text is not available):
   ("more X" vs "no X"), ``a`` the topic -- top-k experts per example, softmax gates over those k,
   a Switch-style load-balance loss (training only).
 * **Experts**: each an MLP on ``x = [h, a, h * a]`` (the user vector, the topic, their
-  interaction) returning a steering offset in item space. Positive and negative prompts can be
+  interaction; with ``use_profile`` also the user's tag profile, :func:`tag_profile`) returning
+  a steering offset in item space. Positive and negative prompts can be
   routed to different experts, so "more X" and "no X" never have to share weights.
 * **Fusion**: ``[h', b] = [h, 0] + has_prompt * sum_k gate_k * expert_k(x)``. The retrieval
   space is the item table's d dimensions plus one coordinate per tag: item ``i`` is
@@ -38,6 +39,19 @@ from dpr_jax.models.layers import partitioned
 from dpr_jax.models.moe import RouteOutput, Router, SparseMoE
 
 Array = jax.Array
+
+
+def tag_profile(items: Array, item_tags: Array) -> Array:
+  """The user's tag profile: each tag's share among the tags of the history's items.
+
+  Args:
+    items: int[B, H] item ids, 0 = padding (item_tags' row 0 is zero).
+    item_tags: float[V, T] multi-hot tags.
+  Returns:
+    float32[B, T], rows summing to 1 (0 for an empty history).
+  """
+  counts = jnp.sum(jnp.take(item_tags.astype(jnp.float32), items, axis=0), axis=1)  # [B, T]
+  return counts / jnp.maximum(jnp.sum(counts, axis=-1, keepdims=True), 1.0)
 
 
 class PromptAdapter(nn.Module):
@@ -69,6 +83,7 @@ class DPRHead(nn.Module):
   Attributes:
     embed_dim: d of the backbone and item table.
     num_experts, top_k, expert_hidden: the MoE (see dpr_jax.models.moe for dispatch).
+    use_profile: the experts also read the user's tag profile (``config.dpr.user_profile``).
   """
 
   embed_dim: int
@@ -78,6 +93,7 @@ class DPRHead(nn.Module):
   top_k: int = 1
   expert_hidden: int = 256
   dispatch: str = "auto"
+  use_profile: bool = False
 
   def setup(self):
     self.adapter = PromptAdapter(self.embed_dim, self.adapter_hidden)
@@ -89,17 +105,23 @@ class DPRHead(nn.Module):
     """Stage 2's view: the prompt in item space, float[B, d]."""
     return self.adapter(p)
 
-  def __call__(self, h: Array, p: Array, has_prompt: Array) -> SteerOutput:
+  def __call__(self, h: Array, p: Array, has_prompt: Array,
+               profile: Array | None = None) -> SteerOutput:
     """Steers user vectors.
 
     Args:
       h: float[B, d] backbone user vectors.
       p: float[B, D_t] prompt embeddings (anything where ``has_prompt`` is False).
       has_prompt: bool[B].
+      profile: float[B, T], the users' :func:`tag_profile` (read with ``use_profile`` only).
     """
     a = self.adapter(p)  # [B, d]
     route = self.router(jnp.concatenate([p, a], axis=-1).astype(jnp.float32))
     x = jnp.concatenate([h, a, h * a], axis=-1)  # [B, 3d]
+    if self.use_profile:
+      if profile is None:
+        raise ValueError("this head reads the user's tag profile (dpr.user_profile): pass it")
+      x = jnp.concatenate([x, profile.astype(x.dtype)], axis=-1)  # [B, 3d + T]
     with jax.named_scope("fusion"):
       offset = jnp.where(has_prompt[:, None], self.experts(x, route), 0.0)  # [B, d + T]
       user = h + offset[:, :self.embed_dim]

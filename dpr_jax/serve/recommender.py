@@ -34,7 +34,7 @@ from dpr_jax.data.split import SplitData
 from dpr_jax.errors import UserError
 from dpr_jax.eval.ranking import length_buckets
 from dpr_jax.models import valid_item_mask
-from dpr_jax.models.dpr import compose, negative_part
+from dpr_jax.models.dpr import compose, negative_part, tag_profile
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import prompt_features
 from dpr_jax.train import steering, trainer
@@ -197,7 +197,8 @@ class Recommender:
                           method=self._model.user_vector)  # [B, d]
     table = self._model.apply({"params": backbone}, method=self._model.item_table)  # [V, d]
     vocab = table.shape[0]
-    out_pos, out_neg = (self._head.apply({"params": head}, h, p, on)
+    profile = tag_profile(seen, item_tags)  # [B, T] (read by a head with dpr.user_profile)
+    out_pos, out_neg = (self._head.apply({"params": head}, h, p, on, profile)
                         for p, on in ((pos, has_pos), (neg, has_neg)))
     user_neg, bias_neg = negative_part(h, out_neg.user, out_neg.tag_bias, has_neg,
                                        self.config.dpr.negative_steering)

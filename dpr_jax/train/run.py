@@ -74,7 +74,8 @@ def run(config, mode: str = "train") -> dict:
       model, backbone_params, data.train_inputs,
       dropout_seed=config.train.seed if config.stage3.noisy_user_vectors else None)
   arrays, prompts = steering.steering_examples(data, h_all, catalogue, bank, config.stage3,
-                                               config.train.seed)
+                                               config.train.seed, config.dpr.user_profile)
+  head_params = steering.widen_for_profile(config, head_params)
   del h_all
   if steering.tunes_backbone(config, 3):  # the backbone trains too: one forward per user
     arrays = steering.group_by_user(arrays, data, config.stage3.positions_per_user)
@@ -100,7 +101,7 @@ def run(config, mode: str = "train") -> dict:
   scorer = steering_eval.Scorer(
       user_vectors=lambda x: model.apply({"params": backbone_params}, x,
                                          method=model.user_vector),
-      steer=lambda h, p: _steer(head, head_params, h, p),
+      steer=lambda h, p, profile: _steer(head, head_params, h, p, profile),
       table=table, item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
       num_items=data.num_items, negative_steering=config.dpr.negative_steering,
       dpr_user_vectors=None if tuned is None else (
@@ -143,6 +144,6 @@ def _backbone_top10(scorer, data, split: str, batch_size: int = 512) -> np.ndarr
                          for i in range(0, data.num_users, batch_size)])
 
 
-def _steer(head, params, h, p):
-  out = head.apply({"params": params}, h, p, jnp.ones(h.shape[:1], bool))
+def _steer(head, params, h, p, profile):
+  out = head.apply({"params": params}, h, p, jnp.ones(h.shape[:1], bool), profile)
   return out.user, out.tag_bias

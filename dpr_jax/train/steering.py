@@ -72,12 +72,30 @@ Array = jax.Array
 _NEG = -1e30
 
 
-def build_head(config, num_tags: int) -> DPRHead:
+def build_head(config, num_tags: int, stage: int = 3) -> DPRHead:
+  """The DPR head of ``stage`` (2 or 3): stage 2 never reads the tag profile (its experts are
+  only carried along; :func:`widen_for_profile` adds the profile inputs for stage 3)."""
   d = config.dpr
   return DPRHead(embed_dim=config.model.embed_dim, num_tags=num_tags,
                  adapter_hidden=d.adapter_hidden,
                  num_experts=d.num_experts, top_k=d.top_k, expert_hidden=d.expert_hidden,
-                 dispatch=d.dispatch)
+                 dispatch=d.dispatch, use_profile=bool(d.user_profile) and stage == 3)
+
+
+def widen_for_profile(config, head_params):
+  """Stage 2's head params -> stage 3's: with ``dpr.user_profile`` the experts' first kernel
+  gains T input rows for the tag profile, initialised to zero (stage 3 starts from exactly stage
+  2's function and learns what the profile adds). Unchanged without the profile.
+
+  ``experts/w1``: float[E, 3d, H] -> float[E, 3d + T, H].
+  """
+  if not config.dpr.user_profile:
+    return head_params
+  experts = head_params["experts"]
+  w1 = experts["w1"]
+  num_tags = experts["w2"].shape[-1] - config.model.embed_dim
+  rows = jnp.zeros((w1.shape[0], num_tags, w1.shape[2]), w1.dtype)
+  return dict(head_params, experts=dict(experts, w1=jnp.concatenate([w1, rows], axis=1)))
 
 
 # ================================================================================ frozen context
@@ -142,13 +160,15 @@ def alignment_examples(bank: PromptBank, tag_names) -> dict[str, np.ndarray]:
 
 
 def steering_examples(data: SplitData, h_all: np.ndarray, catalogue: FrozenCatalogue,
-                      bank: PromptBank, steer_config, seed: int):
+                      bank: PromptBank, steer_config, seed: int, profile: bool = False):
   """Stage 3 examples (see the module docstring) -> (arrays, PromptChoice).
 
   Arrays, M examples in user order: h float32[M, d], target int32[M], kind int32[M] (0 none,
   1 positive, 2 negative), tag int32[M] (-1 none), prompt_start / prompt_count int32[M], user /
-  position int32[M] (the example's row of ``train_inputs`` and its position there). Training
-  takes :func:`frozen_backbone_examples` or :func:`group_by_user` of them.
+  position int32[M] (the example's row of ``train_inputs`` and its position there); with
+  ``profile`` also profile float32[M, T], the tag profile of the history so far
+  (``config.dpr.user_profile``). Training takes :func:`frozen_backbone_examples` or
+  :func:`group_by_user` of them.
   """
   rng = np.random.default_rng(seed)
   tag_names = data.tag_names
@@ -212,6 +232,8 @@ def steering_examples(data: SplitData, h_all: np.ndarray, catalogue: FrozenCatal
   arrays = {"h": h, "target": target, "kind": kind.astype(np.int32), "tag": tag.astype(np.int32),
             "prompt_start": start, "prompt_count": count,
             "user": users.astype(np.int32), "position": positions.astype(np.int32)}
+  if profile:
+    arrays["profile"] = share.astype(np.float32)
   choice = pipeline.PromptChoice(rows=np.asarray(rows if rows else [0], np.int32),
                                  table=bank.features, seed=seed)
   return arrays, choice
@@ -231,7 +253,8 @@ def group_by_user(arrays: dict[str, np.ndarray], data: SplitData,
 
   Returns, for the U' users with examples: inputs int32[U', L] (their training inputs),
   target / kind / tag / prompt_start / prompt_count / position int32[U', K] and valid bool[U', K]
-  (K = ``per_user``; a user with fewer examples has invalid slots, which weigh nothing).
+  (K = ``per_user``; a user with fewer examples has invalid slots, which weigh nothing), and
+  profile float32[U', K, T] when the examples carry it.
   """
   users = arrays["user"]
   uniq, first = np.unique(users, return_index=True)
@@ -245,6 +268,9 @@ def group_by_user(arrays: dict[str, np.ndarray], data: SplitData,
   for k in _PER_EXAMPLE:
     out[k] = np.zeros((len(uniq), per_user), np.int32)
     out[k][row, slot] = arrays[k]
+  if "profile" in arrays:
+    out["profile"] = np.zeros((len(uniq), per_user, arrays["profile"].shape[1]), np.float32)
+    out["profile"][row, slot] = arrays["profile"]
   return out
 
 
@@ -289,7 +315,7 @@ def steering_loss(head: DPRHead, params, batch, catalogue: FrozenCatalogue, stee
     return jnp.mean(x) if weight is None else jnp.sum(x * weight) / jnp.maximum(jnp.sum(weight), 1)
 
   kind = batch["kind"]
-  out = head.apply({"params": params}, batch["h"], batch["prompt"], kind > 0)
+  out = head.apply({"params": params}, batch["h"], batch["prompt"], kind > 0, batch.get("profile"))
   logits = catalogue.logits(out.user, out.tag_bias)  # [B, V]
   lse = jax.nn.logsumexp(logits, axis=-1)
   ce = lse - jnp.take_along_axis(logits, batch["target"][:, None], axis=-1)[:, 0]
@@ -335,6 +361,8 @@ def _fingerprint(config, data: SplitData, stage: int) -> dict:
          "model": config_lib.model_fingerprint(config.model), "num_items": data.num_items}
   if tunes_backbone(config, stage):  # (absent otherwise, so earlier runs still restore)
     out["backbone_lr"] = config.stage3.backbone_lr
+  if stage == 3 and config.dpr.user_profile:  # (likewise)
+    out["user_profile"] = True
   return out
 
 
@@ -359,7 +387,7 @@ def run_stage(stage: int, config, data: SplitData, mesh: Mesh, catalogue: Frozen
   """
   spec = STAGES[stage]
   stage_config = config.stage2 if stage == 2 else config.stage3
-  head = build_head(config, len(data.tag_names))
+  head = build_head(config, len(data.tag_names), stage)
   grouped = tunes_backbone(config, stage)
   if grouped != ("inputs" in arrays) or grouped != ("backbone" in init_params) or (
       grouped and backbone is None):
@@ -456,8 +484,9 @@ def _boxed_params(head: DPRHead, sample, prompts, backbone: nn.Module | None = N
   backbone's under ``"backbone"`` when it is given."""
   d_text = prompts.table.shape[1] if prompts is not None else sample["prompt"].shape[-1]
   h = jnp.zeros((1, head.embed_dim))
+  profile = jnp.zeros((1, head.num_tags)) if head.use_profile else None
   params = head.init({"params": jax.random.key(0)}, h, jnp.zeros((1, d_text)),
-                     jnp.ones((1,), bool))["params"]
+                     jnp.ones((1,), bool), profile)["params"]
   if backbone is not None:
     params = dict(params, backbone=backbone.init(
         {"params": jax.random.key(0)}, jnp.zeros((1, max_len), jnp.int32))["params"])
@@ -466,7 +495,7 @@ def _boxed_params(head: DPRHead, sample, prompts, backbone: nn.Module | None = N
 
 def init_head_params(config, num_tags: int, text_dim: int, seed: int):
   """Fresh (unboxed) head params: what stage 2 starts from."""
-  head = build_head(config, num_tags)
+  head = build_head(config, num_tags, stage=2)
   boxed = head.init({"params": jax.random.key(seed)}, jnp.zeros((1, config.model.embed_dim)),
                     jnp.zeros((1, text_dim)), jnp.ones((1,), bool))["params"]
   return nn.unbox(boxed)
@@ -480,7 +509,7 @@ def restore_head(config, data: SplitData, text_dim: int, stage: int = 3):
   The stage's fingerprint is checked except for its example count, which only the training run
   knows. ``text_dim`` is the width of the prompt features (encoder dim + 1).
   """
-  head = build_head(config, len(data.tag_names))
+  head = build_head(config, len(data.tag_names), stage)
   sample = {"prompt": jnp.zeros((1, text_dim), jnp.float32)}
   backbone = (build_backbone(config.model, data.num_items, data.max_len)
               if tunes_backbone(config, stage) else None)
@@ -495,7 +524,7 @@ def restore_head(config, data: SplitData, text_dim: int, stage: int = 3):
     got = {k: v for k, v in meta.get("fingerprint", {}).items() if k != "examples"}
     if got != expected:
       raise CheckpointError(f"checkpoint in {ckpts.directory} was made with another config than"
-                            f" {config.run.dir}/config.json")
+                            f" {config.run.dir}/config.json ({_differences(got, expected)})")
 
   try:
     restored = ckpts.restore_latest(abstract, check)
@@ -509,5 +538,19 @@ def restore_head(config, data: SplitData, text_dim: int, stage: int = 3):
 
 def _check(meta: dict, fingerprint: dict, where: pathlib.Path):
   if meta.get("fingerprint") != fingerprint:
-    raise CheckpointError(f"checkpoint in {where} was made with another config; use a fresh"
-                          " --config.run.dir")
+    raise CheckpointError(f"checkpoint in {where} was made with another config"
+                          f" ({_differences(meta.get('fingerprint') or {}, fingerprint)});"
+                          " use a fresh --config.run.dir or the run's own settings")
+
+
+def _differences(saved: dict, wanted: dict, prefix: str = "") -> str:
+  """'key: saved -> wanted' for every fingerprint entry that differs (nested dicts flattened)."""
+  out = []
+  for key in sorted(set(saved) | set(wanted)):
+    a, b = saved.get(key, "unset"), wanted.get(key, "unset")
+    if isinstance(a, dict) and isinstance(b, dict):
+      inner = _differences(a, b, f"{prefix}{key}.")
+      out += [inner] if inner else []
+    elif a != b:
+      out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+  return "; ".join(out)
