@@ -29,6 +29,19 @@ from dpr_jax.errors import CheckpointError
 from dpr_jax.train import faults
 
 
+def fingerprint_differences(saved: dict, wanted: dict, prefix: str = "") -> str:
+  """'key: saved -> wanted' for every fingerprint entry that differs (nested dicts flattened)."""
+  out = []
+  for key in sorted(set(saved) | set(wanted)):
+    a, b = saved.get(key, "unset"), wanted.get(key, "unset")
+    if isinstance(a, dict) and isinstance(b, dict):
+      inner = fingerprint_differences(a, b, f"{prefix}{key}.")
+      out += [inner] if inner else []
+    elif a != b:
+      out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+  return "; ".join(out)
+
+
 def abstract_with_shardings(state: Any, shardings: Any) -> Any:
   """ShapeDtypeStructs carrying the target shardings, for a sharded restore."""
   return jax.tree.map(

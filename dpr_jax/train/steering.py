@@ -63,7 +63,8 @@ from dpr_jax.models.dpr import DPRHead
 from dpr_jax.models.moe import load_balance_loss
 from dpr_jax.prompts.bank import PromptBank
 from dpr_jax.train import faults
-from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
+from dpr_jax.train.checkpoint import (RunCheckpoints, abstract_with_shardings,
+                                      fingerprint_differences)
 from dpr_jax.train.logbook import Logbook
 from dpr_jax.train.stages import STAGES, masked_optimizer, stage_dir
 from dpr_jax.train.step import TrainState
@@ -524,7 +525,8 @@ def restore_head(config, data: SplitData, text_dim: int, stage: int = 3):
     got = {k: v for k, v in meta.get("fingerprint", {}).items() if k != "examples"}
     if got != expected:
       raise CheckpointError(f"checkpoint in {ckpts.directory} was made with another config than"
-                            f" {config.run.dir}/config.json ({_differences(got, expected)})")
+                            f" {config.run.dir}/config.json"
+                            f" ({fingerprint_differences(got, expected)})")
 
   try:
     restored = ckpts.restore_latest(abstract, check)
@@ -538,19 +540,7 @@ def restore_head(config, data: SplitData, text_dim: int, stage: int = 3):
 
 def _check(meta: dict, fingerprint: dict, where: pathlib.Path):
   if meta.get("fingerprint") != fingerprint:
-    raise CheckpointError(f"checkpoint in {where} was made with another config"
-                          f" ({_differences(meta.get('fingerprint') or {}, fingerprint)});"
+    differences = fingerprint_differences(meta.get("fingerprint") or {}, fingerprint)
+    raise CheckpointError(f"checkpoint in {where} was made with another config ({differences});"
                           " use a fresh --config.run.dir or the run's own settings")
 
-
-def _differences(saved: dict, wanted: dict, prefix: str = "") -> str:
-  """'key: saved -> wanted' for every fingerprint entry that differs (nested dicts flattened)."""
-  out = []
-  for key in sorted(set(saved) | set(wanted)):
-    a, b = saved.get(key, "unset"), wanted.get(key, "unset")
-    if isinstance(a, dict) and isinstance(b, dict):
-      inner = _differences(a, b, f"{prefix}{key}.")
-      out += [inner] if inner else []
-    elif a != b:
-      out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-  return "; ".join(out)

@@ -29,7 +29,8 @@ from dpr_jax.eval import report
 from dpr_jax.eval.ranking import backbone_evaluator
 from dpr_jax.models import build_backbone
 from dpr_jax.train import faults, packing
-from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
+from dpr_jax.train.checkpoint import (RunCheckpoints, abstract_with_shardings,
+                                      fingerprint_differences)
 from dpr_jax.train.logbook import Logbook
 from dpr_jax.train.stages import stage_dir
 from dpr_jax.train.step import create_state, jit_train_step, make_optimizer, make_train_step
@@ -174,7 +175,8 @@ def _restore_checked(restore_fn, abstract, fingerprint: dict, where: pathlib.Pat
     if meta.get("fingerprint") != fingerprint:
       raise CheckpointError(
           f"checkpoint in {where} was made with another model, dataset or optimizer"
-          f" ({meta.get('fingerprint')} vs {fingerprint}); use a fresh --config.run.dir")
+          f" ({fingerprint_differences(meta.get('fingerprint') or {}, fingerprint)});"
+          " use a fresh --config.run.dir or the run's own settings")
 
   try:
     return restore_fn(abstract, check)
