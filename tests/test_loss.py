@@ -22,10 +22,13 @@ def _inputs(b: int, l: int, d: int, v: int, num_items: int, seed: int = 0):
 
 # V = 48 rows: row 0 and rows past num_items are padding. The softmax runs over the items
 # only: 37 items in tiles of 7 or 16 pad the last tile (masked), 36 items in tiles of 12 need no
-# mask, and tiles >= num_items are one tile (the fused one-tile VJP).
-@pytest.mark.parametrize("tile_size,num_items", [(7, 37), (16, 37), (12, 36), (37, 37),
-                                                 (1000, 37)])
-def test_tiled_matches_dense(tile_size, num_items):
+# mask, and tiles >= num_items are one tile (the fused one-tile VJP), whose forward rule runs
+# over row chunks on CPU: 15 positions in chunks of 4 or 6 (the last one padded), or whole.
+@pytest.mark.parametrize("tile_size,num_items,row_chunk", [
+    (7, 37, 512), (16, 37, 512), (12, 36, 512), (37, 37, 512), (1000, 37, 512), (37, 37, 4),
+    (1000, 37, 6)])
+def test_tiled_matches_dense(monkeypatch, tile_size, num_items, row_chunk):
+  monkeypatch.setattr(loss_lib, "CPU_ROW_CHUNK", row_chunk)
   v = 48
   h, table, targets = _inputs(3, 5, 8, v, num_items)
 

@@ -33,6 +33,13 @@ TILED_CE_THRESHOLD = 2**24
 # Default vocabulary tile: the scans hold a few float32[N, tile] arrays at a time.
 DEFAULT_TILE_SIZE = 4096
 
+# On CPU the one-tile loss's forward rule runs over row chunks of this many positions (a scan that
+# adds up the item gradient): XLA:CPU maps every large buffer afresh each call, so one
+# [N, V] product runs at about half the rate of [512, V] ones. Measured (reports/perf_log.md,
+# 2026-11-29; N = 15,616, V = 3,416, d = 128, value + gradients): 322 ms whole, 252 ms in chunks
+# of 512, 258 ms of 1,024, 282 ms of 2,048. Accelerators keep the single product (0).
+CPU_ROW_CHUNK = 512
+
 _NEG = -1e30  # finite "minus infinity": keeps exp(m_old - m_new) defined when both are masked
 
 
@@ -144,14 +151,15 @@ def _one_tile_weighted_lse(h: Array, items: Array, weight: Array) -> Array:
   twice (forward, then again in the backward). With one tile the forward rule has everything
   at once: it computes the logits once and returns the gradients as residuals, so a training
   step does three catalogue-sized matmuls instead of four. (Evaluated without
-  differentiation, only the logsumexp is computed.) ``weight`` float32[N] is not
-  differentiated.
+  differentiation, only the logsumexp is computed.) On CPU the forward rule runs over chunks of
+  :data:`CPU_ROW_CHUNK` rows. ``weight`` float32[N] is not differentiated.
   """
   logits = jnp.einsum("nd,rd->nr", h, items, preferred_element_type=jnp.float32)
   return jnp.sum(jax.nn.logsumexp(logits, axis=-1) * weight)
 
 
-def _one_tile_weighted_lse_fwd(h, items, weight):
+def _lse_and_grads(h, items, weight):
+  """(sum_n weight_n lse_n, dh float32[N, d], d_items float32[R, d]) of one block of rows."""
   logits = jnp.einsum("nd,rd->nr", h, items, preferred_element_type=jnp.float32)  # [N, R]
   m = jnp.max(logits, axis=-1, keepdims=True)
   e = jnp.exp(logits - m)  # [N, R]
@@ -161,7 +169,28 @@ def _one_tile_weighted_lse_fwd(h, items, weight):
   gp = (e * (weight[:, None] / s)).astype(compute_dtype)  # weight * softmax, [N, R]
   dh = jnp.einsum("nr,rd->nd", gp, items, preferred_element_type=jnp.float32)
   d_items = jnp.einsum("nr,nd->rd", gp, h, preferred_element_type=jnp.float32)
-  return jnp.sum(lse * weight), (dh.astype(h.dtype), d_items.astype(items.dtype))
+  return jnp.sum(lse * weight), dh, d_items
+
+
+def _one_tile_weighted_lse_fwd(h, items, weight):
+  n, d = h.shape
+  rows = CPU_ROW_CHUNK if jax.default_backend() == "cpu" else 0
+  if not 0 < rows < n:
+    total, dh, d_items = _lse_and_grads(h, items, weight)
+  else:  # row chunks (CPU_ROW_CHUNK); padding rows have weight 0: no loss, no gradient.
+    # Chunk j holds the rows i * K + j, so rows sharded over devices stay sharded in every chunk.
+    pad = (-n) % rows
+    hp = jnp.swapaxes(jnp.pad(h, ((0, pad), (0, 0))).reshape(rows, -1, d), 0, 1)  # [K, rows, d]
+    wp = jnp.swapaxes(jnp.pad(weight, (0, pad)).reshape(rows, -1), 0, 1)  # [K, rows]
+
+    def body(d_items, xs):
+      h_chunk, w_chunk = xs
+      total, dh, d_chunk = _lse_and_grads(h_chunk, items, w_chunk)
+      return d_items + d_chunk, (total, dh)
+
+    d_items, (totals, dh) = jax.lax.scan(body, jnp.zeros(items.shape, jnp.float32), (hp, wp))
+    total, dh = jnp.sum(totals), jnp.swapaxes(dh, 0, 1).reshape(-1, d)[:n]
+  return total, (dh.astype(h.dtype), d_items.astype(items.dtype))
 
 
 def _one_tile_weighted_lse_bwd(res, g):
