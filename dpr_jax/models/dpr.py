@@ -11,8 +11,8 @@ Design (ours; the paper's full text is not available):
   a Switch-style load-balance loss (training only).
 * **Experts**: each an MLP on ``x = [h, a, h * a]`` (the user vector, the topic, their
   interaction; with ``use_profile`` also the user's tag profile, :func:`tag_profile`) returning
-  a steering offset in item space. Positive and negative prompts can be
-  routed to different experts, so "more X" and "no X" never have to share weights.
+  a steering offset in item space. Positive and negative prompts can be routed to different
+  experts, so "more X" and "no X" never have to share weights.
 * **Fusion**: ``[h', b] = [h, 0] + has_prompt * sum_k gate_k * expert_k(x)``. The retrieval
   space is the item table's d dimensions plus one coordinate per tag: item ``i`` is
   ``[e_i, tags_i]`` (its multi-hot tags), the steered user is ``[h', b]``, and the score is

@@ -543,4 +543,3 @@ def _check(meta: dict, fingerprint: dict, where: pathlib.Path):
     differences = fingerprint_differences(meta.get("fingerprint") or {}, fingerprint)
     raise CheckpointError(f"checkpoint in {where} was made with another config ({differences});"
                           " use a fresh --config.run.dir or the run's own settings")
-
