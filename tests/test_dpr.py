@@ -374,6 +374,24 @@ def test_selection_bound_keeps_the_items_for_which_g_is_the_rarest_off_habit_tag
   assert kept.any() and (kept != item_tags[:, g].T).any()  # the rule removes some items of g
 
 
+def test_positive_focus_drops_only_the_side_raises_of_positive_rows():
+  from dpr_jax.models.dpr import positive_part
+
+  bias = jnp.array([[3.0, 1.0, 2.0, -1.0, 1.5],  # raised most: 0 (3), 2 and 4 (>= 1.5) stay
+                    [3.0, 1.0, 2.0, -1.0, 1.5],  # a negative row: unchanged
+                    [-2.0, -0.5, -1.0, 0.0, -3.0],  # nothing raised: unchanged
+                    [0.4, 0.1, 0.0, -0.2, 0.3]])
+  positive = jnp.array([True, False, True, True])
+  got = np.asarray(positive_part(bias, positive, "focus"))
+  np.testing.assert_array_equal(got, np.float32([[3.0, 0.0, 2.0, -1.0, 1.5],
+                                                  [3.0, 1.0, 2.0, -1.0, 1.5],
+                                                  [-2.0, -0.5, -1.0, 0.0, -3.0],
+                                                  [0.4, 0.0, 0.0, -0.2, 0.3]]))
+  np.testing.assert_array_equal(positive_part(bias, positive, "full"), bias)
+  with pytest.raises(ValueError, match="positive_steering"):
+    positive_part(bias, positive, "strong")
+
+
 def test_polarity_counts_a_share_held_at_its_limit_as_moved():
   from dpr_jax.eval.steering import polarity_moves
 

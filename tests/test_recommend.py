@@ -32,12 +32,15 @@ def rec(dpr_run):
   return Recommender.load(config.run.dir)
 
 
-def _reference(rec, history, parts=(), k=10, negative=(), mode=None):
+def _reference(rec, history, parts=(), k=10, negative=(), mode=None, positive_mode=None):
   """Top-k by numpy from the restored params: steer with each part, add offsets, mask history.
   Parts listed in ``negative`` steer as ``mode`` says (default: the run's
   ``dpr.negative_steering``): "tags" keeps their tag coordinates only, "subtract" their offset
-  and the tags lowered by at least half the most-lowered one."""
+  and the tags lowered by at least half the most-lowered one. The other parts steer as
+  ``positive_mode`` says (default: ``dpr.positive_steering``): "focus" drops the raised tags
+  below half the most-raised one."""
   mode = mode or rec.config.dpr.negative_steering
+  positive_mode = positive_mode or rec.config.dpr.positive_steering
   model, params = rec._model, rec._backbone
   inputs = np.zeros((1, rec.data.max_len), np.int32)
   tail = history[-rec.data.max_len:]
@@ -56,6 +59,8 @@ def _reference(rec, history, parts=(), k=10, negative=(), mode=None):
       user = h
     if text in negative and mode == "subtract":
       bias = np.where(bias <= 0.5 * min(bias.min(), 0.0), bias, 0.0)
+    if text not in negative and positive_mode == "focus":
+      bias = np.where((bias > 0) & (bias < 0.5 * bias.max()), 0.0, bias)
     steered.append((user, bias))
   user, bias = compose(h, steered) if steered else (h, jnp.zeros((1, len(rec.data.tag_names))))
   scores = np.asarray(user)[0] @ table.T
@@ -113,6 +118,38 @@ def test_every_negative_steering_mode_matches_the_reference(rec):
     assert _ids(answer) == _reference(rec, history, [pos, neg], negative=[neg], mode=mode), mode
     answers.add(tuple(_ids(answer)))
   assert len(answers) > 1  # the modes do differ
+
+
+def test_every_positive_steering_mode_matches_the_reference(rec):
+  from dpr_jax.models.dpr import POSITIVE_STEERING
+  from dpr_jax.serve.recommender import Recommender, Request
+
+  def side_raise(history, prompt):  # the head raises a tag a little beside its top raise
+    feats = jnp.asarray(prompt_features(rec.encoder.encode([prompt]), [prompt]))
+    inputs = np.zeros((1, rec.data.max_len), np.int32)
+    inputs[0, -len(history[-rec.data.max_len:]):] = history[-rec.data.max_len:]
+    h = rec._model.apply({"params": rec._backbone}, jnp.asarray(inputs))[:, -1]
+    bias = np.asarray(rec._head.apply({"params": rec._head_params}, h, feats,
+                                      jnp.ones((1,), bool)).tag_bias)
+    return ((bias > 0) & (bias < 0.5 * bias.max())).any()
+
+  # A request where "focus" drops something, so the two modes are really compared.
+  user, prompt = next((u, f"more {t.lower()} films, please") for u in rec.data.user_ids[:20]
+                      for t in rec.data.tag_names
+                      if side_raise(rec.user_history(u), f"more {t.lower()} films, please"))
+  history = rec.user_history(user)
+  scores = set()
+  for mode in POSITIVE_STEERING:
+    config = rec.config.copy_and_resolve_references()
+    config.unlock()
+    config.dpr.positive_steering = mode
+    mode_rec = Recommender(config, rec.data, rec._model, rec._backbone, rec._head,
+                           rec._head_params, rec.encoder)
+    answer = mode_rec.recommend(Request(user=user, prompt=prompt, k=10))
+    assert answer["prompt_parts"]["positive"] == prompt
+    assert _ids(answer) == _reference(rec, history, [prompt], positive_mode=mode), mode
+    scores.add(tuple(it["score"] for it in answer["items"]))
+  assert len(scores) == len(POSITIVE_STEERING)  # the modes do differ
 
 
 def test_a_head_reading_the_tag_profile_gets_the_whole_history_s(rec):

@@ -62,7 +62,7 @@ from dpr_jax.eval.metrics import metrics_at_k, target_rank
 from dpr_jax.eval.ranking import seen_mask
 from dpr_jax.eval.report import markdown_table, protocol_fields
 from dpr_jax.models import valid_item_mask
-from dpr_jax.models.dpr import compose, negative_part
+from dpr_jax.models.dpr import compose, negative_part, positive_part
 from dpr_jax.prompts import templates
 from dpr_jax.prompts.bank import PromptBank
 from dpr_jax.prompts.combine import is_negative, split_request
@@ -107,6 +107,7 @@ class Scorer:
   item_tags: jax.Array  # bool[V, T]
   num_items: int
   negative_steering: str = "subtract"  # config.dpr.negative_steering
+  positive_steering: str = "focus"  # config.dpr.positive_steering
   # DPR's own backbone when stage 3 tuned it (None: the methods share ``user_vectors``/``table``).
   dpr_user_vectors: Callable | None = None  # (inputs int[B, L]) -> float[B, d]
   dpr_table: jax.Array | None = None  # float[V, d]
@@ -242,9 +243,10 @@ def _scores_fn(scorer: Scorer, method: str):
       steered = []
       for key in ("prompt", "prompt2"):  # a second part only in COMBINED
         on = batch[f"has_{key}"][:, None]
-        u_j, b_j = negative_part(h, *scorer.steer(h, batch[key], batch["share"]),
-                                 batch[f"{key}_negative"],
+        negative = batch[f"{key}_negative"]
+        u_j, b_j = negative_part(h, *scorer.steer(h, batch[key], batch["share"]), negative,
                                  scorer.negative_steering)
+        b_j = positive_part(b_j, ~negative, scorer.positive_steering)
         steered.append((jnp.where(on, u_j, h), jnp.where(on, b_j, 0.0)))
       u, tag_bias = compose(h, steered)
       scores = (jnp.einsum("bd,vd->bv", u, table, preferred_element_type=jnp.float32)

@@ -167,6 +167,40 @@ def negative_part(h: Array, user: Array, tag_bias: Array, negative: Array,
   return user, tag_bias
 
 
+POSITIVE_STEERING = ("full", "focus")
+# "focus" drops a positive request's raised tag coordinates below this share of its most-raised
+# one (the same rule as NEGATIVE_FOCUS, mirrored).
+POSITIVE_FOCUS = 0.5
+
+
+def positive_part(tag_bias: Array, positive: Array, mode: str) -> Array:
+  """How a positive request ("more comedy") steers at inference (``config.dpr.positive_steering``).
+
+  * ``"full"``: the head's tag coordinates as trained.
+  * ``"focus"``: of the tags the head raises, only those raised by at least
+    :data:`POSITIVE_FOCUS` times the most-raised one (the tag(s) the request names) stay raised;
+    the small raises of other tags are dropped, the lowered tags kept. The mirror of
+    ``negative_steering="subtract"``: the side raises (for "more comedy" the head also lifts
+    tags that co-occur with Comedy) pull items of those tags up and reorder the list; the
+    lowerings carry what the head learnt about the user's habits (which tags an off-habit
+    request is *not* about) and help. The item-space offset is kept either way.
+
+  Rows where ``positive`` is False are returned unchanged.
+
+  Args:
+    tag_bias: float[B, T]; positive: bool[B]; mode: one of :data:`POSITIVE_STEERING`.
+  Returns:
+    tag_bias float[B, T].
+  """
+  if mode not in POSITIVE_STEERING:
+    raise ValueError(f"positive_steering must be one of {POSITIVE_STEERING}, got {mode!r}")
+  if mode == "full":
+    return tag_bias
+  named = tag_bias >= POSITIVE_FOCUS * jnp.max(tag_bias, axis=-1, keepdims=True)
+  side_raise = (tag_bias > 0) & ~named
+  return jnp.where(positive[:, None] & side_raise, 0.0, tag_bias)
+
+
 def compose(h: Array, steered: list[tuple[Array, Array]]) -> tuple[Array, Array]:
   """Steers with several prompt parts at once: their offsets add.
 

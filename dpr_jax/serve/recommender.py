@@ -34,7 +34,7 @@ from dpr_jax.data.split import SplitData
 from dpr_jax.errors import UserError
 from dpr_jax.eval.ranking import length_buckets
 from dpr_jax.models import valid_item_mask
-from dpr_jax.models.dpr import compose, negative_part, tag_profile
+from dpr_jax.models.dpr import compose, negative_part, positive_part, tag_profile
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import prompt_features
 from dpr_jax.train import steering, trainer
@@ -202,7 +202,8 @@ class Recommender:
                         for p, on in ((pos, has_pos), (neg, has_neg)))
     user_neg, bias_neg = negative_part(h, out_neg.user, out_neg.tag_bias, has_neg,
                                        self.config.dpr.negative_steering)
-    user, tag_bias = compose(h, [(out_pos.user, out_pos.tag_bias), (user_neg, bias_neg)])
+    bias_pos = positive_part(out_pos.tag_bias, has_pos, self.config.dpr.positive_steering)
+    user, tag_bias = compose(h, [(out_pos.user, bias_pos), (user_neg, bias_neg)])
     with jax.named_scope("score_catalogue"):
       plain = jnp.einsum("bd,vd->bv", h, table)
       steered = (jnp.einsum("bd,vd->bv", user, table)

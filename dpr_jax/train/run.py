@@ -104,6 +104,7 @@ def run(config, mode: str = "train") -> dict:
       steer=lambda h, p, profile: _steer(head, head_params, h, p, profile),
       table=table, item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
       num_items=data.num_items, negative_steering=config.dpr.negative_steering,
+      positive_steering=config.dpr.positive_steering,
       dpr_user_vectors=None if tuned is None else (
           lambda x: model.apply({"params": dpr_params}, x, method=model.user_vector)),
       dpr_table=None if tuned is None else model.apply({"params": dpr_params},
