@@ -65,8 +65,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.weight_decay = 0.0
   c.train.grad_clip = 1.0  # Global-norm clip; 0 disables.
   c.train.steps_per_call = 8  # Steps fused into one jit call (lax.scan over stacked batches).
-  # Compute only the real (non-padded) positions, packed into a static buffer: SASRec's
-  # per-position layers and the output head (SASRec.packed), GRU4Rec's head
+  # Compute only the real (non-padded) positions, packed into a static buffer: all of SASRec,
+  # whole sequences laid into rows of max_len (SASRec.packed), GRU4Rec's head
   # (loss.compact_softmax_ce). Same loss, less work on left-padded batches; dropout masks are
   # drawn in the packed shape.
   c.train.compact_head = True

@@ -190,23 +190,54 @@ def test_bf16_compute_keeps_float32_params_and_the_loss(tiny_config, name):
 
 
 def test_packed_sasrec_equals_the_dense_forward_at_real_positions():
+  """Row packing: sequences of 9, 3, 12, 0, 2 and 1 items in rows of 12 -> first fit, longest
+  first: [12], [9, 3], [2, 1] (3 rows); every real position once, in order inside its
+  sequence, with the dense forward's value; a fourth row stays empty."""
+  from dpr_jax.train.packing import first_fit_rows
+
   model = MODELS["sasrec"]()
   params = nn.unbox(model.init({"params": jax.random.key(0)}, jnp.zeros((1, 12), jnp.int32)))
   seqs = jnp.array([[0, 0, 0, 5, 7, 9, 11, 13, 2, 4, 6, 8], [0] * 9 + [3, 1, 2],
-                    list(range(20, 32)), [0] * 12])
+                    list(range(20, 32)), [0] * 12, [0] * 10 + [4, 4], [0] * 11 + [9]])
+  real = np.flatnonzero(np.asarray(seqs).reshape(-1))  # 27 positions
+  assert first_fit_rows(np.sum(np.asarray(seqs) > 0, 1)[None], 12)[0] == 3
   dense = np.asarray(model.apply(params, seqs)).reshape(-1, 16)
-  h, idx = model.apply(params, seqs, 30, method=model.packed)
-  idx = np.asarray(idx)
-  assert list(idx[:24]) == list(np.flatnonzero(np.asarray(seqs).reshape(-1)))
-  assert np.all(idx[24:] == seqs.size) and not np.any(np.asarray(h)[24:])  # empty slots
-  np.testing.assert_allclose(h[:24], dense[idx[:24]], atol=1e-5)
+  h, idx = model.apply(params, seqs, 48, method=model.packed)
+  h, idx = np.asarray(h), np.asarray(idx)
+  filled = idx < seqs.size
+  assert sorted(idx[filled]) == list(real)  # each real position exactly once
+  rows = idx.reshape(4, 12)
+  assert list(rows[0]) == list(range(24, 36))  # the 12-item sequence fills row 0
+  assert list(rows[1]) == list(range(3, 12)) + list(range(21, 24))  # 9 then 3
+  assert list(rows[2, :3]) == [58, 59, 71] and not filled.reshape(4, 12)[3].any()
+  assert not np.any(h[~filled])  # empty slots are zero
+  np.testing.assert_allclose(h[filled], dense[idx[filled]], atol=1e-5)
+  with pytest.raises(ValueError, match="multiple of the sequence length"):
+    model.apply(params, seqs, 30, method=model.packed)
+
+
+def test_row_packing_in_graph_needs_exactly_the_host_rows():
+  """The model's in-graph first fit and the host's count agree: with C = L * first_fit_rows
+  every real position of random batches finds a slot."""
+  from dpr_jax.train.packing import first_fit_rows
+
+  model = MODELS["sasrec"]()
+  params = nn.unbox(model.init({"params": jax.random.key(0)}, jnp.zeros((1, 12), jnp.int32)))
+  rng = np.random.default_rng(0)
+  for _ in range(5):
+    n = np.minimum(rng.geometric(0.15, 24), 12) * (rng.random(24) > 0.1)  # some empty
+    seqs = np.where(np.arange(12)[None] >= 12 - n[:, None], rng.integers(1, 50, (24, 12)), 0)
+    rows = int(first_fit_rows(n[None], 12)[0])
+    _, idx = model.apply(params, jnp.asarray(seqs), rows * 12, method=model.packed)
+    assert sorted(np.asarray(idx)[np.asarray(idx) < seqs.size]) == list(np.flatnonzero(seqs))
 
 
 # No levels: dense; a level that holds the batch: packed; only a level too small: dense.
-@pytest.mark.parametrize("levels,compiled", [((), None), ((256,), 256), ((8,), None)])
+# Levels in units of the buffer: positions (GRU4Rec's head), or rows of L (SASRec).
+@pytest.mark.parametrize("level,packed", [(None, False), (16, True), (1, False)])
 @pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
-def test_train_step_loss_with_packing(tiny_config, name, levels, compiled):
-  from dpr_jax.train.packing import TrainSteps, host_positions
+def test_train_step_loss_with_packing(tiny_config, name, level, packed):
+  from dpr_jax.train.packing import TrainSteps, host_positions, row_length
   from dpr_jax.train.step import (
     create_state,
     jit_train_step,
@@ -222,13 +253,17 @@ def test_train_step_loss_with_packing(tiny_config, name, levels, compiled):
   state, shardings = create_state(model, tx, mesh, 0, data.max_len)
   batch = {"inputs": jnp.asarray(data.train_inputs[None, :16]),
            "targets": jnp.asarray(data.train_targets[None, :16])}
-  assert 8 < host_positions(batch) <= 256
+  rows = row_length(model, data.max_len)
+  unit = rows or 16  # 16 x 16 positions, or 16 rows of L, hold any 16 sequences
+  levels = () if level is None else (level * unit,)
+  compiled = levels[0] if packed else None
+  assert unit < host_positions(batch, rows) <= 16 * unit
   from dpr_jax.train.loss import full_softmax_ce
   h = model.apply({"params": state.params}, batch["inputs"][0])
   want = float(full_softmax_ce(h, model.apply({"params": state.params}, method=model.item_table),
                                batch["targets"][0], data.num_items)[0])
   steps = TrainSteps(lambda c: jit_train_step(
       make_train_step(model, tx, data.num_items, 0, head_capacity=c), mesh, shardings), levels)
-  _, metrics = steps(state, batch, host_positions(batch))  # donates state
+  _, metrics = steps(state, batch, host_positions(batch, rows))  # donates state
   assert steps.compiled == (compiled,)
   np.testing.assert_allclose(metrics["loss"][0], want, rtol=1e-5)

@@ -31,6 +31,42 @@ def test_call_positions_matches_a_loop_over_the_batches():
     packing.call_positions(lengths, order, 0, 10, steps_per_call=3)
 
 
+def _first_fit_loop(sizes, capacity):
+  """First-fit decreasing, one bin at a time (the reference)."""
+  bins = []
+  for x in sorted(sizes, reverse=True):
+    for i, used in enumerate(bins):
+      if used + x <= capacity:
+        bins[i] += x
+        break
+    else:
+      bins.append(x)
+  return len(bins)
+
+
+def test_first_fit_rows_matches_a_loop():
+  rng = np.random.default_rng(1)
+  lengths = np.minimum(rng.geometric(0.03, size=(50, 16)), 40)  # skewed, some at the cap
+  got = packing.first_fit_rows(lengths, 40)
+  assert got.tolist() == [_first_fit_loop(row, 40) for row in lengths]
+  assert np.all(got >= np.ceil(lengths.sum(1) / 40))  # never below the positions' own need
+  assert packing.first_fit_rows(np.full((1, 5), 40), 40).tolist() == [5]
+
+
+def test_call_positions_in_rows_counts_first_fit_rows():
+  rng = np.random.default_rng(2)
+  lengths = rng.integers(1, 21, 64)
+  order = BatchOrder(64, 8, seed=0)
+  got = packing.call_positions(lengths, order, 0, 8, steps_per_call=2, row_length=20)
+  want = [20 * max(_first_fit_loop(lengths[order.indices(s, 1)[0]], 20) for s in (c, c + 1))
+          for c in range(0, 8, 2)]
+  assert got.tolist() == want
+  inputs, targets = _left_padded(lengths, 20)
+  per_call, levels = packing.plan(inputs, targets, order, 8, 2, num_levels=2, row_length=20)
+  assert per_call.tolist() == want and all(v % 20 == 0 for v in levels)
+  assert levels[-1] == max(want)
+
+
 def test_real_lengths_refuses_targets_at_padding():
   inputs, targets = _left_padded([3, 5, 1], 6)
   assert packing.real_lengths(inputs, targets).tolist() == [3, 5, 1]

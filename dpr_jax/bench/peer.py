@@ -14,9 +14,10 @@ trains on the last position of each augmented prefix only (``loss_type: CE``), w
 blocks and q/k/v biases -- another objective and architecture.
 
 Ours runs as the trainer runs it: with ``train.compact_head`` (default) only the real positions
-are computed (SASRec.packed: every per-position layer on a static buffer of the real rows,
-sized by the packing level a full run of the config would give the batch, the attention on the
-[B, L] layout, the head at supervised positions), and evaluation visits users
+are computed (SASRec.packed: whole sequences laid into rows of L by first fit, every layer on
+that static buffer of slots, sized by the packing level a full run of the config would give the
+batch, the attention block-diagonal per row, the head at supervised positions), and evaluation
+visits users
 by input length with their left padding trimmed to a few static widths and computes the last
 block for the last position only (``Evaluator``, ``SASRec.user_vector``) -- same values, less
 work. The peer computes every position, as a plain PyTorch SASRec does.
@@ -324,9 +325,10 @@ class Ours:
         config.train, data.train_inputs, data.train_targets, order, total,
         lambda capacity: jit_train_step(make_train_step(
             self.model, self.tx, data.num_items, config.train.seed, head_capacity=capacity),
-            self.mesh, shardings))
-    # Padded rows of that run, as a share of its calls' real positions (for the record: the
-    # benchmarked batch gets its own level, which may pad less or more than the average).
+            self.mesh, shardings), row_length=packing.row_length(self.model, data.max_len))
+    # Padded rows of that run, as a share of the rows its calls need (slots of first-fit rows
+    # for SASRec; for the record: the benchmarked batch gets its own level, which may pad less
+    # or more than the average).
     self.run_padding = (None if per_call is None else float(np.mean(
         [(self.packed_steps.capacity(n) - n) / n for n in per_call])))
     self.evaluate = backbone_evaluator(self.model, config, self.mesh, shardings.params,
@@ -472,7 +474,8 @@ def run(args) -> dict:
     opt = torch_optimizer(module, config.train)
     state = ours.state
 
-    positions = packing.host_positions({"inputs": inputs})  # on the host, as the trainer does
+    positions = packing.host_positions(  # on the host, as the trainer does
+        {"inputs": inputs}, packing.row_length(ours.model, l))
 
     def run_jax():
       nonlocal state
@@ -507,7 +510,10 @@ def run(args) -> dict:
     train = {"steps_per_repeat": steps, "compact_head": bool(config.train.compact_head),
              "packing_levels": list(ours.packed_steps.levels),
              "packed_capacity": ours.packed_steps.capacity(positions),
-             "packed_positions": positions, "run_mean_padding": ours.run_padding, "repeats": args.repeats, "batch": b, "max_len": l,
+             "packed_positions": int(np.max(np.sum(inputs > 0, axis=(1, 2)))),
+             "packed_slots_needed": positions, "packed_row_length": packing.row_length(
+                 ours.model, l), "run_mean_padding": ours.run_padding, "repeats": args.repeats,
+             "batch": b, "max_len": l,
              "supervised_fraction": supervised / (b * l), "model_gflops_per_step": flops / 1e9,
              "s_per_step": {k: v for k, v in times.items()},
              "median_s_per_step": {k: _median(v) for k, v in times.items()}}
@@ -627,10 +633,14 @@ def markdown(results: dict) -> str:
       lines.append(f"| {k} | {med:.3f} | {t[f'seq_per_s/{k}']:.1f} | {ratio} | "
                    f"{t[f'floor_fraction/{k}']:.1%} |")
     if t.get("packed_capacity"):
-      lines.append(f"\nOurs packs the call's {t['packed_positions']:,} real positions (its fullest "
-                   f"step) into {t['packed_capacity']:,} rows, the level a full run of this config "
-                   f"plans for it (levels {t['packing_levels']}; over that run's calls the "
-                   f"padding averages {t['run_mean_padding']:.1%} of the real positions).")
+      rows = t.get("packed_row_length")
+      need = (f"{t['packed_positions']:,} real positions (its fullest step)" if not rows else
+              f"{t['packed_positions']:,} real positions (its fullest step; whole sequences in "
+              f"{t['packed_slots_needed'] // rows} rows of {rows} by first fit)")
+      lines.append(f"\nOurs packs the call's {need} into {t['packed_capacity']:,} slots, the level a "
+                   f"full run of this config plans for it (levels {t['packing_levels']}; over "
+                   f"that run's calls the padding averages {t['run_mean_padding']:.1%} of the "
+                   f"slots they need).")
     lines.append("")
   if "eval" in results:
     e = results["eval"]

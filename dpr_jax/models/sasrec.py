@@ -20,38 +20,6 @@ Array = jax.Array
 _NEG = -1e9
 
 
-@jax.custom_vjp
-def permute_rows(x: Array, index: Array, inverse: Array) -> Array:
-  """``x[index]`` along axis 0, rows with an out-of-range index zero, when ``index`` is a
-  one-to-one map between in-range entries and ``inverse`` its inverse.
-
-  Packing moves rows between the packed [C] and the flat [B * L] layouts. Gathering by the
-  map's inverse is then the exact transpose, so the backward pass is a gather too, instead of
-  the scatter-add that autodiff of a gather (or of a scatter) produces.
-
-  Args:
-    x: float[M, ...].
-    index: int32[N], values in [0, M) or out of range (>= M: a zero row).
-    inverse: int32[M], values in [0, N) or out of range: ``index[inverse[m]] == m`` wherever
-      inverse[m] is in range, and every in-range index[n] is reached that way.
-  Returns:
-    float[N, ...].
-  """
-  return jnp.take(x, index, axis=0, mode="fill", fill_value=0)
-
-
-def _permute_rows_fwd(x, index, inverse):
-  return permute_rows(x, index, inverse), (index, inverse)
-
-
-def _permute_rows_bwd(res, g):
-  index, inverse = res
-  return permute_rows(g, inverse, index), None, None
-
-
-permute_rows.defvjp(_permute_rows_fwd, _permute_rows_bwd)
-
-
 class QKVKernel(nn.Module):
   """The attention's query/key/value kernel, float[d, 3, H, K], at ``qkv/kernel`` (the
   parameter of the fused ``DenseGeneral`` it replaces: same path, shape and initial values).
@@ -76,16 +44,15 @@ class CausalSelfAttention(nn.Module):
   dtype: Any = jnp.float32  # compute dtype of the matmuls; the softmax is always float32
 
   @nn.compact
-  def __call__(self, x: Array, key_mask: Array, deterministic: bool, last_only: bool = False,
-               packing: tuple | None = None) -> Array:
+  def __call__(self, x: Array, key_mask: Array | None, deterministic: bool,
+               last_only: bool = False, segments: Array | None = None) -> Array:
     """x float[B, L, d], key_mask bool[B, L] (True = real item) -> float[B, Q, d].
 
     Q = L, or Q = 1 with ``last_only``: only the last position queries (keys and values are
     still every position), which is all a ranking of the next item needs.
-    With ``packing = (idx int32[C], inv int32[B * L], (B, L))``, x is float[C, d], the real
-    positions ``idx`` of the flattened [B * L] batch (idx = B * L: an empty slot; inv maps a
-    position back to its slot, C for padding); the projections run on those rows only, the
-    attention on the [B, L] layout; returns float[C, d].
+    With ``segments`` int32[R, L] (row packing, :meth:`SASRec.packed`), x is float[C, d] with
+    C = R * L: rows of L slots, each holding whole sequences one after another; a slot attends
+    to the earlier slots of its own segment (``key_mask`` is not used). Returns float[C, d].
     """
     d = x.shape[-1]
     head_dim = d // self.num_heads
@@ -99,17 +66,18 @@ class CausalSelfAttention(nn.Module):
       q, k, v = proj(x[:, -1:], kernel[:, 0]), kv[:, :, 0], kv[:, :, 1]  # q: [B, 1, H, K]
     else:
       qkv = proj(x, kernel)  # [B, L, 3, H, K], or [C, 3, H, K] packed
-      if packing is not None:
-        idx, inv, (b, l) = packing
-        with jax.named_scope("unpack"):
-          qkv = permute_rows(qkv, inv, idx).reshape((b, l) + qkv.shape[1:])
+      if segments is not None:
+        qkv = qkv.reshape(segments.shape + qkv.shape[1:])  # [R, L, 3, H, K]: free
       q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, L, H, K]
     length = k.shape[1]
     with jax.named_scope("attention"):
       logits = jnp.einsum("bqhk,bshk->bhqs", q, k,
                           preferred_element_type=jnp.float32) * head_dim**-0.5  # [B, H, Q, L]
       causal = jnp.tril(jnp.ones((length, length), dtype=bool))[-q.shape[1]:]  # [Q, L]
-      allowed = causal[None, None] & key_mask[:, None, None, :]  # [B, 1, Q, L]
+      if segments is None:
+        allowed = causal[None, None] & key_mask[:, None, None, :]  # [B, 1, Q, L]
+      else:  # block-diagonal: earlier slots of the same sequence only
+        allowed = causal[None, None] & (segments[:, None, :, None] == segments[:, None, None, :])
       logits = jnp.where(allowed, logits, _NEG)
       if deterministic:
         # Inference: the softmax is normalised after the value product, so the division runs
@@ -125,9 +93,8 @@ class CausalSelfAttention(nn.Module):
         weights = jax.nn.softmax(logits, axis=-1)
         weights = Dropout(self.dropout)(weights, deterministic=deterministic)
         out = jnp.einsum("bhqs,bshk->bqhk", weights.astype(v.dtype), v)  # [B, Q, H, K]
-    if packing is not None:
-      with jax.named_scope("pack"):
-        out = permute_rows(out.reshape((-1,) + out.shape[2:]), idx, inv)  # [C, H, K]
+    if segments is not None:
+      out = out.reshape((-1,) + out.shape[2:])  # [C, H, K]
     return nn.DenseGeneral(
         d, axis=(-2, -1), name="out", dtype=self.dtype,
         kernel_init=partitioned(init, ("heads", "kv", "embed")))(out)
@@ -158,21 +125,18 @@ class Block(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, mask: Array, deterministic: bool, last_only: bool = False,
-               packing: tuple | None = None) -> Array:
+               segments: Array | None = None) -> Array:
     """x float[B, L, d], mask bool[B, L] -> float[B, L, d] (float[B, 1, d] with ``last_only``:
     the last position alone, computed from every position's keys and values).
 
-    ``packing = (idx int32[C], inv int32[B * L], valid bool[C], (B, L))``: x is float[C, d],
-    the real positions only (see :meth:`SASRec.packed`); returns float[C, d].
+    With ``segments`` int32[R, L] (see :meth:`SASRec.packed`): x is float[C, d], C = R * L
+    slots, and mask bool[C] marks the filled ones; returns float[C, d].
     """
     norm = lambda: nn.LayerNorm(dtype=self.dtype)  # statistics in float32 either way
     y = CausalSelfAttention(self.num_heads, self.dropout, self.dtype)(
-        norm()(x), mask, deterministic, last_only,
-        None if packing is None else (packing[0], packing[1], packing[3]))
+        norm()(x), None if segments is not None else mask, deterministic, last_only, segments)
     if last_only:
       x, mask = x[:, -1:], mask[:, -1:]
-    if packing is not None:
-      mask = packing[2]  # [C]
     x = x + Dropout(self.dropout)(y, deterministic=deterministic)
     y = FeedForward(self.mlp_dim, self.dropout, self.dtype)(norm()(x), deterministic)
     x = x + Dropout(self.dropout)(y, deterministic=deterministic)
@@ -181,6 +145,9 @@ class Block(nn.Module):
 
 class SASRec(nn.Module):
   """SASRec backbone.
+
+  ``packs_rows``: :meth:`packed` lays whole sequences into rows of L, so the trainer sizes its
+  buffers in rows (``dpr_jax.train.packing.row_length``).
 
   Attributes:
     vocab_size: padded item-table rows V (ids 0 and > num_items are never ranked).
@@ -198,6 +165,7 @@ class SASRec(nn.Module):
   mlp_dim: int = 256
   dropout: float = 0.2
   dtype: Any = jnp.float32
+  packs_rows = True  # class constant, not a module field
 
   def setup(self):
     self.item_embed = ItemEmbedding(self.vocab_size, self.embed_dim)
@@ -227,36 +195,59 @@ class SASRec(nn.Module):
 
   def packed(self, seqs: Array, capacity: int, deterministic: bool = True
              ) -> tuple[Array, Array]:
-    """The user vectors of the real (non-padded) positions only, packed.
+    """The user vectors of the real (non-padded) positions only, packed into rows.
 
-    Every per-position layer (embedding, projections, feed-forward, LayerNorm, dropout) runs on
-    a static float[capacity, d] buffer of the real positions; only the attention sees the
-    [B, L] layout. On left-padded batches (ML-1M, L = 200: ~46% padding) that skips most of
-    the work spent on padding. Same parameters and, without dropout, the same values as
-    ``self(seqs)`` at the real positions (dropout masks are drawn in the packed shape).
+    Row packing: the batch's sequences are laid whole, one after another, into R = C / L rows
+    of L slots, by first-fit decreasing (longest first, each into the first row with room; a
+    ``lax.scan`` over the B sequences). Every layer then runs on the static float[C, d] buffer
+    of slots -- the per-position layers as on any rows, the attention on [R, L] with a
+    block-diagonal causal mask (a slot sees the earlier slots of its own sequence). On ML-1M
+    (L = 200, ~46% of a left-padded batch is padding) a batch of 128 sequences fits in ~70 rows,
+    so the attention, quadratic in the width, runs on ~70 rows of 200 instead of 128, and no
+    row permutation is needed between the layers (reports/perf_log.md). Same parameters and,
+    without dropout, the same values as ``self(seqs)`` at the real positions (positions are
+    the sequence's own, counted from its end; dropout masks are drawn in the packed shape).
 
     Args:
       seqs: int[B, L], left-padded.
-      capacity: static C >= the number of real positions (those beyond C are dropped: check
-        before calling, as dpr_jax.train.packing does on the host).
+      capacity: static C, a multiple of L with at least as many rows as first-fit needs
+        (``dpr_jax.train.packing.first_fit_rows``, checked on the host before calling; a
+        sequence that finds no row is dropped).
     Returns:
-      (h float[C, d], idx int32[C]): row c is ``self(seqs).reshape(-1, d)[idx[c]]``; empty slots
-      have idx = B * L and h = 0.
+      (h float[C, d], idx int32[C]): slot c holds ``self(seqs).reshape(-1, d)[idx[c]]``; empty
+      slots have idx = B * L and h = 0.
     """
     b, l = seqs.shape
-    mask = seqs > 0
-    (idx,) = jnp.nonzero(mask.reshape(-1), size=capacity, fill_value=b * l)  # [C]
-    idx = idx.astype(jnp.int32)
-    valid = idx < b * l
-    flat = mask.reshape(-1)
-    slot = jnp.cumsum(flat, dtype=jnp.int32) - 1  # idx lists the real positions in order
-    inv = jnp.where(flat & (slot < capacity), slot, capacity).astype(jnp.int32)  # [B * L]
+    if capacity % l:
+      raise ValueError(f"capacity={capacity} must be a multiple of the sequence length {l}")
+    rows = capacity // l
+    with jax.named_scope("row_layout"):
+      n = jnp.sum(seqs > 0, axis=1, dtype=jnp.int32)  # [B] real positions
+      order = jnp.argsort(-n, stable=True)  # longest first, ties in batch order
+
+      def first_fit(fill, u):  # fill int32[R]: slots used per row
+        fits = fill + n[u] <= l
+        row = jnp.argmax(fits)  # the first row with room
+        ok = fits[row]
+        return fill.at[row].add(jnp.where(ok, n[u], 0)), (jnp.where(ok, row, rows), fill[row])
+
+      _, (row_of, offset_of) = jax.lax.scan(first_fit, jnp.zeros((rows,), jnp.int32), order)
+      row = jnp.zeros((b,), jnp.int32).at[order].set(row_of)  # [B]
+      offset = jnp.zeros((b,), jnp.int32).at[order].set(offset_of)
+      rel = jnp.arange(l, dtype=jnp.int32)[None, :] - (l - n[:, None])  # [B, L] index in sequence
+      slot = jnp.where((rel >= 0) & (row[:, None] < rows),
+                       row[:, None] * l + offset[:, None] + rel, capacity).reshape(-1)  # [B * L]
+      idx = jnp.full((capacity,), b * l, jnp.int32).at[slot].set(
+          jnp.arange(b * l, dtype=jnp.int32), mode="drop")  # [C]
+      segments = jnp.full((capacity,), -1, jnp.int32).at[slot].set(
+          jnp.repeat(jnp.arange(b, dtype=jnp.int32), l), mode="drop").reshape(rows, l)
+      valid = idx < b * l
     ids = seqs.reshape(-1).at[idx].get(mode="fill", fill_value=0)  # [C]
-    pos = self.pos_embed[-l:].at[idx % l].get(mode="fill", fill_value=0)  # [C, d]
+    pos = self.pos_embed[-l:][idx % l]  # [C, d]
     x = (self.item_embed(ids) * self.embed_dim**0.5 + pos).astype(self.dtype)
     x = self.embed_dropout(x, deterministic=deterministic) * valid[:, None]
     for block in self.blocks:
-      x = block(x, mask, deterministic, packing=(idx, inv, valid, (b, l)))
+      x = block(x, valid, deterministic, segments=segments)
     return self.final_norm(x) * valid[:, None], idx
 
   def _forward(self, seqs: Array, deterministic: bool, last_only: bool) -> Array:

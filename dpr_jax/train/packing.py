@@ -2,8 +2,8 @@
 
 Left-padded batches are mostly padding (ML-1M at L = 200: ~46% of the positions), so the
 training step computes the real positions only, packed into a static float[C, d] buffer
-(``SASRec.packed``; GRU4Rec packs its output head). C must hold every real position of every
-step in a jit call. A run-wide C (a high quantile of the batch sizes) costs a lot: on ML-1M
+(``SASRec.packed``: whole sequences in rows of L, C = R * L; GRU4Rec packs its output head).
+C must hold every step of a jit call. A run-wide C (a high quantile of the batch sizes) costs a lot: on ML-1M
 it was ~34% larger than the average batch, and with an in-graph overflow test (``lax.cond``
 to a dense step) the step also paid for zero-filling the dense branch's residuals.
 
@@ -11,8 +11,10 @@ Here the decision is made on the host, before the call, from data every process 
 per-example lengths and the batch order): all processes of a multi-host run pick the same
 program, and no check runs on device.
 
-* :func:`call_positions` counts, for every jit call of the run, the real positions of its
-  fullest step (of the global batch).
+* :func:`call_positions` counts, for every jit call of the run, the buffer rows its fullest
+  step (of the global batch) needs: its real positions, or for a model that packs whole
+  sequences into rows of L (``row_length``, SASRec: ``SASRec.packed``) L times the rows that
+  first-fit decreasing needs (:func:`first_fit_rows`, the same rule the model runs in-graph).
 * :func:`capacity_levels` quantises those counts into a few static sizes chosen to pad the
   run's own calls the least (the largest being their maximum), so a run compiles at most
   ``num_levels`` programs and never overflows.
@@ -46,20 +48,47 @@ def real_lengths(inputs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
   return np.sum(inputs > 0, axis=1, dtype=np.int64)
 
 
+def first_fit_rows(lengths: np.ndarray, row_length: int) -> np.ndarray:
+  """int64[S]: rows of ``row_length`` that first-fit decreasing fills with each step's sequences.
+
+  Longest first (ties in batch order), each sequence goes to the first row with room for it,
+  whole; a new row opens when none has. ``SASRec.packed`` places the sequences by the same rule
+  in-graph, so this count is exactly the rows it needs. Vectorised over the steps: B rounds of
+  [S, B] array operations.
+
+  Args:
+    lengths: int[S, B] real positions of each sequence of each step, each <= row_length.
+  """
+  lengths = np.asarray(lengths, np.int64)
+  s, b = lengths.shape
+  ordered = -np.sort(-lengths, axis=1, kind="stable")  # [S, B] longest first
+  fill = np.zeros((s, b + 1), np.int64)  # at most B rows; column B never used
+  steps = np.arange(s)
+  for k in range(b):
+    need = ordered[:, k]
+    row = np.argmax(fill + need[:, None] <= row_length, axis=1)  # first row with room
+    fill[steps, row] += need
+  return np.sum(fill > 0, axis=1)
+
+
 def call_positions(lengths: np.ndarray, order: BatchOrder, start_step: int, num_steps: int,
-                   steps_per_call: int) -> np.ndarray:
-  """int64[num_steps / steps_per_call]: real positions of the fullest global batch of each call.
+                   steps_per_call: int, row_length: int | None = None) -> np.ndarray:
+  """int64[num_steps / steps_per_call]: buffer rows the fullest global batch of each call needs.
 
   Args:
     lengths: int[U] real positions per example (:func:`real_lengths`).
     order: the run's batch order; steps start_step .. start_step + num_steps, whole calls.
+    row_length: None: count real positions; L: count ``L * first_fit_rows`` (a model that packs
+      whole sequences into rows of L).
   """
   if num_steps % steps_per_call:
     raise ValueError(f"num_steps={num_steps} is not a multiple of steps_per_call={steps_per_call}")
   per_step = np.empty((num_steps,), np.int64)
   for lo in range(0, num_steps, _CHUNK):
     n = min(_CHUNK, num_steps - lo)
-    per_step[lo:lo + n] = lengths[order.indices(start_step + lo, n)].sum(axis=1)
+    batch_lengths = lengths[order.indices(start_step + lo, n)]  # [n, B]
+    per_step[lo:lo + n] = (batch_lengths.sum(axis=1) if row_length is None else
+                           row_length * first_fit_rows(batch_lengths, row_length))
   return per_step.reshape(-1, steps_per_call).max(axis=1)
 
 
@@ -140,35 +169,45 @@ class TrainSteps:
 
 
 def plan(inputs: np.ndarray, targets: np.ndarray, order: BatchOrder, total_steps: int,
-         steps_per_call: int, num_levels: int, multiple: int = 256
-         ) -> tuple[np.ndarray | None, tuple[int, ...]]:
-  """(per-call positions of the whole run, capacity levels); (None, ()) when packing is off.
+         steps_per_call: int, num_levels: int, multiple: int = 256,
+         row_length: int | None = None) -> tuple[np.ndarray | None, tuple[int, ...]]:
+  """(per-call buffer rows of the whole run, capacity levels); (None, ()) when packing is off.
 
-  The plan covers steps 0 .. total_steps, so a resumed run gets the same levels.
+  The plan covers steps 0 .. total_steps, so a resumed run gets the same levels. With
+  ``row_length`` (whole sequences in rows of L) the counts and levels are multiples of L.
   """
   lengths = real_lengths(inputs, targets)
   if lengths is None:
     return None, ()
-  per_call = call_positions(lengths, order, 0, total_steps, steps_per_call)
+  per_call = call_positions(lengths, order, 0, total_steps, steps_per_call, row_length)
   limit = order.batch_size * np.asarray(inputs).shape[1]
-  return per_call, capacity_levels(per_call, num_levels, multiple, limit)
+  return per_call, capacity_levels(per_call, num_levels, row_length or multiple, limit)
+
+
+def row_length(model, max_len: int) -> int | None:
+  """L when ``model`` packs whole sequences into rows of L (``packs_rows``), else None."""
+  return max_len if getattr(model, "packs_rows", False) else None
 
 
 def for_run(train_config, inputs: np.ndarray, targets: np.ndarray, order: BatchOrder,
-            total_steps: int, compile_step: Callable[[int | None], Callable]
-            ) -> tuple[TrainSteps, np.ndarray | None]:
-  """A run's steps as the trainer builds them: (TrainSteps, per-call positions or None).
+            total_steps: int, compile_step: Callable[[int | None], Callable],
+            row_length: int | None = None) -> tuple[TrainSteps, np.ndarray | None]:
+  """A run's steps as the trainer builds them: (TrainSteps, per-call buffer rows or None).
 
   With ``train_config.compact_head`` the levels come from :func:`plan` over the whole run
   (``train_config.packing_levels`` of them); without, or when packing cannot apply, every call
-  takes the dense step.
+  takes the dense step. ``row_length``: see :func:`plan` (:func:`row_length` of the model).
   """
   per_call, levels = ((None, ()) if not train_config.compact_head else plan(
       inputs, targets, order, total_steps, train_config.steps_per_call,
-      train_config.packing_levels))
+      train_config.packing_levels, row_length=row_length))
   return TrainSteps(compile_step, levels), per_call
 
 
-def host_positions(batch: dict) -> int:
-  """Real positions of the fullest step of a host batch {inputs: [S, B, L], ...} (one process)."""
-  return int(np.max(np.sum(np.asarray(batch["inputs"]) > 0, axis=(1, 2))))
+def host_positions(batch: dict, row_length: int | None = None) -> int:
+  """Buffer rows the fullest step of a host batch {inputs: [S, B, L], ...} needs (one process):
+  its real positions, or with ``row_length`` L times its first-fit rows."""
+  lengths = np.sum(np.asarray(batch["inputs"]) > 0, axis=2)  # [S, B]
+  if row_length is None:
+    return int(np.max(lengths.sum(axis=1)))
+  return int(row_length * np.max(first_fit_rows(lengths, row_length)))

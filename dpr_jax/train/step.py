@@ -65,7 +65,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_item
 
   Args:
     head_capacity: when set, only the real positions are computed, packed into this many rows:
-      the whole SASRec except its attention (``SASRec.packed``), or for other backbones the
+      the whole SASRec (``SASRec.packed``: sequences in rows of L), or for other backbones the
       output head and its cross-entropy (:func:`dpr_jax.train.loss.compact_softmax_ce`). The
       caller guarantees that every step's real positions fit and that every target sits at a
       real input (:class:`dpr_jax.train.packing.TrainSteps` checks both on the host); rows past

@@ -105,7 +105,8 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
   train_steps, per_call = packing.for_run(
       config.train, data.train_inputs, data.train_targets, order, schedule.total,
       lambda capacity: jit_train_step(make_train_step(
-          model, tx, data.num_items, config.train.seed, head_capacity=capacity), mesh, shardings))
+          model, tx, data.num_items, config.train.seed, head_capacity=capacity), mesh, shardings),
+      row_length=packing.row_length(model, data.max_len))
   if train_steps.levels:
     logging.info("packed training steps, capacities %s of B*L = %d", train_steps.levels,
                  config.train.batch_size * data.max_len)
