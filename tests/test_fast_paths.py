@@ -237,7 +237,7 @@ def test_row_packing_in_graph_needs_exactly_the_host_rows():
 @pytest.mark.parametrize("level,packed", [(None, False), (16, True), (1, False)])
 @pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
 def test_train_step_loss_with_packing(tiny_config, name, level, packed):
-  from dpr_jax.train.packing import TrainSteps, host_positions, row_length
+  from dpr_jax.train.packing import TrainSteps, host_positions, row_length_of
   from dpr_jax.train.step import (
     create_state,
     jit_train_step,
@@ -253,7 +253,7 @@ def test_train_step_loss_with_packing(tiny_config, name, level, packed):
   state, shardings = create_state(model, tx, mesh, 0, data.max_len)
   batch = {"inputs": jnp.asarray(data.train_inputs[None, :16]),
            "targets": jnp.asarray(data.train_targets[None, :16])}
-  rows = row_length(model, data.max_len)
+  rows = row_length_of(model, data.max_len)
   unit = rows or 16  # 16 x 16 positions, or 16 rows of L, hold any 16 sequences
   levels = () if level is None else (level * unit,)
   compiled = levels[0] if packed else None

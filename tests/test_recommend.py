@@ -42,19 +42,11 @@ def _reference(rec, history, parts=(), k=10, negative=(), mode=None, positive_mo
   mode = mode or rec.config.dpr.negative_steering
   positive_mode = positive_mode or rec.config.dpr.positive_steering
   model, params = rec._model, rec._backbone
-  inputs = np.zeros((1, rec.data.max_len), np.int32)
-  tail = history[-rec.data.max_len:]
-  inputs[0, -len(tail):] = tail
-  h = model.apply({"params": params}, jnp.asarray(inputs))[:, -1]
   table = np.asarray(model.apply({"params": params}, method=model.item_table))
-  counts = rec.data.item_tags[np.asarray(history)].sum(0).astype(np.float32)
-  profile = jnp.asarray(counts / max(counts.sum(), 1))[None]  # the tag profile of the history
+  h = _user_vector(rec, history)
   steered = []
   for text in parts:
-    feats = jnp.asarray(prompt_features(rec.encoder.encode([text]), [text]))
-    out = rec._head.apply({"params": rec._head_params}, h, feats, jnp.ones((1,), bool),
-                          profile if rec._head.use_profile else None)
-    user, bias = out.user, np.asarray(out.tag_bias)
+    user, bias = _head_output(rec, history, text)
     if text in negative and mode == "tags":
       user = h
     if text in negative and mode == "subtract":
@@ -68,6 +60,35 @@ def _reference(rec, history, parts=(), k=10, negative=(), mode=None, positive_mo
   scores[0] = scores[rec.data.num_items + 1:] = -np.inf
   scores[np.asarray(history)] = -np.inf
   return [str(rec.data.item_ids[i - 1]) for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+def _user_vector(rec, history):
+  """float[1, d]: the backbone's query for a history (oldest first), as in ``self(seqs)``."""
+  inputs = np.zeros((1, rec.data.max_len), np.int32)
+  tail = history[-rec.data.max_len:]
+  inputs[0, -len(tail):] = tail
+  return rec._model.apply({"params": rec._backbone}, jnp.asarray(inputs))[:, -1]
+
+
+def _head_output(rec, history, text):
+  """(user float[1, d], tag_bias float[1, T]): the head's raw steering for one prompt part."""
+  counts = rec.data.item_tags[np.asarray(history)].sum(0).astype(np.float32)
+  profile = jnp.asarray(counts / max(counts.sum(), 1))[None]  # the tag profile of the history
+  feats = jnp.asarray(prompt_features(rec.encoder.encode([text]), [text]))
+  out = rec._head.apply({"params": rec._head_params}, _user_vector(rec, history), feats,
+                        jnp.ones((1,), bool), profile if rec._head.use_profile else None)
+  return out.user, np.asarray(out.tag_bias)
+
+
+def _with_dpr(rec, **fields):
+  """The same trained run served with other (inference-only) ``dpr`` settings."""
+  from dpr_jax.serve.recommender import Recommender
+
+  config = rec.config.copy_and_resolve_references()
+  config.unlock()
+  config.dpr.update(fields)
+  return Recommender(config, rec.data, rec._model, rec._backbone, rec._head, rec._head_params,
+                     rec.encoder)
 
 
 def _ids(answer):
@@ -101,19 +122,15 @@ def test_answers_match_a_numpy_reference(rec):
 
 def test_every_negative_steering_mode_matches_the_reference(rec):
   from dpr_jax.models.dpr import NEGATIVE_STEERING
-  from dpr_jax.serve.recommender import Recommender, Request
+  from dpr_jax.serve.recommender import Request
 
   user = rec.data.user_ids[4]
   history = rec.user_history(user)
   prompt = f"a {rec.data.tag_names[3].lower()} film, but no {rec.data.tag_names[0].lower()}"
   answers = set()
   for mode in NEGATIVE_STEERING:
-    config = rec.config.copy_and_resolve_references()
-    config.unlock()
-    config.dpr.negative_steering = mode
-    mode_rec = Recommender(config, rec.data, rec._model, rec._backbone, rec._head,
-                           rec._head_params, rec.encoder)
-    answer = mode_rec.recommend(Request(user=user, prompt=prompt, k=10))
+    request = Request(user=user, prompt=prompt, k=10)
+    answer = _with_dpr(rec, negative_steering=mode).recommend(request)
     pos, neg = answer["prompt_parts"]["positive"], answer["prompt_parts"]["negative"]
     assert _ids(answer) == _reference(rec, history, [pos, neg], negative=[neg], mode=mode), mode
     answers.add(tuple(_ids(answer)))
@@ -122,15 +139,10 @@ def test_every_negative_steering_mode_matches_the_reference(rec):
 
 def test_every_positive_steering_mode_matches_the_reference(rec):
   from dpr_jax.models.dpr import POSITIVE_STEERING
-  from dpr_jax.serve.recommender import Recommender, Request
+  from dpr_jax.serve.recommender import Request
 
   def side_raise(history, prompt):  # the head raises a tag a little beside its top raise
-    feats = jnp.asarray(prompt_features(rec.encoder.encode([prompt]), [prompt]))
-    inputs = np.zeros((1, rec.data.max_len), np.int32)
-    inputs[0, -len(history[-rec.data.max_len:]):] = history[-rec.data.max_len:]
-    h = rec._model.apply({"params": rec._backbone}, jnp.asarray(inputs))[:, -1]
-    bias = np.asarray(rec._head.apply({"params": rec._head_params}, h, feats,
-                                      jnp.ones((1,), bool)).tag_bias)
+    bias = _head_output(rec, history, prompt)[1]
     return ((bias > 0) & (bias < 0.5 * bias.max())).any()
 
   # A request where "focus" drops something, so the two modes are really compared.
@@ -140,12 +152,8 @@ def test_every_positive_steering_mode_matches_the_reference(rec):
   history = rec.user_history(user)
   scores = set()
   for mode in POSITIVE_STEERING:
-    config = rec.config.copy_and_resolve_references()
-    config.unlock()
-    config.dpr.positive_steering = mode
-    mode_rec = Recommender(config, rec.data, rec._model, rec._backbone, rec._head,
-                           rec._head_params, rec.encoder)
-    answer = mode_rec.recommend(Request(user=user, prompt=prompt, k=10))
+    request = Request(user=user, prompt=prompt, k=10)
+    answer = _with_dpr(rec, positive_steering=mode).recommend(request)
     assert answer["prompt_parts"]["positive"] == prompt
     assert _ids(answer) == _reference(rec, history, [prompt], positive_mode=mode), mode
     scores.add(tuple(it["score"] for it in answer["items"]))

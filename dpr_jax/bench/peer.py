@@ -321,11 +321,12 @@ class Ours:
     # The packing levels a full run of this config would use (dpr_jax.train.trainer).
     order = BatchOrder(data.num_users, config.train.batch_size, config.train.seed)
     total = Schedule.from_config(config.train, order.steps_per_epoch).total
+    self.row_length = packing.row_length_of(self.model, data.max_len)  # None: positions
     self.packed_steps, per_call = packing.for_run(
         config.train, data.train_inputs, data.train_targets, order, total,
         lambda capacity: jit_train_step(make_train_step(
             self.model, self.tx, data.num_items, config.train.seed, head_capacity=capacity),
-            self.mesh, shardings), row_length=packing.row_length(self.model, data.max_len))
+            self.mesh, shardings), row_length=self.row_length)
     # Padded rows of that run, as a share of the rows its calls need (slots of first-fit rows
     # for SASRec; for the record: the benchmarked batch gets its own level, which may pad less
     # or more than the average).
@@ -474,8 +475,7 @@ def run(args) -> dict:
     opt = torch_optimizer(module, config.train)
     state = ours.state
 
-    positions = packing.host_positions(  # on the host, as the trainer does
-        {"inputs": inputs}, packing.row_length(ours.model, l))
+    positions = packing.host_positions({"inputs": inputs}, ours.row_length)  # as the trainer
 
     def run_jax():
       nonlocal state
@@ -511,9 +511,9 @@ def run(args) -> dict:
              "packing_levels": list(ours.packed_steps.levels),
              "packed_capacity": ours.packed_steps.capacity(positions),
              "packed_positions": int(np.max(np.sum(inputs > 0, axis=(1, 2)))),
-             "packed_slots_needed": positions, "packed_row_length": packing.row_length(
-                 ours.model, l), "run_mean_padding": ours.run_padding, "repeats": args.repeats,
-             "batch": b, "max_len": l,
+             "packed_slots_needed": positions, "packed_row_length": ours.row_length,
+             "run_mean_padding": ours.run_padding, "repeats": args.repeats, "batch": b,
+             "max_len": l,
              "supervised_fraction": supervised / (b * l), "model_gflops_per_step": flops / 1e9,
              "s_per_step": {k: v for k, v in times.items()},
              "median_s_per_step": {k: _median(v) for k, v in times.items()}}
@@ -637,10 +637,10 @@ def markdown(results: dict) -> str:
       need = (f"{t['packed_positions']:,} real positions (its fullest step)" if not rows else
               f"{t['packed_positions']:,} real positions (its fullest step; whole sequences in "
               f"{t['packed_slots_needed'] // rows} rows of {rows} by first fit)")
-      lines.append(f"\nOurs packs the call's {need} into {t['packed_capacity']:,} slots, the level a "
-                   f"full run of this config plans for it (levels {t['packing_levels']}; over "
-                   f"that run's calls the padding averages {t['run_mean_padding']:.1%} of the "
-                   f"slots they need).")
+      lines.append(f"\nOurs packs the call's {need} into {t['packed_capacity']:,} slots, the "
+                   f"level a full run of this config plans for it (levels {t['packing_levels']};"
+                   f" over that run's calls the padding averages {t['run_mean_padding']:.1%} of "
+                   f"the slots they need).")
     lines.append("")
   if "eval" in results:
     e = results["eval"]

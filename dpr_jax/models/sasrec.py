@@ -147,7 +147,7 @@ class SASRec(nn.Module):
   """SASRec backbone.
 
   ``packs_rows``: :meth:`packed` lays whole sequences into rows of L, so the trainer sizes its
-  buffers in rows (``dpr_jax.train.packing.row_length``).
+  buffers in rows (``dpr_jax.train.packing.row_length_of``).
 
   Attributes:
     vocab_size: padded item-table rows V (ids 0 and > num_items are never ranked).

@@ -3,9 +3,10 @@
 Left-padded batches are mostly padding (ML-1M at L = 200: ~46% of the positions), so the
 training step computes the real positions only, packed into a static float[C, d] buffer
 (``SASRec.packed``: whole sequences in rows of L, C = R * L; GRU4Rec packs its output head).
-C must hold every step of a jit call. A run-wide C (a high quantile of the batch sizes) costs a lot: on ML-1M
-it was ~34% larger than the average batch, and with an in-graph overflow test (``lax.cond``
-to a dense step) the step also paid for zero-filling the dense branch's residuals.
+C must hold every step of a jit call. A run-wide C (a high quantile of the batch sizes) costs
+a lot: on ML-1M it was ~34% larger than the average batch, and with an in-graph overflow test
+(``lax.cond`` to a dense step) the step also paid for zero-filling the dense branch's
+residuals.
 
 Here the decision is made on the host, before the call, from data every process holds (the
 per-example lengths and the batch order): all processes of a multi-host run pick the same
@@ -184,7 +185,7 @@ def plan(inputs: np.ndarray, targets: np.ndarray, order: BatchOrder, total_steps
   return per_call, capacity_levels(per_call, num_levels, row_length or multiple, limit)
 
 
-def row_length(model, max_len: int) -> int | None:
+def row_length_of(model, max_len: int) -> int | None:
   """L when ``model`` packs whole sequences into rows of L (``packs_rows``), else None."""
   return max_len if getattr(model, "packs_rows", False) else None
 
@@ -196,7 +197,7 @@ def for_run(train_config, inputs: np.ndarray, targets: np.ndarray, order: BatchO
 
   With ``train_config.compact_head`` the levels come from :func:`plan` over the whole run
   (``train_config.packing_levels`` of them); without, or when packing cannot apply, every call
-  takes the dense step. ``row_length``: see :func:`plan` (:func:`row_length` of the model).
+  takes the dense step. ``row_length``: see :func:`plan` (:func:`row_length_of` the model).
   """
   per_call, levels = ((None, ()) if not train_config.compact_head else plan(
       inputs, targets, order, total_steps, train_config.steps_per_call,

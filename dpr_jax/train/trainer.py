@@ -106,7 +106,7 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
       config.train, data.train_inputs, data.train_targets, order, schedule.total,
       lambda capacity: jit_train_step(make_train_step(
           model, tx, data.num_items, config.train.seed, head_capacity=capacity), mesh, shardings),
-      row_length=packing.row_length(model, data.max_len))
+      row_length=packing.row_length_of(model, data.max_len))
   if train_steps.levels:
     logging.info("packed training steps, capacities %s of B*L = %d", train_steps.levels,
                  config.train.batch_size * data.max_len)
