@@ -50,6 +50,20 @@ def test_timing_summary_and_percentiles():
   assert common.floor_fraction(1e9, 0.5, 4e9) == pytest.approx(0.5)
 
 
+def test_peak_tflops_by_device_kind_and_dtype():
+  # SXM and PCIe parts of one card differ; the more specific name must win.
+  assert common.peak_tflops("bfloat16", "NVIDIA H100 80GB HBM3") == pytest.approx(989.4)
+  assert common.peak_tflops("bfloat16", "NVIDIA H100 PCIe") == pytest.approx(756.0)
+  assert common.peak_tflops("float32", "NVIDIA H200") == pytest.approx(494.7)  # TF32
+  assert common.peak_tflops("bfloat16", "TPU v4 lite") is None  # not the v4 peak
+  assert common.peak_tflops("float32", "AMD EPYC 7B13") is None
+  assert common.peak_tflops("float32", "cpu") is None
+  assert common.peak_tflops() == common.peak_tflops("float32", jax.devices()[0].device_kind)
+  cols = common.peak_columns(2e12, 0.5, 8.0)  # 4 TFLOP/s against a peak of 8
+  assert cols == {"tflops": pytest.approx(4.0), "peak_fraction": pytest.approx(0.5)}
+  assert common.peak_columns(2e12, 0.5, None)["peak_fraction"] is None
+
+
 def test_memory_stats_and_peak_rss():
   f = jax.jit(lambda x: jnp.sum(x @ x.T))
   stats = common.memory_stats(f.lower(jnp.zeros((1024, 64), jnp.float32)).compile())

@@ -127,6 +127,42 @@ def floor_fraction(model_flops: float, seconds: float, rate_flops: float) -> flo
   return model_flops / rate_flops / seconds
 
 
+# Vendor datasheet peak matmul rates, TFLOP/s, dense (no structured sparsity), by the compute
+# dtype's tensor-core path: under JAX's default precision a float32 matmul runs as TF32 on
+# NVIDIA Ampere and later and as one bfloat16 pass on TPUs. Matched in order against
+# ``device_kind`` (so "H100 PCIe" before "H100", whose entry is the SXM part). Devices not listed
+# (and CPUs) have no peak; the dense-matmul floor measured in-process is always reported.
+PEAK_TFLOPS: tuple[tuple[str, dict[str, float]], ...] = (
+    ("H100 PCIe", {"float32": 378.0, "bfloat16": 756.0}),
+    ("H100", {"float32": 494.7, "bfloat16": 989.4}),
+    ("H200", {"float32": 494.7, "bfloat16": 989.4}),
+    ("A100", {"float32": 156.0, "bfloat16": 312.0}),
+    ("TPU v4 lite", {}),
+    ("TPU v4", {"float32": 275.0, "bfloat16": 275.0}),
+    ("TPU v5 lite", {"float32": 197.0, "bfloat16": 197.0}),
+    ("TPU v5e", {"float32": 197.0, "bfloat16": 197.0}),
+    ("TPU v5p", {"float32": 459.0, "bfloat16": 459.0}),
+    ("TPU v6 lite", {"float32": 918.0, "bfloat16": 918.0}),
+    ("TPU v6e", {"float32": 918.0, "bfloat16": 918.0}),
+)
+
+
+def peak_tflops(dtype: str = "float32", device_kind: str | None = None) -> float | None:
+  """The datasheet peak (:data:`PEAK_TFLOPS`) of ``device_kind`` (default: the first device's)
+  for matmuls in ``dtype``; None where the device is not in the table."""
+  kind = (jax.devices()[0].device_kind if device_kind is None else device_kind).lower()
+  for name, rates in PEAK_TFLOPS:
+    if name.lower() in kind:
+      return rates.get(dtype)
+  return None
+
+
+def peak_columns(model_flops: float, seconds: float, peak: float | None) -> dict[str, Any]:
+  """``tflops`` achieved (model FLOPs / seconds) and its ``peak_fraction`` (None: no peak)."""
+  tflops = model_flops / seconds / 1e12
+  return {"tflops": tflops, "peak_fraction": None if peak is None else tflops / peak}
+
+
 # ================================================================================ machine
 def device_info() -> dict[str, Any]:
   dev = jax.devices()[0]

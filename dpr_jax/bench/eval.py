@@ -27,7 +27,8 @@ from dpr_jax.eval import ranking
 from dpr_jax.models import build_backbone, padded_vocab
 
 COLUMNS = ("model", "users", "B", "L", "mean_width", "d", "V", "compile_s", "pass_s", "users_per_s",
-           "model_gflop", "xla_gflop", "floor_fraction", "compiled_peak_mib")
+           "model_gflop", "xla_gflop", "floor_fraction", "tflops", "peak_fraction",
+           "compiled_peak_mib")
 
 
 def eval_setup(config, num_items: int, num_users: int, length: int, seed: int = 0):
@@ -78,6 +79,8 @@ def bench_model(config, num_items: int, num_users: int, length: int, reps: int,
           "users_per_s": num_users / pass_s, "model_gflop": model_flops / 1e9,
           "xla_gflop": None if xla is None else xla * len(widths) / 1e9,
           "floor_fraction": common.floor_fraction(model_flops, pass_s, rate),
+          **common.peak_columns(model_flops, pass_s,
+                                common.peak_tflops(config.model.compute_dtype)),
           "compiled_peak_mib": mem.get("peak_mib")}
 
 
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
   def make():
     return common.make_record("eval", rows, {
         "config": a.config or "defaults", "items": a.items, **rate,
+        "peak_tflops": {t: common.peak_tflops(t) for t in ("float32", "bfloat16")},
         "peak_rss_mib": round(common.peak_rss_mib(), 1)}, notes=[
         "users_per_s: users / median wall time of a full pass of the trainer's Evaluator over the "
         "test split (host batches in, metric sums fetched once), after a warm-up pass; compile_s: "
@@ -108,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
         " xla_gflop: cost_analysis() of a full-width batch x batches (loop bodies counted once: "
         "GRU4Rec's scan, SASRec's chunks of users).",
         f"floor_fraction = model_gflop / matmul rate / pass_s ({rate['matmul_gflops']:.1f} GFLOP/s "
-        f"at n={rate['matmul_n']}, same process)."])
+        f"at n={rate['matmul_n']}, same process); tflops = model_gflop / pass_s; peak_fraction ="
+        " tflops / the device's datasheet peak (common.PEAK_TFLOPS), empty where unknown (CPU)."])
 
   for config in common.model_configs(a.config, a.models, model__embed_dim=a.d,
                                      data__max_len=a.len, eval__batch_size=a.eval_batch):

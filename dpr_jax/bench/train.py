@@ -30,8 +30,8 @@ from dpr_jax.train.step import (TrainState, create_state, jit_train_step, make_o
                                 make_train_step)
 
 COLUMNS = ("model", "B", "L", "d", "V", "compile_s", "p50_ms", "p90_ms", "seq_per_s",
-           "positions_per_s", "model_gflop", "xla_gflop", "floor_fraction", "compiled_peak_mib",
-           "temp_mib")
+           "positions_per_s", "model_gflop", "xla_gflop", "floor_fraction", "tflops",
+           "peak_fraction", "compiled_peak_mib", "temp_mib")
 
 
 def _timed_steps(compiled, state, batch, steps: int, warmup: int = 1
@@ -52,7 +52,8 @@ def _timed_steps(compiled, state, batch, steps: int, warmup: int = 1
 
 
 def _row(model: str, shapes: dict, compile_s: float, times: list[float], batch: int,
-         positions: int, model_flops: float, compiled, rate: float) -> dict:
+         positions: int, model_flops: float, compiled, rate: float, peak: float | None
+         ) -> dict:
   p50 = statistics.median(times)
   mem = common.memory_stats(compiled) or {}
   xla = common.cost_flops(compiled)
@@ -62,6 +63,7 @@ def _row(model: str, shapes: dict, compile_s: float, times: list[float], batch: 
           "positions_per_s": positions / p50, "model_gflop": model_flops / 1e9,
           "xla_gflop": None if xla is None else xla / 1e9,
           "floor_fraction": common.floor_fraction(model_flops, p50, rate),
+          **common.peak_columns(model_flops, p50, peak),
           "compiled_peak_mib": mem.get("peak_mib"), "temp_mib": mem.get("temp_mib")}
 
 
@@ -90,7 +92,8 @@ def bench_backbone(config, num_items: int, batch: int, length: int, steps: int,
   positions = int(np.sum(np.asarray(dev_batch["targets"]) > 0))
   shapes = {"B": batch, "L": length, "d": config.model.embed_dim, "V": vocab}
   return _row(config.model.name, shapes, compile_s, times, batch, positions,
-              flops.backbone_train_step(config.model, batch, length, vocab), compiled, rate)
+              flops.backbone_train_step(config.model, batch, length, vocab), compiled, rate,
+              common.peak_tflops(config.model.compute_dtype))
 
 
 def dpr_stage3_step(config, num_items: int, batch: int, num_tags: int = common.ML1M_TAGS,
@@ -149,7 +152,8 @@ def bench_dpr(config, num_items: int, batch: int, steps: int, rate: float) -> di
       head.adapter_hidden, head.num_experts, head.num_experts if dense else head.top_k,
       head.expert_hidden)
   shapes = {"B": batch, "L": 1, "d": config.model.embed_dim, "V": vocab}
-  return _row("dpr_stage3", shapes, compile_s, times, batch, batch, model_flops, compiled, rate)
+  return _row("dpr_stage3", shapes, compile_s, times, batch, batch, model_flops, compiled, rate,
+              common.peak_tflops("float32"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -168,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
   def make():
     return common.make_record("train", rows, {
         "config": a.config or "defaults", "items": a.items, "steps": a.steps, **rate,
+        "peak_tflops": {t: common.peak_tflops(t) for t in ("float32", "bfloat16")},
         "peak_rss_mib": round(common.peak_rss_mib(), 1),
         "device_peak_mib": common.device_peak_mib()}, notes=[
         "One step per call on full-length synthetic sequences (every position supervised); "
@@ -177,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
         "GRU4Rec's recurrence is undercounted).",
         "floor_fraction = model_gflop / matmul rate / p50 step time, the matmul rate measured in "
         f"this process ({rate['matmul_gflops']:.1f} GFLOP/s at n={rate['matmul_n']}).",
+        "tflops = model_gflop / p50 step time; peak_fraction = tflops / the device's datasheet "
+        "peak for the compute dtype (dpr_jax/bench/common.py PEAK_TFLOPS; float32 = TF32 on "
+        "NVIDIA), empty where the device has none (CPU).",
         "compiled_peak_mib: memory_analysis() arguments + outputs - donated + temporaries.",
         "dpr_stage3: the stage-3 step (head + steering loss over the whole catalogue + AdamW) on "
         "precomputed user vectors, L=1; positions = examples."])
