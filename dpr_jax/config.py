@@ -77,7 +77,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Validation NDCG@10, and a periodic checkpoint for resuming, every N epochs (rounded up to
   # whole jit calls).
   c.train.eval_every_epochs = 5
-  c.train.patience = 8  # Early stopping: evaluations without a new best validation NDCG@10.
+  # Early stopping: evaluations without a new best validation NDCG@10; 0 = never stop early
+  # (all num_epochs run, e.g. to time a full training).
+  c.train.patience = 8
 
   # ---------------------------------------------------------------- DPR (stages 2-3)
   # Which stages to run, a comma list of 1 (backbone), 2 (align), 3 (steer); see
@@ -204,6 +206,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(isinstance(config.train.packing_levels, int) and config.train.packing_levels >= 1,
        "train.packing_levels", f"must be an integer >= 1, got {config.train.packing_levels!r}")
   need(config.train.eval_every_epochs >= 1, "train.eval_every_epochs", "must be >= 1")
+  need(config.train.patience >= 0, "train.patience", "must be >= 0 (0: no early stopping)")
   need(0.0 <= config.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")
   need(config.model.compute_dtype in ("float32", "bfloat16"), "model.compute_dtype",
        f"must be float32 or bfloat16, got {config.model.compute_dtype!r}")

@@ -31,6 +31,18 @@ def test_tiny_run_learns_and_beats_popularity(tiny_config, tmp_path, model):
       results["test"]["ndcg@10"])
 
 
+@pytest.mark.parametrize("patience, evaluations", [(1, 2), (0, 6)])
+def test_patience_stops_early_and_zero_runs_every_epoch(tiny_config, tmp_path, patience,
+                                                        evaluations):
+  # lr 1e-12: the parameters (and so validation NDCG@10) stay put, so no evaluation after the
+  # first is a new best.
+  config = tiny_config(**{"train.num_epochs": 6, "train.eval_every_epochs": 1,
+                          "train.lr": 1e-12, "train.patience": patience})
+  trainer.train_and_evaluate(config)
+  lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  assert sum("valid/ndcg@10" in l for l in lines) == evaluations
+
+
 def test_eval_mode_restores_the_best_checkpoint_without_training(tiny_config, tmp_path):
   config = tiny_config(**{"train.num_epochs": 10})
   trained = trainer.train_and_evaluate(config)

@@ -225,7 +225,7 @@ def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state,
     meta["evals_since_best"] = 0 if improved else meta["evals_since_best"] + 1
     if improved:
       meta["best_ndcg@10"], meta["best_step"] = val["ndcg@10"], step
-    stop = meta["evals_since_best"] >= config.train.patience
+    stop = 0 < config.train.patience <= meta["evals_since_best"]
     meta["done"] = stop or step == schedule.total
     elapsed = time.time() - t0
     scalars = {"train/loss": float(losses.mean()), "valid/ndcg@10": val["ndcg@10"],
