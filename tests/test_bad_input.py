@@ -1,11 +1,12 @@
 """Bad input, one case a test: a user mistake gives one ``error:`` line naming the file, line or
 config key, a non-zero exit status (2), no traceback, and leaves nothing half-written.
 
-Three tables:
+Four tables:
 
 * ``CLI_CASES`` run the real command line (``python -m dpr_jax.launch --config configs/tiny.py
   ...``) in subprocesses, three at a time (one module fixture), and check stderr, the exit status
   and what is left on disk;
+* ``BENCH_CASES`` do the same for ``python -m dpr_jax.bench <suite>`` (no report written);
 * ``DATA_CASES`` feed malformed files of every supported format to ``prepare`` in-process (the
   path the command line takes, without the start-up cost) and check the DataError and that the
   data cache stays empty;
@@ -202,6 +203,50 @@ def test_command_line(case: CliCase, cli_runs):
     assert not (run / "stage1" / "checkpoints" / "best").exists() or not list(
         (run / "stage1" / "checkpoints" / "best").iterdir())
     assert not list(run.glob("results*"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark command line (python -m dpr_jax.bench <suite> ...): the same one-line contract.
+
+# (suite and arguments, regex of the last stderr line)
+BENCH_CASES = [
+    (("train", "--config", "configs/nope.py"), r"^error: --config configs/nope\.py: no such config"),
+    (("train", "--steps", "0"), r"^python -m dpr_jax\.bench train: error: argument --steps: must"
+                                r" be >= 1, got 0$"),
+    (("eval", "--users", "many"), r"error: argument --users: invalid int value: 'many'$"),
+    (("eval", "--config", "configs/ml1m_gru4rec.py", "--models", "sasrec"),
+     r"^error: no --config preset is one of --models sasrec \(the presets hold gru4rec\)$"),
+    (("peer", "--set", "model.embed_dimm=3"),
+     r"^error: --set model\.embed_dimm=3: unknown config key 'model\.embed_dimm'$"),
+    (("peer", "--set", "model.embed_dim=wide"),
+     r"^error: --set model\.embed_dim=wide: cannot convert 'wide' to int$"),
+]
+
+
+@pytest.fixture(scope="module")
+def bench_runs(tmp_path_factory) -> list[tuple[subprocess.CompletedProcess, Path]]:
+  base = tmp_path_factory.mktemp("bench")
+  env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+
+  def run(i: int) -> tuple[subprocess.CompletedProcess, Path]:
+    out = base / f"case{i}"
+    args = [*BENCH_CASES[i][0], "--out", str(out)] if BENCH_CASES[i][0][0] != "peer" else [
+        *BENCH_CASES[i][0], "--skip-train", "--skip-eval"]
+    return subprocess.run([sys.executable, "-m", "dpr_jax.bench", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300), out
+
+  with concurrent.futures.ThreadPoolExecutor(3) as pool:
+    return list(pool.map(run, range(len(BENCH_CASES))))
+
+
+@pytest.mark.parametrize("index", range(len(BENCH_CASES)),
+                         ids=[" ".join(c[0]) for c in BENCH_CASES])
+def test_bench_command_line(index, bench_runs):
+  out, folder = bench_runs[index]
+  assert out.returncode == 2, out.stderr[-3000:]
+  assert "Traceback" not in out.stderr, out.stderr[-3000:]
+  assert re.search(BENCH_CASES[index][1], out.stderr.strip().splitlines()[-1]), out.stderr[-500:]
+  assert not folder.exists()  # no report, not even a partial one
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 import importlib
 import sys
 
+from dpr_jax.errors import UserError
+
 # Suite name -> module under dpr_jax.bench (imported only when asked for).
 SUITES = {"ce": "ce", "train": "train", "eval": "eval", "serve": "serve", "moe": "moe",
           "scale": "scale", "peer": "peer"}
@@ -14,7 +16,11 @@ def main() -> None:
     print(f"usage: python -m dpr_jax.bench {{{','.join(SUITES)}}} [args]{got}", file=sys.stderr)
     sys.exit(2)
   what = sys.argv.pop(1)
-  importlib.import_module(f"dpr_jax.bench.{SUITES[what]}").main()
+  try:
+    importlib.import_module(f"dpr_jax.bench.{SUITES[what]}").main()
+  except UserError as e:  # a bad preset or override: one line, no traceback (dpr_jax/errors.py)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

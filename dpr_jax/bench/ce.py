@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dpr_jax.bench import common
 from dpr_jax.train import loss as loss_lib
 
 
@@ -69,13 +70,15 @@ def memory_case(n: int, v: int, d: int, tiles: list[int], skip_dense: bool) -> N
 
 def main() -> None:
   p = argparse.ArgumentParser()
-  p.add_argument("--time", nargs=2, type=int, metavar=("N", "V"), action="append", default=[])
-  p.add_argument("--memory", nargs=2, type=int, metavar=("N", "V"), action="append", default=[])
-  p.add_argument("--memory-tiled-only", nargs=2, type=int, metavar=("N", "V"), action="append",
+  positive = common.positive_int  # counts and sizes: >= 1
+  p.add_argument("--time", nargs=2, type=positive, metavar=("N", "V"), action="append", default=[])
+  p.add_argument("--memory", nargs=2, type=positive, metavar=("N", "V"), action="append",
+                 default=[])
+  p.add_argument("--memory-tiled-only", nargs=2, type=positive, metavar=("N", "V"), action="append",
                  default=[], help="compile only the tiled variants (for catalogues too big for dense)")
-  p.add_argument("--d", type=int, default=64)
-  p.add_argument("--tiles", nargs="+", type=int, default=[loss_lib.DEFAULT_TILE_SIZE])
-  p.add_argument("--reps", type=int, default=5)
+  p.add_argument("--d", type=positive, default=64)
+  p.add_argument("--tiles", nargs="+", type=positive, default=[loss_lib.DEFAULT_TILE_SIZE])
+  p.add_argument("--reps", type=positive, default=5)
   a = p.parse_args()
   print(jax.devices()[0].device_kind, jax.__version__)
   for n, v in a.time:

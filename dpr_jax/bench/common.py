@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import pathlib
@@ -26,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax import atomic
+from dpr_jax.errors import ConfigError, UserError
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -346,21 +348,39 @@ ML1M_TAGS = 18  # genres
 PROMPT_DIM = 385  # all-MiniLM-L6-v2 (384) + the negation cue (dpr_jax/prompts/features.py)
 
 
+def load_preset(spec: str):
+  """``get_config(arg)`` of the preset file in ``spec`` = ``path[:arg]``.
+
+  Raises ConfigError (one line, as the launcher's) for a missing or unreadable file, a syntax
+  error in it, or a preset argument it refuses.
+  """
+  path, _, arg = spec.partition(":")
+  if not pathlib.Path(path).is_file():
+    raise ConfigError(f"--config {spec}: no such config file")
+  module_spec = importlib.util.spec_from_file_location("_bench_preset", path)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg or None)
+  except SyntaxError as e:
+    raise ConfigError(f"{e.filename}:{e.lineno}: syntax error in the config file ({e.msg})"
+                      ) from None
+  except UserError as e:
+    raise ConfigError(f"--config {spec}: {e}") from None
+  except OSError as e:
+    raise ConfigError(f"--config {spec}: " + " ".join(str(e).split())) from None
+
+
 def load_config(spec: str | None, **overrides):
-  """A preset (``configs/x.py[:arg]``) or the defaults of dpr_jax/config.py, unlocked copy.
+  """A preset (``configs/x.py[:arg]``, :func:`load_preset`) or the defaults of
+  dpr_jax/config.py, unlocked copy.
 
   ``overrides``: dotted keys with ``__`` for dots, e.g. ``model__embed_dim=64``; None skipped.
   """
-  import importlib.util
-
   from dpr_jax import config as config_lib
 
   if spec:
-    path, _, arg = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("_bench_preset", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    config = module.get_config(arg or None)
+    config = load_preset(spec)
   else:
     config = config_lib.default_config()
   config = config.copy_and_resolve_references()
@@ -376,15 +396,35 @@ def load_config(spec: str | None, **overrides):
   return config
 
 
+def int_at_least(minimum: int) -> Callable[[str], int]:
+  """argparse type: an integer >= ``minimum`` (argparse prints the error and exits with 2)."""
+
+  def parse(text: str) -> int:
+    try:
+      value = int(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < minimum:
+      raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    return value
+
+  return parse
+
+
+positive_int = int_at_least(1)  # counts and sizes
+
+
 def add_shape_args(p: argparse.ArgumentParser, batch: int | None = None) -> None:
   """--config, --items, --d, --len, --batch: synthetic ML-1M shapes unless given."""
   p.add_argument("--config", action="append", default=None,
                  help="preset (configs/<preset>.py), repeatable: each preset's own backbone is "
                       "benchmarked with its sizes; default dpr_jax/config.py for every --models")
-  p.add_argument("--items", type=int, default=ML1M_ITEMS, help="catalogue size N (real items)")
-  p.add_argument("--d", type=int, default=None, help="embed_dim (default: the config's)")
-  p.add_argument("--len", type=int, default=None, help="max_len L (default: the config's)")
-  p.add_argument("--batch", type=int, default=batch, help="batch size B (default: the config's)")
+  p.add_argument("--items", type=positive_int, default=ML1M_ITEMS,
+                 help="catalogue size N (real items)")
+  p.add_argument("--d", type=positive_int, default=None, help="embed_dim (default: the config's)")
+  p.add_argument("--len", type=positive_int, default=None, help="max_len L (default: the config's)")
+  p.add_argument("--batch", type=positive_int, default=batch,
+                 help="batch size B (default: the config's)")
 
 
 def synthetic_sequences(rng: np.random.Generator, shape: tuple[int, ...], num_items: int,
@@ -442,7 +482,11 @@ def model_configs(specs: Sequence[str] | None, models: Sequence[str], **override
   """
   if specs:
     configs = [load_config(spec, **overrides) for spec in specs]
-    return [c for c in configs if c.model.name in models]
+    chosen = [c for c in configs if c.model.name in models]
+    if models and not chosen:
+      raise ConfigError(f"no --config preset is one of --models {' '.join(models)} (the presets"
+                        f" hold {', '.join(sorted({c.model.name for c in configs}))})")
+    return chosen
   out = []
   for name in models:
     config = load_config(None, **overrides)

@@ -89,9 +89,10 @@ def main(argv: list[str] | None = None) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   common.add_shape_args(p)
   p.add_argument("--models", nargs="+", default=["sasrec", "gru4rec"], choices=["sasrec", "gru4rec"])
-  p.add_argument("--users", type=int, default=common.ML1M_USERS)
-  p.add_argument("--eval-batch", type=int, default=None, help="users per batch (config's)")
-  p.add_argument("--reps", type=int, default=2, help="timed passes (after a warm-up pass)")
+  positive = common.positive_int  # counts and sizes: >= 1
+  p.add_argument("--users", type=positive, default=common.ML1M_USERS)
+  p.add_argument("--eval-batch", type=positive, default=None, help="users per batch (config's)")
+  p.add_argument("--reps", type=positive, default=2, help="timed passes (after a warm-up pass)")
   common.add_common_args(p)
   a = p.parse_args(argv)
   rate = common.matmul_flop_rate()

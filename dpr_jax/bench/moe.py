@@ -95,11 +95,12 @@ def main(argv: list[str] | None = None) -> None:
   p = argparse.ArgumentParser(prog="python -m dpr_jax.bench moe", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--config", default=None, help="preset for d, expert_hidden, top_k")
-  p.add_argument("--d", type=int, default=None)
-  p.add_argument("--experts", nargs="+", type=int, default=[4, 8, 16, 32, 64])
-  p.add_argument("--batches", nargs="+", type=int, default=[512, 4096])
-  p.add_argument("--top-k", type=int, default=None, help="K (default: the config's dpr.top_k)")
-  p.add_argument("--reps", type=int, default=5)
+  positive = common.positive_int  # counts and sizes: >= 1
+  p.add_argument("--d", type=positive, default=None)
+  p.add_argument("--experts", nargs="+", type=positive, default=[4, 8, 16, 32, 64])
+  p.add_argument("--batches", nargs="+", type=positive, default=[512, 4096])
+  p.add_argument("--top-k", type=positive, default=None, help="K (default: the config's dpr.top_k)")
+  p.add_argument("--reps", type=positive, default=5)
   common.add_common_args(p)
   a = p.parse_args(argv)
   config = common.load_config(a.config, model__embed_dim=a.d, dpr__top_k=a.top_k)

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import math
 import os
@@ -60,9 +59,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax import sharding
+from dpr_jax.bench import common
 from dpr_jax.data.pipeline import BatchOrder
 from dpr_jax.data.split import SplitData, leave_one_out
 from dpr_jax.data.types import InteractionData
+from dpr_jax.errors import ConfigError
 from dpr_jax.eval import report
 from dpr_jax.eval.ranking import backbone_evaluator, eval_batches
 from dpr_jax.models import build_backbone
@@ -81,19 +82,27 @@ TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 # ============================================================================ config and data
 def load_config(path: str, overrides: list[str]):
-  """``get_config(arg)`` of a preset file (``path[:arg]``), then ``key=value`` overrides."""
-  path, _, arg = path.partition(":")
-  spec = importlib.util.spec_from_file_location("_bench_preset", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg or None)
+  """``get_config(arg)`` of a preset file (``path[:arg]``), then ``key=value`` overrides, each
+  converted to the type of the value it replaces (ConfigError for an unknown key or a value
+  that does not convert)."""
+  config = common.load_preset(path)
   for item in overrides:
-    key, _, value = item.partition("=")
-    node = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = type(node[leaf])(value) if not isinstance(node[leaf], bool) else value == "True"
+    key, sep, value = item.partition("=")
+    try:
+      node = config
+      *parents, leaf = key.split(".")
+      for p in parents:
+        node = node[p]
+      old = node[leaf]
+    except (AttributeError, KeyError):
+      raise ConfigError(f"--set {item}: unknown config key {key!r}") from None
+    if not sep:
+      raise ConfigError(f"--set {item}: give KEY=VALUE")
+    try:
+      node[leaf] = (value == "True") if isinstance(old, bool) else type(old)(value)
+    except (TypeError, ValueError):
+      raise ConfigError(f"--set {item}: cannot convert {value!r} to {type(old).__name__}"
+                        ) from None
   return config
 
 
@@ -666,11 +675,11 @@ def main() -> None:
   p.add_argument("--config", default=str(ROOT / "configs" / "ml1m_sasrec.py"))
   p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                  help="config overrides, e.g. model.embed_dim=64")
-  p.add_argument("--steps", type=int, default=0,
+  p.add_argument("--steps", type=common.int_at_least(0), default=0,
                  help="optimizer steps per timed repeat (default: train.steps_per_call)")
-  p.add_argument("--repeats", type=int, default=5)
-  p.add_argument("--eval-repeats", type=int, default=3)
-  p.add_argument("--peer-eval-batches", type=int, nargs="+", default=[32, 64, 256],
+  p.add_argument("--repeats", type=common.positive_int, default=5)
+  p.add_argument("--eval-repeats", type=common.positive_int, default=3)
+  p.add_argument("--peer-eval-batches", type=common.positive_int, nargs="+", default=[32, 64, 256],
                  help="the peer's evaluation batch sizes; it is compared at its fastest")
   p.add_argument("--peer-variants", nargs="+", default=["dense", "compact"],
                  choices=["dense", "compact"])

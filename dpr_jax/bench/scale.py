@@ -146,15 +146,16 @@ def main(argv: list[str] | None = None) -> None:
   p = argparse.ArgumentParser(prog="python -m dpr_jax.bench scale", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--config", default=None, help="preset (model sizes other than d)")
-  p.add_argument("--items", nargs="+", type=int, default=None,
+  positive = common.positive_int  # counts and sizes: >= 1
+  p.add_argument("--items", nargs="+", type=positive, default=None,
                  help="catalogue sizes (default 3416 100000 1000000; --shard-demo: 1000000)")
-  p.add_argument("--batch", type=int, default=128)
-  p.add_argument("--len", type=int, default=200)
-  p.add_argument("--d", type=int, default=64)
-  p.add_argument("--steps", type=int, default=2, help="timed steps per size")
+  p.add_argument("--batch", type=positive, default=128)
+  p.add_argument("--len", type=positive, default=200)
+  p.add_argument("--d", type=positive, default=64)
+  p.add_argument("--steps", type=positive, default=2, help="timed steps per size")
   p.add_argument("--shard-demo", action="store_true")
-  p.add_argument("--model-axes", nargs="+", type=int, default=[1, 2, 4, 8])
-  p.add_argument("--devices", type=int, default=8, help="fake CPU devices of --shard-demo")
+  p.add_argument("--model-axes", nargs="+", type=positive, default=[1, 2, 4, 8])
+  p.add_argument("--devices", type=positive, default=8, help="fake CPU devices of --shard-demo")
   p.add_argument("--no-compile", action="store_true",
                  help="--shard-demo: place the item table only (no train state, no compile)")
   p.add_argument("--child", choices=["case", "shard"], default=None, help=argparse.SUPPRESS)

@@ -135,9 +135,10 @@ def main(argv: list[str] | None = None) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   common.add_shape_args(p)
   p.add_argument("--models", nargs="+", default=["sasrec", "gru4rec"], choices=["sasrec", "gru4rec"])
-  p.add_argument("--calls", type=int, default=200, help="timed single requests (B=1)")
-  p.add_argument("--batches", nargs="+", type=int, default=[1, 16, 64, 256])
-  p.add_argument("--history-len", type=int, default=None,
+  positive = common.positive_int  # counts and sizes: >= 1
+  p.add_argument("--calls", type=positive, default=200, help="timed single requests (B=1)")
+  p.add_argument("--batches", nargs="+", type=positive, default=[1, 16, 64, 256])
+  p.add_argument("--history-len", type=positive, default=None,
                  help="items per history (default: --len); inputs are cut to the Recommender's"
                       " width for it, e.g. 95 (the median ML-1M history) -> 104 columns")
   common.add_common_args(p)

@@ -162,8 +162,11 @@ def main(argv: list[str] | None = None) -> None:
   common.add_shape_args(p)
   p.add_argument("--models", nargs="+", default=["sasrec", "gru4rec", "dpr"],
                  choices=["sasrec", "gru4rec", "dpr"])
-  p.add_argument("--steps", type=int, default=3, help="timed steps per model (after a warm-up)")
-  p.add_argument("--dpr-batch", type=int, default=None, help="stage-3 batch (default: config's)")
+  positive = common.positive_int  # counts and sizes: >= 1
+  p.add_argument("--steps", type=positive, default=3,
+                 help="timed steps per model (after a warm-up)")
+  p.add_argument("--dpr-batch", type=positive, default=None,
+                 help="stage-3 batch (default: config's)")
   common.add_common_args(p)
   a = p.parse_args(argv)
   rate = common.matmul_flop_rate()
