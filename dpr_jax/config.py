@@ -73,7 +73,10 @@ def default_config() -> ml_collections.ConfigDict:
   # Static buffer sizes for packing (dpr_jax/train/packing.py): the sizes that pad the run's
   # own calls least, the largest their maximum, so nothing overflows. Each is one compiled
   # program; more levels waste fewer rows (ML-1M, 8 steps per call: 4 levels pad 2.1%).
-  c.train.packing_levels = 4
+  # 0 = automatic (packing.num_levels): 4 on CPU, where a compile costs less than one call;
+  # 1 on accelerators, where each extra program costs more compile time than a 200-epoch
+  # ML-1M run loses to padding.
+  c.train.packing_levels = 0
   # Validation NDCG@10, and a periodic checkpoint for resuming, every N epochs (rounded up to
   # whole jit calls).
   c.train.eval_every_epochs = 5
@@ -203,8 +206,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.train.num_epochs >= 1, "train.num_epochs", "must be >= 1")
   need(config.train.lr > 0, "train.lr", "must be > 0")
   need(config.train.steps_per_call >= 1, "train.steps_per_call", "must be >= 1")
-  need(isinstance(config.train.packing_levels, int) and config.train.packing_levels >= 1,
-       "train.packing_levels", f"must be an integer >= 1, got {config.train.packing_levels!r}")
+  need(isinstance(config.train.packing_levels, int) and config.train.packing_levels >= 0,
+       "train.packing_levels",
+       f"must be an integer >= 0 (0: automatic), got {config.train.packing_levels!r}")
   need(config.train.eval_every_epochs >= 1, "train.eval_every_epochs", "must be >= 1")
   need(config.train.patience >= 0, "train.patience", "must be >= 0 (0: no early stopping)")
   need(0.0 <= config.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")

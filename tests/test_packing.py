@@ -132,3 +132,19 @@ def test_plan_is_off_without_real_lengths():
   assert per_call.shape == (2,) and levels[-1] >= per_call.max()
   targets[0, 0] = 1
   assert packing.plan(inputs, targets, order, 4, 2, num_levels=2) == (None, ())
+
+
+def test_automatic_levels_by_backend_and_an_explicit_setting_wins():
+  assert packing.num_levels(0, "cpu") == 4
+  assert packing.num_levels(0, "gpu") == packing.num_levels(0, "tpu") == 1
+  assert packing.num_levels(3, "gpu") == 3 and packing.num_levels(1, "cpu") == 1
+  # The trainer's path: a run with the default (automatic) setting on this CPU plans 4 levels.
+  from dpr_jax.config import default_config
+
+  lengths = np.random.default_rng(0).integers(1, 41, size=512)
+  inputs, targets = _left_padded(list(lengths), 40)
+  train = default_config().train
+  assert train.packing_levels == 0
+  steps, per_call = packing.for_run(train, inputs, targets, BatchOrder(512, 16, seed=0), 320,
+                                    lambda capacity: None, row_length=40)
+  assert len(set(per_call)) > 4 and len(steps.levels) == 4

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import jax
 import numpy as np
 
 from dpr_jax.data.pipeline import BatchOrder
@@ -185,6 +186,26 @@ def plan(inputs: np.ndarray, targets: np.ndarray, order: BatchOrder, total_steps
   return per_call, capacity_levels(per_call, num_levels, row_length or multiple, limit)
 
 
+# ``train.packing_levels = 0``: levels by backend. Each level is one more compiled program. On
+# the 2-core CPU the ML-1M SASRec preset compiles one in ~3 s against ~40 s per 47-step call, and
+# 4 levels pad 0.75% of the slots where one pads 8.3% -- hours of training, seconds of compile.
+# On an H100 the first call's compile took 15 s (reports/ml1m_stage1_h100) against ~0.2 s per
+# call, so 3 more programs (up to ~45 s) would cost more than the padding of a 200-epoch run
+# (8% of ~40 s): one level there (reports/perf_log.md, stop 14).
+AUTO_LEVELS = {"cpu": 4}
+AUTO_LEVELS_ACCELERATOR = 1
+
+
+def num_levels(setting: int, backend: str | None = None) -> int:
+  """Capacity levels for ``train.packing_levels = setting`` on ``backend`` (default: JAX's):
+  the setting itself, or for 0 :data:`AUTO_LEVELS` (:data:`AUTO_LEVELS_ACCELERATOR` for a
+  backend not in it)."""
+  if setting:
+    return setting
+  backend = backend or jax.default_backend()
+  return AUTO_LEVELS.get(backend, AUTO_LEVELS_ACCELERATOR)
+
+
 def row_length_of(model, max_len: int) -> int | None:
   """L when ``model`` packs whole sequences into rows of L (``packs_rows``), else None."""
   return max_len if getattr(model, "packs_rows", False) else None
@@ -196,12 +217,12 @@ def for_run(train_config, inputs: np.ndarray, targets: np.ndarray, order: BatchO
   """A run's steps as the trainer builds them: (TrainSteps, per-call buffer rows or None).
 
   With ``train_config.compact_head`` the levels come from :func:`plan` over the whole run
-  (``train_config.packing_levels`` of them); without, or when packing cannot apply, every call
+  (:func:`num_levels` of ``train_config.packing_levels``); without, or when packing cannot apply, every call
   takes the dense step. ``row_length``: see :func:`plan` (:func:`row_length_of` the model).
   """
   per_call, levels = ((None, ()) if not train_config.compact_head else plan(
       inputs, targets, order, total_steps, train_config.steps_per_call,
-      train_config.packing_levels, row_length=row_length))
+      num_levels(train_config.packing_levels), row_length=row_length))
   return TrainSteps(compile_step, levels), per_call
 
 
