@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import gzip
+import importlib.util
 import os
 import re
 import subprocess
@@ -221,6 +222,8 @@ BENCH_CASES = [
     (("peer", "--set", "model.embed_dim=wide"),
      r"^error: --set model\.embed_dim=wide: cannot convert 'wide' to int$"),
 ]
+if importlib.util.find_spec("torch") is None:  # torch is bench-only: say what to install
+  BENCH_CASES.append((("peer",), r"^error: the PyTorch peer needs torch, .*pip install"))
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,7 @@ from dpr_jax.bench import common
 from dpr_jax.data.pipeline import BatchOrder
 from dpr_jax.data.split import SplitData, leave_one_out
 from dpr_jax.data.types import InteractionData
-from dpr_jax.errors import ConfigError
+from dpr_jax.errors import ConfigError, UserError
 from dpr_jax.eval import report
 from dpr_jax.eval.ranking import backbone_evaluator, eval_batches
 from dpr_jax.models import build_backbone
@@ -135,7 +135,11 @@ def load_data(config, synthetic: bool) -> tuple[SplitData, str]:
 
 # ============================================================================ the PyTorch peer
 def _torch():
-  import torch  # Bench-only dependency.
+  try:
+    import torch  # Bench-only dependency.
+  except ImportError:
+    raise UserError("the PyTorch peer needs torch, a bench-only dependency: pip install "
+                    "torch==2.13.0 (README: PyTorch peer)") from None
   return torch
 
 
@@ -439,10 +443,11 @@ def _median(xs):
 
 
 def run(args) -> dict:
-  torch = _torch()
   config = load_config(args.config, args.set)
+  torch = _torch()
   if config.model.name != "sasrec":
-    raise SystemExit("the PyTorch peer is a SASRec; use a sasrec config")
+    raise ConfigError(f"--config {args.config}: the PyTorch peer is a SASRec; give a sasrec"
+                      " preset")
   data, data_desc = load_data(config, args.synthetic)
   num_items, b, l = data.num_items, config.train.batch_size, data.max_len
   steps = args.steps or config.train.steps_per_call
