@@ -233,10 +233,9 @@ def bench_runs(tmp_path_factory) -> list[tuple[subprocess.CompletedProcess, Path
 
   def run(i: int) -> tuple[subprocess.CompletedProcess, Path]:
     out = base / f"case{i}"
-    args = [*BENCH_CASES[i][0], "--out", str(out)] if BENCH_CASES[i][0][0] != "peer" else [
-        *BENCH_CASES[i][0], "--skip-train", "--skip-eval"]
-    return subprocess.run([sys.executable, "-m", "dpr_jax.bench", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300), out
+    return subprocess.run([sys.executable, "-m", "dpr_jax.bench", *BENCH_CASES[i][0], "--out",
+                           str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300), out
 
   with concurrent.futures.ThreadPoolExecutor(3) as pool:
     return list(pool.map(run, range(len(BENCH_CASES))))

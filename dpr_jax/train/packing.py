@@ -217,8 +217,9 @@ def for_run(train_config, inputs: np.ndarray, targets: np.ndarray, order: BatchO
   """A run's steps as the trainer builds them: (TrainSteps, per-call buffer rows or None).
 
   With ``train_config.compact_head`` the levels come from :func:`plan` over the whole run
-  (:func:`num_levels` of ``train_config.packing_levels``); without, or when packing cannot apply, every call
-  takes the dense step. ``row_length``: see :func:`plan` (:func:`row_length_of` the model).
+  (:func:`num_levels` of ``train_config.packing_levels``); without, or when packing cannot
+  apply, every call takes the dense step. ``row_length``: see :func:`plan` (:func:`row_length_of`
+  the model).
   """
   per_call, levels = ((None, ()) if not train_config.compact_head else plan(
       inputs, targets, order, total_steps, train_config.steps_per_call,
