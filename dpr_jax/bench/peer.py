@@ -524,7 +524,7 @@ def run(args) -> dict:
     train = {"steps_per_repeat": steps, "compact_head": bool(config.train.compact_head),
              "packing_levels": list(ours.packed_steps.levels),
              "packed_capacity": ours.packed_steps.capacity(positions),
-             "packed_positions": int(np.max(np.sum(inputs > 0, axis=(1, 2)))),
+             "packed_positions": packing.host_positions({"inputs": inputs}),
              "packed_slots_needed": positions, "packed_row_length": ours.row_length,
              "run_mean_padding": ours.run_padding, "repeats": args.repeats, "batch": b,
              "max_len": l,
