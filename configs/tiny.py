@@ -24,5 +24,9 @@ def get_config(arg: str | None = None):
   c.train.packing_levels = 1  # one compiled step: tests stay fast
   c.train.eval_every_epochs = 5
   c.eval.batch_size = 64
+  c.parser.requests = 800  # a small request parser: tests stay fast
+  c.parser.heldout_requests = 200
+  c.parser.epochs = 8
+  c.parser.hidden = 64
   c.run.dir = "runs/tiny"
   return finalize(c)

@@ -96,6 +96,13 @@ def default_config() -> ml_collections.ConfigDict:
   c.dpr.top_k = 1
   c.dpr.expert_hidden = 256
   c.dpr.dispatch = "auto"  # MoE dispatch: "dense", "grouped" (ragged_dot) or "auto".
+  # Router gates (dpr_jax.models.moe.Router): "probs", the chosen experts' softmax
+  # probabilities over all experts (the steering loss trains the router for every top_k), or
+  # "renormalized" over the top_k chosen (top_k >= 2 only).
+  c.dpr.gates = "probs"
+  # "learned" (the router) or "polarity": the ablation's reference, 2 experts picked by the
+  # request's polarity (needs num_experts=2, top_k=1). A single MLP: num_experts=1.
+  c.dpr.routing = "learned"
   # How a negative request ("no horror") steers at inference (dpr_jax.models.dpr.negative_part):
   # "full" uses the head's whole offset; "tags" keeps only its tag coordinates (a learned soft
   # filter) and leaves the user vector's item-space part as it is; "subtract" (default) keeps
@@ -115,6 +122,25 @@ def default_config() -> ml_collections.ConfigDict:
   # Off: on the ML-1M development backbone it moved POS DPR NDCG@10 by +1.5% with one seed and
   # -1.6% with another, within the seed-to-seed spread (README, "DPR").
   c.dpr.user_profile = False
+  # How a request is read before DPR steers (dpr_jax.prompts.reader): "parser", the learned
+  # request parser trained in stage 2 (every tag's stance: want / avoid / none), or "rules",
+  # the clause splitter and negation lexicon of dpr_jax.prompts.combine.
+  c.dpr.reader = "parser"
+  # The request parser (dpr_jax.models.parser), trained in stage 2 on generated requests
+  # (dpr_jax.prompts.generator) and the training templates.
+  c.parser = ml_collections.ConfigDict()
+  c.parser.hidden = 128  # Width of the parser.
+  c.parser.num_heads = 4  # Heads of its self-attention and tag attention.
+  c.parser.max_tokens = 32  # Tokens read per request (the first ones, [CLS] included).
+  c.parser.dropout = 0.1
+  # Share of training requests whose own surface forms are hidden from the span matching, so
+  # that tags are also found through similar forms (as unseen ones must be).
+  c.parser.form_dropout = 0.6
+  c.parser.requests = 6000  # Generated training requests (plus the training templates).
+  c.parser.heldout_requests = 1000  # Generated held-out requests for results_parser.json.
+  c.parser.epochs = 20
+  c.parser.lr = 1e-3
+  c.parser.batch_size = 128
   c.stage2 = ml_collections.ConfigDict()
   c.stage2.epochs = 60
   c.stage2.lr = 1e-3
@@ -224,6 +250,24 @@ def validate(config: ml_collections.ConfigDict) -> None:
        f"must be 'full', 'tags' or 'subtract', got {config.dpr.negative_steering!r}")
   need(config.dpr.positive_steering in ("full", "focus"), "dpr.positive_steering",
        f"must be 'full' or 'focus', got {config.dpr.positive_steering!r}")
+  need(config.dpr.gates in ("probs", "renormalized"), "dpr.gates",
+       f"must be 'probs' or 'renormalized', got {config.dpr.gates!r}")
+  need(not (config.dpr.gates == "renormalized" and config.dpr.top_k == 1
+            and config.dpr.num_experts > 1), "dpr.gates",
+       "'renormalized' with top_k=1 is the constant 1.0 (no gradient into the router);"
+       " use 'probs'")
+  need(config.dpr.reader in ("parser", "rules"), "dpr.reader",
+       f"must be 'parser' or 'rules', got {config.dpr.reader!r}")
+  for field in ("hidden", "num_heads", "max_tokens", "requests", "heldout_requests", "epochs",
+                "batch_size"):
+    need(int(config.parser[field]) >= 1, f"parser.{field}", f"must be >= 1, got"
+         f" {config.parser[field]}")
+  need(config.parser.hidden % config.parser.num_heads == 0, "parser.hidden",
+       "must be a multiple of parser.num_heads")
+  need(config.dpr.routing in ("learned", "polarity"), "dpr.routing",
+       f"must be 'learned' or 'polarity', got {config.dpr.routing!r}")
+  need(config.dpr.routing != "polarity" or (config.dpr.num_experts, config.dpr.top_k) == (2, 1),
+       "dpr.routing", "'polarity' needs dpr.num_experts=2 and dpr.top_k=1")
   need(config.dpr.dispatch in ("dense", "grouped", "auto"), "dpr.dispatch",
        "must be dense, grouped or auto")
   need(0 <= config.stage3.mix_positive + config.stage3.mix_negative <= 1, "stage3.mix_positive",
@@ -247,7 +291,7 @@ def model_fingerprint(model_config: ml_collections.ConfigDict) -> dict:
 
 
 # DPR fields that only change inference (how a trained head is applied).
-RUNTIME_DPR_FIELDS = ("negative_steering", "positive_steering")
+RUNTIME_DPR_FIELDS = ("negative_steering", "positive_steering", "reader")
 
 
 def dpr_fingerprint(dpr_config: ml_collections.ConfigDict) -> dict:

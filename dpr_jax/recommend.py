@@ -106,10 +106,14 @@ def format_answer(answer: dict, explain: bool = False) -> str:
       split.append(f"+ {parts['positive']!r}")
     if parts["negative"]:
       split.append(f"- {parts['negative']!r}")
-    head += f", asked {answer['prompt']!r}" + (f"  [{'  '.join(split)}]" if len(split) > 1 else "")
+    if "read_as" in answer:  # the parser: how the request was read, always shown
+      head += f", asked {answer['prompt']!r}, read as: {answer['read_as']}"
+    else:
+      head += f", asked {answer['prompt']!r}" + (f"  [{'  '.join(split)}]" if len(split) > 1
+                                                 else "")
   else:
     head += ", no prompt"
-  lines = [head]
+  lines = [head] + [f"note: {n}" for n in answer.get("notes", [])]
   entered = set(answer["explain"]["entered"])
   width = max(len(it["title"]) for it in answer["items"]) if answer["items"] else 0
   for it in answer["items"]:

@@ -120,7 +120,7 @@ def test_three_stages_end_to_end(tiny_config, request, model):
     config, first = request.getfixturevalue("dpr_run")
   else:
     config = tiny_config(model, **{"stages": "1,2,3", "train.num_epochs": 5, "stage2.epochs": 5,
-                                   "stage3.epochs": 4})
+                                   "stage3.epochs": 8, "dpr.reader": "rules"})
     first = run.run(config)
   run_dir = pathlib.Path(config.run.dir)
   for k in (1, 2, 3):
@@ -139,6 +139,28 @@ def test_three_stages_end_to_end(tiny_config, request, model):
   assert res["COMBINED"]["methods"]["filter"]["satisfied@10"] == 1.0
   assert (res["COMBINED"]["methods"]["dpr"]["satisfied@10"]
           > res["COMBINED"]["methods"]["backbone"]["satisfied@10"])
+  # Every task is built on validation users too, and every choice is recorded as made there.
+  valid = res["valid"]
+  assert {"SEQ", "POS", "NEG", "NUANCED", "COMBINED", "POLARITY"} <= valid.keys()
+  assert valid["POS"]["methods"].keys() == res["POS"]["methods"].keys()
+  assert valid["POS"]["users"] > 0 and valid["POS"]["methods"] != res["POS"]["methods"]
+  selection = res["selection"]
+  assert all(choice["split"] == "valid" for choice in selection.values())
+  assert set(selection["negative_steering"]["valid ndcg@10"]) == {"full", "tags", "subtract"}
+  # Text rerank ranks as the backbone where its tuned mix is 1 (exactly, not nearly).
+  for task, alpha in selection["text_rerank_alpha"]["values"].items():
+    if alpha == 1.0:
+      for m in ("ndcg@10", "recall@10"):
+        assert res[task]["methods"]["text_rerank"][m] == res[task]["methods"]["backbone"][m]
+  # POLARITY: strict is the primary figure, the loose variant beside it and never below it.
+  for row in res["POLARITY"]["methods"].values():
+    assert row["polarity"] <= row["polarity_loose"]
+  routing = res["routing"]["test"]
+  assert np.isclose(sum(routing["positive_share"]), 1.0)
+  assert 0.0 <= routing["usage_entropy"] <= routing["max_entropy"] + 1e-9
+  # EVERYDAY: the everyday requests about the tags this catalogue has.
+  assert res["EVERYDAY+"]["users"] > 0 and "changed@10" in res["EVERYDAY?"]["methods"]["dpr"]
+  assert res["EVERYDAY-"]["methods"]["filter"]["violation@10"] == 0.0
   protocol = json.loads((run_dir / "results_steering.json").read_text())["protocol"]
   assert "held-out" in protocol["templates"] and protocol["model"] == model
   assert (run_dir / "results_steering.png").stat().st_size > 1000
@@ -328,13 +350,14 @@ def test_stage3_with_the_backbone_tuning_ranks_and_serves_with_the_tuned_backbon
   res = _results(run_dir)
   protocol = json.loads((run_dir / "results_steering.json").read_text())["protocol"]
   assert protocol["dpr_backbone"].startswith("stage 3")
-  # The baselines keep stage 1's backbone; DPR ranks with the tuned one, even unprompted.
-  assert res["SEQ"]["methods"]["backbone"] == first["steering"]["SEQ"]["methods"]["backbone"]
-  assert res["SEQ"]["methods"]["dpr"] != res["SEQ"]["methods"]["backbone"]
-  # Unprompted, DPR *is* the tuned backbone; the tuned rows use it for the baselines too.
-  assert res["SEQ"]["methods"]["dpr"] == res["SEQ"]["methods"]["tuned backbone"]
-  assert res["NEG"]["methods"]["tuned filter"]["violation@10"] == 0.0
-  assert "tuned backbone" not in first["steering"]["SEQ"]["methods"]  # frozen runs: no such rows
+  # Every primary row ranks with the tuned backbone, the one DPR ranks with (unprompted, DPR *is*
+  # it); stage 1's backbone is a reference row, named as such.
+  assert res["SEQ"]["methods"]["dpr"] == res["SEQ"]["methods"]["backbone"]
+  assert (res["SEQ"]["methods"]["stage1 backbone"]
+          == first["steering"]["SEQ"]["methods"]["backbone"])
+  assert res["SEQ"]["methods"]["stage1 backbone"] != res["SEQ"]["methods"]["backbone"]
+  assert res["NEG"]["methods"]["stage1 filter"]["violation@10"] == 0.0
+  assert "stage1 backbone" not in first["steering"]["SEQ"]["methods"]  # frozen: no such rows
   # The checkpoint holds the tuned backbone; the recommender serves it.
   data = prepare(c.data)
   _, stage1 = trainer.load_backbone(c, data, sharding.make_mesh(1, 1))
@@ -392,16 +415,139 @@ def test_positive_focus_drops_only_the_side_raises_of_positive_rows():
     positive_part(bias, positive, "strong")
 
 
-def test_polarity_counts_a_share_held_at_its_limit_as_moved():
+def test_polarity_is_strict_and_names_the_loose_variant():
   from dpr_jax.eval.steering import polarity_moves
 
   #                 raise+lower, at 1 kept, at 0 kept, no raise, no lower, stuck at 1, up at 0
   base = np.array([0.3, 1.0, 0.0, 0.5, 0.5, 1.0, 0.0])
   up = np.array([0.5, 1.0, 0.4, 0.5, 0.9, 1.0, 0.0])
   down = np.array([0.1, 0.2, 0.0, 0.1, 0.5, 1.0, 0.0])
-  ok, strict = polarity_moves(base, up, down)
-  np.testing.assert_array_equal(ok, [True, True, True, False, False, False, False])
+  strict, loose = polarity_moves(base, up, down)
+  # Strict (PROTOCOL.md): a share already at 10/10 cannot be raised, so that user fails.
   np.testing.assert_array_equal(strict, [True, False, True, False, False, False, False])
+  np.testing.assert_array_equal(loose, [True, True, True, False, False, False, False])
+
+
+def _rerank_batch(rng, b, v, t, text_dim, negative):
+  """A text-rerank batch of b users over v items: random scores' inputs, seen items, prompts."""
+  from dpr_jax.eval.ranking import seen_mask
+
+  history = np.stack([rng.choice(np.arange(1, v - 1), 4, replace=False) for _ in range(b)])
+  targets = np.array([rng.choice(np.setdiff1d(np.arange(1, v - 1), h)) for h in history])
+  prompt = rng.normal(size=(b, text_dim + 1)).astype(np.float32)
+  return {"inputs": jnp.asarray(rng.normal(size=(b, 4)), jnp.float32), "targets": targets,
+          "tag": np.zeros(b, np.int32), "tag2": np.zeros(b, np.int32),
+          "polarity": np.zeros(b, np.int32), "share": np.zeros((b, t), np.float32),
+          "seen": seen_mask(jnp.asarray(history), jnp.full(b, 4), jnp.asarray(targets), v),
+          "has_prompt": np.ones(b, bool), "prompt": prompt, "prompt_negative": negative,
+          "has_prompt2": np.zeros(b, bool), "prompt2": np.zeros_like(prompt),
+          "prompt2_negative": np.zeros(b, bool)}
+
+
+def test_text_rerank_is_the_backbone_at_alpha_1_and_signs_each_part_by_its_polarity(
+    monkeypatch):
+  """At alpha = 1 the rerank window keeps the backbone's scores bit for bit (so its NDCG is the
+  backbone's); at alpha = 0 a positive prompt orders the window by similarity, a negative one
+  by dissimilarity; items outside the window (seen, invalid, beyond the depth) are removed."""
+  from dpr_jax.eval import steering as steering_eval
+
+  monkeypatch.setattr(steering_eval, "RERANK_DEPTH", 12)
+  rng = np.random.default_rng(0)
+  v, t, b, d, text_dim = 40, 3, 6, 4, 5
+  item_text = rng.normal(size=(v, text_dim)).astype(np.float32)
+  scorer = steering_eval.Scorer(
+      user_vectors=lambda x: x, steer=None, num_items=v - 2,  # rows 0 and 39 invalid
+      table=jnp.asarray(rng.normal(size=(v, d)), jnp.float32), item_text=jnp.asarray(item_text),
+      item_tags=jnp.asarray(rng.random((v, t)) < 0.4))
+  negative = np.array([False, True] * (b // 2))
+  batch = _rerank_batch(rng, b, v, t, text_dim, negative)
+  base = np.asarray(steering_eval._scores_fn(scorer, "backbone")(batch))
+  rerank = steering_eval._scores_fn(scorer, "text_rerank")
+  valid = (np.arange(v) >= 1) & (np.arange(v) <= v - 2)
+  for u in range(b):
+    window = np.where(np.asarray(batch["seen"][u]) | ~valid, -np.inf, base[u])
+    top = np.argsort(-window)[:12]
+    at1 = np.asarray(rerank(dict(batch, alpha=np.ones(b, np.float32)))[u])
+    np.testing.assert_array_equal(at1[top], base[u, top])
+    outside = np.setdiff1d(np.arange(v), top)
+    assert np.all(at1[outside] <= -1e29)
+    at0 = np.asarray(rerank(dict(batch, alpha=np.zeros(b, np.float32)))[u])
+    cos = item_text[top] @ batch["prompt"][u, :text_dim]
+    order = top[np.argsort(-at0[top])]
+    want = top[np.argsort(cos if negative[u] else -cos)]
+    np.testing.assert_array_equal(order, want)
+  # Unprompted rows are the backbone everywhere.
+  none = dict(batch, has_prompt=np.zeros(b, bool), alpha=np.zeros(b, np.float32))
+  np.testing.assert_array_equal(np.asarray(rerank(none)), base)
+
+
+def test_routing_report_counts_each_polarity_per_expert():
+  import types
+
+  from dpr_jax.eval import steering as steering_eval
+
+  features = np.zeros((6, 3), np.float32)
+  features[:, 0] = np.arange(6)  # row i routes to expert i % 2 (positives) or 2 (negatives)
+  scorer = steering_eval.Scorer(
+      user_vectors=None, steer=None, table=None, item_text=None, item_tags=None, num_items=0,
+      routes=lambda p, neg: jnp.where(neg[:, None], 2, p[:, :1].astype(jnp.int32) % 2))
+  bank = types.SimpleNamespace(features=features)  # routing_report reads the features only
+  tasks = {"POLARITY+": steering_eval.Task("POLARITY+", np.arange(4), np.zeros(4, int),
+                                           np.array([0, 1, 2, -1]), +1),
+           "POLARITY-": steering_eval.Task("POLARITY-", np.arange(4), np.zeros(4, int),
+                                           np.array([3, 4, 5, 5]), -1)}
+  report = steering_eval.routing_report(scorer, bank, tasks, num_experts=4)
+  np.testing.assert_allclose(report["positive_share"], [2 / 3, 1 / 3, 0, 0])
+  np.testing.assert_allclose(report["negative_share"], [0, 0, 1, 0])
+  usage = np.array([2, 1, 4]) / 7
+  np.testing.assert_allclose(report["usage_entropy"], -np.sum(usage * np.log(usage)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_the_steering_loss_trains_the_router(top_k):
+  """Stage 3's loss without the load-balance term gives the router's kernel a gradient."""
+  import ml_collections
+
+  from dpr_jax.train.steering import FrozenCatalogue, steering_loss
+
+  rng = np.random.default_rng(0)
+  v, t, b = 30, 3, 16
+  head = DPRHead(embed_dim=8, num_tags=t, adapter_hidden=16, num_experts=4, top_k=top_k,
+                 expert_hidden=16)
+  params = nn.unbox(head.init({"params": jax.random.key(0)}, jnp.zeros((1, 8)),
+                              jnp.zeros((1, 12)), jnp.ones((1,), bool))["params"])
+  tags = (rng.random((v, t)) < 0.4).astype(np.float32)
+  tags[0] = 0
+  catalogue = FrozenCatalogue(table=jnp.asarray(rng.normal(size=(v, 8)), jnp.float32),
+                              item_tags=jnp.asarray(tags), valid=jnp.arange(v) > 0)
+  batch = {"h": jnp.asarray(rng.normal(size=(b, 8)), jnp.float32),
+           "prompt": jnp.asarray(rng.normal(size=(b, 12)), jnp.float32),
+           "kind": jnp.asarray(rng.integers(0, 3, b), jnp.int32),
+           "tag": jnp.asarray(rng.integers(0, t, b), jnp.int32),
+           "target": jnp.asarray(rng.integers(1, v, b), jnp.int32)}
+  cfg = ml_collections.ConfigDict({"tag_weight": 1.0, "suppress_weight": 8.0, "aux_weight": 0.0,
+                                   "offset_weight": 0.05, "focus_weight": 0.0})
+  grads = jax.grad(lambda p: steering_loss(head, p, batch, catalogue, cfg)[0])(params)
+  assert np.abs(np.asarray(grads["router"]["kernel"])).max() > 1e-5
+
+
+def test_polarity_routing_sends_each_polarity_to_its_expert():
+  head = DPRHead(embed_dim=8, num_tags=3, adapter_hidden=16, num_experts=2, top_k=1,
+                 expert_hidden=16, routing="polarity")
+  negative = jnp.array([False, True, True, False])
+  params = nn.unbox(head.init({"params": jax.random.key(0)}, jnp.zeros((4, 8)),
+                              jnp.zeros((4, 12)), jnp.ones((4,), bool), None, negative)["params"])
+  assert "router" not in params
+  p = jax.random.normal(jax.random.key(1), (4, 12))
+  out = head.apply({"params": params}, jnp.zeros((4, 8)), p, jnp.ones((4,), bool), None, negative)
+  np.testing.assert_array_equal(out.route.expert_index[:, 0], [0, 1, 1, 0])
+  np.testing.assert_array_equal(out.route.gates, 1.0)
+  with pytest.raises(ValueError, match="polarity"):
+    head.apply({"params": params}, jnp.zeros((4, 8)), p, jnp.ones((4,), bool))
+  with pytest.raises(ValueError, match="num_experts=2"):
+    DPRHead(embed_dim=8, num_tags=3, num_experts=4, routing="polarity").init(
+        jax.random.key(0), jnp.zeros((1, 8)), jnp.zeros((1, 12)), jnp.ones((1,), bool), None,
+        jnp.zeros((1,), bool))
 
 
 def test_a_stage_checkpoint_made_with_other_settings_names_them(tmp_path):

@@ -109,15 +109,43 @@ def test_router_outputs():
   assert route.expert_index.shape == (37, top_k) and route.expert_index.dtype == jnp.int32
   for a in (route.gates, route.router_probs, route.load_balance_loss):
     assert a.dtype == jnp.float32
-  np.testing.assert_allclose(np.asarray(route.gates.sum(-1)), 1.0, atol=1e-6)
   np.testing.assert_allclose(np.asarray(route.router_probs.sum(-1)), 1.0, atol=1e-6)
   index = np.asarray(route.expert_index)
+  # Switch gates: the chosen experts' probabilities under the softmax over all experts ...
+  np.testing.assert_array_equal(np.asarray(route.gates),
+                                np.take_along_axis(np.asarray(route.router_probs), index, 1))
+  assert np.all(np.asarray(route.gates.sum(-1)) < 1.0)
+  # ... or those renormalised over the K chosen (= softmax over the K chosen logits).
+  renorm = jax.jit(router.clone(gates="renormalized").apply)(variables, x)
+  np.testing.assert_allclose(np.asarray(renorm.gates.sum(-1)), 1.0, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(renorm.gates),
+                             np.asarray(route.gates / route.gates.sum(-1, keepdims=True)),
+                             rtol=1e-6)
   assert all(len(set(row)) == top_k for row in index)
   # The chosen experts are the top-K of the router probabilities, best first.
   probs = np.asarray(route.router_probs)
   np.testing.assert_array_equal(index[:, 0], probs.argmax(-1))
   with pytest.raises(ValueError, match="top_k"):
     Router(num_experts=2, top_k=3).init(jax.random.key(0), x)
+  with pytest.raises(ValueError, match="no gradient"):  # K = 1 renormalised is the constant 1
+    Router(num_experts=4, top_k=1, gates="renormalized").init(jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("top_k,gates", [(1, "probs"), (2, "probs"), (2, "renormalized")])
+def test_the_task_loss_trains_the_router(top_k, gates):
+  """A loss on the MoE's output alone (no load-balance term) reaches the router's kernel."""
+  x = jax.random.normal(jax.random.key(0), (16, DIN))
+  router = Router(num_experts=4, top_k=top_k, gates=gates)
+  moe = SparseMoE(4, top_k, HID, DOUT)
+  r_params = nn.unbox(router.init(jax.random.key(1), x))
+  m_params = nn.unbox(moe.init(jax.random.key(2), x, router.apply(r_params, x)))
+  target = jax.random.normal(jax.random.key(3), (16, DOUT))
+
+  def loss(rp):
+    return jnp.mean((moe.apply(m_params, x, router.apply(rp, x)) - target) ** 2)
+
+  grad = jax.grad(loss)(r_params)["params"]["kernel"]
+  assert np.abs(np.asarray(grad)).max() > 1e-4
 
 
 def test_load_balance_loss():

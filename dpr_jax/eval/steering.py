@@ -1,12 +1,17 @@
 """Steering evaluation: tasks SEQ, POS, NEG, NUANCED, POLARITY of PROTOCOL.md section 4, and
 COMBINED (ours, beyond the protocol's set; defined below).
 
-Every task runs every method on the same users and stage 1's checkpoint:
+Every task is built on both splits (PROTOCOL.md section 4): on validation (validation target,
+history before it, no test item anywhere) and on test. Every method runs on the same users and
+the same backbone, the one DPR ranks with (PROTOCOL.md section 5):
 
   backbone       the prompt is ignored: ``h @ E^T``
   filter         backbone scores, items failing the (oracle) tag constraint removed
-  text_rerank    backbone top-100 reranked by ``alpha * z(backbone) + (1 - alpha) * cos(p, item
-                 text)``; ``alpha`` tuned per task on validation users built the same way
+  text_rerank    backbone top-100 reranked by ``alpha * z(backbone) + (1 - alpha) * c`` where
+                 ``c`` is the cosine of the prompt and the item's text, with the sign of the
+                 prompt's polarity (a negative part subtracts its similarity; COMBINED adds
+                 both parts'); at ``alpha = 1`` it is the backbone exactly. ``alpha`` is tuned
+                 per task on validation users.
   dpr            ``h' @ E^T`` with ``h'`` the steered user vector
   dpr+filter     DPR scores with the filter
 
@@ -19,30 +24,36 @@ and, for POS and NUANCED only, a bound rather than a method:
                    that beats the filter by more has learnt to rank inside the tag better than
                    the backbone, not just the rule.
 
-DPR ranks with stage 1's backbone unless stage 3 tuned it (``stage3.backbone_lr > 0``); then DPR
-uses stage 3's backbone, the other methods keep stage 1's (``Scorer.dpr_user_vectors``), and two
-more rows, ``tuned backbone`` and ``tuned filter``, give the backbone and filter baselines on
-stage 3's backbone, so a gain from the tuning alone is visible as such.
+DPR ranks with stage 1's backbone unless stage 3 tuned it (``stage3.backbone_lr > 0``); then every
+primary row uses stage 3's backbone, and two reference rows, ``stage1 backbone`` and ``stage1
+filter``, give the baselines on stage 1's (``Scorer.reference_user_vectors``), so a gain from the
+tuning alone is visible as such.
+
+Selection: every choice is made on the validation tables and recorded in ``selection`` (the
+text-rerank mix per task; the steering modes ``dpr.positive_steering`` / ``negative_steering``,
+compared on validation POS / NEG NDCG@10: the test rows use the configured modes, the ones the
+recommender serves, and ``selection`` says whether validation agrees). ``routing`` reports, per
+split, which experts the positive and the negative requests of POLARITY go to, and the usage
+entropy.
 
 Seen items are masked (the target stays rankable). Users and prompts come from the split's
 inputs and held-out ("eval") prompts only; every random choice is drawn from a seeded generator.
 POLARITY counts a user when the positive prompt raises the tag's share of the top-10 over the
-method's own unprompted list and the negative prompt lowers it. A share already at its limit
-cannot move further, so a positive prompt that keeps it at 1.0, or a negative one that keeps it
-at 0.0, counts as moving it (``polarity``); ``polarity_strict`` gives the positive side no such
-rule (the definition before 2026-11: users whose unprompted top-10 already carries the tag 10
-times out of 10 always failed it).
+method's own unprompted list and the negative prompt lowers it (``polarity``, PROTOCOL's strict
+definition and the primary figure: a share already at 10/10 cannot be raised, so such a user
+fails). ``polarity_loose`` is the looser variant, named as such: a positive prompt that keeps the
+share at 1.0 counts as raising it. Both count a negative prompt that keeps a share of 0 as
+lowering it.
 
 COMBINED (PROTOCOL.md section 4): one request asks for a tag g and excludes another, h ("a comedy
 film, but no romance please"), in held-out phrasings (``templates.COMBINED``; nothing is trained
 on them). g is the target's rarest off-habit tag (as in POS); h is the tag the backbone's top-10
 carries most among the tags the target lacks, kept when it fills at least
-``COMBINED_MIN_COUNT`` slots ("frequent"). The text is split by
-``dpr_jax.prompts.combine.split_request``; DPR steers with both parts at once
+``COMBINED_MIN_COUNT`` slots ("frequent"). The text is read into its two parts by the configured
+reader (dpr_jax.prompts.reader); DPR steers with both parts at once
 (``dpr_jax.models.dpr.compose``); the filter keeps items with g and without h. Metrics: target
 NDCG@10 / Recall@10 and ``satisfied@10``, the share of the top-10 that has g and lacks h.
-``split_ok`` is the share of requests the splitter cut into exactly one positive and one negative
-part. Text rerank is not run on this task (one query embedding cannot express the exclusion).
+``split_ok`` is the share of requests read as exactly one positive and one negative part. Text rerank adds the wanted part's similarity and subtracts the excluded part's.
 """
 
 from __future__ import annotations
@@ -62,12 +73,14 @@ from dpr_jax.eval.metrics import metrics_at_k, target_rank
 from dpr_jax.eval.ranking import seen_mask
 from dpr_jax.eval.report import markdown_table, protocol_fields
 from dpr_jax.models import valid_item_mask
-from dpr_jax.models.dpr import compose, negative_part, positive_part
+from dpr_jax.models.dpr import (NEGATIVE_STEERING, POSITIVE_STEERING, compose, negative_part,
+                                positive_part)
 from dpr_jax.prompts import templates
 from dpr_jax.prompts.bank import PromptBank
-from dpr_jax.prompts.combine import is_negative, split_request
+from dpr_jax.prompts.combine import is_negative
 
 METHODS = ("backbone", "filter", "text_rerank", "dpr", "dpr+filter", "selection_bound")
+REFERENCE_METHODS = ("stage1 backbone", "stage1 filter")  # only when stage 3 tuned the backbone
 OFF_HABIT_SHARE = 0.2
 RERANK_DEPTH = 100
 ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
@@ -98,8 +111,8 @@ class Task:
 class Scorer:
   """Device-side pieces every method needs."""
 
-  user_vectors: Callable  # (inputs int[B, L]) -> float[B, d]
-  # (h float[B, d], p float[B, D_t], tag profile float[B, T])
+  user_vectors: Callable  # (inputs int[B, L]) -> float[B, d]; the backbone DPR ranks with
+  # (h float[B, d], p float[B, D_t], tag profile float[B, T], negative bool[B])
   #   -> (h' float[B, d], tag_bias float[B, T])
   steer: Callable
   table: jax.Array  # float[V, d]
@@ -108,9 +121,11 @@ class Scorer:
   num_items: int
   negative_steering: str = "subtract"  # config.dpr.negative_steering
   positive_steering: str = "focus"  # config.dpr.positive_steering
-  # DPR's own backbone when stage 3 tuned it (None: the methods share ``user_vectors``/``table``).
-  dpr_user_vectors: Callable | None = None  # (inputs int[B, L]) -> float[B, d]
-  dpr_table: jax.Array | None = None  # float[V, d]
+  # Stage 1's backbone when stage 3 tuned another one (None: no reference rows).
+  reference_user_vectors: Callable | None = None  # (inputs int[B, L]) -> float[B, d]
+  reference_table: jax.Array | None = None  # float[V, d]
+  # (p float[B, D_t], negative bool[B]) -> int[B, K]: the experts a prompt is routed to.
+  routes: Callable | None = None
   _steps: dict = dataclasses.field(default_factory=dict, repr=False)
   _shares: dict = dataclasses.field(default_factory=dict, repr=False)
 
@@ -138,11 +153,12 @@ def _tag_share(data: SplitData, split: str) -> np.ndarray:
 
 
 def build_tasks(data: SplitData, split: str, bank: PromptBank, backbone_top10: np.ndarray,
-                seed: int, domain: str | None = None, embed=None) -> dict[str, Task]:
+                seed: int, domain: str | None = None, read=None) -> dict[str, Task]:
   """Selects users, tags and held-out prompts of every task (PROTOCOL.md section 4).
 
-  COMBINED is built when ``domain`` and ``embed`` (texts -> float32[n, D_t + 1] features) are
-  given.
+  With ``read`` (texts -> dpr_jax.prompts.reader.Reading) every prompt is read as the
+  recommender reads it, and COMBINED is built too (with ``domain``); without, the prompts are
+  the bank's rows, each one part whose polarity the rules give.
   """
   rng = np.random.default_rng([seed, 0 if split == "test" else 1])
   _, targets, _ = data.eval_split(split)
@@ -182,43 +198,153 @@ def build_tasks(data: SplitData, split: str, bank: PromptBank, backbone_top10: n
   neg_prompts = np.array([pick_prompt("negative", g) for g in tasks["POLARITY+"].tag], np.int64)
   tasks["POLARITY-"] = Task("POLARITY-", tasks["POLARITY+"].users, tasks["POLARITY+"].tag,
                             neg_prompts, -1)
-  if domain is not None and embed is not None:
+  if read is not None:
+    for name in ("POS", "NEG", "NUANCED", "POLARITY+", "POLARITY-"):
+      t = tasks[name]
+      tasks[name] = read_task(t, [bank.texts[r] for r in t.prompt], read)
+  if domain is not None and read is not None:
     # h: the tag the backbone's top-10 shows most among those t lacks, if it fills >= 2 slots.
     lacked = np.where(target_tags, -1, top_counts + noise)  # [U, T]
     h = np.argmax(lacked, axis=1)
     ok = lacked[np.arange(data.num_users), h] >= COMBINED_MIN_COUNT
     keep = ok[pos_users]
     tasks["COMBINED"] = combined_task(pos_users[keep], pos_tag[keep], h[pos_users][keep],
-                                      data.tag_names, domain, embed, rng)
+                                      data.tag_names, domain, read, rng)
   return tasks
 
 
+EVERYDAY_USERS = 100  # users per everyday request (seeded sample of those that qualify)
+EVERYDAY_TASKS = {"positive": ("EVERYDAY+", "POS"), "negative": ("EVERYDAY-", "NEG"),
+                  "combined": ("EVERYDAY+-", "COMBINED"), "vague": ("EVERYDAY?", "POS")}
+
+
+def everyday_tasks(data: SplitData, split: str, requests, backbone_top10: np.ndarray,
+                   seed: int, read) -> tuple[dict[str, Task], dict[str, float]]:
+  """The EVERYDAY task (PROTOCOL.md section 4) from labelled requests
+  (:mod:`dpr_jax.prompts.everyday`), one Task per kind, up to :data:`EVERYDAY_USERS` users per
+  request, chosen as in POS / NEG / COMBINED for the request's own tags:
+
+  * positive, wanting g (the first tag it wants): users whose target carries g and whose
+    history holds g under ``OFF_HABIT_SHARE``;
+  * negative, avoiding h (the first it avoids): users whose target lacks h while the backbone's
+    unprompted top-10 shows h at least ``COMBINED_MIN_COUNT`` times;
+  * combined: both;
+  * vague: any user (the metric is how many of the 10 items change).
+
+  Each request is read as the recommender reads it (``read``: its positive and its negative
+  part); a misread shows in the scores. ``read_ok`` is the share of the kind's requests whose
+  parts have the labelled polarities (vague: no part at all) and, with the parser, whose wanted
+  and avoided tags are exactly the labelled ones.
+
+  Returns ({task name: Task}, {task name: read_ok}).
+  """
+  rng = np.random.default_rng([seed, 2 if split == "test" else 3])
+  _, targets, _ = data.eval_split(split)
+  target_tags = data.item_tags[targets]  # [U, T]
+  share = _tag_share(data, split)
+  top_counts = data.item_tags[np.minimum(backbone_top10, data.num_items)].sum(1)  # [U, T]
+  index = {name: i for i, name in enumerate(data.tag_names)}
+  requests = [r for r in requests if set(r.want + r.avoid) <= index.keys()]  # tags it has
+  reading = read([r.text for r in requests])
+  at = {r.id: i for i, r in enumerate(requests)}
+  tasks, read_ok_of = {}, {}
+  for kind, (name, _) in EVERYDAY_TASKS.items():
+    users, tag, tag2, prompt, prompt2, texts, read_ok = [], [], [], [], [], [], []
+    for r in (r for r in requests if r.kind == kind):
+      ok = np.ones(data.num_users, bool)
+      g = index[r.want[0]] if r.want else 0
+      h = index[r.avoid[0]] if r.avoid else 0
+      if r.want:
+        ok &= target_tags[:, g] & (share[:, g] < OFF_HABIT_SHARE)
+      if r.avoid:
+        ok &= ~target_tags[:, h] & (top_counts[:, h] >= COMBINED_MIN_COUNT)
+      chosen = np.nonzero(ok)[0]
+      if len(chosen) > EVERYDAY_USERS:
+        chosen = np.sort(rng.choice(chosen, EVERYDAY_USERS, replace=False))
+      i = at[r.id]
+      pos_row, neg_row = int(reading.positive[i]), int(reading.negative[i])
+      n = len(chosen)
+      users.append(chosen)
+      tag.append(np.full(n, h if kind == "negative" else g))
+      tag2.append(np.full(n, h))
+      prompt.append(np.full(n, pos_row))
+      prompt2.append(np.full(n, neg_row))
+      texts += [r.text] * n
+      right = (pos_row >= 0) == bool(r.want) and (neg_row >= 0) == bool(r.avoid)
+      if reading.parses:
+        p = reading.parses[i]
+        right &= ({t for t, _ in p.want} == set(r.want)
+                  and {t for t, _ in p.avoid} == set(r.avoid))
+      read_ok.append(right)
+    cat = lambda a: np.concatenate(a).astype(np.int64) if a else np.zeros(0, np.int64)  # noqa
+    polarity = {"positive": 1, "negative": -1, "combined": 2, "vague": 0}[kind]
+    tasks[name] = Task(name, cat(users), cat(tag), cat(prompt), polarity, tag2=cat(tag2),
+                       prompt2=cat(prompt2), features=reading.features,
+                       negative=reading.part_negative, texts=tuple(texts))
+    read_ok_of[name] = float(np.mean(read_ok)) if read_ok else 0.0
+  return tasks, read_ok_of
+
+
+def evaluate_everyday(scorer: Scorer, data: SplitData, split: str,
+                      tasks: tuple[dict[str, Task], dict[str, float]], bank: PromptBank,
+                      alphas: dict[str, float]) -> dict:
+  """The EVERYDAY tables of one split: per kind, every method's target NDCG@10 / Recall@10 and
+  the request's tag metric (positive: share of the wanted tag in the top-10; negative: share of
+  the avoided tag, lower is better; combined: share meeting both); vague: ``changed@10``, the
+  items of the unprompted top-10 that the prompted list replaces."""
+  tasks, read_ok = tasks
+  out = {}
+  metric = {"EVERYDAY+": "tag_precision@10", "EVERYDAY-": "violation@10",
+            "EVERYDAY+-": "satisfied@10"}
+  for kind, (name, alpha_of) in EVERYDAY_TASKS.items():
+    task = tasks[name]
+    row = {}
+    if kind == "vague":
+      plain = _evaluate_method(scorer, data, split, task, bank, "backbone")[3]
+      for method in ("text_rerank", "dpr"):
+        top = _evaluate_method(scorer, data, split, task, bank, method,
+                               alphas.get(alpha_of, 1.0))[3]
+        kept = np.array([len(set(a[a >= 0]) & set(b[b >= 0])) for a, b in zip(top, plain)])
+        row[method] = {"changed@10": float(np.mean(10 - kept)) if len(kept) else 0.0}
+    else:
+      for method in ("backbone", "filter", "text_rerank", "dpr", "dpr+filter"):
+        ndcg, recall, share, _ = _evaluate_method(scorer, data, split, task, bank, method,
+                                                  alphas.get(alpha_of, 1.0))
+        row[method] = {"ndcg@10": float(np.mean(ndcg)) if len(ndcg) else 0.0,
+                       "recall@10": float(np.mean(recall)) if len(recall) else 0.0,
+                       metric[name]: float(np.mean(share)) if len(share) else 0.0}
+    out[name] = {"users": int(len(task.users)), "methods": row,
+                 "read_ok": read_ok[name]}
+  return out
+
+
+def read_task(task: Task, texts, read) -> Task:
+  """``task`` with each user's request ``texts[i]`` read into its parts by ``read``."""
+  r = read(list(texts))
+  return dataclasses.replace(task, prompt=r.positive, prompt2=r.negative, features=r.features,
+                             negative=r.part_negative, texts=tuple(texts))
+
+
 def combined_task(users: np.ndarray, pos_tag: np.ndarray, neg_tag: np.ndarray,
-                  tag_names, domain: str, embed, rng: np.random.Generator) -> Task:
-  """The COMBINED task: one held-out template per user, split into its two parts."""
+                  tag_names, domain: str, read, rng: np.random.Generator) -> Task:
+  """The COMBINED task: one held-out template per user, read into its two parts."""
   phrasings = templates.COMBINED[domain]
   texts = [templates.combined_prompt(domain, phrasings[rng.integers(len(phrasings))],
                                      tag_names[gp], tag_names[gn])
            for gp, gn in zip(pos_tag, neg_tag)]
-  parts = [split_request(t) for t in texts]
-  unique = sorted({p for r in parts for p in (r.positive, r.negative) if p})
-  row = {p: i for i, p in enumerate(unique)}
-  features = embed(unique) if unique else np.zeros((0, 1), np.float32)
-  prompt = np.array([row.get(r.positive, -1) for r in parts], np.int64)
-  prompt2 = np.array([row.get(r.negative, -1) for r in parts], np.int64)
-  negatives = {r.negative for r in parts}
-  return Task("COMBINED", users, pos_tag, prompt, 2, tag2=neg_tag, prompt2=prompt2,
-              features=np.asarray(features, np.float32),
-              negative=np.array([p in negatives for p in unique], bool), texts=tuple(texts))
+  return read_task(Task("COMBINED", users, pos_tag, np.zeros(0, np.int64), 2, tag2=neg_tag),
+                   texts, read)
 
 
 def _scores_fn(scorer: Scorer, method: str):
   """``batch -> scores float[B, V]`` for one method (seen items not yet masked)."""
 
-  tuned = scorer.dpr_user_vectors is not None and method.startswith(("dpr", "tuned "))
-  user_vectors, table = ((scorer.dpr_user_vectors, scorer.dpr_table) if tuned
+  reference = method.startswith("stage1 ")
+  if reference and scorer.reference_user_vectors is None:
+    raise ValueError(f"{method!r} needs the reference (stage 1) backbone")
+  user_vectors, table = ((scorer.reference_user_vectors, scorer.reference_table) if reference
                          else (scorer.user_vectors, scorer.table))
-  method = method.removeprefix("tuned ")
+  method = method.removeprefix("stage1 ")
 
   def fn(batch):
     h = user_vectors(batch["inputs"])
@@ -244,26 +370,15 @@ def _scores_fn(scorer: Scorer, method: str):
       for key in ("prompt", "prompt2"):  # a second part only in COMBINED
         on = batch[f"has_{key}"][:, None]
         negative = batch[f"{key}_negative"]
-        u_j, b_j = negative_part(h, *scorer.steer(h, batch[key], batch["share"]), negative,
-                                 scorer.negative_steering)
+        u_j, b_j = negative_part(h, *scorer.steer(h, batch[key], batch["share"], negative),
+                                 negative, scorer.negative_steering)
         b_j = positive_part(b_j, ~negative, scorer.positive_steering)
         steered.append((jnp.where(on, u_j, h), jnp.where(on, b_j, 0.0)))
       u, tag_bias = compose(h, steered)
       scores = (jnp.einsum("bd,vd->bv", u, table, preferred_element_type=jnp.float32)
                 + jnp.einsum("bt,vt->bv", tag_bias, scorer.item_tags.astype(jnp.float32)))
     if method == "text_rerank":
-      masked = jnp.where(batch["seen"], _NEG, base)
-      kth = jax.lax.top_k(masked, RERANK_DEPTH)[0][:, -1:]
-      in_top = masked >= kth
-      mean = jnp.sum(jnp.where(in_top, base, 0), 1, keepdims=True) / RERANK_DEPTH
-      std = jnp.sqrt(jnp.sum(jnp.where(in_top, (base - mean) ** 2, 0), 1, keepdims=True)
-                     / RERANK_DEPTH) + 1e-6
-      text = batch["prompt"][:, :scorer.item_text.shape[1]]  # the sentence embedding part
-      cos = jnp.einsum("bt,vt->bv", text, scorer.item_text)
-      alpha = batch["alpha"][:, None]
-      mixed = alpha * (base - mean) / std + (1 - alpha) * cos
-      scores = jnp.where(in_top | ~batch["has_prompt"][:, None], jnp.where(
-          batch["has_prompt"][:, None], mixed, base), _NEG)
+      scores = _text_rerank(scorer, batch, base)
     if method.endswith("filter") or method == "selection_bound":
       scores = jnp.where(allowed, scores, _NEG)
     return scores
@@ -271,9 +386,37 @@ def _scores_fn(scorer: Scorer, method: str):
   return fn
 
 
+def _text_rerank(scorer: Scorer, batch, base: jax.Array) -> jax.Array:
+  """The text-rerank scores float32[B, V] (module docstring) from the backbone's ``base``.
+
+  ``alpha * z(base) + (1 - alpha) * c`` ranks as ``alpha * base + (1 - alpha) * std * c`` (std:
+  the backbone scores' spread over the rerank window), which is ``base`` itself, bit for bit, at
+  alpha = 1. Items outside the window (the backbone's top-``RERANK_DEPTH`` unseen valid items)
+  are removed; an unprompted row is the backbone.
+  """
+  valid = valid_item_mask(base.shape[1], scorer.num_items)[None, :]
+  window = jnp.where(batch["seen"] | ~valid, _NEG, base)
+  kth = jax.lax.top_k(window, RERANK_DEPTH)[0][:, -1:]
+  in_top = (window >= kth) & (window > _NEG / 2)  # [B, V]
+  count = jnp.maximum(jnp.sum(in_top, 1, keepdims=True), 1)
+  mean = jnp.sum(jnp.where(in_top, base, 0), 1, keepdims=True) / count
+  std = jnp.sqrt(jnp.sum(jnp.where(in_top, (base - mean) ** 2, 0), 1, keepdims=True) / count)
+  text_dim = scorer.item_text.shape[1]
+  cos = jnp.zeros_like(base)
+  for key in ("prompt", "prompt2"):  # each part with the sign of its polarity
+    sign = jnp.where(batch[f"{key}_negative"], -1.0, 1.0)[:, None]
+    part = jnp.einsum("bt,vt->bv", batch[key][:, :text_dim], scorer.item_text)
+    cos = cos + jnp.where(batch[f"has_{key}"][:, None], sign * part, 0.0)
+  alpha = batch["alpha"][:, None]
+  mixed = alpha * base + (1 - alpha) * std * cos
+  prompted = (batch["has_prompt"] | batch["has_prompt2"])[:, None]
+  return jnp.where(prompted, jnp.where(in_top, mixed, _NEG), base)
+
+
 def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, bank: PromptBank,
                      method: str, alpha: float = 1.0, batch_size: int = 512):
-  """Per-user arrays: ndcg@10, recall@10, and the tag share of the top-10."""
+  """Per-user arrays: ndcg@10, recall@10, the tag share of the top-10, and the top-10 itself
+  (int[U', 10], -1 where a filter left fewer than 10 items)."""
   inputs, targets, seen_len = data.eval_split(split)
   step = scorer.step(method)
   features = bank.features if task.features is None else task.features
@@ -281,7 +424,7 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
               else task.negative)
   tag2 = task.tag2 if task.tag2 is not None else np.zeros_like(task.tag)
   prompt2 = task.prompt2 if task.prompt2 is not None else -np.ones_like(task.prompt)
-  out = [[], [], []]
+  out = [[], [], [], []]
   share = scorer.tag_share(data, split)  # the tag profile DPR's head may read; the bound's rule
 
   def rows_of(arr, start, n, pad):
@@ -334,75 +477,186 @@ def _make_step(scorer: Scorer, method: str):
                                    axis=1)
     hit = jnp.where(batch["polarity"][:, None] == 2, has_tag & ~has_tag2, has_tag)
     share = jnp.sum(hit & real, 1) / 10.0
-    return m["ndcg@10"], m["recall@10"], share
+    return m["ndcg@10"], m["recall@10"], share, jnp.where(real, top, -1)
 
   return step
 
 
 def _subsample(task: Task, n: int, seed: int) -> Task:
+  """The task on a seeded sample of n of its users (every per-user field follows)."""
   if len(task.users) <= n:
     return task
   keep = np.sort(np.random.default_rng(seed).choice(len(task.users), n, replace=False))
+  pick = lambda a: None if a is None else a[keep]  # noqa: E731
   return dataclasses.replace(task, users=task.users[keep], tag=task.tag[keep],
-                             prompt=task.prompt[keep])
+                             prompt=task.prompt[keep], tag2=pick(task.tag2),
+                             prompt2=pick(task.prompt2),
+                             texts=tuple(task.texts[i] for i in keep) if task.texts else ())
+
+
+_ROW_METRIC = {"POS": "tag_precision@10", "NUANCED": "tag_precision@10", "NEG": "violation@10",
+               "COMBINED": "satisfied@10"}
+_RERANKED = ("POS", "NEG", "NUANCED", "COMBINED")  # the tasks text rerank runs on
+
+
+def _methods_of(task: str, scorer: Scorer) -> tuple[str, ...]:
+  """The rows of a task's table."""
+  reference = REFERENCE_METHODS if scorer.reference_user_vectors is not None else ()
+  if task == "SEQ":
+    return ("backbone", "dpr") + reference[:1]
+  bound = ("selection_bound",) if task in ("POS", "NUANCED") else ()
+  return ("backbone", "filter", "text_rerank", "dpr", "dpr+filter") + bound + reference
+
+
+def tune_alphas(scorer: Scorer, data: SplitData, tasks: dict[str, Task], bank: PromptBank,
+                seed: int) -> dict[str, float]:
+  """The text-rerank mix per task, on validation users: the alpha of the best target NDCG@10
+  (ties: the larger alpha, i.e. closer to the backbone)."""
+  alphas = {}
+  for name in _RERANKED:
+    if name not in tasks or not len(tasks[name].users):
+      continue
+    tune = _subsample(tasks[name], ALPHA_TUNING_USERS, seed)
+    val = [(np.mean(_evaluate_method(scorer, data, "valid", tune, bank, "text_rerank", a)[0]), a)
+           for a in ALPHAS]
+    alphas[name] = float(max(val)[1])
+  return alphas
+
+
+def evaluate_split(scorer: Scorer, data: SplitData, split: str, tasks: dict[str, Task],
+                   bank: PromptBank, alphas: dict[str, float]) -> dict:
+  """Every task x method on one split's users: {task: {"users", "methods": {method: metrics}}}."""
+  results = {}
+  for name in ("SEQ", "POS", "NEG", "NUANCED", "COMBINED"):
+    if name not in tasks:
+      continue
+    task, row = tasks[name], {}
+    for method in _methods_of(name, scorer):
+      if method == "selection_bound" and name == "NUANCED" and _same_users_and_tags(
+          task, tasks["POS"]):  # the bound ignores the prompt: POS's row holds
+        row[method] = results["POS"]["methods"][method]
+        continue
+      ndcg, recall, share, _ = _evaluate_method(scorer, data, split, task, bank, method,
+                                                alphas.get(name, 1.0))
+      metrics = {"ndcg@10": float(np.mean(ndcg)), "recall@10": float(np.mean(recall))}
+      if name in _ROW_METRIC:
+        metrics[_ROW_METRIC[name]] = float(np.mean(share))
+      row[method] = metrics
+    results[name] = {"users": int(len(task.users)), "methods": row}
+    if name == "COMBINED":
+      results[name]["split_ok"] = (float(np.mean((task.prompt >= 0) & (task.prompt2 >= 0)))
+                                   if len(task.users) else 0.0)
+      results[name]["examples"] = list(task.texts[:5])
+  results["POLARITY"] = _polarity(scorer, data, split, tasks, bank, alphas)
+  return results
+
+
+def _polarity(scorer: Scorer, data: SplitData, split: str, tasks: dict[str, Task],
+              bank: PromptBank, alphas: dict[str, float]) -> dict:
+  """POLARITY: the positive prompt raises, the negative lowers the tag's share of the top-10,
+  each method against its own unprompted list (the backbone's: DPR without a prompt is it)."""
+  pos, neg = tasks["POLARITY+"], tasks["POLARITY-"]
+  unprompted = dataclasses.replace(pos, prompt=-np.ones_like(pos.prompt), polarity=0)
+  base_share = _evaluate_method(scorer, data, split, unprompted, bank, "backbone")[2]
+  row = {}
+  for method in ("text_rerank", "dpr"):
+    up = _evaluate_method(scorer, data, split, dataclasses.replace(pos, polarity=0), bank,
+                          method, alphas.get("POS", 1.0))[2]
+    down = _evaluate_method(scorer, data, split, dataclasses.replace(neg, polarity=0), bank,
+                            method, alphas.get("NEG", 1.0))[2]
+    strict, loose = polarity_moves(base_share, up, down)
+    row[method] = {"polarity": float(np.mean(strict)), "polarity_loose": float(np.mean(loose))}
+  return {"users": int(len(pos.users)), "methods": row}
+
+
+def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
+                 bank: PromptBank) -> dict:
+  """The steering modes compared on validation (POS NDCG@10 for ``positive_steering``, NEG
+  NDCG@10 for ``negative_steering``): {switch: {"valid ndcg@10": {mode: x}, "best_on_valid",
+  "configured", "split": "valid"}}."""
+  out = {}
+  for switch, modes, task in (("positive_steering", POSITIVE_STEERING, "POS"),
+                              ("negative_steering", NEGATIVE_STEERING, "NEG")):
+    if not len(tasks[task].users):
+      continue
+    scores = {}
+    for mode in modes:
+      variant = dataclasses.replace(scorer, **{switch: mode}, _steps={})
+      scores[mode] = float(np.mean(_evaluate_method(variant, data, "valid", tasks[task], bank,
+                                                    "dpr")[0]))
+    configured = getattr(scorer, switch)
+    best = max(modes, key=lambda m: (scores[m], m == configured))  # ties: the configured one
+    out[switch] = {"valid ndcg@10": scores, "best_on_valid": best, "configured": configured,
+                   "split": "valid", "task": task}
+  return out
+
+
+def routing_report(scorer: Scorer, bank: PromptBank, tasks: dict[str, Task],
+                   num_experts: int) -> dict:
+  """Which experts the POLARITY requests go to: per expert the share of the positive and of the
+  negative request parts (as read) it receives, over the K choices of each, and the usage
+  entropy (nats; log E when every expert is used equally)."""
+  feats, negs = [], []
+  for name in ("POLARITY+", "POLARITY-"):
+    task = tasks[name]
+    table = bank.features if task.features is None else task.features
+    for key in ("prompt", "prompt2"):
+      rows = getattr(task, key)
+      rows = np.zeros(0, np.int64) if rows is None else rows[rows >= 0]
+      feats.append(table[rows])
+      negs.append(np.full(len(rows), task.polarity < 0) if task.negative is None
+                  else task.negative[rows])
+  feats, negs = np.concatenate(feats), np.concatenate(negs)
+  counts = {}
+  for name, flag in (("positive", False), ("negative", True)):
+    sel = negs == flag
+    chosen = (np.asarray(scorer.routes(jnp.asarray(feats[sel], jnp.float32),
+                                       jnp.full(int(sel.sum()), flag)))
+              if sel.any() else np.zeros((0, 1), np.int64))  # [n, K]
+    counts[name] = np.bincount(chosen.ravel(), minlength=num_experts).astype(np.float64)
+  total = counts["positive"] + counts["negative"]
+  usage = total / max(total.sum(), 1.0)
+  nonzero = usage[usage > 0]
+  return {"experts": num_experts,
+          "positive_share": (counts["positive"] / max(counts["positive"].sum(), 1.0)).tolist(),
+          "negative_share": (counts["negative"] / max(counts["negative"].sum(), 1.0)).tolist(),
+          "usage_entropy": float(-np.sum(nonzero * np.log(nonzero))),
+          "max_entropy": float(np.log(num_experts))}
 
 
 def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: int,
                       backbone_top10: dict[str, np.ndarray], domain: str | None = None,
-                      embed=None) -> dict:
-  """All tasks x methods on test users; text-rerank's alpha tuned on validation users.
+                      read=None, num_experts: int | None = None, everyday=()) -> dict:
+  """Every task x method on validation and on test users (module docstring).
 
-  COMBINED runs when ``domain`` and ``embed`` (texts -> prompt features) are given.
+  Returns the test tables at the top level (the reported figures: {task: {"users", "methods"}}),
+  ``valid`` (the same tables on validation users), ``selection`` (every choice, made on
+  validation) and ``routing`` (per split, with ``scorer.routes`` and ``num_experts``).
+  ``read`` (texts -> dpr_jax.prompts.reader.Reading) reads every request as the recommender
+  does; COMBINED runs when it and ``domain`` are given, EVERYDAY when it and ``everyday``
+  (:func:`dpr_jax.prompts.everyday.load`'s requests) are.
   """
-  tasks = {"valid": build_tasks(data, "valid", bank, backbone_top10["valid"], seed),
-           "test": build_tasks(data, "test", bank, backbone_top10["test"], seed, domain, embed)}
-  results, alphas = {}, {}
-  for name in ("SEQ", "POS", "NEG", "NUANCED"):
-    if name != "SEQ":
-      # Tune alpha on validation: the target NDCG@10 (ties: the larger alpha).
-      tune = _subsample(tasks["valid"][name], ALPHA_TUNING_USERS, seed)
-      val = [(np.mean(_evaluate_method(scorer, data, "valid", tune, bank, "text_rerank", a)[0]),
-              a) for a in ALPHAS]
-      alphas[name] = float(max(val)[1])
-    task = tasks["test"][name]
-    row = {}
-    tuned_rows = ("tuned backbone", "tuned filter") if scorer.dpr_user_vectors is not None else ()
-    for method in METHODS + tuned_rows:
-      if name == "SEQ" and method in ("filter", "text_rerank", "dpr+filter", "tuned filter"):
-        continue
-      if method == "selection_bound" and name not in ("POS", "NUANCED"):
-        continue
-      if method == "selection_bound" and name == "NUANCED" and _same_users_and_tags(
-          task, tasks["test"]["POS"]):  # the bound ignores the prompt: POS's row holds
-        row[method] = results["POS"]["methods"][method]
-        continue
-      ndcg, recall, share = _evaluate_method(scorer, data, "test", task, bank, method,
-                                             alphas.get(name, 1.0))
-      metrics = {"ndcg@10": float(np.mean(ndcg)), "recall@10": float(np.mean(recall))}
-      if name in ("POS", "NUANCED"):
-        metrics["tag_precision@10"] = float(np.mean(share))
-      if name == "NEG":
-        metrics["violation@10"] = float(np.mean(share))
-      row[method] = metrics
-    results[name] = {"users": int(len(task.users)), "methods": row}
-  # POLARITY: positive raises, negative lowers the tag's share of the top-10.
-  pos, neg = tasks["test"]["POLARITY+"], tasks["test"]["POLARITY-"]
-  unprompted = dataclasses.replace(pos, prompt=-np.ones_like(pos.prompt), polarity=0)
-  row = {}
-  # Each method against its own unprompted list: DPR's is its backbone's (stage 3's if tuned).
-  for method, unprompted_method in (("text_rerank", "backbone"), ("dpr", "dpr")):
-    base_share = _evaluate_method(scorer, data, "test", unprompted, bank, unprompted_method)[2]
-    up = _evaluate_method(scorer, data, "test", dataclasses.replace(pos, polarity=0), bank,
-                          method, alphas.get("POS", 1.0))[2]
-    down = _evaluate_method(scorer, data, "test", dataclasses.replace(neg, polarity=0), bank,
-                            method, alphas.get("NEG", 1.0))[2]
-    ok, strict = polarity_moves(base_share, up, down)
-    row[method] = {"polarity": float(np.mean(ok)), "polarity_strict": float(np.mean(strict))}
-  results["POLARITY"] = {"users": int(len(pos.users)), "methods": row}
-  if "COMBINED" in tasks["test"]:
-    results["COMBINED"] = _combined_results(scorer, data, tasks["test"]["COMBINED"], bank)
-  results["text_rerank_alpha"] = alphas
+  tasks = {split: build_tasks(data, split, bank, backbone_top10[split], seed, domain, read)
+           for split in ("valid", "test")}
+  alphas = tune_alphas(scorer, data, tasks["valid"], bank, seed)
+  valid = evaluate_split(scorer, data, "valid", tasks["valid"], bank, alphas)
+  results = evaluate_split(scorer, data, "test", tasks["test"], bank, alphas)
+  if everyday and read is not None:
+    for split, tables in (("valid", valid), ("test", results)):
+      tables |= evaluate_everyday(scorer, data, split, everyday_tasks(
+          data, split, everyday, backbone_top10[split], seed, read), bank, alphas)
+  results["valid"] = valid
+  results["selection"] = {"text_rerank_alpha": {"values": alphas, "split": "valid",
+                                                "criterion": "target NDCG@10"}}
+  results["selection"] |= select_modes(scorer, data, tasks["valid"], bank)
+  if scorer.routes is not None and num_experts:
+    results["routing"] = {split: routing_report(scorer, bank, tasks[split], num_experts)
+                          for split in ("valid", "test")}
   return results
+
+
+TABLE_KEYS = ("SEQ", "POS", "NEG", "NUANCED", "COMBINED", "POLARITY") + tuple(
+    name for name, _ in EVERYDAY_TASKS.values())
 
 
 def _same_users_and_tags(a: Task, b: Task) -> bool:
@@ -410,26 +664,14 @@ def _same_users_and_tags(a: Task, b: Task) -> bool:
 
 
 def polarity_moves(base: np.ndarray, up: np.ndarray, down: np.ndarray):
-  """POLARITY per user (module docstring): (ok bool[U], strict bool[U]).
+  """POLARITY per user (module docstring): (strict bool[U], loose bool[U]).
 
   Args: the tag's share of the top-10 unprompted (``base``), under the positive prompt (``up``)
   and under the negative one (``down``), float[U] in {0, 0.1, ..., 1}.
   """
   lowered = (down < base) | ((base == 0) & (down == 0))
-  raised = (up > base) | ((base == 1) & (up == 1))
-  return raised & lowered, (up > base) & lowered
-
-
-def _combined_results(scorer: Scorer, data: SplitData, task: Task, bank: PromptBank) -> dict:
-  row = {}
-  tuned_rows = ("tuned backbone", "tuned filter") if scorer.dpr_user_vectors is not None else ()
-  for method in ("backbone", "filter", "dpr", "dpr+filter") + tuned_rows:
-    ndcg, recall, share = _evaluate_method(scorer, data, "test", task, bank, method)
-    row[method] = {"ndcg@10": float(np.mean(ndcg)), "recall@10": float(np.mean(recall)),
-                   "satisfied@10": float(np.mean(share))}
-  split_ok = float(np.mean((task.prompt >= 0) & (task.prompt2 >= 0))) if len(task.users) else 0.0
-  return {"users": int(len(task.users)), "methods": row, "split_ok": split_ok,
-          "examples": list(task.texts[:5])}
+  raised_loose = (up > base) | ((base == 1) & (up == 1))
+  return (up > base) & lowered, raised_loose & lowered
 
 
 def write_steering_results(directory: str | pathlib.Path, results: dict, manifest: dict,
@@ -438,18 +680,31 @@ def write_steering_results(directory: str | pathlib.Path, results: dict, manifes
   directory = atomic.as_path(directory)
   fields = protocol_fields(manifest, seed, masking="seen items masked",
                            templates="held-out (eval) templates and nuanced prompts") | extra
+  fields["splits"] = ("test: the reported tables (top level); valid: the same tasks on"
+                      " validation targets, where every choice in 'selection' was made")
   json_path = directory / "results_steering.json"
   atomic.write_text(json_path, json.dumps({"protocol": fields, "results": results}, indent=2))
   lines = ["# results_steering", ""]
-  for task, r in results.items():
-    if task == "text_rerank_alpha":
-      continue
-    cols = sorted({k for m in r["methods"].values() for k in m})
-    lines += [f"## {task} ({r['users']} users)", "", markdown_table(r["methods"], cols)]
-    if task == "COMBINED":
-      lines += [f"- requests split into one positive and one negative part: {r['split_ok']:.3f}",
-                "- e.g. " + "; ".join(repr(t) for t in r["examples"]), ""]
-  lines += [f"- text_rerank alpha (tuned on validation): {results['text_rerank_alpha']}"]
+  for split, tables in (("test", results), ("valid", results.get("valid", {}))):
+    lines += [f"# {split} users" + (" (reported)" if split == "test" else
+                                     " (selection only)"), ""]
+    for task in TABLE_KEYS:
+      if task not in tables:
+        continue
+      r = tables[task]
+      cols = sorted({k for m in r["methods"].values() for k in m})
+      lines += [f"## {task} ({r['users']} users)", "", markdown_table(r["methods"], cols)]
+      if "read_ok" in r:
+        lines += [f"- requests read with the labelled polarities: {r['read_ok']:.3f}", ""]
+      if task == "COMBINED":
+        lines += [f"- requests split into one positive and one negative part:"
+                  f" {r['split_ok']:.3f}",
+                  "- e.g. " + "; ".join(repr(t) for t in r["examples"]), ""]
+  lines += ["# selection (validation)", ""]
+  for switch, choice in results.get("selection", {}).items():
+    lines.append(f"- {switch}: {json.dumps(choice)}")
+  for split, report in results.get("routing", {}).items():
+    lines.append(f"- routing ({split}): {json.dumps(report)}")
   lines += [f"- {k}: {v}" for k, v in fields.items() if k != "dataset_files"]
   md_path = directory / "results_steering.md"
   atomic.write_text(md_path, "\n".join(lines) + "\n")

@@ -7,8 +7,11 @@ Design (ours; the paper's full text is not available):
   Stage 2 trains it alone so that ``a`` scores the items of the prompt's tag(s) highest
   (``a @ E^T``): ``a`` names *what* the prompt is about, not which way to steer.
 * **Router**: float32 logits over E experts from ``[p, a]`` -- the raw text carries the polarity
-  ("more X" vs "no X"), ``a`` the topic -- top-k experts per example, softmax gates over those k,
-  a Switch-style load-balance loss (training only).
+  ("more X" vs "no X"), ``a`` the topic -- top-k experts per example, gated by their
+  probabilities under the softmax over all E (Switch-style, so the steering loss trains the
+  router for every k; ``dpr.gates``), a load-balance loss (training only). ``routing="polarity"``
+  is the ablation's reference instead: two experts, chosen by the request's polarity (the
+  parser's), gate 1.
 * **Experts**: each an MLP on ``x = [h, a, h * a]`` (the user vector, the topic, their
   interaction; with ``use_profile`` also the user's tag profile, :func:`tag_profile`) returning
   a steering offset in item space. Positive and negative prompts can be routed to different
@@ -36,7 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from dpr_jax.models.layers import partitioned
-from dpr_jax.models.moe import RouteOutput, Router, SparseMoE
+from dpr_jax.models.moe import RouteOutput, Router, SparseMoE, load_balance_loss
 
 Array = jax.Array
 
@@ -77,12 +80,18 @@ class SteerOutput:
   route: RouteOutput
 
 
+ROUTING = ("learned", "polarity")
+
+
 class DPRHead(nn.Module):
   """Adapter + router + experts + fusion on top of a backbone's user vector.
 
   Attributes:
     embed_dim: d of the backbone and item table.
     num_experts, top_k, expert_hidden: the MoE (see dpr_jax.models.moe for dispatch).
+    gates: the router's gates, one of dpr_jax.models.moe.GATES.
+    routing: ``"learned"`` (the router) or ``"polarity"`` (2 experts: 0 for positive requests,
+      1 for negative ones; needs ``negative`` in the call).
     use_profile: the experts also read the user's tag profile (``config.dpr.user_profile``).
   """
 
@@ -93,11 +102,18 @@ class DPRHead(nn.Module):
   top_k: int = 1
   expert_hidden: int = 256
   dispatch: str = "auto"
+  gates: str = "probs"
+  routing: str = "learned"
   use_profile: bool = False
 
   def setup(self):
+    if self.routing not in ROUTING:
+      raise ValueError(f"routing={self.routing!r} must be one of {ROUTING}")
+    if self.routing == "polarity" and (self.num_experts, self.top_k) != (2, 1):
+      raise ValueError("routing='polarity' needs num_experts=2 and top_k=1")
     self.adapter = PromptAdapter(self.embed_dim, self.adapter_hidden)
-    self.router = Router(self.num_experts, self.top_k)
+    if self.routing == "learned":
+      self.router = Router(self.num_experts, self.top_k, self.gates)
     self.experts = SparseMoE(self.num_experts, self.top_k, self.expert_hidden,
                              self.embed_dim + self.num_tags, dispatch=self.dispatch)
 
@@ -105,8 +121,23 @@ class DPRHead(nn.Module):
     """Stage 2's view: the prompt in item space, float[B, d]."""
     return self.adapter(p)
 
+  def route(self, p: Array, a: Array, negative: Array | None = None) -> RouteOutput:
+    """The routing of prompts p float[B, D_t] with topics a float[B, d] (B rows)."""
+    if self.routing == "learned":
+      return self.router(jnp.concatenate([p, a], axis=-1).astype(jnp.float32))
+    if negative is None:
+      raise ValueError("routing='polarity' routes by the request's polarity: pass `negative`")
+    index = negative.astype(jnp.int32)[:, None]  # [B, 1]
+    probs = jax.nn.one_hot(index[:, 0], 2, dtype=jnp.float32)  # [B, 2]
+    return RouteOutput(expert_index=index, gates=jnp.ones(index.shape, jnp.float32),
+                       router_probs=probs, load_balance_loss=load_balance_loss(index, probs))
+
+  def routes(self, p: Array, negative: Array | None = None) -> Array:
+    """int32[B, K]: the experts chosen for prompts p float[B, D_t] (for routing reports)."""
+    return self.route(p, self.adapter(p), negative).expert_index
+
   def __call__(self, h: Array, p: Array, has_prompt: Array,
-               profile: Array | None = None) -> SteerOutput:
+               profile: Array | None = None, negative: Array | None = None) -> SteerOutput:
     """Steers user vectors.
 
     Args:
@@ -114,9 +145,10 @@ class DPRHead(nn.Module):
       p: float[B, D_t] prompt embeddings (anything where ``has_prompt`` is False).
       has_prompt: bool[B].
       profile: float[B, T], the users' :func:`tag_profile` (read with ``use_profile`` only).
+      negative: bool[B], the requests' polarity (read with ``routing="polarity"`` only).
     """
     a = self.adapter(p)  # [B, d]
-    route = self.router(jnp.concatenate([p, a], axis=-1).astype(jnp.float32))
+    route = self.route(p, a, negative)
     x = jnp.concatenate([h, a, h * a], axis=-1)  # [B, 3d]
     if self.use_profile:
       if profile is None:

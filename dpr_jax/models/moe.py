@@ -48,7 +48,7 @@ class RouteOutput:
   """The router's decision for a batch of B examples over E experts, K chosen per example."""
 
   expert_index: Array  # int32[B, K]   chosen experts per example, distinct within a row
-  gates: Array  # float32[B, K]  combine weights: softmax over the K chosen logits
+  gates: Array  # float32[B, K]  combine weights (``Router.gates``)
   router_probs: Array  # float32[B, E]  softmax over all experts (for the auxiliary loss)
   load_balance_loss: Array  # float32[]  E * sum_e f_e * P_e; 1.0 when perfectly balanced
 
@@ -78,22 +78,41 @@ def load_balance_loss(expert_index: Array, router_probs: Array,
   return num_experts * jnp.sum(fraction * mean_prob)
 
 
+GATES = ("probs", "renormalized")
+
+
 class Router(nn.Module):
   """Top-K softmax router. Always computes in float32, whatever the input dtype.
+
+  The gates carry the task's gradient into the router for every K (Switch Transformer):
+
+  * ``"probs"``: gate_k = p_{e_k}, the chosen expert's probability under the softmax over all E
+    experts. With K = 1 the output is ``p_e * expert_e(x)``: the loss moves the router's logits
+    (a softmax over K = 1 chosen logits would be exactly 1.0, with zero gradient).
+  * ``"renormalized"``: those probabilities divided by their sum over the K chosen,
+    ``softmax(top-K logits)``; their sum is 1, but with K = 1 they are the constant 1.0 again, so
+    only the load-balance loss would shape the router (refused for K = 1).
 
   Attributes:
     num_experts: E.
     top_k: K, experts chosen per example (1 <= K <= E).
+    gates: one of :data:`GATES`.
   """
 
   num_experts: int
   top_k: int
+  gates: str = "probs"
 
   @nn.compact
   def __call__(self, x: Array) -> RouteOutput:
     """x float[B, Dr] -> RouteOutput with B rows."""
     if not 1 <= self.top_k <= self.num_experts:
       raise ValueError(f"top_k={self.top_k} must be in [1, num_experts={self.num_experts}]")
+    if self.gates not in GATES:
+      raise ValueError(f"gates={self.gates!r} must be one of {GATES}")
+    if self.gates == "renormalized" and self.top_k == 1 and self.num_experts > 1:
+      raise ValueError("gates='renormalized' with top_k=1 is the constant 1.0: the router would"
+                       " get no gradient from the task; use gates='probs'")
     kernel = self.param(
         "kernel",
         partitioned(nn.initializers.normal(stddev=x.shape[-1]**-0.5), ("embed", None)),
@@ -102,8 +121,10 @@ class Router(nn.Module):
       logits = jnp.einsum("bd,de->be", x.astype(jnp.float32),
                           kernel.astype(jnp.float32))  # [B, E]
       router_probs = jax.nn.softmax(logits, axis=-1)  # [B, E]
-      top_logits, expert_index = jax.lax.top_k(logits, self.top_k)  # [B, K], [B, K]
-      gates = jax.nn.softmax(top_logits, axis=-1)  # [B, K]
+      top_probs, expert_index = jax.lax.top_k(router_probs, self.top_k)  # [B, K], [B, K]
+      if self.gates == "renormalized":
+        top_probs = top_probs / jnp.sum(top_probs, axis=-1, keepdims=True)
+      gates = top_probs  # [B, K]
       expert_index = expert_index.astype(jnp.int32)
       aux = load_balance_loss(expert_index, router_probs)
     return RouteOutput(expert_index=expert_index, gates=gates, router_probs=router_probs,

@@ -481,6 +481,8 @@ class TextEncoder:
       return mean_pool_normalize(hidden, mask)  # [batch, hidden]
 
     self._embed = jax.jit(embed)
+    self._hidden = jax.jit(lambda params, input_ids, mask: model.apply(
+        {"params": params}, input_ids, mask))  # [batch, seq, hidden]
 
   @property
   def dim(self) -> int:
@@ -543,14 +545,40 @@ class TextEncoder:
     Returns:
       float32 [n, dim], unit L2 norm per row.
     """
+    out = np.zeros((len(texts), self.dim), np.float32)
+    for chunk, input_ids, mask in self._batches(texts, batch_size):
+      out[chunk] = np.asarray(self._embed(self.params, input_ids, mask))[:len(chunk)]
+    return out
+
+  def token_states(self, texts: Sequence[str], max_tokens: int,
+                   batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The last layer's token states, for readers that need more than the pooled vector
+    (negation scope lives in the tokens; dpr_jax.models.parser).
+
+    Args:
+      texts: n prompts; max_tokens: S, tokens kept per text (the first S, [CLS] included).
+    Returns:
+      (float16[n, S, dim] token states, zero at padding; bool[n, S] real-token mask).
+    """
+    states = np.zeros((len(texts), max_tokens, self.dim), np.float16)
+    real = np.zeros((len(texts), max_tokens), bool)
+    for chunk, input_ids, mask in self._batches(texts, batch_size):
+      hidden = np.asarray(self._hidden(self.params, input_ids, mask))[:len(chunk), :max_tokens]
+      keep = mask[:len(chunk), :max_tokens].astype(bool)
+      width = hidden.shape[1]
+      states[chunk, :width] = np.where(keep[..., None], hidden, 0.0).astype(np.float16)
+      real[chunk, :width] = keep
+    return states, real
+
+  def _batches(self, texts: Sequence[str], batch_size: int):
+    """Yields (text indices, input_ids int32[rows, seq], mask int32[rows, seq]) by length."""
     if batch_size < 1:
       raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     ids, truncated = self.tokenize(texts)
     if truncated:
       warnings.warn(
           f"{len(truncated)} prompt(s) longer than the text encoder's {self.max_seq_length}-token "
-          f"limit were truncated (first at index {truncated[0]})", UserWarning, stacklevel=2)
-    out = np.zeros((len(ids), self.dim), np.float32)
+          f"limit were truncated (first at index {truncated[0]})", UserWarning, stacklevel=3)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a batch
     for start in range(0, len(order), batch_size):
       chunk = order[start:start + batch_size]
@@ -562,6 +590,4 @@ class TextEncoder:
       for r, i in enumerate(chunk):
         input_ids[r, :len(ids[i])] = ids[i]
         mask[r, :len(ids[i])] = 1
-      emb = np.asarray(self._embed(self.params, input_ids, mask))  # [batch, hidden]
-      out[chunk] = emb[:len(chunk)]
-    return out
+      yield chunk, input_ids, mask

@@ -6,9 +6,12 @@ backbone and stage 3's latest steering head. A request is
 
 * a history: a known user's whole sequence (``user``), or items given by id or title (a cold user
   the model has never seen -- the backbone only needs the sequence);
-* an optional prompt, split into its positive and negative part (dpr_jax.prompts.combine); each
-  part is embedded by the same frozen text encoder as in training and steers the user vector
-  (dpr_jax.models.dpr.compose);
+* an optional prompt, read into its positive and negative part by the run's reader
+  (``config.dpr.reader``, dpr_jax.prompts.reader): the learned request parser (each tag's stance,
+  want / avoid / none; the answer shows the parse, "want Comedy 0.97; avoid Romance 0.91") or
+  the rules (dpr_jax.prompts.combine). Both parts steer the user vector together
+  (dpr_jax.models.dpr.compose); a prompt in which the parser recognises no tag leaves the
+  unprompted list unchanged, and the answer says so;
 * ``k``.
 
 Ranking is one product of the (steered) user vector with the whole item table on device; the
@@ -84,11 +87,28 @@ def _bucket(n: int) -> int:
   return 1 << max(0, (n - 1).bit_length())
 
 
+@dataclasses.dataclass(frozen=True)
+class _Reading:
+  """One prompt as read: the parts' head features (None: no such part), their description,
+  the parser's parse (None with the rules) and notes for the person who asked."""
+
+  positive: np.ndarray | None
+  negative: np.ndarray | None
+  parts: dict
+  parse: Any = None
+  notes: tuple[str, ...] = ()
+
+
 class Recommender:
   """Restored stage checkpoints + dataset side information, answering :class:`Request` s."""
 
   def __init__(self, config, data: SplitData, model, backbone_params, head, head_params,
-               encoder):
+               encoder, parser_read=None):
+    """``parser_read`` (dpr_jax.prompts.reader.parser_reader's) reads prompts when
+    ``config.dpr.reader`` is "parser"."""
+    if config.dpr.reader == "parser" and parser_read is None:
+      raise ValueError("config.dpr.reader='parser' needs the parser's reader (Recommender.load)")
+    self._parser_read = parser_read
     self.config = config
     self.encoder = encoder  # the frozen text encoder of training (dpr_jax.prompts.encoder)
     self.data = data
@@ -97,6 +117,7 @@ class Recommender:
     self._head = head
     self._head_params = head_params
     self._prompt_cache: dict[str, np.ndarray] = {}
+    self._read_cache: dict[str, _Reading] = {}
     self._by_id = {item_id: i for i, item_id in enumerate(data.item_ids, start=1)}
     self._by_title = {}
     for i, title in enumerate(data.item_titles, start=1):
@@ -132,9 +153,25 @@ class Recommender:
     if tuned is not None:  # stage 3 tuned the backbone: it serves every request
       backbone = tuned
     head = steering.build_head(config, len(data.tag_names))
+    parser_read = None
+    if config.dpr.reader == "parser":
+      from dpr_jax.data.prepare import default_cache_dir
+      from dpr_jax.prompts.bank import build_bank
+      from dpr_jax.prompts.reader import canonical_features, parser_reader
+      from dpr_jax.train import parser as parser_lib
+
+      params = parser_lib.restore_parser(config, data.tag_names, encoder.dim)
+      bank = build_bank(config.dpr.domain, data.tag_names,
+                        config.data.cache_dir or default_cache_dir(),
+                        config.dpr.text_encoder or None)
+      parser_read = parser_reader(
+          parser_lib.make_parse(config, params, data.tag_names,
+                                config.data.cache_dir or default_cache_dir(),
+                                config.dpr.text_encoder or None, text_encoder=encoder),
+          canonical_features(bank, data.tag_names))
     logging.info("restored %s: %d users, %d items, %d tags", run_dir, data.num_users,
                  data.num_items, len(data.tag_names))
-    return cls(config, data, model, backbone, head, head_params, encoder)
+    return cls(config, data, model, backbone, head, head_params, encoder, parser_read)
 
   # ------------------------------------------------------------------ request parts
   def user_history(self, user: str) -> np.ndarray:
@@ -198,8 +235,9 @@ class Recommender:
     table = self._model.apply({"params": backbone}, method=self._model.item_table)  # [V, d]
     vocab = table.shape[0]
     profile = tag_profile(seen, item_tags)  # [B, T] (read by a head with dpr.user_profile)
-    out_pos, out_neg = (self._head.apply({"params": head}, h, p, on, profile)
-                        for p, on in ((pos, has_pos), (neg, has_neg)))
+    out_pos, out_neg = (self._head.apply({"params": head}, h, p, on, profile, negative)
+                        for p, on, negative in ((pos, has_pos, jnp.zeros_like(has_pos)),
+                                                (neg, has_neg, jnp.ones_like(has_neg))))
     user_neg, bias_neg = negative_part(h, out_neg.user, out_neg.tag_bias, has_neg,
                                        self.config.dpr.negative_steering)
     bias_pos = positive_part(out_pos.tag_bias, has_pos, self.config.dpr.positive_steering)
@@ -224,10 +262,33 @@ class Recommender:
       raise RequestError("the prompt is empty (only whitespace); leave it out for the"
                          " unprompted list")
     hist = self.user_history(r.user) if r.user is not None else self.resolve_items(r.history)
-    parts = split_request(r.prompt) if r.prompt.strip() else None
-    for text, _ in (parts.parts if parts else []):
-      self.prompt_features(text)  # encoder errors belong to this request
-    return hist, parts
+    return hist, (self.read(r.prompt) if r.prompt.strip() else None)
+
+  def read(self, prompt: str) -> _Reading:
+    """How ``prompt`` is read (``config.dpr.reader``); encoder errors belong to the request."""
+    prompt = " ".join(prompt.split())
+    if self.config.dpr.reader != "parser":
+      parts = split_request(prompt)
+      return _Reading(self.prompt_features(parts.positive) if parts.positive else None,
+                      self.prompt_features(parts.negative) if parts.negative else None,
+                      {"positive": parts.positive, "negative": parts.negative})
+    if prompt not in self._read_cache:
+      r = self._parser_read([prompt])
+      parse = r.parses[0]
+      notes = []
+      ids, _ = self.encoder.tokenize([prompt])
+      if len(ids[0]) > self.config.parser.max_tokens:
+        notes.append(f"only the first {self.config.parser.max_tokens - 2} word pieces of the"
+                     " request were read")
+      if parse.empty:
+        notes.append("no genre or category of this catalogue was recognised in the request:"
+                     " this is the unprompted list")
+      self._read_cache[prompt] = _Reading(
+          r.features[r.positive[0]] if r.positive[0] >= 0 else None,
+          r.features[r.negative[0]] if r.negative[0] >= 0 else None,
+          {"positive": ", ".join(t for t, _ in parse.want),
+           "negative": ", ".join(t for t, _ in parse.avoid)}, parse, tuple(notes))
+    return self._read_cache[prompt]
 
   def recommend_many(self, requests: Sequence[Request], errors: str = "raise") -> list:
     """Answers a batch of requests with one device call (see :meth:`_answer` for the format).
@@ -260,14 +321,14 @@ class Recommender:
     pos, neg = np.zeros((b, dim), np.float32), np.zeros((b, dim), np.float32)
     has_pos, has_neg = np.zeros(b, bool), np.zeros(b, bool)
     for row, i in enumerate(good):
-      hist, parts = resolved[i]
+      hist, reading = resolved[i]
       tail = hist[-self.data.max_len:]  # at most `length` items (see above)
       inputs[row, length - len(tail):] = tail
       seen[row, :len(hist)] = hist
-      if parts and parts.positive:
-        pos[row], has_pos[row] = self.prompt_features(parts.positive), True
-      if parts and parts.negative:
-        neg[row], has_neg[row] = self.prompt_features(parts.negative), True
+      if reading is not None and reading.positive is not None:
+        pos[row], has_pos[row] = reading.positive, True
+      if reading is not None and reading.negative is not None:
+        neg[row], has_neg[row] = reading.negative, True
     (s_scores, s_items), (_, p_items) = jax.device_get(self._rank(
         self._backbone, self._head_params, self._item_tags, inputs, seen, pos, neg, has_pos,
         has_neg, k=k))
@@ -295,8 +356,11 @@ class Recommender:
     counts = self.data.item_tags[items].sum(0)
     return {t: round(float(c) / len(items), 2) for t, c in zip(self.data.tag_names, counts) if c}
 
-  def _answer(self, request: Request, parts, history: np.ndarray, items, scores, plain) -> dict:
-    """``{"items": [{rank, item, title, tags, score}], "prompt_parts": {...}, "explain": {...}}``.
+  def _answer(self, request: Request, reading: _Reading | None, history: np.ndarray, items,
+              scores, plain) -> dict:
+    """``{"items": [{rank, item, title, tags, score}], "prompt_parts": {...}, "explain": {...}}``,
+    with the parser also ``read_as`` ("want Comedy 0.97; avoid Romance 0.91"), ``parse`` (each
+    recognised tag's stance probability) and ``notes`` (what was not understood).
 
     ``explain`` compares the list with the unprompted one: items that entered and left, and each
     tag's share of the top-k before and after.
@@ -307,9 +371,12 @@ class Recommender:
                   for r, (i, s) in enumerate(zip(items, scores))],
         "history_length": len(history),
         "prompt": request.prompt,
-        "prompt_parts": ({"positive": parts.positive, "negative": parts.negative} if parts
+        "prompt_parts": (dict(reading.parts) if reading is not None
                          else {"positive": "", "negative": ""}),
     }
+    if reading is not None and reading.parse is not None:
+      answer |= {"read_as": reading.parse.describe(), "parse": reading.parse.to_dict(),
+                 "notes": list(reading.notes)}
     old_rank = {i: r + 1 for r, i in enumerate(plain)}
     answer["explain"] = {
         "unprompted": [self.item(i)["title"] for i in plain],

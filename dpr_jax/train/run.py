@@ -2,6 +2,7 @@
 
     stage 1  trainer.train_and_evaluate      -> <run>/stage1, results_seq.{json,md}
     stage 2  steering.run_stage(2)          -> <run>/stage2
+             parser.train_parser             -> <run>/stage2/parser, results_parser.json
     stage 3  steering.run_stage(3)          -> <run>/stage3, results_steering.{json,md,png}
 
 Stages not listed in ``config.stages`` are restored from their checkpoints when a later stage
@@ -19,8 +20,11 @@ import numpy as np
 from dpr_jax import config as config_lib
 from dpr_jax import atomic, distributed, sharding
 from dpr_jax.data.prepare import default_cache_dir, prepare, require_tags
+from dpr_jax.errors import CheckpointError
 from dpr_jax.eval import steering as steering_eval
+from dpr_jax.prompts import everyday, reader
 from dpr_jax.prompts.bank import build_bank, item_text_embeddings, text_features
+from dpr_jax.train import parser as parser_lib
 from dpr_jax.train import steering, trainer
 from dpr_jax.train.logbook import Logbook
 from dpr_jax.train.stages import parse_stages
@@ -69,6 +73,17 @@ def run(config, mode: str = "train") -> dict:
       2, config, data, mesh, catalogue, steering.alignment_examples(bank, data.tag_names), None,
       head_params, logbook, train=train and 2 in stages)
 
+  # ------------------------------------------------------------------ stage 2: request parser
+  # Trained with every stage 2, whichever reader serves (dpr.reader is inference-only); a run
+  # from before the parser has none, which only the parser reader needs.
+  try:
+    parser_params = parser_lib.train_parser(config, data.tag_names, bank, mesh, cache_dir,
+                                            encoder, logbook, train=train and 2 in stages)
+  except CheckpointError:
+    if config.dpr.reader == "parser":
+      raise
+    parser_params = None
+
   # ------------------------------------------------------------------ stage 3: steer
   h_all = steering.user_vectors(
       model, backbone_params, data.train_inputs,
@@ -85,8 +100,6 @@ def run(config, mode: str = "train") -> dict:
   head_params, tuned = steering.split_backbone(steering.run_stage(
       3, config, data, mesh, catalogue, arrays, prompts, head_params, logbook,
       train=train and 3 in stages, backbone=model))
-  # DPR ranks with the stage-3 backbone when it was tuned; the baselines keep stage 1's.
-  dpr_params = backbone_params if tuned is None else tuned
 
   # ------------------------------------------------------------------ steering evaluation
   head = steering.build_head(config, len(data.tag_names))
@@ -98,31 +111,50 @@ def run(config, mode: str = "train") -> dict:
                                                   np.float32)])
   item_tags = np.zeros((vocab, data.item_tags.shape[1]), bool)
   item_tags[:len(data.item_tags)] = data.item_tags
+  # Every primary row ranks with the backbone DPR ranks with (stage 3's when it was tuned);
+  # stage 1's is then a reference row (PROTOCOL.md section 5).
+  primary = backbone_params if tuned is None else tuned
   scorer = steering_eval.Scorer(
-      user_vectors=lambda x: model.apply({"params": backbone_params}, x,
-                                         method=model.user_vector),
-      steer=lambda h, p, profile: _steer(head, head_params, h, p, profile),
-      table=table, item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
+      user_vectors=lambda x: model.apply({"params": primary}, x, method=model.user_vector),
+      steer=lambda h, p, profile, negative: _steer(head, head_params, h, p, profile, negative),
+      table=model.apply({"params": primary}, method=model.item_table),
+      item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
       num_items=data.num_items, negative_steering=config.dpr.negative_steering,
       positive_steering=config.dpr.positive_steering,
-      dpr_user_vectors=None if tuned is None else (
-          lambda x: model.apply({"params": dpr_params}, x, method=model.user_vector)),
-      dpr_table=None if tuned is None else model.apply({"params": dpr_params},
-                                                       method=model.item_table))
+      reference_user_vectors=None if tuned is None else (
+          lambda x: model.apply({"params": backbone_params}, x, method=model.user_vector)),
+      reference_table=None if tuned is None else table,
+      routes=jax.jit(lambda p, negative: head.apply({"params": head_params}, p, negative,
+                                                    method=head.routes)))
   top10 = {split: _backbone_top10(scorer, data, split) for split in ("valid", "test")}
-  embed = lambda texts: text_features(texts, cache_dir, f"combined-{config.dpr.domain}", encoder)
+  if parser_params is not None:
+    parse = parser_lib.make_parse(config, parser_params, data.tag_names, cache_dir, encoder)
+    parsed = parser_lib.evaluate_parser(config, parse, bank, data.tag_names)
+    if jax.process_index() == 0:
+      files.append(parser_lib.write_parser_results(config.run.dir, parsed))
+  if config.dpr.reader == "parser":  # requests read as the recommender reads them
+    read = reader.parser_reader(parse, reader.canonical_features(bank, data.tag_names))
+  else:
+    read = reader.rules_reader(lambda texts: text_features(
+        texts, cache_dir, f"combined-{config.dpr.domain}", encoder))
   results = steering_eval.evaluate_steering(scorer, data, bank, config.train.seed, top10,
-                                            config.dpr.domain, embed)
+                                            config.dpr.domain, read, config.dpr.num_experts,
+                                            everyday.load(config.dpr.domain))
   if jax.process_index() == 0:
     files += [str(f) for f in steering_eval.write_steering_results(
         config.run.dir, results, data.manifest, config.train.seed,
         {"model": config.model.name, "dpr": config.dpr.to_dict(),
          "prompt_bank": bank.manifest,
          "dpr_backbone": ("stage 1 (frozen in stage 3)" if tuned is None else
-                          f"stage 3 (tuned at lr {config.stage3.backbone_lr}); the baselines"
-                          " use stage 1's, the 'tuned' rows stage 3's")})]
+                          f"stage 3 (tuned at lr {config.stage3.backbone_lr}); every primary"
+                          " row uses it, the 'stage1' rows stage 1's")})]
+  for switch, choice in results["selection"].items():
+    if choice.get("configured", choice.get("best_on_valid")) != choice.get("best_on_valid"):
+      logging.warning("dpr.%s=%r, but %r is better on validation (%s)", switch,
+                      choice["configured"], choice["best_on_valid"], choice["valid ndcg@10"])
   logbook.close()
-  logging.info("steering results: %s", {k: v for k, v in results.items() if k != "SEQ"})
+  logging.info("steering results: %s", {k: results[k] for k in steering_eval.TABLE_KEYS[1:]
+                                         if k in results})
   return out | {"steering": results, "files": files}
 
 
@@ -145,6 +177,6 @@ def _backbone_top10(scorer, data, split: str, batch_size: int = 512) -> np.ndarr
                          for i in range(0, data.num_users, batch_size)])
 
 
-def _steer(head, params, h, p, profile):
-  out = head.apply({"params": params}, h, p, jnp.ones(h.shape[:1], bool), profile)
+def _steer(head, params, h, p, profile, negative):
+  out = head.apply({"params": params}, h, p, jnp.ones(h.shape[:1], bool), profile, negative)
   return out.user, out.tag_bias

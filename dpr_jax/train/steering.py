@@ -80,7 +80,8 @@ def build_head(config, num_tags: int, stage: int = 3) -> DPRHead:
   return DPRHead(embed_dim=config.model.embed_dim, num_tags=num_tags,
                  adapter_hidden=d.adapter_hidden,
                  num_experts=d.num_experts, top_k=d.top_k, expert_hidden=d.expert_hidden,
-                 dispatch=d.dispatch, use_profile=bool(d.user_profile) and stage == 3)
+                 dispatch=d.dispatch, gates=d.gates, routing=d.routing,
+                 use_profile=bool(d.user_profile) and stage == 3)
 
 
 def widen_for_profile(config, head_params):
@@ -316,7 +317,8 @@ def steering_loss(head: DPRHead, params, batch, catalogue: FrozenCatalogue, stee
     return jnp.mean(x) if weight is None else jnp.sum(x * weight) / jnp.maximum(jnp.sum(weight), 1)
 
   kind = batch["kind"]
-  out = head.apply({"params": params}, batch["h"], batch["prompt"], kind > 0, batch.get("profile"))
+  out = head.apply({"params": params}, batch["h"], batch["prompt"], kind > 0, batch.get("profile"),
+                   kind == 2)
   logits = catalogue.logits(out.user, out.tag_bias)  # [B, V]
   lse = jax.nn.logsumexp(logits, axis=-1)
   ce = lse - jnp.take_along_axis(logits, batch["target"][:, None], axis=-1)[:, 0]
@@ -487,7 +489,7 @@ def _boxed_params(head: DPRHead, sample, prompts, backbone: nn.Module | None = N
   h = jnp.zeros((1, head.embed_dim))
   profile = jnp.zeros((1, head.num_tags)) if head.use_profile else None
   params = head.init({"params": jax.random.key(0)}, h, jnp.zeros((1, d_text)),
-                     jnp.ones((1,), bool), profile)["params"]
+                     jnp.ones((1,), bool), profile, jnp.zeros((1,), bool))["params"]
   if backbone is not None:
     params = dict(params, backbone=backbone.init(
         {"params": jax.random.key(0)}, jnp.zeros((1, max_len), jnp.int32))["params"])
@@ -498,7 +500,8 @@ def init_head_params(config, num_tags: int, text_dim: int, seed: int):
   """Fresh (unboxed) head params: what stage 2 starts from."""
   head = build_head(config, num_tags, stage=2)
   boxed = head.init({"params": jax.random.key(seed)}, jnp.zeros((1, config.model.embed_dim)),
-                    jnp.zeros((1, text_dim)), jnp.ones((1,), bool))["params"]
+                    jnp.zeros((1, text_dim)), jnp.ones((1,), bool), None,
+                    jnp.zeros((1,), bool))["params"]
   return nn.unbox(boxed)
 
 

@@ -1,0 +1,203 @@
+"""The request parser: for every tag of the domain, does the request want it, avoid it, or not
+mention it?
+
+Why a parser, and why on token states (ours; the paper's full text is not available): the pooled
+sentence embedding of all-MiniLM-L6-v2 hardly encodes negation ("no horror" sits next to
+"horror"), and which tag a "not" applies to ("a comedy that isn't a love story") is a matter of
+token order. The parser reads the frozen encoder's last-layer token states:
+
+  m   = span_matches(tokens, known surface forms)     # [B, S, T]: where each tag is named,
+                                                      # by the frozen encoder's similarity
+  x   = Dense(H)(tokens) + position embedding           # [B, S, H]
+  x   = one pre-LN Transformer block over the tokens    # the scope of "not", "but", "sick of"
+  p_t = attention of a learned query q_t over x, biased by m[:, :, t]   # [B, T, H]
+  z_t = MLP([p_t, mean(x), max_s m[:, s, t], its margin, cue])   # cue: the lexical negation cue
+  logits[b, t] = Dense(3)(z_t)                          # [B, T, 3]: none / want / avoid
+
+The known surface forms are the generator's *training* forms and the tag names
+(dpr_jax.prompts.generator); the similarity lets a form the parser never saw in training reach
+its tag, the contextual state at the attended position decides the stance.
+
+Every tag is classified on its own, so a request can want one tag and avoid another (a combined
+request is its set of stances) or mention nothing (a vague request: every tag "none"). The
+stance probabilities are the answer's "how the request was read" (``want Comedy 0.97``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dpr_jax.models.layers import partitioned
+
+Array = jax.Array
+
+STANCES = ("none", "want", "avoid")
+NONE, WANT, AVOID = 0, 1, 2
+
+
+def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_tags: int,
+                 max_span: int = 4, exclude: Array | None = None) -> Array:
+  """How much each token position starts a phrase like one of a tag's known surface forms.
+
+  ``match[b, s, t] = max over spans tokens[s:s+w] (w <= max_span, real tokens only) and forms f
+  of tag t of cos(mean of the span's token states, embedding of f)``: the frozen encoder's own
+  similarity, so a form never seen in training ("star-crossed lovers") still lands near the
+  known ones ("love story"). -1 where nothing can start.
+
+  Args:
+    tokens: float[B, S, D] token states; mask: bool[B, S]; forms: float[M, D] unit embeddings of
+    the known forms; form_tag: int[M] the tag of each form; exclude: bool[B, M] or None, forms
+    left out per request (training: the forms the request itself contains, so that the parser
+    learns to find a tag from *other* forms' similarity, as it must for unseen ones).
+  Returns:
+    float32[B, S, T].
+  """
+  x = jnp.where(mask[..., None], tokens.astype(jnp.float32), 0.0)
+  m = mask.astype(jnp.float32)
+  csum = jnp.pad(jnp.cumsum(x, 1), ((0, 0), (1, 0), (0, 0)))  # [B, S+1, D]
+  ccount = jnp.pad(jnp.cumsum(m, 1), ((0, 0), (1, 0)))  # [B, S+1]
+  s = tokens.shape[1]
+  best = jnp.full(tokens.shape[:2] + (num_tags,), -1.0, jnp.float32)
+  per_tag = jax.nn.one_hot(form_tag, num_tags, dtype=jnp.float32)  # [M, T]
+  for w in range(1, max_span + 1):
+    end = jnp.minimum(jnp.arange(s) + w, s)  # [S]
+    total = csum[:, end] - csum[:, :s]  # [B, S, D]
+    count = ccount[:, end] - ccount[:, :s]  # [B, S]
+    full = (count == (end - jnp.arange(s))[None]) & mask  # the whole span is real tokens
+    span = total / jnp.maximum(count, 1.0)[..., None]
+    span = span / jnp.maximum(jnp.linalg.norm(span, axis=-1, keepdims=True), 1e-6)
+    cos = jnp.einsum("bsd,md->bsm", span, forms.astype(jnp.float32))  # [B, S, M]
+    if exclude is not None:
+      cos = jnp.where(exclude[:, None, :], -1.0, cos)
+    # max over the forms of each tag: mask the others to -1 and take the max.
+    by_tag = jnp.max(jnp.where(per_tag[None, None] > 0, cos[..., None], -1.0), axis=2)
+    best = jnp.maximum(best, jnp.where(full[..., None], by_tag, -1.0))
+  return best
+
+
+class RequestParser(nn.Module):
+  """Token states -> per-tag stance logits.
+
+  Attributes:
+    num_tags: T.
+    hidden: H, the parser's width.
+    num_heads: heads of the self-attention.
+    max_tokens: S, the longest token sequence (position embeddings).
+    dropout: dropout rate in training.
+  """
+
+  num_tags: int
+  hidden: int = 128
+  num_heads: int = 4
+  max_tokens: int = 32
+  dropout: float = 0.1
+
+  @nn.compact
+  def __call__(self, tokens: Array, mask: Array, cue: Array, forms: Array, form_tag: Array,
+               deterministic: bool = True, exclude: Array | None = None) -> Array:
+    """tokens float[B, S, D], mask bool[B, S], cue float[B], forms float[M, D] and form_tag
+    int[M] (the known surface forms, :func:`span_matches`; ``exclude`` bool[B, M] leaves some
+    out per request) -> logits float32[B, T, 3]."""
+    init = nn.initializers.xavier_uniform()
+    b, s, _ = tokens.shape
+    with jax.named_scope("parser_matches"):
+      match = span_matches(tokens, mask, forms, form_tag, self.num_tags,
+                           exclude=exclude)  # [B, S, T]
+    with jax.named_scope("parser_tokens"):
+      x = nn.Dense(self.hidden, kernel_init=partitioned(init, ("text", "mlp")))(
+          tokens.astype(jnp.float32))  # [B, S, H]
+      pos = self.param("position", partitioned(nn.initializers.normal(0.02), (None, "mlp")),
+                       (self.max_tokens, self.hidden), jnp.float32)
+      x = x + pos[None, :s]
+      pair = mask[:, None, :, None] & mask[:, None, None, :]  # [B, 1, S, S]
+      y = nn.LayerNorm()(x)
+      y = nn.MultiHeadDotProductAttention(self.num_heads, dropout_rate=self.dropout,
+                                          deterministic=deterministic)(y, y, mask=pair)
+      x = x + y
+      y = nn.LayerNorm()(x)
+      y = nn.Dense(2 * self.hidden)(y)
+      y = nn.Dense(self.hidden)(nn.gelu(y))
+      x = x + nn.Dropout(self.dropout, deterministic=deterministic)(y)
+      x = nn.LayerNorm()(x)  # [B, S, H]
+    with jax.named_scope("parser_tags"):
+      # Each tag attends to where the request mentions it: a learned query plus a bias from
+      # the span matches (sharpened by a learned temperature).
+      queries = self.param("tag_queries", partitioned(nn.initializers.normal(0.02),
+                                                      (None, "mlp")),
+                           (self.num_tags, self.hidden), jnp.float32)  # [T, H]
+      sharp = self.param("match_sharpness", nn.initializers.constant(10.0), (), jnp.float32)
+      keys = nn.Dense(self.hidden)(x)  # [B, S, H]
+      values = nn.Dense(self.hidden)(x)  # [B, S, H]
+      logits = (jnp.einsum("th,bsh->bts", queries, keys) / jnp.sqrt(self.hidden)
+                + sharp * jnp.swapaxes(match, 1, 2))  # [B, T, S]
+      logits = jnp.where(mask[:, None, :], logits, -1e9)
+      attn = jax.nn.softmax(logits, axis=-1)
+      per_tag = jnp.einsum("bts,bsh->bth", attn, values)  # [B, T, H]
+      m = mask[..., None].astype(jnp.float32)
+      pooled = jnp.sum(x * m, 1) / jnp.maximum(jnp.sum(m, 1), 1.0)  # [B, H]
+      top = jnp.max(match, axis=1)  # [B, T] the best match of each tag anywhere
+      rival = jnp.max(jnp.where(jax.nn.one_hot(jnp.argmax(top, -1), self.num_tags) > 0, -1.0,
+                                top), axis=-1, keepdims=True)  # [B, 1] best other tag
+      z = jnp.concatenate([per_tag, jnp.broadcast_to(pooled[:, None], per_tag.shape),
+                           top[..., None], (top - jnp.max(top, -1, keepdims=True))[..., None],
+                           jnp.broadcast_to(rival[..., None], (b, self.num_tags, 1)),
+                           jnp.broadcast_to(cue[:, None, None].astype(jnp.float32),
+                                            (b, self.num_tags, 1))], axis=-1)
+      z = nn.gelu(nn.Dense(self.hidden)(z))
+      z = nn.Dropout(self.dropout, deterministic=deterministic)(z)
+      return nn.Dense(len(STANCES))(z).astype(jnp.float32)  # [B, T, 3]
+
+
+def stance_loss(logits: Array, labels: Array, weight: Array | None = None) -> Array:
+  """Mean cross-entropy over requests and tags, float32[].
+
+  Args:
+    logits: float[B, T, 3]; labels: int[B, T] in {0 none, 1 want, 2 avoid};
+    weight: float[B] or None (0 for padding rows).
+  """
+  ce = -jnp.take_along_axis(jax.nn.log_softmax(logits, -1), labels[..., None], -1)[..., 0]
+  per_request = jnp.sum(ce, axis=-1)  # [B]: every tag of the request
+  if weight is None:
+    return jnp.mean(per_request)
+  return jnp.sum(per_request * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Parse:
+  """How one request was read: the tags it wants and avoids, with their probabilities."""
+
+  want: tuple[tuple[str, float], ...]
+  avoid: tuple[tuple[str, float], ...]
+
+  @property
+  def empty(self) -> bool:
+    return not self.want and not self.avoid
+
+  def describe(self) -> str:
+    """'want Comedy 0.97; avoid Romance 0.91', or 'nothing recognised'."""
+    parts = [f"want {t} {p:.2f}" for t, p in self.want] + [
+        f"avoid {t} {p:.2f}" for t, p in self.avoid]
+    return "; ".join(parts) if parts else "nothing recognised"
+
+  def to_dict(self) -> dict:
+    return {"want": {t: round(p, 4) for t, p in self.want},
+            "avoid": {t: round(p, 4) for t, p in self.avoid}}
+
+
+def decode(probs: np.ndarray, tag_names) -> list[Parse]:
+  """float[B, T, 3] stance probabilities -> one :class:`Parse` per request (each tag's most
+  probable stance)."""
+  probs = np.asarray(probs)
+  best = probs.argmax(-1)  # [B, T]
+  out = []
+  for b in range(probs.shape[0]):
+    want = tuple((tag_names[t], float(probs[b, t, WANT])) for t in np.nonzero(best[b] == WANT)[0])
+    avoid = tuple((tag_names[t], float(probs[b, t, AVOID]))
+                  for t in np.nonzero(best[b] == AVOID)[0])
+    out.append(Parse(want, avoid))
+  return out

@@ -1,0 +1,159 @@
+"""How a request is read before DPR steers with it: the learned parser or the rules.
+
+A reading turns n request texts into at most two *parts* each, a positive one (what to raise)
+and a negative one (what to remove), as rows of a feature table the DPR head reads
+(float32[P, D_t + 1], dpr_jax.prompts.features). Evaluation, serving and the benchmarks all
+steer from a :class:`Reading`, whichever reader made it (``config.dpr.reader``):
+
+* ``"parser"`` (dpr_jax.models.parser): every tag's stance, want / avoid / none. The positive
+  part is the *canonical* wording of the wanted tags, the negative part that of the avoided
+  ones: the mean feature row of the domain's training templates of that tag and polarity
+  (:func:`canonical_features`), so the head steers with inputs from the distribution it was
+  trained on, whatever words the person used. A request in which no tag was recognised has no
+  part and gets the unprompted list.
+* ``"rules"``: ``dpr_jax.prompts.combine.split_request`` cuts the text into clauses by a cue
+  lexicon; each part is embedded as written.
+
+Token states for the parser are computed once per distinct text and cached
+(:func:`token_inputs`), like the prompt embeddings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Callable, Sequence
+
+import numpy as np
+
+from dpr_jax import atomic
+from dpr_jax.models.parser import Parse
+from dpr_jax.prompts.combine import split_request
+from dpr_jax.prompts.features import negation_cue
+
+READERS = ("parser", "rules")
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+  """n requests read into parts.
+
+  features: float32[P, D_t + 1] the parts' head features; positive / negative: int[n] each
+  request's part rows (-1: none); part_negative: bool[P] which rows are negative parts;
+  parses: the parser's :class:`Parse` per request (empty for the rules).
+  """
+
+  features: np.ndarray
+  positive: np.ndarray
+  negative: np.ndarray
+  part_negative: np.ndarray
+  parses: tuple[Parse, ...] = ()
+
+
+def _each_text_once(read: Callable[[Sequence[str]], Reading]) -> Callable[[Sequence[str]], Reading]:
+  """``read`` run on the distinct texts only (tasks repeat a few templates over many users)."""
+
+  def run(texts: Sequence[str]) -> Reading:
+    unique = sorted(set(texts))
+    index = {u: i for i, u in enumerate(unique)}
+    where = np.array([index[t] for t in texts], np.int64)
+    r = read(unique)
+    return dataclasses.replace(r, positive=r.positive[where], negative=r.negative[where],
+                               parses=tuple(r.parses[i] for i in where) if r.parses else ())
+
+  return run
+
+
+def rules_reader(embed: Callable[[Sequence[str]], np.ndarray]) -> Callable[[Sequence[str]], Reading]:
+  """The rule reader; ``embed`` maps part texts to float32[n, D_t + 1] head features."""
+
+  @_each_text_once
+  def read(texts: Sequence[str]) -> Reading:
+    parts = [split_request(t) for t in texts]
+    unique = sorted({(p, s) for r in parts for p, s in r.parts})
+    row = {key: i for i, key in enumerate(unique)}
+    features = (np.asarray(embed([t for t, _ in unique]), np.float32) if unique
+                else np.zeros((0, 1), np.float32))
+    return Reading(features=features,
+                   positive=np.array([row.get((r.positive, 1), -1) for r in parts], np.int64),
+                   negative=np.array([row.get((r.negative, -1), -1) for r in parts], np.int64),
+                   part_negative=np.array([s < 0 for _, s in unique], bool))
+
+  return read
+
+
+def canonical_features(bank, tag_names: Sequence[str]) -> dict[tuple[str, int], np.ndarray]:
+  """{(tag, +1 / -1): float32[D_t + 1]}: the mean head features of the bank's *training*
+  templates of that tag and polarity (positive and nuanced for +1, negative for -1), the
+  embedding part renormalised to unit length."""
+  features = bank.features
+  out = {}
+  for tag in tag_names:
+    for sign, families in ((1, ("positive", "nuanced")), (-1, ("negative",))):
+      rows = np.concatenate([bank.select(f, "train", tag) for f in families])
+      if not len(rows):
+        continue
+      mean = features[rows].mean(0)
+      emb = mean[:-1] / max(np.linalg.norm(mean[:-1]), 1e-9)
+      out[tag, sign] = np.concatenate([emb, mean[-1:]]).astype(np.float32)
+  return out
+
+
+def parser_reader(parse: Callable[[Sequence[str]], list[Parse]],
+                  canonical: dict[tuple[str, int], np.ndarray]) -> Callable[[Sequence[str]], Reading]:
+  """The parser's reader: ``parse`` maps texts to :class:`Parse`; ``canonical`` is
+  :func:`canonical_features`. A part of several tags is the renormalised mean of their rows."""
+
+  def part(tags: tuple[str, ...], sign: int) -> np.ndarray | None:
+    rows = [canonical[t, sign] for t in tags if (t, sign) in canonical]
+    if not rows:
+      return None
+    mean = np.mean(rows, 0)
+    emb = mean[:-1] / max(np.linalg.norm(mean[:-1]), 1e-9)
+    return np.concatenate([emb, mean[-1:]]).astype(np.float32)
+
+  @_each_text_once
+  def read(texts: Sequence[str]) -> Reading:
+    parses = parse(texts)
+    keys = [(tuple(sorted(t for t, _ in p.want)), tuple(sorted(t for t, _ in p.avoid)))
+            for p in parses]
+    rows: dict[tuple[tuple[str, ...], int], int] = {}
+    table, negative = [], []
+    for want, avoid in keys:
+      for tags, sign in ((want, 1), (avoid, -1)):
+        if tags and (tags, sign) not in rows and (f := part(tags, sign)) is not None:
+          rows[tags, sign] = len(table)
+          table.append(f)
+          negative.append(sign < 0)
+    dim = len(next(iter(canonical.values()))) if canonical else 1
+    return Reading(features=np.stack(table) if table else np.zeros((0, dim), np.float32),
+                   positive=np.array([rows.get((w, 1), -1) for w, _ in keys], np.int64),
+                   negative=np.array([rows.get((a, -1), -1) for _, a in keys], np.int64),
+                   part_negative=np.array(negative, bool), parses=tuple(parses))
+
+  return read
+
+
+def token_inputs(texts: Sequence[str], cache_dir, encoder_path: str | None,
+                 max_tokens: int) -> dict[str, np.ndarray]:
+  """The parser's inputs for ``texts``, cached per (texts, encoder, max_tokens):
+  tokens float16[n, S, D_t], mask bool[n, S], cue float32[n] (the lexical negation cue)."""
+  from dpr_jax.prompts.bank import DEFAULT_ENCODER
+
+  name = encoder_path or DEFAULT_ENCODER
+  h = hashlib.sha256(f"{name}\0{max_tokens}".encode())
+  for t in texts:
+    h.update(b"\0" + t.encode())
+  path = atomic.as_path(cache_dir) / f"tokens-{h.hexdigest()[:16]}.npz"
+  cue = np.array([negation_cue(t) for t in texts], np.float32)
+  if path.exists():
+    with path.open("rb") as f, np.load(f) as z:
+      return {"tokens": z["tokens"], "mask": z["mask"], "cue": cue}
+  from dpr_jax.prompts.encoder import TextEncoder  # only when the cache misses
+
+  tokens, mask = TextEncoder.from_pretrained(encoder_path).token_states(list(texts), max_tokens)
+  atomic.write_with(path, lambda f: np.savez(f, tokens=tokens, mask=mask))
+  atomic.write_text(path.with_suffix(".json"), json.dumps(
+      {"encoder": name, "count": len(texts), "max_tokens": max_tokens}))
+  return {"tokens": tokens, "mask": mask, "cue": cue}

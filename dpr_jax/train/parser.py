@@ -1,0 +1,291 @@
+"""The request parser's training (part of stage 2) and its evaluation.
+
+Examples: requests from the compositional generator's *training* constructions and surface
+forms (dpr_jax.prompts.generator), plus the domain's training templates (positive and nuanced:
+want their tags; negative: avoid them), each labelled with every tag's stance. Inputs are the
+frozen encoder's token states, computed once per distinct text and cached
+(dpr_jax.prompts.reader.token_inputs), streamed through tf.data like every other stage.
+Loss: per-tag cross-entropy over none / want / avoid (dpr_jax.models.parser.stance_loss).
+Checkpoints: ``<run>/stage2/parser/checkpoints``; a finished parser is only restored.
+
+Evaluation (``results_parser.json``): the share of requests whose every tag is read right, on
+the generator's *held-out* constructions and forms, on the held-out templates, and on the
+everyday set (dpr_jax.prompts.everyday).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh
+from tqdm.auto import tqdm
+
+from dpr_jax import atomic, sharding
+from dpr_jax.data import pipeline
+from dpr_jax.errors import CheckpointError
+from dpr_jax.models.parser import AVOID, WANT, Parse, RequestParser, decode, stance_loss
+from dpr_jax.prompts import everyday, generator
+from dpr_jax.prompts.reader import token_inputs
+from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
+from dpr_jax.train.stages import stage_dir
+from dpr_jax.train.step import TrainState
+
+
+def build_parser(config, num_tags: int) -> RequestParser:
+  p = config.parser
+  return RequestParser(num_tags=num_tags, hidden=p.hidden, num_heads=p.num_heads,
+                       max_tokens=p.max_tokens, dropout=p.dropout)
+
+
+def labels_of(want_avoid: Sequence[tuple[Sequence[str], Sequence[str]]],
+              tag_names: Sequence[str]) -> np.ndarray:
+  """int32[n, T]: 0 none, 1 want, 2 avoid (tags outside ``tag_names`` are ignored)."""
+  index = {t: j for j, t in enumerate(tag_names)}
+  out = np.zeros((len(want_avoid), len(tag_names)), np.int32)
+  for i, (want, avoid) in enumerate(want_avoid):
+    for t in want:
+      if t in index:
+        out[i, index[t]] = WANT
+    for t in avoid:
+      if t in index:
+        out[i, index[t]] = AVOID
+  return out
+
+
+def template_requests(bank, split: str) -> tuple[list[str], list[tuple[tuple, tuple]]]:
+  """The bank's prompts of ``split`` as labelled requests."""
+  texts, labels = [], []
+  for i, text in enumerate(bank.texts):
+    if bank.split[i] == split:
+      texts.append(text)
+      labels.append(((), bank.tags[i]) if bank.polarity[i] < 0 else (bank.tags[i], ()))
+  return texts, labels
+
+
+def generated_requests(domain: str, split: str, n: int, seed: int,
+                       tag_names: Sequence[str]) -> tuple[list[str], list[tuple[tuple, tuple]]]:
+  tags = [t for t in tag_names if generator.surface_forms(domain, t, split)]
+  reqs = generator.generate(domain, split, n, seed, tags=tags)
+  return [r.text for r in reqs], [(r.want, r.avoid) for r in reqs]
+
+
+def _form_texts(domain: str, tag_names: Sequence[str]) -> tuple[list[str], list[int]]:
+  texts, tags = [], []
+  for t, name in enumerate(tag_names):
+    forms = {name.lower().replace("-", " "), *generator.surface_forms(domain, name, "train")}
+    texts += sorted(forms)
+    tags += [t] * len(forms)
+  return texts, tags
+
+
+def contained_forms(texts: Sequence[str], forms: Sequence[str]) -> np.ndarray:
+  """bool[n, M]: which known forms each text contains (case-insensitive, whole words)."""
+  import re
+
+  patterns = [re.compile(r"(?<![a-z])" + re.escape(f.lower()) + r"(?![a-z])") for f in forms]
+  return np.array([[bool(p.search(t.lower())) for p in patterns] for t in texts], bool)
+
+
+def known_forms(domain: str, tag_names: Sequence[str], cache_dir,
+                encoder: str | None) -> tuple[np.ndarray, np.ndarray]:
+  """The surface forms the parser matches spans against (dpr_jax.models.parser.span_matches):
+  each tag's name and its *training* forms of the generator, embedded by the frozen encoder
+  (cached). Returns (float32[M, D_t] unit rows, int32[M] their tags)."""
+  from dpr_jax.prompts.bank import _cached_embeddings
+
+  texts, tags = _form_texts(domain, tag_names)
+  emb, _ = _cached_embeddings(atomic.as_path(cache_dir), f"forms-{domain}", texts, encoder)
+  return np.asarray(emb, np.float32), np.asarray(tags, np.int32)
+
+
+def parser_examples(config, bank, tag_names: Sequence[str]) -> tuple[list[str], np.ndarray]:
+  """Training texts and their labels int32[n, T] (module docstring)."""
+  texts, labels = generated_requests(config.dpr.domain, "train", config.parser.requests,
+                                     config.train.seed, tag_names)
+  t_texts, t_labels = template_requests(bank, "train")
+  return texts + t_texts, labels_of(labels + t_labels, tag_names)
+
+
+# ================================================================================ training
+def _parser_state(config, tag_names: Sequence[str], text_dim: int, mesh: Mesh):
+  """(model, optimizer, fresh state, its shardings, checkpoints, fingerprint, restored state or
+  None)."""
+  model = build_parser(config, len(tag_names))
+  pc = config.parser
+  ckpts = RunCheckpoints(stage_dir(config.run.dir, 2) / "parser" / "checkpoints")
+  fingerprint = {"parser": pc.to_dict(), "tags": list(tag_names), "domain": config.dpr.domain}
+  tx = optax.adamw(pc.lr, weight_decay=1e-4)
+  sample = (jnp.zeros((1, pc.max_tokens, text_dim), jnp.float16),
+            jnp.ones((1, pc.max_tokens), bool), jnp.zeros((1,), jnp.float32),
+            jnp.zeros((1, text_dim), jnp.float32), jnp.zeros((1,), jnp.int32))
+  boxed = lambda: model.init({"params": jax.random.key(config.train.seed)}, *sample)["params"]  # noqa: E731
+  shardings = TrainState(step=sharding.replicated(mesh),
+                         params=sharding.tree_shardings(mesh, jax.eval_shape(boxed)),
+                         opt_state=sharding.tree_shardings(
+                             mesh, jax.eval_shape(lambda: tx.init(boxed()))))
+  state = jax.jit(lambda: (lambda p: TrainState(jnp.zeros((), jnp.int32), p, tx.init(p)))(
+      nn.unbox(boxed())), out_shardings=shardings)()
+
+  def check(meta):
+    if meta.get("fingerprint") != fingerprint:
+      raise CheckpointError(f"parser checkpoint in {ckpts.directory} was made with other"
+                            " settings; use a fresh --config.run.dir")
+
+  restored = ckpts.restore_latest(abstract_with_shardings(state, shardings), check)
+  return model, tx, state, shardings, ckpts, fingerprint, (
+      None if restored is None else restored[0])
+
+
+def restore_parser(config, tag_names: Sequence[str], text_dim: int):
+  """The trained parser's params (serving)."""
+  mesh = sharding.make_mesh(1, 1, devices=jax.devices()[:1])
+  *_, ckpts, _, restored = _parser_state(config, tag_names, text_dim, mesh)
+  ckpts.close()
+  if restored is None:
+    raise CheckpointError(f"no request-parser checkpoint in {ckpts.directory}; train stage 2"
+                          " with dpr.reader='parser', or serve with --config.dpr.reader=rules")
+  return jax.device_get(restored.params)
+
+
+def train_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
+                 encoder: str | None, logbook, train: bool = True):
+  """Trains (or restores) the parser; returns its params."""
+  pc = config.parser
+  model, tx, state, shardings, ckpts, fingerprint, restored = _parser_state(
+      config, tag_names, bank.embeddings.shape[1], mesh)
+  if restored is not None:
+    state = restored
+  if not train:
+    ckpts.close()
+    if restored is None:
+      raise CheckpointError(f"no parser checkpoint in {ckpts.directory}; train stage 2 first")
+    return jax.device_get(state.params)
+  texts, labels = parser_examples(config, bank, tag_names)
+  forms, form_tag = (jnp.asarray(a) for a in known_forms(config.dpr.domain, tag_names,
+                                                           cache_dir, encoder))
+  batch_size = min(pc.batch_size, len(texts))
+  batch_size -= batch_size % mesh.shape["data"]
+  order = pipeline.BatchOrder(len(texts), batch_size, config.train.seed + 20)
+  spc = config.train.steps_per_call
+  total = max(spc, -(-pc.epochs * order.steps_per_epoch // spc) * spc)
+  start = int(state.step)
+  if start < total:
+    arrays = token_inputs(texts, cache_dir, encoder, pc.max_tokens) | {
+        "labels": labels,
+        "contains": contained_forms(texts, _form_texts(config.dpr.domain, tag_names)[0])}
+    dropout_key = jax.random.key(config.train.seed + 21)
+
+    def one_step(st: TrainState, batch):
+      key = jax.random.fold_in(dropout_key, st.step)
+      # Form dropout: a share of the requests cannot match the forms they contain.
+      drop = jax.random.bernoulli(jax.random.fold_in(key, 1), pc.form_dropout,
+                                  batch["contains"].shape[:1])
+      exclude = batch["contains"] & drop[:, None]
+
+      def loss_fn(p):
+        logits = model.apply({"params": p}, batch["tokens"], batch["mask"], batch["cue"],
+                             forms, form_tag, deterministic=False, exclude=exclude,
+                             rngs={"dropout": key})
+        return stance_loss(logits, batch["labels"])
+
+      loss, grads = jax.value_and_grad(loss_fn)(st.params)
+      updates, opt_state = tx.update(grads, st.opt_state, st.params)
+      return TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state), loss
+
+    batch_spec = {k: sharding.batch_sharding(mesh, v.ndim + 1, batch_axis=1)
+                  for k, v in arrays.items()}
+    steps = jax.jit(lambda st, b: jax.lax.scan(one_step, st, b), in_shardings=(shardings, batch_spec),
+                    out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
+    dataset = pipeline.train_dataset(arrays, order, start, total - start, spc)
+    bar = tqdm(total=total, initial=start, unit="step", desc="stage 2 (request parser)",
+               disable=not (config.run.progress and jax.process_index() == 0))
+    step = start
+    save_every = max(spc, -(-order.steps_per_epoch * 5 // spc) * spc)
+    for host_batch in pipeline.iterate(dataset):
+      state, losses = steps(state, pipeline.to_global(host_batch, mesh))
+      step += spc
+      bar.update(spc)
+      if step % save_every == 0 or step == total:
+        loss = float(np.mean(jax.device_get(losses)))
+        if not np.isfinite(loss):
+          raise CheckpointError(f"parser: loss became non-finite before step {step}")
+        logbook.write(step, {"parser/loss": loss}, stage=2)
+        bar.set_postfix(loss=f"{loss:.3f}")
+        ckpts.save_latest(step, state, {"fingerprint": fingerprint, "step": step})
+    bar.close()
+  ckpts.wait()
+  ckpts.close()
+  return jax.device_get(state.params)
+
+
+# ================================================================================ reading
+def make_parse(config, params, tag_names: Sequence[str], cache_dir,
+               encoder: str | None = None, text_encoder=None):
+  """``texts -> [Parse]``. Token states come from the cache (``cache_dir``) or, with
+  ``text_encoder`` (serving), straight from the encoder."""
+  model = build_parser(config, len(tag_names))
+  forms, form_tag = (jnp.asarray(a) for a in known_forms(config.dpr.domain, tag_names,
+                                                           cache_dir, encoder))
+  probs_fn = jax.jit(lambda p, t, m, c: jax.nn.softmax(
+      model.apply({"params": p}, t, m, c, forms, form_tag), -1))
+  max_tokens = config.parser.max_tokens
+
+  def parse(texts: Sequence[str]) -> list[Parse]:
+    if not len(texts):
+      return []
+    if text_encoder is not None:
+      from dpr_jax.prompts.features import negation_cue
+
+      tokens, mask = text_encoder.token_states(list(texts), max_tokens)
+      inputs = {"tokens": tokens, "mask": mask,
+                "cue": np.array([negation_cue(t) for t in texts], np.float32)}
+    else:
+      inputs = token_inputs(list(texts), cache_dir, encoder, max_tokens)
+    out = []
+    for s in range(0, len(texts), 256):
+      out.append(np.asarray(probs_fn(params, *(inputs[k][s:s + 256]
+                                                for k in ("tokens", "mask", "cue")))))
+    return decode(np.concatenate(out), tag_names)
+
+  return parse
+
+
+def exact(parses: Sequence[Parse], labels: Sequence[tuple[Sequence[str], Sequence[str]]]) -> np.ndarray:
+  """bool[n]: the request's every tag read right (the wanted and avoided sets are the labels)."""
+  return np.array([{t for t, _ in p.want} == set(w) and {t for t, _ in p.avoid} == set(a)
+                   for p, (w, a) in zip(parses, labels)], bool)
+
+
+def evaluate_parser(config, parse, bank, tag_names: Sequence[str]) -> dict:
+  """Per-request accuracy (every tag right) on held-out generated requests, held-out
+  templates and the everyday set (requests about tags the catalogue has)."""
+  sets = {"generator held-out": generated_requests(config.dpr.domain, "heldout",
+                                                   config.parser.heldout_requests,
+                                                   config.train.seed + 1, tag_names),
+          "templates held-out": template_requests(bank, "eval")}
+  known = set(tag_names)
+  daily = [r for r in everyday.load(config.dpr.domain) if set(r.want + r.avoid) <= known]
+  sets["everyday"] = ([r.text for r in daily], [(r.want, r.avoid) for r in daily])
+  out = {}
+  for name, (texts, labels) in sets.items():
+    ok = exact(parse(texts), labels)
+    out[name] = {"requests": len(texts), "accuracy": float(ok.mean()) if len(ok) else 0.0}
+    if name == "everyday":
+      for kind in everyday.KINDS:
+        sel = np.array([r.kind == kind for r in daily], bool)
+        out[name][kind] = float(ok[sel].mean()) if sel.any() else 0.0
+  return out
+
+
+def write_parser_results(run_dir, results: dict) -> str:
+  path = atomic.as_path(run_dir) / "results_parser.json"
+  atomic.write_text(path, json.dumps(results, indent=2))
+  logging.info("request parser: %s", results)
+  return str(path)

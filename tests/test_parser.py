@@ -1,0 +1,224 @@
+"""The request parser: shapes and masking, its loss, decoding, the readers built on it, the
+token-state cache, its training in stage 2 and serving with it (bad inputs included)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dpr_jax.models.parser import NONE, Parse, RequestParser, decode, stance_loss
+
+
+def _parser(num_tags=5, hidden=16):
+  model = RequestParser(num_tags=num_tags, hidden=hidden, num_heads=2, max_tokens=8, dropout=0.0)
+  rng = np.random.default_rng(0)
+  tokens = jnp.asarray(rng.normal(size=(3, 8, 12)), jnp.float16)
+  mask = jnp.asarray(np.arange(8)[None, :] < np.array([[8], [5], [2]]))
+  cue = jnp.array([0.0, 1.0, 0.0])
+  forms = jnp.asarray(rng.normal(size=(7, 12)), jnp.float32)
+  forms = forms / jnp.linalg.norm(forms, axis=1, keepdims=True)
+  form_tag = jnp.array([0, 0, 1, 2, 3, 4, 4])
+  known = (forms, form_tag)
+  params = nn.unbox(model.init(jax.random.key(0), tokens, mask, cue, *known)["params"])
+  return model, params, tokens, mask, cue, known
+
+
+def test_parser_shapes_and_padding_is_ignored():
+  model, params, tokens, mask, cue, known = _parser()
+  logits = model.apply({"params": params}, tokens, mask, cue, *known)
+  assert logits.shape == (3, 5, 3) and logits.dtype == jnp.float32
+  # Whatever sits in the padding positions, the stances do not change.
+  noisy = jnp.where(mask[..., None], tokens, jnp.float16(7.0))
+  np.testing.assert_allclose(model.apply({"params": params}, noisy, mask, cue, *known), logits,
+                             rtol=1e-5, atol=1e-5)
+  # ... while a real token does matter.
+  moved = tokens.at[1, 0].add(jnp.float16(3.0))
+  assert not np.allclose(model.apply({"params": params}, moved, mask, cue, *known)[1],
+                         logits[1])
+
+
+def test_span_matches_against_a_loop():
+  from dpr_jax.models.parser import span_matches
+
+  rng = np.random.default_rng(3)
+  tokens = rng.normal(size=(2, 6, 4)).astype(np.float32)
+  mask = np.arange(6)[None, :] < np.array([[6], [3]])
+  forms = rng.normal(size=(5, 4)).astype(np.float32)
+  forms /= np.linalg.norm(forms, axis=1, keepdims=True)
+  form_tag = np.array([0, 1, 1, 2, 0])
+  got = np.asarray(span_matches(jnp.asarray(tokens), jnp.asarray(mask), jnp.asarray(forms),
+                                jnp.asarray(form_tag), 3, max_span=3))
+  want = np.full((2, 6, 3), -1.0)
+  for b in range(2):
+    for s in range(6):
+      for w in range(1, 4):
+        if s + w > 6 or not mask[b, s:s + w].all():
+          continue
+        span = tokens[b, s:s + w].mean(0)
+        span /= np.linalg.norm(span)
+        for f, t in enumerate(form_tag):
+          want[b, s, t] = max(want[b, s, t], span @ forms[f])
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_stance_loss_against_numpy():
+  rng = np.random.default_rng(1)
+  logits = rng.normal(size=(4, 3, 3)).astype(np.float32)
+  labels = rng.integers(0, 3, (4, 3))
+  weight = np.array([1.0, 0.0, 1.0, 1.0], np.float32)
+  logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  per = -np.take_along_axis(logp, labels[..., None], -1)[..., 0].sum(-1)
+  np.testing.assert_allclose(stance_loss(jnp.asarray(logits), jnp.asarray(labels)), per.mean(),
+                             rtol=1e-5)
+  np.testing.assert_allclose(stance_loss(jnp.asarray(logits), jnp.asarray(labels),
+                                         jnp.asarray(weight)),
+                             (per * weight).sum() / weight.sum(), rtol=1e-5)
+
+
+def test_decode_and_describe():
+  probs = np.zeros((2, 3, 3), np.float32)
+  probs[:, :, NONE] = 1.0
+  probs[0, 0] = [0.02, 0.97, 0.01]
+  probs[0, 2] = [0.05, 0.04, 0.91]
+  parses = decode(probs, ("Comedy", "Drama", "Romance"))
+  assert parses[0].describe() == "want Comedy 0.97; avoid Romance 0.91"
+  assert parses[0].to_dict() == {"want": {"Comedy": 0.97}, "avoid": {"Romance": 0.91}}
+  assert parses[1].empty and parses[1].describe() == "nothing recognised"
+
+
+def _fake_bank():
+  import types
+
+  rng = np.random.default_rng(2)
+  emb = rng.normal(size=(6, 4)).astype(np.float32)
+  emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+  feats = np.concatenate([emb, np.array([[0], [0], [1], [0], [1], [0]], np.float32)], 1)
+  family = ("positive", "nuanced", "negative", "positive", "negative", "positive")
+  split = ("train",) * 5 + ("eval",)
+  tags = (("Comedy",), ("Comedy",), ("Comedy",), ("Drama",), ("Drama",), ("Comedy",))
+
+  def select(f, s, tag=None):
+    return np.array([i for i in range(6) if family[i] == f and split[i] == s
+                     and (tag is None or tag in tags[i])], np.int64)
+
+  return types.SimpleNamespace(features=feats, select=select)
+
+
+def test_parser_reader_steers_with_the_canonical_parts():
+  from dpr_jax.prompts.reader import canonical_features, parser_reader
+
+  bank = _fake_bank()
+  canonical = canonical_features(bank, ("Comedy", "Drama"))
+  mean = bank.features[[0, 1]].mean(0)  # Comedy's positive and nuanced training rows
+  np.testing.assert_allclose(canonical["Comedy", 1][:-1], mean[:-1] / np.linalg.norm(mean[:-1]),
+                             rtol=1e-6)
+  assert canonical["Comedy", -1][-1] == 1.0 and canonical["Drama", 1][-1] == 0.0
+  said = {"comedy please": Parse((("Comedy", 0.9),), ()),
+          "comedy, no drama": Parse((("Comedy", 0.8),), (("Drama", 0.7),)),
+          "hmm": Parse((), ())}
+  calls = []
+
+  def parse(texts):
+    calls.append(list(texts))
+    return [said[t] for t in texts]
+
+  r = parser_reader(parse, canonical)(["comedy please", "hmm", "comedy, no drama",
+                                       "comedy please"])
+  assert calls == [["comedy please", "comedy, no drama", "hmm"]]  # each text parsed once
+  np.testing.assert_array_equal(r.positive, [0, -1, 0, 0])  # one row for "want Comedy"
+  assert r.negative[1] == -1 and r.negative[2] >= 0 and r.part_negative[r.negative[2]]
+  np.testing.assert_array_equal(r.features[r.negative[2]], canonical["Drama", -1])
+  assert r.parses[1].empty and r.parses[3] == said["comedy please"]
+
+
+def test_token_states_are_cached_per_text_list(tmp_path, monkeypatch):
+  from dpr_jax.prompts import encoder as enc_lib
+  from dpr_jax.prompts.reader import token_inputs
+
+  class Fake:
+    calls = 0
+
+    def token_states(self, texts, max_tokens):
+      Fake.calls += 1
+      return (np.ones((len(texts), max_tokens, 3), np.float16),
+              np.ones((len(texts), max_tokens), bool))
+
+  monkeypatch.setattr(enc_lib.TextEncoder, "from_pretrained", classmethod(lambda cls, p=None: Fake()))
+  first = token_inputs(["no horror", "more comedy"], tmp_path, None, 4)
+  again = token_inputs(["no horror", "more comedy"], tmp_path, None, 4)
+  assert Fake.calls == 1 and first["tokens"].shape == (2, 4, 3)
+  np.testing.assert_array_equal(again["tokens"], first["tokens"])
+  np.testing.assert_array_equal(first["cue"], [1.0, 0.0])  # the rule cue, one input feature
+  token_inputs(["no horror"], tmp_path, None, 4)
+  assert Fake.calls == 2
+  assert not list(tmp_path.glob("*.tmp*"))  # written atomically
+
+
+@pytest.fixture(scope="module")
+def parser_rec(dpr_run):
+  from dpr_jax import config as config_lib
+  from dpr_jax.serve.recommender import Recommender
+
+  config, _ = dpr_run
+  c = config_lib.load_run_config(config.run.dir)
+  c.unlock()
+  c.dpr.reader = "parser"
+  c.lock()
+  return Recommender.load(config.run.dir, config=c)
+
+
+def test_stage2_trains_the_parser_and_reports_it(dpr_run):
+  config, _ = dpr_run
+  run_dir = pathlib.Path(config.run.dir)
+  assert (run_dir / "stage2" / "parser" / "checkpoints" / "latest").is_dir()
+  report = json.loads((run_dir / "results_parser.json").read_text())
+  assert set(report) == {"generator held-out", "templates held-out", "everyday"}
+  for name, r in report.items():
+    assert r["requests"] > 0 and 0.0 <= r["accuracy"] <= 1.0, name
+  assert set(report["everyday"]) >= {"positive", "negative", "combined", "vague"}
+
+
+def test_the_answer_shows_how_the_request_was_read(parser_rec):
+  user = parser_rec.data.user_ids[0]
+  from dpr_jax.serve.recommender import Request
+
+  answer = parser_rec.recommend(Request(user=user, prompt="no horror tonight please"))
+  assert "read_as" in answer and set(answer["parse"]) == {"want", "avoid"}
+  # The parts DPR steered with are the parse's tags (the canonical wording of each).
+  assert answer["prompt_parts"] == {"positive": ", ".join(answer["parse"]["want"]),
+                                    "negative": ", ".join(answer["parse"]["avoid"])}
+  text = __import__("dpr_jax.recommend", fromlist=["format_answer"]).format_answer(answer)
+  assert "read as: " + answer["read_as"] in text.splitlines()[0]
+
+
+@pytest.mark.parametrize("prompt", ["🎬🍿🎉", ("so yeah i was thinking maybe " * 180)[:5000],
+                                    "quelque chose de bien ce soir",
+                                    "something with dinosaurs"],
+                         ids=["emoji", "5000 characters", "another language", "unknown tag"])
+def test_what_is_not_understood_gets_the_unprompted_list_and_a_note(parser_rec, prompt):
+  from dpr_jax.serve.recommender import Request
+
+  user = parser_rec.data.user_ids[1]
+  answer = parser_rec.recommend(Request(user=user, prompt=prompt))
+  plain = parser_rec.recommend(Request(user=user))
+  if answer["parse"]["want"] or answer["parse"]["avoid"]:
+    # Read as a wish after all: the list follows the parse, never silently inverted.
+    assert answer["read_as"] != "nothing recognised"
+  else:
+    assert [i["item"] for i in answer["items"]] == [i["item"] for i in plain["items"]]
+    assert any("unprompted" in n for n in answer["notes"])
+  if len(prompt) > 1000:
+    assert any("first" in n and "read" in n for n in answer["notes"])
+
+
+def test_an_empty_prompt_is_an_error(parser_rec):
+  from dpr_jax.serve.recommender import Request, RequestError
+
+  with pytest.raises(RequestError, match="empty"):
+    parser_rec.recommend(Request(user=parser_rec.data.user_ids[0], prompt="   "))
