@@ -96,15 +96,15 @@ class Task:
   name: str
   users: np.ndarray  # int[U'] rows of the split
   tag: np.ndarray  # int[U'] the tag g
-  prompt: np.ndarray  # int[U'] bank row of the prompt (-1: none)
-  polarity: int  # +1 keep g, -1 remove g, 0 no constraint
-  # COMBINED only: the excluded tag h and the negative part's prompt row; with ``features``
-  # set, ``prompt`` and ``prompt2`` index it instead of the bank's features.
-  tag2: np.ndarray | None = None  # int[U']
-  prompt2: np.ndarray | None = None  # int[U'] (-1: the splitter found no negative part)
-  features: np.ndarray | None = None  # float32[P', D_t + 1]
+  # int[U'] the prompt's bank row, or once read (:func:`read_task`) its positive part's row of
+  # ``features`` (-1: none)
+  prompt: np.ndarray
+  polarity: int  # +1 keep g, -1 remove g, 2 keep g and remove tag2, 0 no constraint
+  tag2: np.ndarray | None = None  # int[U'] COMBINED / EVERYDAY: the excluded tag h
+  prompt2: np.ndarray | None = None  # int[U'] the negative part's row of ``features`` (-1: none)
+  features: np.ndarray | None = None  # float32[P', D_t + 1] the read parts (None: the bank's)
   negative: np.ndarray | None = None  # bool[P'] which rows of ``features`` are negative parts
-  texts: tuple[str, ...] = ()  # COMBINED: the request text of each user
+  texts: tuple[str, ...] = ()  # the request text of each user, once read
 
 
 @dataclasses.dataclass
