@@ -21,7 +21,6 @@ Token states for the parser are computed once per distinct text and cached
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from typing import Callable, Sequence
 
@@ -139,13 +138,10 @@ def token_inputs(texts: Sequence[str], cache_dir, encoder_path: str | None,
                  max_tokens: int) -> dict[str, np.ndarray]:
   """The parser's inputs for ``texts``, cached per (texts, encoder, max_tokens):
   tokens float16[n, S, D_t], mask bool[n, S], cue float32[n] (the lexical negation cue)."""
-  from dpr_jax.prompts.bank import DEFAULT_ENCODER
+  from dpr_jax.prompts.bank import DEFAULT_ENCODER, _cache_key
 
   name = encoder_path or DEFAULT_ENCODER
-  h = hashlib.sha256(f"{name}\0{max_tokens}".encode())
-  for t in texts:
-    h.update(b"\0" + t.encode())
-  path = atomic.as_path(cache_dir) / f"tokens-{h.hexdigest()[:16]}.npz"
+  path = atomic.as_path(cache_dir) / f"tokens-{_cache_key(texts, f'{name} {max_tokens}')}.npz"
   cue = np.array([negation_cue(t) for t in texts], np.float32)
   if path.exists():
     with path.open("rb") as f, np.load(f) as z:
