@@ -107,20 +107,20 @@ def default_config() -> ml_collections.ConfigDict:
   # "full" uses the head's whole offset; "tags" keeps only its tag coordinates (a learned soft
   # filter) and leaves the user vector's item-space part as it is; "subtract" (default) keeps
   # the item-space offset and, of the tag coordinates, only the tags it lowers most, so "no X"
-  # never raises another tag (ML-1M NEG NDCG@10 +10-15% over "full", README "DPR"). A request's
+  # never raises another tag (ML-1M NEG NDCG@10 +10-15% over "full", reports/experiments.md). A request's
   # polarity comes from dpr_jax.prompts.combine (the negation lexicon).
   c.dpr.negative_steering = "subtract"
   # How a positive request ("more comedy") steers at inference (dpr_jax.models.dpr.positive_part):
   # "full" uses the head's tag coordinates as trained; "focus" (default) keeps, of the tags it
   # raises, only the one(s) raised most (at least half the top raise), so "more X" does not also
   # lift the tags that co-occur with X; the tags it lowers stay lowered (ML-1M POS NDCG@10
-  # +1.7-1.9% over "full" on three backbones, COMBINED -0.3-0.7%; README "DPR").
+  # +1.7-1.9% over "full" on three backbones, COMBINED -0.3-0.7%; reports/experiments.md).
   c.dpr.positive_steering = "focus"
   # The experts also read the user's tag profile: each tag's share among the items of the
   # history ([T], dpr_jax.models.dpr.tag_profile), which says which tags are on- and off-habit
   # for this user (h only hints at it). Stage 3 starts it from zero weights on stage 2's head.
   # Off: on the ML-1M development backbone it moved POS DPR NDCG@10 by +1.5% with one seed and
-  # -1.6% with another, within the seed-to-seed spread (README, "DPR").
+  # -1.6% with another, within the seed-to-seed spread (reports/experiments.md).
   c.dpr.user_profile = False
   # How a request is read before DPR steers (dpr_jax.prompts.reader): "parser", the learned
   # request parser trained in stage 2 (every tag's stance: want / avoid / none), or "rules",

@@ -331,7 +331,7 @@ def _chrome():
   chromium = shutil.which("chromium") or shutil.which("chromium-browser")
   driver = shutil.which("chromedriver")
   if not (chromium and driver):
-    pytest.skip("needs Debian's chromium and chromium-driver (see README: Tests)")
+    pytest.skip("needs Debian's chromium and chromium-driver (see docs/testing.md)")
   from selenium.webdriver.chrome.service import Service
 
   opts = webdriver.ChromeOptions()

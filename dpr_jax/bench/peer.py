@@ -139,7 +139,7 @@ def _torch():
     import torch  # Bench-only dependency.
   except ImportError:
     raise UserError("the PyTorch peer needs torch, a bench-only dependency: pip install "
-                    "torch==2.13.0 (README: PyTorch peer)") from None
+                    "torch==2.13.0 (docs/benchmarks.md: PyTorch peer)") from None
   return torch
 
 

@@ -162,7 +162,7 @@ class DPRHead(nn.Module):
 
 NEGATIVE_STEERING = ("full", "tags", "subtract")
 # "subtract" keeps a negative request's tag coordinates that are lowered by at least this share
-# of its most-lowered one (chosen on the development backbone, README "DPR").
+# of its most-lowered one (chosen on the development backbone, reports/experiments.md).
 NEGATIVE_FOCUS = 0.5
 
 
