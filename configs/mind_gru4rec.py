@@ -1,4 +1,4 @@
-"""GRU4Rec on MIND (news clicks), PROTOCOL.md settings: max_len 50, full softmax.
+"""GRU4Rec on MIND (news clicks), docs/protocol.md settings: max_len 50, full softmax.
 
     python -m dpr_jax.launch --config configs/mind_gru4rec.py --config.data.dir=/path/to/MIND
     python -m dpr_jax.launch --config configs/mind_gru4rec.py:dpr --config.data.dir=...

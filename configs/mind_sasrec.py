@@ -1,4 +1,4 @@
-"""SASRec on MIND (news clicks), PROTOCOL.md settings: max_len 50, full softmax.
+"""SASRec on MIND (news clicks), docs/protocol.md settings: max_len 50, full softmax.
 
     python -m dpr_jax.launch --config configs/mind_sasrec.py --config.data.dir=/path/to/MIND
     python -m dpr_jax.launch --config configs/mind_sasrec.py:dpr --config.data.dir=...

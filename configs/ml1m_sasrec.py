@@ -1,4 +1,4 @@
-"""SASRec on ML-1M (canonical SASRec file), PROTOCOL.md settings: max_len 200, full softmax.
+"""SASRec on ML-1M (canonical SASRec file), docs/protocol.md settings: max_len 200, full softmax.
 
     python -m dpr_jax.launch --config configs/ml1m_sasrec.py       # stage 1
     python -m dpr_jax.launch --config configs/ml1m_sasrec.py:dpr   # stages 1, 2, 3 + steering

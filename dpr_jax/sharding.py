@@ -1,8 +1,11 @@
 """Device mesh and the one table that maps logical axis names to mesh axes.
 
 Parameters are created with logical axis names (``nn.with_logical_partitioning``); activations
-are annotated with ``nn.with_logical_constraint``. :data:`LOGICAL_AXIS_RULES` says which mesh axis
-each logical name is split over; a name mapped to ``None`` is replicated.
+are annotated with :func:`constrain`. :data:`LOGICAL_AXIS_RULES` says which mesh axis
+each logical name is split over; a name mapped to ``None`` is replicated. Parameters get their
+shardings from it through :func:`tree_shardings`; activations are annotated with
+:func:`constrain` (logical names too), which takes effect inside :func:`activation_rules` -- every
+jitted step enters it while it is traced -- and is the identity elsewhere (eager code, init).
 
 The mesh has two axes:
   * ``data``:  the batch of users is split over it (data parallelism);
@@ -11,6 +14,8 @@ The mesh has two axes:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from typing import Any
 
 import flax.linen as nn
@@ -54,6 +59,35 @@ def make_mesh(data: int = -1, model: int = 1, devices: list | None = None) -> Me
         f"config.mesh: data={data} x model={model} = {data * model} devices, but {n} are"
         " available; set mesh.data=-1 to use them all")
   return Mesh(np.asarray(devices).reshape(data, model), ("data", "model"))
+
+
+_ACTIVATION_MESH: contextvars.ContextVar[Mesh | None] = contextvars.ContextVar(
+    "activation_mesh", default=None)
+
+
+@contextlib.contextmanager
+def activation_rules(mesh: Mesh):
+  """While tracing a jitted function: :func:`constrain` on activations becomes a sharding
+  constraint over ``mesh`` per :data:`LOGICAL_AXIS_RULES` (entered inside ``jit``).
+
+  (Explicit NamedSharding constraints rather than flax's ``nn.logical_axis_rules`` context, which
+  also constrains every parameter as it is unboxed -- and trips over DenseGeneral's reshaped
+  kernels.)
+  """
+  token = _ACTIVATION_MESH.set(mesh)
+  try:
+    yield
+  finally:
+    _ACTIVATION_MESH.reset(token)
+
+
+def constrain(x: jax.Array, logical_axes: tuple[str | None, ...]) -> jax.Array:
+  """``x`` laid out as its logical axes say (one name or None per axis) inside
+  :func:`activation_rules`; unchanged outside it."""
+  mesh = _ACTIVATION_MESH.get()
+  if mesh is None:
+    return x
+  return jax.lax.with_sharding_constraint(x, logical_sharding(mesh, logical_axes))
 
 
 def logical_sharding(mesh: Mesh, logical_spec: tuple[str | None, ...] | P) -> NamedSharding:

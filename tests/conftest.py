@@ -12,8 +12,33 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_ML1M = ROOT.parent / "shared" / "data" / "ml-1m"
+# The real ML-1M benchmark files (ml-1m.txt, sasrec_item_to_movie.txt, movies.dat) for the tests
+# that need them: $DPR_DATA_DIR when it holds them, else the workplace's shared folder; tests skip
+# where neither has them. (dpr_jax itself has no such default: it downloads.)
+SHARED_ML1M = next((p for p in (pathlib.Path(os.environ.get("DPR_DATA_DIR") or "/nonexistent"),
+                                ROOT.parent / "shared" / "data" / "ml-1m")
+                    if (p / "ml-1m.txt").is_file()), ROOT.parent / "shared" / "data" / "ml-1m")
 sys.path.insert(0, str(ROOT / "configs"))
+
+
+# The quick loop is `pytest -m "not slow"`; CI runs everything. Slow: whole runs (the trained DPR
+# run every test of `dpr_run` shares, stage 1 end to end, resume after SIGKILL), several JAX
+# processes, fake-device meshes, the browser. Marked here by fixture and by module, and with
+# @pytest.mark.slow on single tests.
+SLOW_FIXTURES = {"dpr_run", "cli_runs", "bench_runs"}
+SLOW_MODULES = {"test_crash_safety", "test_multihost", "test_sharding", "test_bench_sharding",
+                "test_launch", "test_gs_paths"}
+
+
+def pytest_configure(config):
+  config.addinivalue_line("markers", "slow: an end-to-end test (deselect with -m 'not slow')")
+
+
+def pytest_collection_modifyitems(config, items):
+  for item in items:
+    if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or (
+        item.module is not None and item.module.__name__ in SLOW_MODULES):
+      item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

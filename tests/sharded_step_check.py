@@ -17,19 +17,35 @@ from dpr_jax.data import pipeline
 from dpr_jax.eval.ranking import backbone_evaluator
 from dpr_jax.models import build_backbone
 from dpr_jax.models.dpr import DPRHead
+from dpr_jax.train import packing
 from dpr_jax.train.step import create_state, jit_train_step, make_optimizer, make_train_step
 
 sys.path.insert(0, "configs")
 import tiny  # noqa: E402
 
 
-def run(mesh, config, batch):
+def run(mesh, config, batch, capacity=None, groups=1):
   model = build_backbone(config.model, num_items=50, max_len=config.data.max_len)
   tx = make_optimizer(config.train)
   state, shardings = create_state(model, tx, mesh, seed=0, max_len=config.data.max_len)
-  step = jit_train_step(make_train_step(model, tx, 50, seed=0), mesh, shardings)
+  step = jit_train_step(make_train_step(model, tx, 50, seed=0, head_capacity=capacity,
+                                        groups=groups), mesh, shardings)
   state, metrics = step(state, pipeline.to_global(batch, mesh))
   return state, metrics, shardings
+
+
+def packed_run(mesh, config, batch, groups):
+  """The packed step with ``groups`` groups (the trainer's for a `data` axis of that size): the
+  batch's columns dealt as the trainer's batch order deals them, the capacity from the host."""
+  model = build_backbone(config.model, num_items=50, max_len=config.data.max_len)
+  lengths = np.sum(batch["inputs"][0] > 0, axis=1)
+  cols = pipeline.balance_groups(np.arange(len(lengths))[None], lengths, groups)[0]
+  batch = {k: v[:, cols] for k, v in batch.items()}
+  capacity = packing.host_positions(batch, packing.row_length_of(model, config.data.max_len),
+                                    groups)
+  capacity = -(-capacity // groups) * groups
+  state, metrics, _ = run(mesh, config, batch, capacity, groups)
+  return jax.device_get(state.params), np.asarray(metrics["loss"]).tolist()
 
 
 def evaluate(mesh, config, state, shardings, data, chunk):
@@ -67,6 +83,12 @@ def main(model_name: str, meshes: list[tuple[int, int]]):
     e8 = evaluate(many, config, s8, sh8, eval_data, chunk=16)
     # The DPR head's experts: their leading `expert` axis is split over `model`.
     expert_spec = sharding.tree_shardings(many, boxed_head)["experts"]["w1"].spec
+    # The packed step (each `data` shard packs its own sequences) on the mesh and, with the
+    # same groups, on one device.
+    pp1, pl1 = packed_run(one, config, batch, groups=data_axis)
+    ppn, pln = packed_run(many, config, batch, groups=data_axis)
+    packed_diff = max(jax.tree.leaves(jax.tree.map(
+        lambda a, b: float(np.max(np.abs(a - b))), pp1, ppn)))
     print(json.dumps({
         "mesh": [data_axis, model_axis], "devices": len(jax.devices()),
         "loss_1": np.asarray(m1["loss"]).tolist(), "loss_n": np.asarray(m8["loss"]).tolist(),
@@ -77,6 +99,7 @@ def main(model_name: str, meshes: list[tuple[int, int]]):
         "table_shard_rows": table.addressable_shards[0].data.shape[0],
         "table_rows": table.shape[0],
         "expert_spec": [str(a) for a in expert_spec],
+        "packed_loss_1": pl1, "packed_loss_n": pln, "packed_max_param_diff": packed_diff,
     }))
 
 

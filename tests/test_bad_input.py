@@ -72,6 +72,12 @@ class CliCase:
   kind: str = "config"
   setup: Callable[[Path], None] | None = None  # prepares the case folder
   devices: int = 1
+  env: tuple[tuple[str, str], ...] = ()  # extra environment variables
+
+
+# Every HTTPS request goes to a closed local port: a machine without network, reproducibly.
+OFFLINE = (("https_proxy", "http://127.0.0.1:9"), ("HTTPS_PROXY", "http://127.0.0.1:9"),
+           ("no_proxy", ""), ("NO_PROXY", ""))
 
 
 def _incompatible_checkpoint(case: Path) -> None:
@@ -116,6 +122,12 @@ CLI_CASES = [
     CliCase("data dir does not exist",
             ("--config.data.format=sasrec", "--config.data.dir={case}/absent"),
             r"data directory \S+/absent does not exist; .*ml-1m\.txt", kind="data"),
+    CliCase("the main command offline, no local files", ("--config=configs/ml1m_sasrec.py",),
+            r"the ML-1M benchmark files are not in \S+/cache/ml-1m-sasrec and "
+            r"https://raw\.githubusercontent\.com/kang205/SASRec/[0-9a-f]{40}/data/ml-1m\.txt could "
+            r"not be downloaded \(.+\); put ml-1m\.txt, sasrec_item_to_movie\.txt, movies\.dat in "
+            r"a folder and point DPR_DATA_DIR or --config\.data\.dir at it", kind="data",
+            env=OFFLINE),
     CliCase("csv without a data dir", ("--config.data.format=csv",),
             r"no data directory for format 'csv'", kind="data"),
     CliCase("grouplens malformed line",
@@ -160,6 +172,7 @@ def _launch(case: CliCase, directory: Path) -> subprocess.CompletedProcess:
   env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
              XLA_FLAGS=f"--xla_force_host_platform_device_count={case.devices}")
   env.pop("DPR_DATA_DIR", None)
+  env.update(case.env)
   return subprocess.run([sys.executable, "-m", "dpr_jax.launch", "--config", config, *args],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 

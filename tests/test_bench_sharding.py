@@ -30,3 +30,28 @@ def test_item_table_bytes_per_device_fall_with_model_axis():
     # Split, not replicated: each device holds exactly 1/m of the rows.
     assert r["table_rows_per_device"] * r["model_axis"] == r["V"]
     assert r["table_mib_per_device"] * r["model_axis"] == full
+
+
+def test_every_device_does_its_share_of_the_stage1_step():
+  """Data parallelism in the compiled programs (XLA's FLOP count per device, not a timing): on
+  (8, 1) each device runs ~1/8 of the one-device step for the dense and the packed paths of both
+  backbones, and a packed step's all-gathers stay below the parameters' size (no batch
+  gathered)."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-m", "dpr_jax.bench", "shard", "--child", "--batch", "64",
+                        "--len", "50", "--d", "16", "--items", "300", "--out", "none",
+                        "--programs", "stage 1"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  rows = {(r["program"], r["mesh"]): r for r in
+          (json.loads(line[len("RESULT "):]) for line in out.stdout.splitlines()
+           if line.startswith("RESULT "))}
+  for model in ("sasrec", "gru4rec"):
+    for path in ("dense", "packed"):
+      r = rows[(f"stage 1 {model} {path}", "8x1")]
+      assert r["ratio_same_program"] >= 0.9 * 8, r
+      assert r["allgather_mib"] <= r["param_mib"], r
+      assert r["groups"] == (8 if path == "packed" else 1)
+  packed = rows[("stage 1 sasrec packed", "8x1")]
+  assert packed["ratio"] >= 0.75 * 8, packed  # the per-shard layout pads little

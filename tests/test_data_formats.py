@@ -11,7 +11,7 @@ import pytest
 from dpr_jax.data import formats
 from dpr_jax.errors import ConfigError, DataError
 
-ML1M_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ml-1m"
+from conftest import SHARED_ML1M as ML1M_DIR
 
 RATINGS = ("2::20::5::300\n"
            "1::10::4::200\n"

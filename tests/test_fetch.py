@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import urllib.error
 import zipfile
 from pathlib import Path
@@ -118,3 +119,97 @@ def test_checksums_match_tensorflow_datasets():
   rows = [line.split("\t") for line in table.read_text().splitlines()]
   row = next(r for r in rows if r[0] == fetch.ML1M_URL)
   assert row[2] == fetch.ML1M_SHA256
+
+
+# ------------------------------------------------------------------ the SASRec benchmark files
+class FakeWeb:
+  """An opener serving fixed bytes per URL (and recording the URLs asked for)."""
+
+  def __init__(self, files: dict[str, bytes], fail: dict[str, Exception] | None = None):
+    self.files, self.fail, self.asked = files, fail or {}, []
+
+  def __call__(self, url, timeout):
+    import io
+    self.asked.append(url)
+    if url in self.fail:
+      raise self.fail[url]
+    if url not in self.files:
+      raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
+    return io.BytesIO(self.files[url])
+
+
+def grouplens_zip(tmp_path: Path, movies: bytes) -> tuple[bytes, dict]:
+  data = make_zip(tmp_path / "gl.zip", {"ml-1m/ratings.dat": RATINGS,
+                                        "ml-1m/movies.dat": movies}).read_bytes()
+  return data, {"url": "https://example.org/ml-1m.zip", "md5": hashlib.md5(data).hexdigest(),
+                "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def test_sasrec_files_download_pinned_and_checked(tmp_path):
+  """The shared benchmark files served at the pinned URLs: they pass the pinned checksums, the
+  folder is complete with nothing else left in the cache, and it loads as the benchmark."""
+  from conftest import SHARED_ML1M
+  if not all((SHARED_ML1M / f).is_file() for f in fetch.SASREC_FILES):
+    pytest.skip(f"the ML-1M benchmark files are not in {SHARED_ML1M} (set DPR_DATA_DIR)")
+  for src in fetch.SASREC_SOURCES:  # pinned: a commit in the URL, a sha256 beside it
+    assert re.search(r"/[0-9a-f]{40}/", src.url) and len(src.sha256) == 64
+  archive, checks = grouplens_zip(tmp_path, (SHARED_ML1M / "movies.dat").read_bytes())
+  web = FakeWeb({**{s.url: (SHARED_ML1M / s.name).read_bytes() for s in fetch.SASREC_SOURCES},
+                 checks["url"]: archive})
+  cache = tmp_path / "cache"
+  target = fetch.ensure_ml1m_sasrec(cache, archive=checks, opener=web)
+  assert target == cache / fetch.SASREC_DIR
+  assert sorted(p.name for p in cache.iterdir()) == ["ml-1m", fetch.SASREC_DIR]
+  assert sorted(p.name for p in target.iterdir()) == sorted(fetch.SASREC_FILES)
+  for name in fetch.SASREC_FILES:
+    assert (target / name).read_bytes() == (SHARED_ML1M / name).read_bytes()
+  assert web.asked == [s.url for s in fetch.SASREC_SOURCES] + [checks["url"]]
+  data = formats.load_sasrec(target)
+  assert (len(data.sequences), len(data.item_ids)) == (6040, 3416)
+  # Complete: later calls read the cache and never download.
+  assert fetch.ensure_ml1m_sasrec(cache, opener=no_network) == target
+  assert fetch.ensure_ml1m_sasrec(cache, online=False) == target
+
+
+def test_sasrec_checksum_mismatch_leaves_nothing(tmp_path):
+  sources = (fetch.Source("ml-1m.txt", "https://example.org/a.txt", "0" * 64),)
+  web = FakeWeb({"https://example.org/a.txt": b"1 1\n1 2\n1 3\n"})
+  cache = tmp_path / "cache"
+  with pytest.raises(DataError, match=r"checksum mismatch for https://example.org/a.txt: expected "
+                                      r"sha256 0{64}, got [0-9a-f]{64}"):
+    fetch.ensure_ml1m_sasrec(cache, sources=sources, opener=web)
+  assert list(cache.iterdir()) == []  # no folder, no temporary files
+
+
+def test_sasrec_failed_download_is_one_line_and_leaves_nothing(tmp_path):
+  """The second file fails after the first arrived: the error names that URL and what to do, and
+  the half-assembled folder is gone."""
+  first, second = (b"1 1\n1 2\n1 3\n", b"1 10\n")
+  sources = (fetch.Source("ml-1m.txt", "https://example.org/a.txt",
+                          hashlib.sha256(first).hexdigest()),
+             fetch.Source("sasrec_item_to_movie.txt", "https://example.org/b.txt",
+                          hashlib.sha256(second).hexdigest()))
+  web = FakeWeb({"https://example.org/a.txt": first},
+                fail={"https://example.org/b.txt": urllib.error.URLError("connection refused")})
+  cache = tmp_path / "cache"
+  with pytest.raises(DataError) as e:
+    fetch.ensure_ml1m_sasrec(cache, sources=sources, opener=web)
+  message = str(e.value)
+  assert "\n" not in message
+  assert message.startswith(f"the ML-1M benchmark files are not in {cache / fetch.SASREC_DIR} "
+                            "and https://example.org/b.txt could not be downloaded (network "
+                            "error: connection refused); ")
+  assert "DPR_DATA_DIR or --config.data.dir" in message
+  assert list(cache.iterdir()) == []
+  with pytest.raises(DataError, match=r"could not be downloaded \(offline mode\)"):
+    fetch.ensure_ml1m_sasrec(cache, online=False, opener=no_network)
+
+
+def test_no_default_path_points_outside_the_package():
+  """dpr_jax never reads a workplace folder by default: data comes from the config, the
+  environment or a download."""
+  root = Path(fetch.__file__).resolve().parents[1]
+  hits = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+          for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+          if re.search(r"[\"'/]shared[\"'/]|\.\./shared", line)]
+  assert hits == []

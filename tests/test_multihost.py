@@ -102,8 +102,10 @@ def _two_processes(tmp_path, tag, *extra):
                     reason="DPR_SKIP_MULTIHOST=1 (five JAX processes, ~2 CPU-minutes)")
 def test_two_processes_match_one(tmp_path):
   # The one-process, one-device reference beside the two-process run (they share nothing but the
-  # cores). Its own data cache: two runs building one cache at the same moment would race.
-  _wait([_start(tmp_path, "one", _cmd(tmp_path / "one"), 1, cache="cache-one")]
+  # cores). Its own data cache: two runs building one cache at the same moment would race. It
+  # packs its batches in the two groups the two-process run packs (one per data shard).
+  _wait([_start(tmp_path, "one", _cmd(tmp_path / "one", "--config.train.pack_groups=2"), 1,
+                cache="cache-one")]
         + _two_processes(tmp_path, "train"))
   a, b = _curve(tmp_path / "one"), _curve(tmp_path / "two")
   assert [s for s, _, _ in a] == [s for s, _, _ in b] and len(a) >= 2

@@ -148,3 +148,29 @@ def test_automatic_levels_by_backend_and_an_explicit_setting_wins():
   steps, per_call = packing.for_run(train, inputs, targets, BatchOrder(512, 16, seed=0), 320,
                                     lambda capacity: None, row_length=40)
   assert len(set(per_call)) > 4 and len(steps.levels) == 4
+
+
+def test_balanced_groups_keep_the_batch_and_even_out_the_shards():
+  from dpr_jax.data.pipeline import balance_groups
+
+  rng = np.random.default_rng(0)
+  lengths = np.clip(np.exp(rng.normal(np.log(96), 1.04, 2000)), 18, 200).astype(int)
+  index = np.stack([rng.permutation(2000)[:64] for _ in range(30)])
+  balanced = balance_groups(index, lengths, 8)
+  assert np.array_equal(np.sort(balanced, axis=1), np.sort(index, axis=1))  # same examples
+  assert np.array_equal(balance_groups(index, lengths, 1), index)
+  rows = lambda idx: packing.group_rows(lengths[idx], 200, groups=8)
+  assert rows(balanced).mean() < rows(index).mean()  # fewer rows than consecutive blocks
+  assert rows(balanced).mean() <= 1.15 * packing.group_rows(lengths[index], 200, 1).mean()
+  sums = lengths[balanced].reshape(30, 8, 8).sum(axis=2)
+  assert np.all(sums.max(axis=1) - sums.min(axis=1) <= lengths.max())
+
+
+def test_group_counts():
+  lengths = np.array([[10, 3, 9, 2, 8, 1]])  # groups of 3 consecutive: (10, 3, 9), (2, 8, 1)
+  assert packing.group_rows(lengths, 12, groups=1)[0] == 3  # [10, 2], [9, 3], [8, 1]
+  assert packing.group_rows(lengths, 12, groups=2)[0] == 2 * 2  # (10), (3, 9) | (2, 8, 1)
+  order = BatchOrder(6, 6, seed=0)
+  got = packing.call_positions(lengths[0], order, 0, 1, 1, groups=2)
+  assert got[0] == 2 * max(sum(lengths[0][order.indices(0, 1)[0][:3]]),
+                           sum(lengths[0][order.indices(0, 1)[0][3:]]))

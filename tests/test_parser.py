@@ -150,6 +150,8 @@ def test_token_states_are_cached_per_text_list(tmp_path, monkeypatch):
               np.ones((len(texts), max_tokens), bool))
 
   monkeypatch.setattr(enc_lib.TextEncoder, "from_pretrained", classmethod(lambda cls, p=None: Fake()))
+  weights = ["sha256:aaaa"]
+  monkeypatch.setattr(enc_lib, "encoder_id", lambda path: f"fake {weights[0]}")
   first = token_inputs(["no horror", "more comedy"], tmp_path, None, 4)
   again = token_inputs(["no horror", "more comedy"], tmp_path, None, 4)
   assert Fake.calls == 1 and first["tokens"].shape == (2, 4, 3)
@@ -157,6 +159,9 @@ def test_token_states_are_cached_per_text_list(tmp_path, monkeypatch):
   np.testing.assert_array_equal(first["cue"], [1.0, 0.0])  # the rule cue, one input feature
   token_inputs(["no horror"], tmp_path, None, 4)
   assert Fake.calls == 2
+  weights[0] = "sha256:bbbb"  # other weights under the same name: not the cached states
+  token_inputs(["no horror"], tmp_path, None, 4)
+  assert Fake.calls == 3
   assert not list(tmp_path.glob("*.tmp*"))  # written atomically
 
 

@@ -377,3 +377,23 @@ def test_demo_page_in_headless_chromium(server, rec, tmp_path):
     assert browser.find_elements(By.CSS_SELECTOR, "#results li") == []
   finally:
     browser.quit()
+
+
+def test_titles_as_people_type_them():
+  """An exact title without its year, or with its article in front, names the one item that has
+  it, though longer titles contain it; two items of one name stay ambiguous."""
+  from dpr_jax.serve.recommender import ItemIndex, RequestError
+
+  index = ItemIndex(["1", "3114", "2571", "500", "501", "7"],
+                    ["Toy Story (1995)", "Toy Story 2 (1999)", "Matrix, The (1999)",
+                     "Hamlet (1990)", "Hamlet (1996)", "Sabrina (1995)"])
+  assert index.resolve(["Toy Story", "toy story (1995)", "Toy Story 2"]).tolist() == [1, 1, 2]
+  assert index.resolve(["The Matrix", "the matrix (1999)", "Matrix"]).tolist() == [3, 3, 3]
+  assert index.resolve(["7", "sabrina", "Hamlet (1996)"]).tolist() == [6, 6, 5]
+  with pytest.raises(RequestError, match=r"'Hamlet' is ambiguous \(2 titles match: Hamlet "
+                                         r"\(1990\); Hamlet \(1996\)\)"):
+    index.resolve(["Hamlet"])
+  with pytest.raises(RequestError, match=r"'Toy' is ambiguous"):
+    index.resolve(["Toy"])
+  with pytest.raises(RequestError, match=r"unknown item 'Alien'"):
+    index.resolve(["Alien"])

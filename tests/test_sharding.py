@@ -1,4 +1,4 @@
-"""The sharded training step on 8 fake CPU devices equals the 1-device step."""
+"""The sharded training step on 8 fake CPU devices equals the 1-device step (dense and packed)."""
 
 import json
 import os
@@ -31,6 +31,10 @@ def test_sharded_step_matches_one_device(model, meshes):
     for a, b in zip(r["loss_1"], r["loss_n"]):
       assert abs(a - b) < 1e-5 * max(1.0, abs(a)), r["mesh"]
     assert r["max_param_diff"] < 1e-5, r["mesh"]
+    # The packed step, each data shard packing its own sequences, equals one device too.
+    for a, b in zip(r["packed_loss_1"], r["packed_loss_n"]):
+      assert abs(a - b) < 1e-5 * max(1.0, abs(a)), r["mesh"]
+    assert r["packed_max_param_diff"] < 1e-5, r["mesh"]
     # Chunked ranking over the mesh scores the same users the same way as one device.
     assert r["eval_users"] == [40, 40] and r["eval_max_diff"] < 1e-4, r["mesh"]
     # The item table's vocab axis and the experts are split over `model` as the rules say.

@@ -31,6 +31,15 @@ def _commands(stdout: str) -> list[list[str]]:
   return [shlex.split(line[2:]) for line in stdout.splitlines() if line.startswith("+ ")]
 
 
+def _launch_argv(ssh: list[str]) -> list[str]:
+  """The dpr_jax command line inside a `run` ssh command (detached under nohup bash -c)."""
+  remote = ssh[ssh.index("--command") + 1]
+  assert remote.startswith("cd ~/dpr_jax && ") and "nohup bash -c " in remote
+  job = shlex.split(remote.split("nohup bash -c ", 1)[1])[0]
+  launch = job[job.index("python3 -m dpr_jax.launch"):job.index(" > ~/dpr_logs/run.log")]
+  return shlex.split(launch)
+
+
 def _step(argv: list[str]) -> str:
   if argv[:4] == tpu.TPU_VM:
     return argv[4]
@@ -47,6 +56,7 @@ def test_all_dry_run_prints_every_step_in_order(dry_all):
   assert dry_all.returncode == 0, dry_all.stderr
   commands = _commands(dry_all.stdout)
   assert [_step(c) for c in commands] == ["create", "ssh", "ssh", "mkdir", "gsutil", "delete"]
+  assert "# wait: every" in dry_all.stdout and "# resume: " in dry_all.stdout
   create, install, run, _, copy, delete = commands
   assert create[create.index("--accelerator-type") + 1] == "v5litepod-32" and "--spot" in create
   assert all(c[c.index("--project") + 1] == "my-proj" for c in (create, install, run, delete))
@@ -55,13 +65,14 @@ def test_all_dry_run_prints_every_step_in_order(dry_all):
   remote_install = install[install.index("--command") + 1]
   assert "git clone https://github.com/me/dpr_jax.git ~/dpr_jax" in remote_install
   assert "checkout abc123" in remote_install and "pip install -e ~/dpr_jax" in remote_install
-  assert "'jax[tpu]' -f https://storage.googleapis.com/jax-releases/" in remote_install
-  remote_run = shlex.split(run[run.index("--command") + 1])
-  assert remote_run[:3] == ["cd", "~/dpr_jax", "&&"]
+  assert ("pip install -e ~/dpr_jax 'jax[tpu]>=0.10,<0.13' -f https://storage.googleapis.com/"
+          "jax-releases/" in remote_install)
+  remote_run = _launch_argv(run)
   assert remote_run[remote_run.index("--config") + 1] == "configs/ml1m_sasrec.py:dpr"
   assert "--config.run.dir=gs://my-bkt/runs/dpr-v5e" in remote_run
   assert "--config.data.dir=gs://my-bkt/data/ml-1m" in remote_run
   assert remote_run[-2:] == ["--config.train.lr=3e-4", "--config.run.progress=False"]
+  assert "--config.distributed.auto=True" in remote_run  # v5litepod-32: a pod slice
   assert copy[-2:] == ["gs://my-bkt/runs/dpr-v5e", "runs/tpu/dpr-v5e"] and "-x" in copy
   assert delete[-1] == "--quiet"
   assert "finally" in dry_all.stdout.split("+ gcloud compute tpus tpu-vm delete")[0].splitlines()[-1]
@@ -141,3 +152,75 @@ def test_config_path_is_relative_to_the_project(tmp_path):
   (tmp_path / "c.py").write_text("")
   with pytest.raises(tpu.ArgumentError, match="inside the project"):
     tpu.check_config("c.py", cwd=tmp_path)
+
+
+# Per generation: (runtime, pod slice?). Multi-host slices run with distributed.auto.
+GENERATIONS = {"v4-8": ("tpu-ubuntu2204-base", False),
+               "v5litepod-8": ("v2-alpha-tpuv5-lite", False),
+               "v5litepod-32": ("v2-alpha-tpuv5-lite", True),
+               "v5p-16": ("v2-alpha-tpuv5", True),
+               "v6e-8": ("v2-alpha-tpuv6e", False)}
+
+
+@pytest.mark.parametrize("accelerator_type", GENERATIONS)
+def test_all_dry_run_per_generation(accelerator_type):
+  runtime, pod = GENERATIONS[accelerator_type]
+  out = _tpu("all", "--name", "t1", "--zone", "z", "--accelerator-type", accelerator_type,
+             "--bucket", "gs://b1", "--config", "configs/ml1m_sasrec.py", "--spot", "--dry-run")
+  assert out.returncode == 0, out.stderr
+  create, _, _, install, run, _, _, _ = _commands(out.stdout)
+  assert create[create.index("--version") + 1] == runtime and create[-1] == "--spot"
+  remote_install = install[install.index("--command") + 1]
+  assert "pip install -e ~/dpr_jax 'jax[tpu]>=0.10,<0.13' -f " in remote_install  # one resolve
+  launch = _launch_argv(run)
+  assert ("--config.distributed.auto=True" in launch) == pod
+  remote_run = run[run.index("--command") + 1]
+  assert "nohup bash -c" in remote_run and remote_run.endswith("< /dev/null &")  # detached
+  assert "gs://b1/runs/t1/logs/$(hostname)/" in remote_run  # logs into the bucket
+  assert "echo $? > ~/dpr_logs/exit_code" in remote_run
+  resume = [shlex.split(line[len("# resume: "):]) for line in out.stdout.splitlines()
+            if line.startswith("# resume: ")]
+  assert [_step(c) for c in resume] == ["delete", "create", "ssh", "scp", "ssh", "ssh"]
+  # The resumed run is the same command: dpr_jax picks up gs://b1/runs/t1's latest checkpoint.
+  assert _launch_argv(resume[-1]) == launch
+  assert "--config.run.dir=gs://b1/runs/t1" in launch
+  assert resume[1] == create
+
+
+def test_version_override_and_unknown_generation():
+  assert tpu.create_commands("t1", "z", "v6e-8", version="my-image")[0][-1] == "my-image"
+  out = _tpu("create", "--name", "t1", "--zone", "z", "--accelerator-type", "v9x-8", "--dry-run")
+  assert out.returncode == 2 and "no runtime known for 'v9x'" in out.stderr
+  out = _tpu("create", "--name", "t1", "--zone", "z", "--accelerator-type", "v9x-8",
+             "--version", "my-image", "--dry-run")
+  assert out.returncode == 0 and "--version my-image" in out.stdout
+
+
+def test_status_logs_and_stage_data(tmp_path):
+  state, ssh, ls = tpu.status_commands("t1", "z", "gs://b1")
+  assert state[4] == "describe" and state[-1] == "--format=value(state)"
+  assert "--worker=all" in ssh and "exit_code" in ssh[-1] and "run.log" in ssh[-1]
+  assert ls == ["gsutil", "ls", "gs://b1/runs/t1/logs/*/exit_code"]
+  assert tpu.logs_commands("t1", "gs://b1") == [["gsutil", "cat", "gs://b1/runs/t1/logs/*/run.log"]]
+  out = _tpu("stage-data", "--bucket", "gs://b1", "--from", str(tmp_path), "--dry-run")
+  assert out.returncode == 0, out.stderr
+  assert _commands(out.stdout) == [["gsutil", "-m", "rsync", "-r", str(tmp_path),
+                                    "gs://b1/data/ml-1m"]]
+  out = _tpu("stage-data", "--bucket", "gs://b1", "--from", str(tmp_path / "nope"), "--dry-run")
+  assert out.returncode == 2 and "no such folder" in out.stderr
+
+
+def test_wait_resumes_a_preempted_vm_then_finishes(monkeypatch):
+  """The polling loop with fake gcloud/gsutil answers: PREEMPTED -> the resume commands run,
+  then READY with both workers' exit status 0 -> done."""
+  answers = iter(["PREEMPTED", "READY", "10.0.0.1;10.0.0.2", "0", "READY", "10.0.0.1;10.0.0.2",
+                  "0\n0"])
+  ran = []
+  monkeypatch.setattr(tpu.subprocess, "run", lambda argv, **kw: (
+      ran.append(argv), subprocess.CompletedProcess(argv, 0, next(answers) if kw.get(
+          "capture_output") else "", ""))[1])
+  monkeypatch.setattr(tpu.time, "sleep", lambda s: None)
+  poll = tpu.wait_commands("t1", "z", "gs://b1", None)
+  resume = [["echo", "resume"]]
+  tpu.wait_for_run(poll, resume, dry_run=False, poll_s=0)
+  assert ["echo", "resume"] in ran and ran.count(poll[2]) == 2

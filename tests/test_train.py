@@ -43,6 +43,7 @@ def test_patience_stops_early_and_zero_runs_every_epoch(tiny_config, tmp_path, p
   assert sum("valid/ndcg@10" in l for l in lines) == evaluations
 
 
+@pytest.mark.slow
 def test_eval_mode_restores_the_best_checkpoint_without_training(tiny_config, tmp_path):
   config = tiny_config(**{"train.num_epochs": 10})
   trained = trainer.train_and_evaluate(config)
@@ -58,6 +59,7 @@ def test_eval_mode_without_checkpoint_is_a_clear_error(tiny_config):
     trainer.train_and_evaluate(tiny_config(), mode="eval")
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_result(tiny_config, tmp_path, preempted_after_saves):
   straight = trainer.train_and_evaluate(tiny_config(**{"run.dir": str(tmp_path / "a")}))
   config = tiny_config(**{"run.dir": str(tmp_path / "b")})

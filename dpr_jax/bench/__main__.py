@@ -7,10 +7,24 @@ from dpr_jax.errors import UserError
 
 # Suite name -> module under dpr_jax.bench (imported only when asked for).
 SUITES = {"ce": "ce", "train": "train", "eval": "eval", "serve": "serve", "moe": "moe",
-          "scale": "scale", "peer": "peer"}
+          "scale": "scale", "peer": "peer", "shard": "shard"}
+
+
+def _summary(name: str) -> str:
+  """The first line of a suite module's docstring (read without importing it)."""
+  import ast  # pylint: disable=import-outside-toplevel
+  import pathlib  # pylint: disable=import-outside-toplevel
+  source = pathlib.Path(__file__).with_name(f"{name}.py").read_text(encoding="utf-8")
+  return (ast.get_docstring(ast.parse(source)) or "").splitlines()[0]
 
 
 def main() -> None:
+  if len(sys.argv) >= 2 and sys.argv[1] in ("-h", "--help", "help"):
+    print(f"usage: python -m dpr_jax.bench {{{','.join(SUITES)}}} [args]  (docs/benchmarks.md)\n"
+          "\nsuites (python -m dpr_jax.bench <suite> --help for a suite's options):")
+    for name, module in SUITES.items():
+      print(f"  {name:6s} {_summary(module)}")
+    sys.exit(0)
   if len(sys.argv) < 2 or sys.argv[1] not in SUITES:
     got = f" (got {sys.argv[1]!r})" if len(sys.argv) > 1 else ""
     print(f"usage: python -m dpr_jax.bench {{{','.join(SUITES)}}} [args]{got}", file=sys.stderr)

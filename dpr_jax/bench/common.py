@@ -236,6 +236,18 @@ def default_out_dir() -> pathlib.Path:
   return ROOT / "reports" / f"bench_{jax.default_backend()}"
 
 
+def fake_devices_env(devices: int | None = None) -> dict:
+  """This process's environment for a ``python -m dpr_jax.bench`` child: the project on
+  PYTHONPATH and, with ``devices``, that many fake CPU devices."""
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+  if devices:
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                        f" --xla_force_host_platform_device_count={devices}").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+  return env
+
+
 def add_common_args(p: argparse.ArgumentParser) -> None:
   p.add_argument("--out", default=None,
                  help="report folder (default reports/bench_<backend>); 'none' writes nothing")

@@ -124,11 +124,12 @@ def synthetic_ml1m_like(num_users: int = 6040, num_items: int = 3416, seed: int 
 
 
 def load_data(config, synthetic: bool) -> tuple[SplitData, str]:
-  """ML-1M through the project's loaders when its files are there, else the synthetic stand-in."""
+  """ML-1M through the project's loaders when its files are there (DPR_DATA_DIR, --config.data.dir
+  or an earlier download), else the synthetic stand-in; never downloads."""
   if not synthetic:
-    from dpr_jax.data.prepare import prepare, resolve_data_dir
-    directory = resolve_data_dir(config.data)
-    if directory is not None and directory.exists():
+    from dpr_jax.data.prepare import available_data_dir, prepare
+    directory = available_data_dir(config.data)
+    if directory is not None:
       return prepare(config.data), f"{config.data.name} ({directory})"
   return leave_one_out(synthetic_ml1m_like(), config.data.max_len), "synthetic ML-1M-like lengths"
 

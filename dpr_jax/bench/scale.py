@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 
@@ -35,20 +34,10 @@ SHARD_COLUMNS = ("mesh", "V", "table_mib", "table_mib_per_device", "table_rows_p
                  "args_mib_per_device", "temp_mib_per_device", "compiled_peak_mib_per_device")
 
 
-def _child_env(devices: int | None = None) -> dict:
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-      [str(common.ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
-  if devices:
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                        f" --xla_force_host_platform_device_count={devices}").strip()
-    env["JAX_PLATFORMS"] = "cpu"
-  return env
-
-
 def _run_child(args: list[str], devices: int | None = None, timeout: float = 3600) -> list[dict]:
   """Runs ``python -m dpr_jax.bench scale <args>`` and returns its JSON lines."""
   out = subprocess.run([sys.executable, "-m", "dpr_jax.bench", "scale", *args],
-                       cwd=common.ROOT, env=_child_env(devices), capture_output=True, text=True,
+                       cwd=common.ROOT, env=common.fake_devices_env(devices), capture_output=True, text=True,
                        timeout=timeout)
   if out.returncode != 0:
     raise RuntimeError(f"scale child {args} failed ({out.returncode}):\n{out.stderr[-3000:]}")

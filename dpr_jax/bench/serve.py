@@ -28,12 +28,11 @@ import numpy as np
 
 from dpr_jax.bench import common
 from dpr_jax.eval.ranking import length_buckets
-from dpr_jax.models import build_backbone, padded_vocab, valid_item_mask
+from dpr_jax.models import build_backbone, padded_vocab, retrieval, valid_item_mask
 from dpr_jax.models.dpr import tag_profile
 
 COLUMNS = ("model", "B", "L", "d", "V", "E", "compile_s", "p50_ms", "p90_ms", "p99_ms",
            "requests_per_s", "calls")
-_NEG = -1e30
 
 
 def make_recommend(backbone: nn.Module, head: nn.Module, num_items: int, k: int = 10,
@@ -54,17 +53,13 @@ def make_recommend(backbone: nn.Module, head: nn.Module, num_items: int, k: int 
       table = backbone.apply({"params": params["backbone"]}, method=backbone.item_table)
     out = head.apply({"params": params["head"]}, h, prompt, has_prompt,
                      tag_profile(seqs, item_tags))  # (read with dpr.user_profile only)
-    with jax.named_scope("score_catalogue"):
-      scores = (jnp.einsum("bd,vd->bv", out.user, table, preferred_element_type=jnp.float32)
-                + jnp.einsum("bt,vt->bv", out.tag_bias, item_tags,
-                             preferred_element_type=jnp.float32))  # [B, V]
-      keep = valid_item_mask(table.shape[0], num_items)[None, :]
-      if exclude_seen:
-        seen = jnp.zeros(scores.shape, bool).at[jnp.arange(seqs.shape[0])[:, None], seqs].set(True)
-        keep = keep & ~seen
-      scores = jnp.where(keep, scores, _NEG)
+    scores = retrieval.scores(out.user, table, out.tag_bias, item_tags)  # [B, V]
+    keep = valid_item_mask(table.shape[0], num_items)[None, :]
+    if exclude_seen:
+      seen = jnp.zeros(scores.shape, bool).at[jnp.arange(seqs.shape[0])[:, None], seqs].set(True)
+      keep = keep & ~seen
     with jax.named_scope("top_k"):
-      return jax.lax.top_k(scores, k)
+      return retrieval.top_k(scores, keep, k)
 
   return recommend
 

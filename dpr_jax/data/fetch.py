@@ -8,6 +8,12 @@ renamed, so an interrupted run never leaves a half-written ``ml-1m`` behind.
 
 Without network access the download fails fast and one DataError says where to put the files.
 
+``ensure_ml1m_sasrec(cache_dir)`` returns ``cache_dir/ml-1m-sasrec`` holding the benchmark files of
+format "sasrec" (the file every ML-1M number of the project uses): ``ml-1m.txt`` from the SASRec
+authors' repository, ``sasrec_item_to_movie.txt`` (SASRec item id -> MovieLens MovieID) from the
+public mapping repository, both at pinned commits and sha256-checked, and ``movies.dat`` (titles and
+genres) from the GroupLens archive above, also checked. The folder appears complete or not at all.
+
 ``ensure_mind_small(cache_dir)`` does the same for MIND-small (``cache_dir/mind-small/
 MINDsmall_train/{news,behaviors}.tsv``) from Microsoft's release location; MIND publishes no
 checksums, so the archive is only checked for being a whole zip with the two files.
@@ -16,6 +22,7 @@ checksums, so the archive is only checked for being a whole zip with the two fil
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -197,6 +204,88 @@ def ensure_ml1m(cache_dir: str | os.PathLike, *, online: bool | None = None,
     return extract_ml1m(archive, cache_dir)
   finally:
     archive.unlink(missing_ok=True)
+
+
+# ======================================================================== ML-1M, SASRec version
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """One pinned file: where it comes from and the sha256 it must have."""
+  name: str  # file name in the local folder
+  url: str
+  sha256: str
+
+
+SASREC_COMMIT = "641c378fcfac265ea8d1e5fe51d4d53eb892d1b4"  # kang205/SASRec
+MAPPING_COMMIT = "d27e2bf2021e12764e7bf7b985091edd7c8d2f79"  # asash/ml1m-sas-mapping
+SASREC_SOURCES = (
+    Source("ml-1m.txt",
+           f"https://raw.githubusercontent.com/kang205/SASRec/{SASREC_COMMIT}/data/ml-1m.txt",
+           "b725f3acb3986fe3130bffd1e77a74d182a1f51799567a236dbd60270f95b0a2"),
+    Source("sasrec_item_to_movie.txt",
+           f"https://raw.githubusercontent.com/asash/ml1m-sas-mapping/{MAPPING_COMMIT}/"
+           "sas_to_original_items.txt",
+           "9ae42c23af0b0fe2f189b9d5acc6cf3936bffe1a9568390cf5d100c0c1b1fca1"),
+)
+# movies.dat inside the GroupLens archive (ML1M_SHA256).
+MOVIES_SHA256 = "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9"
+SASREC_FILES = tuple(s.name for s in SASREC_SOURCES) + ("movies.dat",)
+SASREC_DIR = "ml-1m-sasrec"
+
+
+def sasrec_offline_message(cache_dir: Path, url: str, reason: str) -> str:
+  """The one-line error when the benchmark files are absent and a download failed."""
+  return (f"the ML-1M benchmark files are not in {cache_dir / SASREC_DIR} and {url} could not be "
+          f"downloaded ({reason}); put {', '.join(SASREC_FILES)} in a folder and point "
+          f"DPR_DATA_DIR or --config.data.dir at it (docs/data.md)")
+
+
+def ensure_ml1m_sasrec(cache_dir: str | os.PathLike, *, online: bool | None = None,
+                       sources: tuple[Source, ...] = SASREC_SOURCES,
+                       archive: dict | None = None, opener: Opener = _urlopen,
+                       timeout: float = 20.0) -> Path:
+  """Returns ``cache_dir/ml-1m-sasrec`` with ``SASREC_FILES``, downloading what is missing.
+
+  Args:
+    cache_dir: where the folder lives or is created (with ``ml-1m/`` from the GroupLens archive).
+    online: False never downloads; None or True try, and a network failure is the offline error.
+    sources: the pinned files (tests pass other URLs).
+    archive: ``ensure_ml1m`` keyword overrides for the GroupLens archive (url, md5, sha256).
+    opener: ``opener(url, timeout)`` -> binary response; for tests.
+    timeout: network timeout in seconds.
+
+  Raises:
+    DataError: offline, a checksum mismatch (the file is removed), or a damaged archive.
+  """
+  cache_dir = Path(cache_dir).expanduser()
+  target = cache_dir / SASREC_DIR
+  if all((target / f).is_file() for f in SASREC_FILES):
+    return target
+  if online is False:
+    raise DataError(sasrec_offline_message(cache_dir, sources[0].url, "offline mode"))
+  try:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise DataError(f"cannot create the data cache {cache_dir}: {e.strerror or e}") from None
+  staging = Path(tempfile.mkdtemp(prefix=f".{SASREC_DIR}-", dir=cache_dir))
+  try:
+    for src in sources:
+      dest = staging / src.name
+      try:
+        download(src.url, dest, timeout=timeout, opener=opener)
+      except (OSError, ValueError) as e:
+        raise DataError(sasrec_offline_message(cache_dir, src.url, _reason(e))) from None
+      verify_checksums(dest, src.url, md5=None, sha256=src.sha256)
+    grouplens = ensure_ml1m(cache_dir, online=online, opener=opener, timeout=timeout,
+                            **(archive or {}))
+    shutil.copyfile(grouplens / "movies.dat", staging / "movies.dat")
+    verify_checksums(staging / "movies.dat", f"{grouplens / 'movies.dat'}", md5=None,
+                     sha256=MOVIES_SHA256)
+    if target.is_dir():
+      shutil.rmtree(target)  # an incomplete earlier copy (the complete case returned early)
+    os.rename(staging, target)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return target
 
 
 def _reason(error: Exception) -> str:

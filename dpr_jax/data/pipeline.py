@@ -105,10 +105,41 @@ class _NumpyDataset:
       yield item
 
 
-class BatchOrder:
-  """Which examples form the global batch of each step (see the module docstring)."""
+def balance_groups(index: np.ndarray, lengths: np.ndarray, groups: int) -> np.ndarray:
+  """int64[n, B]: each global batch's examples reordered so that its ``groups`` blocks of B / G
+  consecutive columns (the ``data`` shards) hold alike mixes of lengths.
 
-  def __init__(self, num_examples: int, batch_size: int, seed: int):
+  Longest first, the examples are dealt to the groups in snake order (0, 1, .., G-1, G-1, .., 0,
+  ..), so every shard gets one of each G-tuple of similar lengths and packs into about the same
+  number of rows. The batch keeps its examples (the loss is a mean over all of them); only their
+  columns move. ``groups`` = 1 returns ``index`` unchanged.
+
+  Args:
+    index: int[n, B] example indices per step; lengths: int[U] real positions per example.
+  """
+  index = np.asarray(index, np.int64)
+  n, b = index.shape
+  if groups == 1:
+    return index
+  ranked = np.take_along_axis(index, np.argsort(-lengths[index], axis=1, kind="stable"), axis=1)
+  k = np.arange(b)
+  lap, pos = divmod(k, groups)
+  group = np.where(lap % 2 == 0, pos, groups - 1 - pos)
+  column = group * (b // groups) + lap  # the k-th longest goes to this column
+  out = np.empty_like(index)
+  out[:, column] = ranked
+  return out
+
+
+class BatchOrder:
+  """Which examples form the global batch of each step (see the module docstring).
+
+  With ``lengths`` and ``groups`` > 1 each batch's columns are arranged by
+  :func:`balance_groups` (packed training on a mesh whose ``data`` axis has ``groups`` shards).
+  """
+
+  def __init__(self, num_examples: int, batch_size: int, seed: int,
+               lengths: np.ndarray | None = None, groups: int = 1):
     if batch_size > num_examples:
       raise ConfigError(
           f"config.train.batch_size={batch_size} exceeds the {num_examples} training users")
@@ -116,6 +147,8 @@ class BatchOrder:
     self.batch_size = batch_size
     self.seed = seed
     self.steps_per_epoch = num_examples // batch_size
+    self._lengths = None if lengths is None or groups == 1 else np.asarray(lengths)
+    self._groups = groups
 
   @functools.lru_cache(maxsize=4)
   def _permutation(self, epoch: int) -> np.ndarray:
@@ -127,6 +160,8 @@ class BatchOrder:
     for i, step in enumerate(range(start_step, start_step + num_steps)):
       epoch, k = divmod(step, self.steps_per_epoch)
       out[i] = self._permutation(epoch)[k * self.batch_size:(k + 1) * self.batch_size]
+    if self._lengths is not None:
+      out = balance_groups(out, self._lengths, self._groups)
     return out
 
 

@@ -23,8 +23,6 @@ from dpr_jax.data.types import InteractionData
 from dpr_jax.errors import DataError
 
 CACHE_VERSION = 1  # Bump when the preprocessing changes meaning.
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
-SHARED_ML1M = PROJECT_ROOT.parent / "shared" / "data" / "ml-1m"
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -41,14 +39,29 @@ def default_cache_dir():
 
 
 def resolve_data_dir(data_config) -> pathlib.Path | None:
-  """config.data.dir, else $DPR_DATA_DIR, else ../shared/data/ml-1m if present, else None."""
+  """config.data.dir, else $DPR_DATA_DIR, else None (the download cache, where there is one)."""
   if data_config.dir:
     return formats.local_or_uri(data_config.dir)
   if os.environ.get("DPR_DATA_DIR"):
     return formats.local_or_uri(os.environ["DPR_DATA_DIR"])
-  if data_config.format in ("sasrec", "grouplens") and SHARED_ML1M.is_dir():
-    return SHARED_ML1M
   return None
+
+
+def available_data_dir(data_config, cache_dir=None) -> pathlib.Path | None:
+  """The folder :func:`prepare` would read without downloading anything, or None."""
+  directory = resolve_data_dir(data_config)
+  if directory is not None:
+    return directory if directory.exists() else None
+  local = _local_cache(atomic.as_path(cache_dir or data_config.cache_dir or default_cache_dir()))
+  if data_config.format == "sasrec" and all(
+      (local / fetch.SASREC_DIR / f).is_file() for f in fetch.SASREC_FILES):
+    return local / fetch.SASREC_DIR
+  return None
+
+
+def _local_cache(cache_dir: pathlib.Path) -> pathlib.Path:
+  """Downloads are unpacked with local renames: a gs:// cache keeps them in the local default."""
+  return cache_dir if not atomic.is_uri(cache_dir) else pathlib.Path.home() / ".cache" / "dpr_jax"
 
 
 def load_interactions(data_config, cache_dir: pathlib.Path) -> InteractionData:
@@ -59,20 +72,17 @@ def load_interactions(data_config, cache_dir: pathlib.Path) -> InteractionData:
         num_users=data_config.synthetic_users, num_items=data_config.synthetic_items,
         num_tags=data_config.synthetic_tags, seed=0)
   directory = resolve_data_dir(data_config)
+  if fmt == "sasrec" and directory is None:  # the benchmark files, pinned and checked
+    directory = fetch.ensure_ml1m_sasrec(_local_cache(cache_dir))
   if fmt == "grouplens" and (directory is None or not (directory / "ratings.dat").exists()):
     if directory is None or not directory.exists():
-      # The download is unpacked with a local rename: a gs:// cache keeps it in the local default.
-      local = (cache_dir if not atomic.is_uri(cache_dir)
-               else pathlib.Path.home() / ".cache" / "dpr_jax")
-      directory = fetch.ensure_ml1m(local)
+      directory = fetch.ensure_ml1m(_local_cache(cache_dir))
   if fmt == "mind" and directory is None:  # MIND-small from its release location
-    local = (cache_dir if not atomic.is_uri(cache_dir)
-             else pathlib.Path.home() / ".cache" / "dpr_jax")
-    directory = fetch.ensure_mind_small(local)
+    directory = fetch.ensure_mind_small(_local_cache(cache_dir))
   if directory is None:
     raise DataError(
         f"no data directory for format {fmt!r}: set DPR_DATA_DIR or --config.data.dir to the"
-        " folder with the files (or use --config.data.format=grouplens to download ML-1M)")
+        " folder with the files")
   if fmt == "csv":
     tags = (directory / data_config.tags_file) if data_config.tags_file else None
     if not data_config.interactions_file:  # a folder: interactions.csv[.gz] and its tag table

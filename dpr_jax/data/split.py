@@ -1,4 +1,4 @@
-"""Leave-one-out split and fixed-length padding (PROTOCOL.md section 2).
+"""Leave-one-out split and fixed-length padding (docs/protocol.md).
 
 Per user with chronological items ``s_1 .. s_n`` (n >= 3):
   * test target ``s_n``, validation target ``s_{n-1}``, training part ``s_1 .. s_{n-2}``;
@@ -75,7 +75,7 @@ def _left_pad(seq: np.ndarray, length: int) -> np.ndarray:
 
 
 def leave_one_out(data: InteractionData, max_len: int) -> SplitData:
-  """Splits ``data`` per PROTOCOL.md; raises DataError for users too short to split."""
+  """Splits ``data`` per docs/protocol.md; raises DataError for users too short to split."""
   short = [i for i, seq in enumerate(data.sequences) if len(seq) < MIN_INTERACTIONS]
   if short:
     where = data.source_files[0] if data.source_files else data.name

@@ -3,7 +3,8 @@
 For a batch of users the backbone's last-position user vector is scored against the item table
 (one matmul), padding/invalid rows are removed, and -- for the masked numbers -- the items the
 user has already interacted with are removed too (the target itself stays, should the user have
-seen it before). Both the masked (primary, PROTOCOL.md) and unmasked metrics come from one pass.
+seen it before). Both the masked (primary, docs/protocol.md) and unmasked metrics come from one
+pass.
 Sums stay on device until the end: one host transfer per evaluation.
 """
 
@@ -19,7 +20,7 @@ from jax.sharding import Mesh
 from dpr_jax import sharding
 from dpr_jax.data.split import SplitData
 from dpr_jax.eval.metrics import metrics_at_k, target_rank
-from dpr_jax.models import valid_item_mask
+from dpr_jax.models import retrieval, valid_item_mask
 
 Array = jax.Array
 
@@ -89,8 +90,7 @@ def make_eval_step(user_vectors: Callable[[dict, Array], Array], item_table: Cal
     with jax.named_scope("user_vectors"):
       h = chunked(lambda x: user_vectors(params, x), batch["inputs"], chunk)  # [B, d]
     table = item_table(params)  # [V, d]
-    with jax.named_scope("score_catalogue"):
-      scores = jnp.einsum("bd,vd->bv", h, table, preferred_element_type=jnp.float32)
+    scores = retrieval.scores(h, table)
     seen = seen_mask(batch["history"], batch["seen_len"], batch["targets"], table.shape[0])
     return rank_metrics(scores, batch["targets"], seen, batch["weight"], num_items, ks)
 
@@ -154,14 +154,25 @@ class Evaluator:
     batch_shardings = {k: sharding.batch_sharding(mesh, nd) for k, nd in
                        (("inputs", 2), ("targets", 1), ("history", 2), ("seen_len", 1),
                         ("weight", 1))}
-    self._step = jax.jit(step_fn, in_shardings=(param_shardings, batch_shardings),
+
+    def under_rules(params, batch):  # activations' logical constraints take effect
+      with sharding.activation_rules(mesh):
+        return step_fn(params, batch)
+
+    self._step = jax.jit(under_rules, in_shardings=(param_shardings, batch_shardings),
                          out_shardings=sharding.replicated(mesh))
     self._batch_shardings = batch_shardings
 
+  def _batches(self, data: SplitData, split: str):
+    return ({k: _global_array(v, self._batch_shardings[k]) for k, v in b.items()}
+            for b in eval_batches(data, split, self.batch_size, self.trim))
+
   def __call__(self, params, data: SplitData, split: str) -> dict[str, float]:
-    batches = ({k: _global_array(v, self._batch_shardings[k]) for k, v in b.items()}
-               for b in eval_batches(data, split, self.batch_size, self.trim))
-    return average(self._step(params, batch) for batch in batches)
+    return average(self._step(params, batch) for batch in self._batches(data, split))
+
+  def lower(self, params, data: SplitData, split: str):
+    """The lowered step of the first batch (for compiled-program measurements)."""
+    return self._step.lower(params, next(iter(self._batches(data, split))))
 
 
 def resolve_chunk(chunk: int, model_name: str, mesh: Mesh) -> int:

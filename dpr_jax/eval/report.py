@@ -1,4 +1,4 @@
-"""Results files: JSON plus a Markdown table, both carrying the PROTOCOL.md fields."""
+"""Results files: JSON plus a Markdown table, both carrying the docs/protocol.md fields."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def device_description() -> str:
 
 
 def protocol_fields(manifest: dict, seed: int, masking: str, templates: str = "none") -> dict:
-  """The fields every results file records (PROTOCOL.md, top)."""
+  """The fields every results file records (docs/protocol.md, top)."""
   return {
       "dataset": manifest.get("name"),
       "dataset_format": manifest.get("format"),

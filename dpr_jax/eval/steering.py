@@ -1,9 +1,9 @@
-"""Steering evaluation: tasks SEQ, POS, NEG, NUANCED, POLARITY of PROTOCOL.md section 4, and
+"""Steering evaluation: tasks SEQ, POS, NEG, NUANCED, POLARITY of docs/protocol.md, and
 COMBINED (ours, beyond the protocol's set; defined below).
 
-Every task is built on both splits (PROTOCOL.md section 4): on validation (validation target,
+Every task is built on both splits (docs/protocol.md): on validation (validation target,
 history before it, no test item anywhere) and on test. Every method runs on the same users and
-the same backbone, the one DPR ranks with (PROTOCOL.md section 5):
+the same backbone, the one DPR ranks with (docs/protocol.md):
 
   backbone       the prompt is ignored: ``h @ E^T``
   filter         backbone scores, items failing the (oracle) tag constraint removed
@@ -17,7 +17,7 @@ the same backbone, the one DPR ranks with (PROTOCOL.md section 5):
 
 and, for POS and NUANCED only, a bound rather than a method:
 
-  selection_bound  the filter that also knows PROTOCOL's selection rule: it keeps only the items
+  selection_bound  the filter that also knows the protocol's selection rule: it keeps only the items
                    of g for which g would be *the* prompted tag (g is their rarest off-habit tag
                    for this user). The target always passes, so this is the filter's best case
                    when the prompt's only information is which tag was picked; a steering model
@@ -39,13 +39,13 @@ entropy.
 Seen items are masked (the target stays rankable). Users and prompts come from the split's
 inputs and held-out ("eval") prompts only; every random choice is drawn from a seeded generator.
 POLARITY counts a user when the positive prompt raises the tag's share of the top-10 over the
-method's own unprompted list and the negative prompt lowers it (``polarity``, PROTOCOL's strict
+method's own unprompted list and the negative prompt lowers it (``polarity``, the protocol's strict
 definition and the primary figure: a share already at 10/10 cannot be raised, so such a user
 fails). ``polarity_loose`` is the looser variant, named as such: a positive prompt that keeps the
 share at 1.0 counts as raising it. Both count a negative prompt that keeps a share of 0 as
 lowering it.
 
-COMBINED (PROTOCOL.md section 4): one request asks for a tag g and excludes another, h ("a comedy
+COMBINED (docs/protocol.md): one request asks for a tag g and excludes another, h ("a comedy
 film, but no romance please"), in held-out phrasings (``templates.COMBINED``; nothing is trained
 on them). g is the target's rarest off-habit tag (as in POS); h is the tag the backbone's top-10
 carries most among the tags the target lacks, kept when it fills at least
@@ -67,12 +67,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dpr_jax import atomic
+from dpr_jax import atomic, console
 from dpr_jax.data.split import SplitData
 from dpr_jax.eval.metrics import metrics_at_k, target_rank
 from dpr_jax.eval.ranking import seen_mask
 from dpr_jax.eval.report import markdown_table, protocol_fields
-from dpr_jax.models import valid_item_mask
+from dpr_jax.models import retrieval, valid_item_mask
 from dpr_jax.models.dpr import (NEGATIVE_STEERING, POSITIVE_STEERING, compose, negative_part,
                                 positive_part)
 from dpr_jax.prompts import templates
@@ -86,7 +86,7 @@ RERANK_DEPTH = 100
 ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 COMBINED_MIN_COUNT = 2  # COMBINED's excluded tag fills at least this many of the top-10 slots
 ALPHA_TUNING_USERS = 1000  # validation users (seeded sample) per task for tuning alpha
-_NEG = -1e30
+_NEG = retrieval.NEG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +154,7 @@ def _tag_share(data: SplitData, split: str) -> np.ndarray:
 
 def build_tasks(data: SplitData, split: str, bank: PromptBank, backbone_top10: np.ndarray,
                 seed: int, domain: str | None = None, read=None) -> dict[str, Task]:
-  """Selects users, tags and held-out prompts of every task (PROTOCOL.md section 4).
+  """Selects users, tags and held-out prompts of every task (docs/protocol.md).
 
   With ``read`` (texts -> dpr_jax.prompts.reader.Reading) every prompt is read as the
   recommender reads it, and COMBINED is built too (with ``domain``); without, the prompts are
@@ -220,7 +220,7 @@ EVERYDAY_TASKS = {"positive": ("EVERYDAY+", "POS"), "negative": ("EVERYDAY-", "N
 
 def everyday_tasks(data: SplitData, split: str, requests, backbone_top10: np.ndarray,
                    seed: int, read) -> tuple[dict[str, Task], dict[str, float]]:
-  """The EVERYDAY task (PROTOCOL.md section 4) from labelled requests
+  """The EVERYDAY task (docs/protocol.md) from labelled requests
   (:mod:`dpr_jax.prompts.everyday`), one Task per kind, up to :data:`EVERYDAY_USERS` users per
   request, chosen as in POS / NEG / COMBINED for the request's own tags:
 
@@ -348,7 +348,7 @@ def _scores_fn(scorer: Scorer, method: str):
 
   def fn(batch):
     h = user_vectors(batch["inputs"])
-    base = jnp.einsum("bd,vd->bv", h, table, preferred_element_type=jnp.float32)
+    base = retrieval.scores(h, table)
     has_tag = jnp.take(scorer.item_tags, batch["tag"], axis=1).T  # [B, V]
     has_tag2 = jnp.take(scorer.item_tags, batch["tag2"], axis=1).T  # [B, V] (COMBINED's h)
     polarity = batch["polarity"][:, None]
@@ -375,12 +375,11 @@ def _scores_fn(scorer: Scorer, method: str):
         b_j = positive_part(b_j, ~negative, scorer.positive_steering)
         steered.append((jnp.where(on, u_j, h), jnp.where(on, b_j, 0.0)))
       u, tag_bias = compose(h, steered)
-      scores = (jnp.einsum("bd,vd->bv", u, table, preferred_element_type=jnp.float32)
-                + jnp.einsum("bt,vt->bv", tag_bias, scorer.item_tags.astype(jnp.float32)))
+      scores = retrieval.scores(u, table, tag_bias, scorer.item_tags)
     if method == "text_rerank":
       scores = _text_rerank(scorer, batch, base)
     if method.endswith("filter") or method == "selection_bound":
-      scores = jnp.where(allowed, scores, _NEG)
+      scores = retrieval.mask(scores, allowed)
     return scores
 
   return fn
@@ -626,7 +625,8 @@ def routing_report(scorer: Scorer, bank: PromptBank, tasks: dict[str, Task],
 
 def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: int,
                       backbone_top10: dict[str, np.ndarray], domain: str | None = None,
-                      read=None, num_experts: int | None = None, everyday=()) -> dict:
+                      read=None, num_experts: int | None = None, everyday=(),
+                      progress: bool = False) -> dict:
   """Every task x method on validation and on test users (module docstring).
 
   Returns the test tables at the top level (the reported figures: {task: {"users", "methods"}}),
@@ -634,13 +634,19 @@ def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: i
   validation) and ``routing`` (per split, with ``scorer.routes`` and ``num_experts``).
   ``read`` (texts -> dpr_jax.prompts.reader.Reading) reads every request as the recommender
   does; COMBINED runs when it and ``domain`` are given, EVERYDAY when it and ``everyday``
-  (:func:`dpr_jax.prompts.everyday.load`'s requests) are.
+  (:func:`dpr_jax.prompts.everyday.load`'s requests) are. ``progress`` shows a bar of the phases.
   """
+  phases = console.Phases(6, "steering evaluation", disable=not progress)
+  phases.start("tasks")
   tasks = {split: build_tasks(data, split, bank, backbone_top10[split], seed, domain, read)
            for split in ("valid", "test")}
+  phases.start("text-rerank alpha (valid)")
   alphas = tune_alphas(scorer, data, tasks["valid"], bank, seed)
+  phases.start("valid tables")
   valid = evaluate_split(scorer, data, "valid", tasks["valid"], bank, alphas)
+  phases.start("test tables")
   results = evaluate_split(scorer, data, "test", tasks["test"], bank, alphas)
+  phases.start("everyday requests")
   if everyday and read is not None:
     for split, tables in (("valid", valid), ("test", results)):
       tables |= evaluate_everyday(scorer, data, split, everyday_tasks(
@@ -648,10 +654,12 @@ def evaluate_steering(scorer: Scorer, data: SplitData, bank: PromptBank, seed: i
   results["valid"] = valid
   results["selection"] = {"text_rerank_alpha": {"values": alphas, "split": "valid",
                                                 "criterion": "target NDCG@10"}}
+  phases.start("steering modes and routing (valid)")
   results["selection"] |= select_modes(scorer, data, tasks["valid"], bank)
   if scorer.routes is not None and num_experts:
     results["routing"] = {split: routing_report(scorer, bank, tasks[split], num_experts)
                           for split in ("valid", "test")}
+  phases.close()
   return results
 
 

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dpr_jax import sharding
 from dpr_jax.models.layers import Dropout, ItemEmbedding, partitioned
 
 Array = jax.Array
@@ -193,13 +194,13 @@ class SASRec(nn.Module):
     for the other positions in the last block (its queries, attention rows and feed-forward)."""
     return self._forward(seqs, True, last_only=True)[:, -1]
 
-  def packed(self, seqs: Array, capacity: int, deterministic: bool = True
+  def packed(self, seqs: Array, capacity: int, deterministic: bool = True, groups: int = 1
              ) -> tuple[Array, Array]:
     """The user vectors of the real (non-padded) positions only, packed into rows.
 
     Row packing: the batch's sequences are laid whole, one after another, into R = C / L rows
     of L slots, by first-fit decreasing (longest first, each into the first row with room; a
-    ``lax.scan`` over the B sequences). Every layer then runs on the static float[C, d] buffer
+    ``lax.scan`` over the sequences). Every layer then runs on the static float[C, d] buffer
     of slots -- the per-position layers as on any rows, the attention on [R, L] with a
     block-diagonal causal mask (a slot sees the earlier slots of its own sequence). On ML-1M
     (L = 200, ~46% of a left-padded batch is padding) a batch of 128 sequences fits in ~70 rows,
@@ -208,54 +209,53 @@ class SASRec(nn.Module):
     without dropout, the same values as ``self(seqs)`` at the real positions (positions are
     the sequence's own, counted from its end; dropout masks are drawn in the packed shape).
 
+    Data parallelism: with ``groups`` = G the batch is packed as G independent groups of B / G
+    consecutive sequences, group g into its own C / G slots (rows g * R / G ...). Group g is the
+    ``data`` shard g of the batch, so each device lays out and computes its own shard: the slot
+    buffer carries the ``batch`` logical axis (split over ``data`` by the rules table) and no
+    device needs another's sequences. G = 1 is the single-device layout.
+
     Args:
-      seqs: int[B, L], left-padded.
-      capacity: static C, a multiple of L with at least as many rows as first-fit needs
-        (``dpr_jax.train.packing.first_fit_rows``, checked on the host before calling; a
-        sequence that finds no row is dropped).
+      seqs: int[B, L], left-padded; B divisible by ``groups``.
+      capacity: static C, a multiple of G * L with, per group, at least as many rows as
+        first-fit needs (``dpr_jax.train.packing.first_fit_rows``, checked on the host before
+        calling; a sequence that finds no row is dropped).
+      groups: G, the number of independently packed groups (the trainer passes the mesh's
+        ``data`` size).
     Returns:
       (h float[C, d], idx int32[C]): slot c holds ``self(seqs).reshape(-1, d)[idx[c]]``; empty
       slots have idx = B * L and h = 0.
     """
     b, l = seqs.shape
-    if capacity % l:
-      raise ValueError(f"capacity={capacity} must be a multiple of the sequence length {l}")
-    rows = capacity // l
+    if capacity % (l * groups) or b % groups:
+      raise ValueError(f"capacity={capacity} must be a multiple of groups * length = {groups} * "
+                       f"{l}, and the batch {b} of groups")
+    rows = capacity // (l * groups)  # per group
     with jax.named_scope("row_layout"):
-      n = jnp.sum(seqs > 0, axis=1, dtype=jnp.int32)  # [B] real positions
-      order = jnp.argsort(-n, stable=True)  # longest first, ties in batch order
-
-      def first_fit(fill, u):  # fill int32[R]: slots used per row
-        fits = fill + n[u] <= l
-        row = jnp.argmax(fits)  # the first row with room
-        ok = fits[row]
-        return fill.at[row].add(jnp.where(ok, n[u], 0)), (jnp.where(ok, row, rows), fill[row])
-
-      _, (row_of, offset_of) = jax.lax.scan(first_fit, jnp.zeros((rows,), jnp.int32), order)
-      row = jnp.zeros((b,), jnp.int32).at[order].set(row_of)  # [B]
-      offset = jnp.zeros((b,), jnp.int32).at[order].set(offset_of)
-      rel = jnp.arange(l, dtype=jnp.int32)[None, :] - (l - n[:, None])  # [B, L] index in sequence
-      slot = jnp.where((rel >= 0) & (row[:, None] < rows),
-                       row[:, None] * l + offset[:, None] + rel, capacity).reshape(-1)  # [B * L]
-      idx = jnp.full((capacity,), b * l, jnp.int32).at[slot].set(
-          jnp.arange(b * l, dtype=jnp.int32), mode="drop")  # [C]
-      segments = jnp.full((capacity,), -1, jnp.int32).at[slot].set(
-          jnp.repeat(jnp.arange(b, dtype=jnp.int32), l), mode="drop").reshape(rows, l)
-      valid = idx < b * l
-    ids = seqs.reshape(-1).at[idx].get(mode="fill", fill_value=0)  # [C]
-    pos = self.pos_embed[-l:][idx % l]  # [C, d]
+      n = jnp.sum(seqs > 0, axis=1, dtype=jnp.int32).reshape(groups, b // groups)
+      idx, segments = jax.vmap(lambda n_g: _row_layout(n_g, rows, l))(n)  # [G, C/G] each
+      idx = sharding.constrain(idx, ("batch", None))
+    ids = jnp.take_along_axis(seqs.reshape(groups, -1), idx, axis=1, mode="fill",
+                              fill_value=0)  # [G, C/G]
+    pos = self.pos_embed[-l:][idx % l]  # [G, C/G, d]
+    valid = idx < (b // groups) * l  # [G, C/G]
     x = (self.item_embed(ids) * self.embed_dim**0.5 + pos).astype(self.dtype)
-    x = self.embed_dropout(x, deterministic=deterministic) * valid[:, None]
+    x = self.embed_dropout(x, deterministic=deterministic) * valid[..., None]
+    x = sharding.constrain(x, ("batch", None, "embed"))
+    x, valid = x.reshape(capacity, -1), valid.reshape(capacity)  # group-major slots
+    segments = segments.reshape(groups * rows, l)  # group-local ids: rows never mix groups
     for block in self.blocks:
       x = block(x, valid, deterministic, segments=segments)
-    return self.final_norm(x) * valid[:, None], idx
+    group_offset = (jnp.arange(groups, dtype=jnp.int32) * (b // groups) * l)[:, None]
+    flat = jnp.where(idx < (b // groups) * l, idx + group_offset, b * l).reshape(capacity)
+    return self.final_norm(x) * valid[:, None], flat
 
   def _forward(self, seqs: Array, deterministic: bool, last_only: bool) -> Array:
     mask = seqs > 0  # [B, L]
     x = self.item_embed(seqs) * self.embed_dim**0.5 + self.pos_embed[None, -seqs.shape[1]:]
     x = x.astype(self.dtype)
     x = self.embed_dropout(x, deterministic=deterministic) * mask[..., None]
-    x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
+    x = sharding.constrain(x, ("batch", "length", "embed"))
     for i, block in enumerate(self.blocks):
       x = block(x, mask, deterministic, last_only and i == len(self.blocks) - 1)
     return self.final_norm(x) * mask[:, -x.shape[1]:, None]
@@ -263,3 +263,53 @@ class SASRec(nn.Module):
   def item_table(self) -> Array:
     """float[V, d], the shared item table used for ranking."""
     return self.item_embed.table()
+
+
+def _row_layout(n: Array, rows: int, length: int) -> tuple[Array, Array]:
+  """First-fit decreasing layout of one group's sequences into ``rows`` rows of ``length``.
+
+  Args:
+    n: int32[Bg] real positions of each sequence of the group.
+  Returns:
+    (idx int32[rows * length]: for each slot, the flat index into the group's [Bg, L] batch,
+    Bg * L for an empty slot; segments int32[rows * length]: the slot's sequence in the group,
+    -1 for an empty slot).
+  """
+  bg, capacity = n.shape[0], rows * length
+  order = jnp.argsort(-n, stable=True)  # longest first, ties in batch order
+
+  def first_fit(fill, u):  # fill int32[R]: slots used per row
+    fits = fill + n[u] <= length
+    row = jnp.argmax(fits)  # the first row with room
+    ok = fits[row]
+    return fill.at[row].add(jnp.where(ok, n[u], 0)), (jnp.where(ok, row, rows), fill[row])
+
+  _, (row_of, offset_of) = jax.lax.scan(first_fit, jnp.zeros((rows,), jnp.int32), order)
+  row = jnp.zeros((bg,), jnp.int32).at[order].set(row_of)  # [Bg]
+  offset = jnp.zeros((bg,), jnp.int32).at[order].set(offset_of)
+  rel = jnp.arange(length, dtype=jnp.int32)[None, :] - (length - n[:, None])  # index in sequence
+  slot = jnp.where((rel >= 0) & (row[:, None] < rows),
+                   row[:, None] * length + offset[:, None] + rel, capacity).reshape(-1)
+  idx = jnp.full((capacity,), bg * length, jnp.int32).at[slot].set(
+      jnp.arange(bg * length, dtype=jnp.int32), mode="drop")
+  segments = jnp.full((capacity,), -1, jnp.int32).at[slot].set(
+      jnp.repeat(jnp.arange(bg, dtype=jnp.int32), length), mode="drop")
+  return idx, segments
+
+
+def gather_packed(x: Array, idx: Array, groups: int = 1) -> Array:
+  """x read at the slots of :meth:`SASRec.packed`: int[C] (0 at empty slots).
+
+  Each group's slots read only that group's rows of x, so with x split over ``data`` the gather
+  stays on each device.
+
+  Args:
+    x: int[B, L], the batch (e.g. the targets), B = G * Bg.
+    idx: int32[C], the flat indices ``packed`` returned (B * L = empty).
+    groups: G, as given to ``packed``.
+  """
+  b, l = x.shape
+  per = (b // groups) * l
+  local = idx.reshape(groups, -1) - (jnp.arange(groups, dtype=idx.dtype) * per)[:, None]
+  return jnp.take_along_axis(x.reshape(groups, per), local, axis=1, mode="fill",
+                             fill_value=0).reshape(-1)

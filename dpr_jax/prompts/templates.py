@@ -1,6 +1,6 @@
 """Natural-language steering prompts for the recommender: templates, surface forms and splits.
 
-Users steer the recommender with short requests. PROTOCOL.md section 3 names three families:
+Users steer the recommender with short requests. docs/protocol.md names three families:
 
 * ``positive`` -- asks for more of a tag ("I'm in the mood for a {tag} film tonight");
 * ``negative`` -- asks to avoid a tag ("anything but a {tag} movie, please");

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,13 +37,12 @@ from dpr_jax.data.prepare import prepare
 from dpr_jax.data.split import SplitData
 from dpr_jax.errors import UserError
 from dpr_jax.eval.ranking import length_buckets
-from dpr_jax.models import valid_item_mask
+from dpr_jax.models import retrieval, valid_item_mask
 from dpr_jax.models.dpr import compose, negative_part, positive_part, tag_profile
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import prompt_features
 from dpr_jax.train import steering, trainer
 
-_NEG = -1e30
 MAX_K = 100
 
 
@@ -118,11 +118,7 @@ class Recommender:
     self._head_params = head_params
     self._prompt_cache: dict[str, np.ndarray] = {}
     self._read_cache: dict[str, _Reading] = {}
-    self._by_id = {item_id: i for i, item_id in enumerate(data.item_ids, start=1)}
-    self._by_title = {}
-    for i, title in enumerate(data.item_titles, start=1):
-      if title:
-        self._by_title.setdefault(title.casefold(), i)
+    self._items = ItemIndex(data.item_ids, data.item_titles)
     self._users = {u: i for i, u in enumerate(data.user_ids)}
     vocab = int(model.apply({"params": backbone_params}, method=model.item_table).shape[0])
     tags = np.zeros((vocab, data.item_tags.shape[1]), np.float32)
@@ -185,28 +181,8 @@ class Recommender:
     return np.concatenate([d.history[u, :d.history_len[u]], d.test_targets[u:u + 1]])
 
   def resolve_items(self, refs: Sequence[str]) -> np.ndarray:
-    """int[n]: internal indices of items given by original id or title (case-insensitive;
-    a unique substring of a title also matches)."""
-    out = []
-    for ref in refs:
-      ref = str(ref).strip()
-      if ref in self._by_id:
-        out.append(self._by_id[ref])
-        continue
-      key = ref.casefold()
-      if key in self._by_title:
-        out.append(self._by_title[key])
-        continue
-      hits = [i for t, i in self._by_title.items() if key and key in t]
-      if len(hits) == 1:
-        out.append(hits[0])
-        continue
-      if hits:
-        names = "; ".join(self.data.item_titles[i - 1] for i in hits[:5])
-        raise RequestError(f"item {ref!r} is ambiguous ({len(hits)} titles match: {names}"
-                           f"{'; ...' if len(hits) > 5 else ''})")
-      raise RequestError(f"unknown item {ref!r}: neither an item id nor a title of the dataset")
-    return np.asarray(out, np.int32)
+    """int[n]: internal indices of items given by original id or title (:class:`ItemIndex`)."""
+    return self._items.resolve(refs)
 
   def prompt_features(self, text: str) -> np.ndarray:
     """float32[D_t + 1]: what the head reads of one prompt part (cached per text)."""
@@ -242,15 +218,12 @@ class Recommender:
                                        self.config.dpr.negative_steering)
     bias_pos = positive_part(out_pos.tag_bias, has_pos, self.config.dpr.positive_steering)
     user, tag_bias = compose(h, [(out_pos.user, bias_pos), (user_neg, bias_neg)])
-    with jax.named_scope("score_catalogue"):
-      plain = jnp.einsum("bd,vd->bv", h, table)
-      steered = (jnp.einsum("bd,vd->bv", user, table)
-                 + jnp.einsum("bt,vt->bv", tag_bias, item_tags))
+    plain = retrieval.scores(h, table)
+    steered = retrieval.scores(user, table, tag_bias, item_tags)
     masked = jnp.zeros((inputs.shape[0], vocab), bool).at[
         jnp.arange(inputs.shape[0])[:, None], seen].set(True)
     ok = valid_item_mask(vocab, self.data.num_items)[None, :] & ~masked
-    return (jax.lax.top_k(jnp.where(ok, steered, _NEG), k),
-            jax.lax.top_k(jnp.where(ok, plain, _NEG), k))
+    return retrieval.top_k(steered, ok, k), retrieval.top_k(plain, ok, k)
 
   def _resolve(self, r: Request):
     """(history int[n], Request parts or None) of one request; RequestError when it is bad."""
@@ -391,3 +364,72 @@ class Recommender:
       answer["user"] = request.user
     return answer
 
+
+class ItemIndex:
+  """Items by original id or title, as people name them.
+
+  Ids match exactly; titles case-insensitively, also without their year and with a trailing
+  article in front ("Toy Story", "The Matrix" for "Matrix, The (1999)") when one item has that
+  name; else a unique substring of a title matches. Anything else is a RequestError.
+  """
+
+  def __init__(self, item_ids: Sequence[str], titles: Sequence[str]):
+    self._titles = list(titles)
+    self._by_id = {item_id: i for i, item_id in enumerate(item_ids, start=1)}
+    self._by_title: dict[str, int] = {}
+    self._by_name: dict[str, list[int]] = {}  # without the year / with the article in front
+    for i, title in enumerate(titles, start=1):
+      if title:
+        self._by_title.setdefault(title.casefold(), i)
+        for name in _title_names(title):
+          self._by_name.setdefault(name, []).append(i)
+
+  def resolve(self, refs: Sequence[str]) -> np.ndarray:
+    """int[n]: internal indices (1-based) of the items ``refs`` name (class docstring)."""
+    out = []
+    for ref in refs:
+      ref = str(ref).strip()
+      if ref in self._by_id:
+        out.append(self._by_id[ref])
+        continue
+      key = ref.casefold()
+      if key in self._by_title:
+        out.append(self._by_title[key])
+        continue
+      named = self._by_name.get(_casefold_name(ref), [])
+      if len(named) == 1:
+        out.append(named[0])
+        continue
+      hits = named or [i for t, i in self._by_title.items() if key and key in t]
+      if len(hits) == 1:
+        out.append(hits[0])
+        continue
+      if hits:
+        names = "; ".join(self._titles[i - 1] for i in hits[:5])
+        raise RequestError(f"item {ref!r} is ambiguous ({len(hits)} titles match: {names}"
+                           f"{'; ...' if len(hits) > 5 else ''})")
+      raise RequestError(f"unknown item {ref!r}: neither an item id nor a title of the dataset")
+    return np.asarray(out, np.int32)
+
+
+_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
+_TRAILING_ARTICLE = re.compile(r"^(.*), (the|a|an|les|la|le|il|el|der|die|das)$", re.IGNORECASE)
+
+
+def _casefold_name(text: str) -> str:
+  return " ".join(text.casefold().split())
+
+
+def _title_names(title: str) -> set[str]:
+  """The names a person may type for a catalogue title: "Matrix, The (1999)" -> {"matrix, the",
+  "the matrix", "the matrix (1999)"} (case-folded; the full title is matched apart)."""
+  bare = _YEAR.sub("", title)
+  year = _YEAR.search(title)
+  names = {_casefold_name(bare)}
+  moved = _TRAILING_ARTICLE.match(bare.strip())
+  if moved:
+    front = f"{moved.group(2)} {moved.group(1)}"
+    names.add(_casefold_name(front))
+    if year:
+      names.add(_casefold_name(f"{front} ({year.group(1)})"))
+  return names

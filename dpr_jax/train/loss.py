@@ -20,7 +20,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from dpr_jax.models import valid_item_mask
+from dpr_jax import sharding
+from dpr_jax.models import retrieval, valid_item_mask
 
 Array = jax.Array
 
@@ -40,7 +41,7 @@ DEFAULT_TILE_SIZE = 4096
 # of 512, 258 ms of 1,024, 282 ms of 2,048. Accelerators keep the single product (0).
 CPU_ROW_CHUNK = 512
 
-_NEG = -1e30  # finite "minus infinity": keeps exp(m_old - m_new) defined when both are masked
+_NEG = retrieval.NEG  # keeps exp(m_old - m_new) defined when both are masked
 
 
 def full_softmax_ce(h: Array, table: Array, targets: Array, num_items: int) -> tuple[Array, Array]:
@@ -57,7 +58,7 @@ def full_softmax_ce(h: Array, table: Array, targets: Array, num_items: int) -> t
     # The table is cast to h's compute dtype (bf16 matmul when h is bf16); logits are float32.
     logits = jnp.einsum("bld,vd->blv", h, table.astype(h.dtype),
                         preferred_element_type=jnp.float32)  # [B, L, V]
-    logits = jnp.where(valid_item_mask(table.shape[0], num_items), logits, -1e30)
+    logits = retrieval.mask(logits, valid_item_mask(table.shape[0], num_items))
     lse = jax.nn.logsumexp(logits, axis=-1)  # [B, L]
     target_logit = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
     weight = (targets > 0).astype(jnp.float32)
@@ -262,7 +263,7 @@ def softmax_ce(h: Array, table: Array, targets: Array, num_items: int, *,
 
 
 def compact_softmax_ce(h: Array, table: Array, targets: Array, num_items: int, capacity: int, *,
-                       tiled: bool | None = None,
+                       groups: int = 1, tiled: bool | None = None,
                        tile_size: int = DEFAULT_TILE_SIZE) -> tuple[Array, Array]:
   """:func:`softmax_ce` computed only at the supervised positions.
 
@@ -277,6 +278,9 @@ def compact_softmax_ce(h: Array, table: Array, targets: Array, num_items: int, c
     capacity: static buffer size, >= the batch's supervised positions (those beyond it would be
       dropped): the caller checks, as :class:`dpr_jax.train.packing.TrainSteps` does on the
       host. A capacity >= B * L computes the dense loss.
+    groups: G; the batch's B rows form G groups of consecutive rows (the ``data`` shards), each
+      gathered into its own C / G slots, so each device compacts its own shard. C must be a
+      multiple of G holding every group's supervised positions.
   Returns:
     (mean loss over positions with a target, number of such positions), both float32 scalars.
   """
@@ -284,10 +288,18 @@ def compact_softmax_ce(h: Array, table: Array, targets: Array, num_items: int, c
   h_flat, t_flat = h.reshape(-1, d), targets.reshape(-1)  # [N, d], [N]
   capacity = int(min(capacity, t_flat.shape[0]))
   if capacity < t_flat.shape[0]:
-    with jax.named_scope("compact_head"):
-      supervised = t_flat > 0
-      (idx,) = jnp.nonzero(supervised, size=capacity, fill_value=0)  # [C]
+    per = capacity // groups
+
+    def compact(h_g, t_g):  # one group: [N / G, d], [N / G] -> [C / G, d], [C / G]
+      supervised = t_g > 0
+      (idx,) = jnp.nonzero(supervised, size=per, fill_value=0)
       count = jnp.sum(supervised, dtype=jnp.int32)
-      h_flat, t_flat = h_flat[idx], jnp.where(jnp.arange(capacity) < count, t_flat[idx], 0)
+      return h_g[idx], jnp.where(jnp.arange(per) < count, t_g[idx], 0)
+
+    with jax.named_scope("compact_head"):
+      h_flat, t_flat = jax.vmap(compact)(h_flat.reshape(groups, -1, d),
+                                         t_flat.reshape(groups, -1))
+      h_flat = sharding.constrain(h_flat, ("batch", None, "embed"))
+      h_flat, t_flat = h_flat.reshape(capacity, d), t_flat.reshape(capacity)
   return softmax_ce(h_flat[None], table, t_flat[None], num_items, tiled=tiled,
                     tile_size=tile_size)

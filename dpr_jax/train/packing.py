@@ -73,8 +73,23 @@ def first_fit_rows(lengths: np.ndarray, row_length: int) -> np.ndarray:
   return np.sum(fill > 0, axis=1)
 
 
+def group_rows(lengths: np.ndarray, row_length: int, groups: int = 1) -> np.ndarray:
+  """int64[S]: buffer rows of each step when its B sequences are packed as ``groups`` groups of
+  B / groups consecutive sequences, each into the same number of rows (``SASRec.packed``):
+  groups x the rows of the fullest group.
+
+  Args:
+    lengths: int[S, B] real positions of each sequence of each step.
+  """
+  lengths = np.asarray(lengths, np.int64)
+  s, b = lengths.shape
+  per_group = first_fit_rows(lengths.reshape(s * groups, b // groups), row_length)
+  return groups * per_group.reshape(s, groups).max(axis=1)
+
+
 def call_positions(lengths: np.ndarray, order: BatchOrder, start_step: int, num_steps: int,
-                   steps_per_call: int, row_length: int | None = None) -> np.ndarray:
+                   steps_per_call: int, row_length: int | None = None,
+                   groups: int = 1) -> np.ndarray:
   """int64[num_steps / steps_per_call]: buffer rows the fullest global batch of each call needs.
 
   Args:
@@ -82,6 +97,9 @@ def call_positions(lengths: np.ndarray, order: BatchOrder, start_step: int, num_
     order: the run's batch order; steps start_step .. start_step + num_steps, whole calls.
     row_length: None: count real positions; L: count ``L * first_fit_rows`` (a model that packs
       whole sequences into rows of L).
+    groups: the batch is packed in this many groups of consecutive sequences, each into its
+      own equal share of the buffer: G times the fullest group's positions (or rows,
+      :func:`group_rows`).
   """
   if num_steps % steps_per_call:
     raise ValueError(f"num_steps={num_steps} is not a multiple of steps_per_call={steps_per_call}")
@@ -89,8 +107,9 @@ def call_positions(lengths: np.ndarray, order: BatchOrder, start_step: int, num_
   for lo in range(0, num_steps, _CHUNK):
     n = min(_CHUNK, num_steps - lo)
     batch_lengths = lengths[order.indices(start_step + lo, n)]  # [n, B]
-    per_step[lo:lo + n] = (batch_lengths.sum(axis=1) if row_length is None else
-                           row_length * first_fit_rows(batch_lengths, row_length))
+    per_step[lo:lo + n] = (
+        groups * batch_lengths.reshape(n, groups, -1).sum(axis=2).max(axis=1)
+        if row_length is None else row_length * group_rows(batch_lengths, row_length, groups))
   return per_step.reshape(-1, steps_per_call).max(axis=1)
 
 
@@ -172,18 +191,21 @@ class TrainSteps:
 
 def plan(inputs: np.ndarray, targets: np.ndarray, order: BatchOrder, total_steps: int,
          steps_per_call: int, num_levels: int, multiple: int = 256,
-         row_length: int | None = None) -> tuple[np.ndarray | None, tuple[int, ...]]:
+         row_length: int | None = None, groups: int = 1
+         ) -> tuple[np.ndarray | None, tuple[int, ...]]:
   """(per-call buffer rows of the whole run, capacity levels); (None, ()) when packing is off.
 
   The plan covers steps 0 .. total_steps, so a resumed run gets the same levels. With
-  ``row_length`` (whole sequences in rows of L) the counts and levels are multiples of L.
+  ``row_length`` (whole sequences in rows of L) the counts and levels are multiples of
+  ``groups`` * L, else of ``groups`` * ``multiple`` (each of the ``groups`` data shards packs
+  its own sequences).
   """
   lengths = real_lengths(inputs, targets)
   if lengths is None:
     return None, ()
-  per_call = call_positions(lengths, order, 0, total_steps, steps_per_call, row_length)
+  per_call = call_positions(lengths, order, 0, total_steps, steps_per_call, row_length, groups)
   limit = order.batch_size * np.asarray(inputs).shape[1]
-  return per_call, capacity_levels(per_call, num_levels, row_length or multiple, limit)
+  return per_call, capacity_levels(per_call, num_levels, (row_length or multiple) * groups, limit)
 
 
 # ``train.packing_levels = 0``: levels by backend. Each level is one more compiled program. On
@@ -213,24 +235,26 @@ def row_length_of(model, max_len: int) -> int | None:
 
 def for_run(train_config, inputs: np.ndarray, targets: np.ndarray, order: BatchOrder,
             total_steps: int, compile_step: Callable[[int | None], Callable],
-            row_length: int | None = None) -> tuple[TrainSteps, np.ndarray | None]:
+            row_length: int | None = None, groups: int = 1
+            ) -> tuple[TrainSteps, np.ndarray | None]:
   """A run's steps as the trainer builds them: (TrainSteps, per-call buffer rows or None).
 
   With ``train_config.compact_head`` the levels come from :func:`plan` over the whole run
   (:func:`num_levels` of ``train_config.packing_levels``); without, or when packing cannot
-  apply, every call takes the dense step. ``row_length``: see :func:`plan` (:func:`row_length_of`
-  the model).
+  apply, every call takes the dense step. ``row_length``, ``groups``: see :func:`plan`
+  (:func:`row_length_of` the model; the mesh's ``data`` size).
   """
   per_call, levels = ((None, ()) if not train_config.compact_head else plan(
       inputs, targets, order, total_steps, train_config.steps_per_call,
-      num_levels(train_config.packing_levels), row_length=row_length))
+      num_levels(train_config.packing_levels), row_length=row_length, groups=groups))
   return TrainSteps(compile_step, levels), per_call
 
 
-def host_positions(batch: dict, row_length: int | None = None) -> int:
+def host_positions(batch: dict, row_length: int | None = None, groups: int = 1) -> int:
   """Buffer rows the fullest step of a host batch {inputs: [S, B, L], ...} needs (one process):
-  its real positions, or with ``row_length`` L times its first-fit rows."""
+  its real positions, or with ``row_length`` L times its rows packed in ``groups`` groups."""
   lengths = np.sum(np.asarray(batch["inputs"]) > 0, axis=2)  # [S, B]
   if row_length is None:
-    return int(np.max(lengths.sum(axis=1)))
-  return int(row_length * np.max(first_fit_rows(lengths, row_length)))
+    s = lengths.shape[0]
+    return int(groups * np.max(lengths.reshape(s, groups, -1).sum(axis=2)))
+  return int(row_length * np.max(group_rows(lengths, row_length, groups)))

@@ -25,9 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh
-from tqdm.auto import tqdm
 
-from dpr_jax import atomic, sharding
+from dpr_jax import atomic, console, sharding
 from dpr_jax.data import pipeline
 from dpr_jax.errors import CheckpointError
 from dpr_jax.models.parser import AVOID, WANT, Parse, RequestParser, decode, stance_loss
@@ -204,8 +203,8 @@ def train_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
     steps = jax.jit(lambda st, b: jax.lax.scan(one_step, st, b), in_shardings=(shardings, batch_spec),
                     out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
     dataset = pipeline.train_dataset(arrays, order, start, total - start, spc)
-    bar = tqdm(total=total, initial=start, unit="step", desc="stage 2 (request parser)",
-               disable=not (config.run.progress and jax.process_index() == 0))
+    bar = console.StepBar(total, start, "stage 2 (request parser)",
+                          disable=not (config.run.progress and jax.process_index() == 0))
     step = start
     save_every = max(spc, -(-order.steps_per_epoch * 5 // spc) * spc)
     for host_batch in pipeline.iterate(dataset):

@@ -22,6 +22,7 @@ from dpr_jax import atomic, distributed, sharding
 from dpr_jax.data.prepare import default_cache_dir, prepare, require_tags
 from dpr_jax.errors import CheckpointError
 from dpr_jax.eval import steering as steering_eval
+from dpr_jax.models import retrieval
 from dpr_jax.prompts import everyday, reader
 from dpr_jax.prompts.bank import build_bank, item_text_embeddings, text_features
 from dpr_jax.train import parser as parser_lib
@@ -112,7 +113,7 @@ def run(config, mode: str = "train") -> dict:
   item_tags = np.zeros((vocab, data.item_tags.shape[1]), bool)
   item_tags[:len(data.item_tags)] = data.item_tags
   # Every primary row ranks with the backbone DPR ranks with (stage 3's when it was tuned);
-  # stage 1's is then a reference row (PROTOCOL.md section 5).
+  # stage 1's is then a reference row (docs/protocol.md).
   primary = backbone_params if tuned is None else tuned
   scorer = steering_eval.Scorer(
       user_vectors=lambda x: model.apply({"params": primary}, x, method=model.user_vector),
@@ -139,7 +140,9 @@ def run(config, mode: str = "train") -> dict:
         texts, cache_dir, f"combined-{config.dpr.domain}", encoder))
   results = steering_eval.evaluate_steering(scorer, data, bank, config.train.seed, top10,
                                             config.dpr.domain, read, config.dpr.num_experts,
-                                            everyday.load(config.dpr.domain))
+                                            everyday.load(config.dpr.domain),
+                                            progress=config.run.progress
+                                            and jax.process_index() == 0)
   if jax.process_index() == 0:
     files += [str(f) for f in steering_eval.write_steering_results(
         config.run.dir, results, data.manifest, config.train.seed,
@@ -168,9 +171,9 @@ def _backbone_top10(scorer, data, split: str, batch_size: int = 512) -> np.ndarr
 
   @jax.jit
   def top(x, hist, slen, tgt):
-    s = jnp.einsum("bd,vd->bv", scorer.user_vectors(x), scorer.table)
+    s = retrieval.scores(scorer.user_vectors(x), scorer.table)
     ok = valid_item_mask(vocab, scorer.num_items)[None, :] & ~seen_mask(hist, slen, tgt, vocab)
-    return jax.lax.top_k(jnp.where(ok, s, -1e30), 10)[1]
+    return retrieval.top_k(s, ok, 10)[1]
 
   return np.concatenate([np.asarray(top(inputs[i:i + batch_size], data.history[i:i + batch_size],
                                         seen_len[i:i + batch_size], targets[i:i + batch_size]))

@@ -51,14 +51,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh
-from tqdm.auto import tqdm
 
 from dpr_jax import config as config_lib
-from dpr_jax import sharding
+from dpr_jax import console, sharding
 from dpr_jax.data import pipeline
 from dpr_jax.data.split import SplitData
 from dpr_jax.errors import CheckpointError
-from dpr_jax.models import build_backbone, valid_item_mask
+from dpr_jax.models import build_backbone, retrieval, valid_item_mask
 from dpr_jax.models.dpr import DPRHead
 from dpr_jax.models.moe import load_balance_loss
 from dpr_jax.prompts.bank import PromptBank
@@ -70,7 +69,6 @@ from dpr_jax.train.stages import STAGES, masked_optimizer, stage_dir
 from dpr_jax.train.step import TrainState
 
 Array = jax.Array
-_NEG = -1e30
 
 
 def build_head(config, num_tags: int, stage: int = 3) -> DPRHead:
@@ -117,20 +115,18 @@ class FrozenCatalogue:
     return cls(table=table, item_tags=jnp.asarray(tags), valid=valid_item_mask(v, data.num_items))
 
   def logits(self, u: Array, tag_bias: Array | None = None) -> Array:
-    """Scores ``u @ E^T (+ tag_bias @ tags^T)``: float32[B, V], invalid rows at -1e30.
+    """Scores ``u @ E^T (+ tag_bias @ tags^T)``: float32[B, V], invalid rows at retrieval.NEG.
 
     Args:
       u: float[B, d]; tag_bias: float[B, T] or None (the tag coordinates of the user).
     """
-    s = jnp.einsum("bd,vd->bv", u, self.table, preferred_element_type=jnp.float32)
-    if tag_bias is not None:
-      s = s + jnp.einsum("bt,vt->bv", tag_bias, self.item_tags)
-    return jnp.where(self.valid[None, :], s, _NEG)
+    s = retrieval.scores(u, self.table, tag_bias, self.item_tags)
+    return retrieval.mask(s, self.valid[None, :])
 
   def tag_log_mass(self, logits: Array, tag_multi_hot: Array) -> Array:
     """log of the softmax mass on items carrying any of the tags: float32[B]."""
     in_tag = (tag_multi_hot @ self.item_tags.T) > 0  # [B, V]
-    return (jax.nn.logsumexp(jnp.where(in_tag, logits, _NEG), axis=-1)
+    return (jax.nn.logsumexp(retrieval.mask(logits, in_tag), axis=-1)
             - jax.nn.logsumexp(logits, axis=-1))
 
 
@@ -454,8 +450,8 @@ def run_stage(stage: int, config, data: SplitData, mesh: Mesh, catalogue: Frozen
   start = int(state.step)
   if train and start < total:
     dataset = pipeline.train_dataset(arrays, order, start, total - start, spc, prompts=prompts)
-    bar = tqdm(total=total, initial=start, unit="step", desc=f"stage {stage} ({spec.name})",
-               disable=not (config.run.progress and jax.process_index() == 0))
+    bar = console.StepBar(total, start, f"stage {stage} ({spec.name})",
+                          disable=not (config.run.progress and jax.process_index() == 0))
     pending, step = [], start
     for host_batch in pipeline.iterate(dataset):
       state, metrics = train_steps(state, pipeline.to_global(host_batch, mesh))

@@ -12,6 +12,7 @@ import optax
 from jax.sharding import Mesh
 
 from dpr_jax import sharding
+from dpr_jax.models.sasrec import gather_packed
 from dpr_jax.train.loss import compact_softmax_ce, softmax_ce
 
 Array = jax.Array
@@ -56,7 +57,7 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh,
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_items: int,
-                    seed: int, head_capacity: int | None = None):
+                    seed: int, head_capacity: int | None = None, groups: int = 1):
   """``(state, batch) -> (state, metrics)`` running S steps in one ``lax.scan``.
 
   ``batch`` holds ``inputs`` and ``targets`` int32[S, B, L]; metrics hold ``loss`` float32[S].
@@ -71,6 +72,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_item
       real input (:class:`dpr_jax.train.packing.TrainSteps` checks both on the host); rows past
       the capacity would be dropped. The loss is the same function as the dense one; dropout
       masks are drawn in the packed shape. None computes every position.
+    groups: row packing in this many independent groups of consecutive sequences, one per
+      ``data`` shard (``SASRec.packed``), so each device packs and computes its own shard.
   """
   base_key = jax.random.key(seed + 1)
 
@@ -80,14 +83,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_item
     if head_capacity is None:
       loss, _ = softmax_ce(h, table, targets, num_items)  # tiled over the vocab when large
     else:
-      loss, _ = compact_softmax_ce(h, table, targets, num_items, head_capacity)
+      loss, _ = compact_softmax_ce(h, table, targets, num_items, head_capacity, groups=groups)
     return loss
 
   def packed_loss(params, inputs, targets, rng):
     h, idx = model.apply({"params": params}, inputs, head_capacity, deterministic=False,
-                         rngs={"dropout": rng}, method=model.packed)  # [C, d], [C]
+                         groups=groups, rngs={"dropout": rng}, method=model.packed)  # [C, d], [C]
     table = model.apply({"params": params}, method=model.item_table)
-    t = targets.reshape(-1).at[idx].get(mode="fill", fill_value=0)  # [C]
+    t = gather_packed(targets, idx, groups)  # [C], each group from its own shard
     return softmax_ce(h[None], table, t[None], num_items)[0]
 
   loss_fn = (packed_loss if head_capacity is not None and hasattr(model, "packed")
@@ -108,8 +111,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_item
 
 
 def jit_train_step(train_steps, mesh: Mesh, state_shardings):
-  """Compiles with explicit shardings: state as the rules say, batch over ``data``, state donated."""
+  """Compiles with explicit shardings: state as the rules say, batch over ``data``, state donated;
+  traced under the rules table, so the activations' logical constraints take effect."""
+
+  def under_rules(state, batch):
+    with sharding.activation_rules(mesh):
+      return train_steps(state, batch)
+
   batch_shardings = {"inputs": sharding.batch_sharding(mesh, 3, batch_axis=1),
                      "targets": sharding.batch_sharding(mesh, 3, batch_axis=1)}
-  return jax.jit(train_steps, in_shardings=(state_shardings, batch_shardings),
+  return jax.jit(under_rules, in_shardings=(state_shardings, batch_shardings),
                  out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=(0,))

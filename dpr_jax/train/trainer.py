@@ -17,10 +17,9 @@ from typing import Any
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from dpr_jax import config as config_lib
-from dpr_jax import atomic, distributed, sharding
+from dpr_jax import atomic, console, distributed, sharding
 from dpr_jax.data import pipeline
 from dpr_jax.data.prepare import prepare
 from dpr_jax.data.split import SplitData
@@ -79,7 +78,13 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
 
   # ============================================================================ Data
   data = distributed.first_process_then_others("prepare", lambda: prepare(config.data))
-  order = pipeline.BatchOrder(data.num_users, config.train.batch_size, config.train.seed)
+  # Packed steps on several `data` shards: each batch's columns are dealt so that the shards
+  # pack alike (pipeline.balance_groups); the batches themselves are unchanged.
+  groups = config.train.pack_groups or mesh.shape["data"]
+  lengths = (packing.real_lengths(data.train_inputs, data.train_targets)
+             if config.train.compact_head and groups > 1 else None)
+  order = pipeline.BatchOrder(data.num_users, config.train.batch_size, config.train.seed,
+                              lengths=lengths, groups=groups)
   schedule = Schedule.from_config(config.train, order.steps_per_epoch)
 
   # ============================================================================ Model & state
@@ -102,11 +107,13 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
   # ============================================================================ Compiled steps
   # Packed steps: one program per capacity level, each call's level chosen on the host from
   # the batch order and the example lengths, which every process holds (train/packing.py).
+  # Each `data` shard packs its own sequences (groups), so every device does its share.
   train_steps, per_call = packing.for_run(
       config.train, data.train_inputs, data.train_targets, order, schedule.total,
       lambda capacity: jit_train_step(make_train_step(
-          model, tx, data.num_items, config.train.seed, head_capacity=capacity), mesh, shardings),
-      row_length=packing.row_length_of(model, data.max_len))
+          model, tx, data.num_items, config.train.seed, head_capacity=capacity, groups=groups),
+          mesh, shardings),
+      row_length=packing.row_length_of(model, data.max_len), groups=groups)
   if train_steps.levels:
     logging.info("packed training steps, capacities %s of B*L = %d", train_steps.levels,
                  config.train.batch_size * data.max_len)
@@ -194,9 +201,8 @@ def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state,
       schedule.total - start, schedule.steps_per_call)
   pending_losses = []  # device arrays; fetched at validation time, not every step
   t0, compile_s, step = time.time(), None, start
-  bar = tqdm(total=schedule.total, initial=start, unit="step", disable=not (config.run.progress
-                                                                           and is_main),
-             desc=f"train {config.model.name}")
+  bar = console.StepBar(schedule.total, start, f"stage 1 ({config.model.name})",
+                        disable=not (config.run.progress and is_main))
   for host_batch in pipeline.iterate(dataset):
     # Positions of the call's fullest global batch (the same on every process); no plan = dense.
     positions = (per_call[step // schedule.steps_per_call] if per_call is not None
