@@ -55,3 +55,17 @@ def test_every_device_does_its_share_of_the_stage1_step():
       assert r["groups"] == (8 if path == "packed" else 1)
   packed = rows[("stage 1 sasrec packed", "8x1")]
   assert packed["ratio"] >= 0.75 * 8, packed  # the per-shard layout pads little
+
+
+def test_collective_bytes_reads_tuple_shapes():
+  from dpr_jax.bench.shard import collective_bytes
+
+  hlo = ("%a = f32[256,64]{1,0} all-gather(f32[32,64]{1,0} %x), dimensions={0}\n"
+         "%b = (f32[64]{0}, f32[2,3]{1,0}, /*index=2*/s32[4]{0}) all-reduce(%p, %q, %r), "
+         "to_apply=%sum\n"
+         "%c = f32[8]{0} all-reduce-start(f32[8]{0} %y), to_apply=%sum\n"
+         "%d = f32[4]{0} collective-permute(f32[4]{0} %z)\n")
+  got = collective_bytes(hlo)
+  assert got["all-gather"] * 2**20 == 256 * 64 * 4
+  assert got["all-reduce"] * 2**20 == (64 + 6 + 4) * 4 + 8 * 4
+  assert got["other"] * 2**20 == 16

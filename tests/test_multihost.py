@@ -120,3 +120,38 @@ def test_two_processes_match_one(tmp_path):
   _wait(_two_processes(tmp_path, "eval", "--mode=eval"))
   again = json.loads((tmp_path / "two" / "results_seq.json").read_text())["results"]
   assert again == res_b
+
+
+@pytest.mark.skipif(os.environ.get("DPR_SKIP_MULTIHOST") == "1",
+                    reason="DPR_SKIP_MULTIHOST=1 (three JAX processes, ~5 CPU-minutes)")
+def test_two_process_dpr_run_matches_one(tmp_path):
+  """Stages 1-3 and the steering evaluation in two processes (one device each) equal one process
+  packing its batches in the same two groups: the stage-3 loss curve and every figure of the
+  steering results."""
+  small = ("--config.stages=1,2,3", "--config.parser.requests=300",
+           "--config.parser.heldout_requests=100", "--config.parser.epochs=2")
+  _wait([_start(tmp_path, "dpr-one", _cmd(tmp_path / "one", "--config.train.pack_groups=2",
+                                          *small), 1, cache="cache-one")]
+        + _two_processes(tmp_path, "dpr", *small))
+
+  def stage3(run_dir):
+    lines = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(l["step"], l["stage3/loss"]) for l in lines if "stage3/loss" in l]
+
+  a, b = stage3(tmp_path / "one"), stage3(tmp_path / "two")
+  assert [s for s, _ in a] == [s for s, _ in b] and len(a) >= 2
+  for (_, la), (_, lb) in zip(a, b):
+    assert la == pytest.approx(lb, rel=1e-4)
+
+  def figures(tree, path=""):
+    if isinstance(tree, dict):
+      for k, v in tree.items():
+        yield from figures(v, f"{path}/{k}")
+    elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
+      yield path, float(tree)
+
+  one, two = (dict(figures(json.loads((tmp_path / d / "results_steering.json").read_text())
+                           ["results"])) for d in ("one", "two"))
+  assert one.keys() == two.keys() and len(one) > 100
+  for key in one:
+    assert one[key] == pytest.approx(two[key], abs=1e-4), key

@@ -15,7 +15,8 @@ would run. One subprocess gets ``--devices`` fake CPU devices
   of the compiled HLO, per device;
 * ``param_mib``: the parameters' size, the yardstick for a data-parallel step's collectives.
 
-Programs: the stage-1 training step of SASRec and GRU4Rec, dense (every position) and packed
+Programs: the stage-3 step (the DPR head's steering loss and update; examples over ``data``, the
+frozen catalogue split over ``model``), the stage-1 training step of SASRec and GRU4Rec, dense (every position) and packed
 (``train.compact_head``: SASRec's row packing, GRU4Rec's compact head; each ``data`` shard packs
 its own sequences, ``groups`` = the mesh's ``data`` size), and full-ranking evaluation (user
 vectors of ``--batch`` users against the whole catalogue, top-k). A packed program is measured
@@ -47,7 +48,7 @@ COLUMNS = ("program", "mesh", "groups", "capacity", "gflop_per_device", "ratio",
 _DTYPE_BYTES = {"f32": 4, "s32": 4, "u32": 4, "bf16": 2, "f16": 2, "pred": 1, "s8": 1, "u8": 1,
                 "f64": 8, "s64": 8, "u64": 8}
 _COLLECTIVE = re.compile(
-    r"=\s*(?P<shape>\([^=]*?\)|[a-z0-9]+\[[0-9,]*\](?:\{[^}]*\})?)\s+"
+    r"=\s*(?P<shape>\(.*?\)|[a-z0-9]+\[[0-9,]*\](?:\{[^}]*\})?)\s+"
     r"(?P<op>all-gather|all-reduce|reduce-scatter|all-to-all|collective-permute)(?:-start)?\(")
 _ARRAY = re.compile(r"([a-z0-9]+)\[([0-9,]*)\]")
 
@@ -131,6 +132,65 @@ def _evaluation(config, mesh, num_items: int, data):
   return evaluator.lower(params, data, "test").compile(), size
 
 
+def _stage3(config, mesh, num_items: int, batch: int, num_tags: int = common.ML1M_TAGS,
+            prompt_dim: int = common.PROMPT_DIM):
+  """(compiled stage-3 step, param MiB): the steering loss of a batch of examples (unprompted,
+  positive, negative) and its AdamW update, as ``train.steering.run_stage`` jits it: examples
+  over ``data``, the frozen catalogue an argument split over ``model``, the head's experts over
+  ``model``."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+
+  from dpr_jax import sharding
+  from dpr_jax.models import padded_vocab, valid_item_mask
+  from dpr_jax.train.step import TrainState
+  from dpr_jax.train.steering import FrozenCatalogue, build_head, steering_loss
+
+  rng = np.random.default_rng(0)
+  d = config.model.embed_dim
+  vocab = padded_vocab(num_items, config.model.vocab_multiple)
+  tags = np.zeros((vocab, num_tags), np.float32)
+  tags[1:num_items + 1] = rng.random((num_items, num_tags)) < 0.15
+  catalogue = FrozenCatalogue(table=jnp.asarray(rng.standard_normal((vocab, d)) * d**-0.5,
+                                                jnp.float32),
+                              item_tags=jnp.asarray(tags), valid=valid_item_mask(vocab, num_items))
+  head = build_head(config, num_tags)
+  init = lambda: head.init({"params": jax.random.key(0)}, jnp.zeros((1, d)),  # noqa: E731
+                           jnp.zeros((1, prompt_dim)), jnp.ones((1,), bool), None,
+                           jnp.zeros((1,), bool))["params"]
+  param_shardings = sharding.tree_shardings(mesh, jax.eval_shape(init))
+  tx = optax.adamw(config.stage3.lr, weight_decay=0.0)
+  params = jax.device_put(common.random_params(init), param_shardings)
+  state_shardings = TrainState(sharding.replicated(mesh), param_shardings,
+                               sharding.tree_shardings(mesh, jax.eval_shape(
+                                   lambda: tx.init(init()))))
+  state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+
+  def calls(st, b, cat):
+    def one_step(st, x):
+      (_, metrics), grads = jax.value_and_grad(
+          lambda p: steering_loss(head, p, x, cat, config.stage3), has_aux=True)(st.params)
+      updates, opt_state = tx.update(grads, st.opt_state, st.params)
+      return TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state), metrics
+    with sharding.activation_rules(mesh):
+      return jax.lax.scan(one_step, st, b)
+
+  kind = rng.choice(3, size=(1, batch), p=[0.1, 0.45, 0.45]).astype(np.int32)
+  host = {"h": rng.standard_normal((1, batch, d)).astype(np.float32),
+          "prompt": (rng.standard_normal((1, batch, prompt_dim)) * 0.05).astype(np.float32),
+          "target": rng.integers(1, num_items + 1, (1, batch)).astype(np.int32), "kind": kind,
+          "tag": np.where(kind > 0, rng.integers(0, num_tags, (1, batch)), -1).astype(np.int32)}
+  batch_spec = {k: sharding.batch_sharding(mesh, v.ndim, batch_axis=1) for k, v in host.items()}
+  cat_shardings = catalogue.shardings(mesh)
+  step = jax.jit(calls, in_shardings=(state_shardings, batch_spec, cat_shardings),
+                 out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=(0,))
+  dev = {k: jax.device_put(v, batch_spec[k]) for k, v in host.items()}
+  compiled = step.lower(state, dev, jax.device_put(catalogue, cat_shardings)).compile()
+  size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params)) / 2**20
+  return compiled, size
+
+
 def child(args) -> list[dict]:
   """Runs in the subprocess with the fake devices: one row per (program, mesh)."""
   import jax
@@ -180,6 +240,19 @@ def child(args) -> list[dict]:
       row["ratio"] = row["ratio_same_program"] = base / row["gflop_per_device"]
       rows.append(row)
       print("RESULT " + json.dumps(row), flush=True)
+  program = "stage 3 (DPR head)"
+  if wanted(program):
+    config = common.load_config(None, model__embed_dim=args.d)
+    base = None
+    for data_axis, model_axis in meshes:
+      mesh = sharding.make_mesh(data_axis, model_axis, devices=jax.devices()[:data_axis *
+                                                                             model_axis])
+      compiled, params = _stage3(config, mesh, args.items, args.stage3_batch)
+      row = _row(program, (data_axis, model_axis), 1, None, compiled, params)
+      base = base or row["gflop_per_device"]
+      row["ratio"] = row["ratio_same_program"] = base / row["gflop_per_device"]
+      rows.append(row)
+      print("RESULT " + json.dumps(row), flush=True)
   return rows
 
 
@@ -202,6 +275,7 @@ def main(argv=None) -> None:
   p.add_argument("--len", type=positive, default=200)
   p.add_argument("--d", type=positive, default=64)
   p.add_argument("--items", type=positive, default=common.ML1M_ITEMS)
+  p.add_argument("--stage3-batch", type=positive, default=512, help="stage-3 examples per step")
   p.add_argument("--programs", nargs="+", default=None,
                  help="only the programs whose name contains one of these (e.g. 'sasrec packed')")
   p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -213,6 +287,7 @@ def main(argv=None) -> None:
   env = common.fake_devices_env(a.devices)
   cmd = [sys.executable, "-m", "dpr_jax.bench", "shard", "--child", "--batch", str(a.batch),
          "--len", str(a.len), "--d", str(a.d), "--items", str(a.items), "--out", "none",
+         "--stage3-batch", str(a.stage3_batch),
          *(["--programs", *a.programs] if a.programs else [])]
   out = subprocess.run(cmd, cwd=common.ROOT, env=env, capture_output=True, text=True,
                        timeout=3600)

@@ -429,8 +429,14 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
   def rows_of(arr, start, n, pad):
     return np.concatenate([arr[start:start + n], np.full(pad, arr[start + n - 1])])
 
-  def feats(rows):
-    return np.where((rows >= 0)[:, None], features[np.maximum(rows, 0)], 0.0).astype(np.float32)
+  def take(table, rows, fill):  # table[rows], ``fill`` where rows < 0 (or the table is empty:
+    # no request of the task was read with such a part)
+    if not len(table):
+      return np.full((len(rows),) + table.shape[1:], fill, table.dtype)
+    picked = table[np.maximum(rows, 0)]
+    return np.where((rows >= 0).reshape((-1,) + (1,) * (picked.ndim - 1)), picked, fill)
+
+  feats = lambda rows: take(features, rows, 0.0).astype(np.float32)  # noqa: E731
 
   for start in range(0, len(task.users), batch_size):
     u = task.users[start:start + batch_size]
@@ -446,8 +452,8 @@ def _evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ba
         "polarity": np.full(batch_size, task.polarity, np.int32),
         "alpha": np.full(batch_size, alpha, np.float32), "has_prompt": rows >= 0,
         "prompt": feats(rows), "has_prompt2": rows2 >= 0, "prompt2": feats(rows2),
-        "prompt_negative": negative[np.maximum(rows, 0)] & (rows >= 0),
-        "prompt2_negative": negative[np.maximum(rows2, 0)] & (rows2 >= 0),
+        "prompt_negative": take(negative, rows, False),
+        "prompt2_negative": take(negative, rows2, False),
         "tag2": rows_of(tag2, start, n, pad).astype(np.int32),
         "share": share[idx].astype(np.float32)}
     for acc, v in zip(out, step(batch)):

@@ -41,6 +41,7 @@ anchored to next-item prediction; the SEQ row of the steering results shows how 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import pathlib
 from typing import Any
@@ -99,9 +100,15 @@ def widen_for_profile(config, head_params):
 
 
 # ================================================================================ frozen context
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["table", "item_tags", "valid"],
+                   meta_fields=[])
 @dataclasses.dataclass(frozen=True)
 class FrozenCatalogue:
-  """Stage 1's item table and the tag of every row, as device arrays for the head's losses."""
+  """Stage 1's item table and the tag of every row, as device arrays for the head's losses.
+
+  A pytree: the compiled stage steps take it as an argument laid out by :meth:`shardings` (rows
+  over the ``model`` axis), not as a constant every device holds whole.
+  """
 
   table: Array  # float32[V, d]
   item_tags: Array  # float32[V, T] (padding rows zero)
@@ -113,6 +120,12 @@ class FrozenCatalogue:
     tags = np.zeros((v, data.item_tags.shape[1]), np.float32)
     tags[:data.item_tags.shape[0]] = data.item_tags
     return cls(table=table, item_tags=jnp.asarray(tags), valid=valid_item_mask(v, data.num_items))
+
+  def shardings(self, mesh: Mesh) -> "FrozenCatalogue":
+    """Its layout on ``mesh``: the vocab rows split over ``model`` (the rules table)."""
+    return FrozenCatalogue(table=sharding.logical_sharding(mesh, ("vocab", "embed")),
+                           item_tags=sharding.logical_sharding(mesh, ("vocab", None)),
+                           valid=sharding.logical_sharding(mesh, ("vocab",)))
 
   def logits(self, u: Array, tag_bias: Array | None = None) -> Array:
     """Scores ``u @ E^T (+ tag_bias @ tags^T)``: float32[B, V], invalid rows at retrieval.NEG.
@@ -426,25 +439,34 @@ def run_stage(stage: int, config, data: SplitData, mesh: Mesh, catalogue: Frozen
   # ------------------------------------------------------------------ compiled step
   dropout_key = jax.random.key(config.train.seed + stage)
 
-  def loss_fn(p, batch, step):
+  def loss_fn(p, batch, step, cat):
     if stage == 2:
-      return alignment_loss(head, p, batch, catalogue)
-    return steering_loss(head, p, batch, catalogue, config.stage3, backbone,
+      return alignment_loss(head, p, batch, cat)
+    return steering_loss(head, p, batch, cat, config.stage3, backbone,
                          jax.random.fold_in(dropout_key, step))
 
-  def one_step(st: TrainState, batch):
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(st.params, batch, st.step)
-    updates, opt_state = tx.update(grads, st.opt_state, st.params)
-    return TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state), metrics
+  def train_calls(st: TrainState, b, cat: FrozenCatalogue):
+    def one_step(st: TrainState, batch):
+      (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(st.params, batch, st.step,
+                                                                      cat)
+      updates, opt_state = tx.update(grads, st.opt_state, st.params)
+      return TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state), metrics
+
+    with sharding.activation_rules(mesh):
+      return jax.lax.scan(one_step, st, b)
 
   batch_spec = {k: sharding.batch_sharding(mesh, v.ndim + 1, batch_axis=1)
                 for k, v in arrays.items()}
   if prompts is not None:  # [S, B, D_t], or [S, B, K, D_t] grouped
     batch_spec["prompt"] = sharding.batch_sharding(mesh, arrays["prompt_count"].ndim + 2,
                                                    batch_axis=1)
-  train_steps = jax.jit(lambda st, b: jax.lax.scan(one_step, st, b),
-                        in_shardings=(shardings, batch_spec),
-                        out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
+  # The catalogue is an argument split over `model` (examples over `data`), not a constant.
+  cat_shardings = catalogue.shardings(mesh)
+  catalogue = jax.device_put(catalogue, cat_shardings)
+  compiled_calls = jax.jit(train_calls, in_shardings=(shardings, batch_spec, cat_shardings),
+                           out_shardings=(shardings, sharding.replicated(mesh)),
+                           donate_argnums=(0,))
+  train_steps = lambda st, b: compiled_calls(st, b, catalogue)  # noqa: E731
 
   # ------------------------------------------------------------------ loop
   start = int(state.step)
