@@ -41,7 +41,7 @@ def test_every_device_does_its_share_of_the_stage1_step():
              PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
   out = subprocess.run([sys.executable, "-m", "dpr_jax.bench", "shard", "--child", "--batch", "64",
                         "--len", "50", "--d", "16", "--items", "300", "--out", "none",
-                        "--programs", "stage 1"], cwd=ROOT, env=env, capture_output=True,
+                        "--programs", "stage 1", "--meshes", "8x1"], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
   rows = {(r["program"], r["mesh"]): r for r in

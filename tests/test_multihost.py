@@ -122,8 +122,9 @@ def test_two_processes_match_one(tmp_path):
   assert again == res_b
 
 
-@pytest.mark.skipif(os.environ.get("DPR_SKIP_MULTIHOST") == "1",
-                    reason="DPR_SKIP_MULTIHOST=1 (three JAX processes, ~5 CPU-minutes)")
+@pytest.mark.skipif(os.environ.get("DPR_MULTIHOST_DPR") != "1",
+                    reason="opt-in: DPR_MULTIHOST_DPR=1 (three JAX processes running stages 1-3, "
+                           "~3 min on 2 cores: more than the default suite's time allows)")
 def test_two_process_dpr_run_matches_one(tmp_path):
   """Stages 1-3 and the steering evaluation in two processes (one device each) equal one process
   packing its batches in the same two groups: the stage-3 loss curve and every figure of the

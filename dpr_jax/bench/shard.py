@@ -198,7 +198,8 @@ def child(args) -> list[dict]:
   from dpr_jax import sharding
 
   n = len(jax.devices())
-  meshes = [(1, 1), (n, 1), (n // 2, 2), (2, n // 2)]
+  meshes = [(1, 1)] + [m for m in ((n, 1), (n // 2, 2), (2, n // 2))
+                       if not args.meshes or f"{m[0]}x{m[1]}" in args.meshes]
   inputs, targets = ml1m_like_batch(args.batch, args.len, args.items)
   batch = {"inputs": inputs, "targets": targets}
   eval_data = common.synthetic_split(2 * 256, args.items, args.len)
@@ -278,6 +279,8 @@ def main(argv=None) -> None:
   p.add_argument("--stage3-batch", type=positive, default=512, help="stage-3 examples per step")
   p.add_argument("--programs", nargs="+", default=None,
                  help="only the programs whose name contains one of these (e.g. 'sasrec packed')")
+  p.add_argument("--meshes", nargs="+", default=None,
+                 help="only these meshes besides 1x1, as DATAxMODEL (default: 8x1 4x2 2x4)")
   p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   common.add_common_args(p)
   a = p.parse_args(argv)
@@ -288,7 +291,8 @@ def main(argv=None) -> None:
   cmd = [sys.executable, "-m", "dpr_jax.bench", "shard", "--child", "--batch", str(a.batch),
          "--len", str(a.len), "--d", str(a.d), "--items", str(a.items), "--out", "none",
          "--stage3-batch", str(a.stage3_batch),
-         *(["--programs", *a.programs] if a.programs else [])]
+         *(["--programs", *a.programs] if a.programs else []),
+         *(["--meshes", *a.meshes] if a.meshes else [])]
   out = subprocess.run(cmd, cwd=common.ROOT, env=env, capture_output=True, text=True,
                        timeout=3600)
   if out.returncode != 0:
