@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 
 def quiet_libraries(verbose: bool = False) -> None:
-  """Own INFO messages on; absl/orbax (logger "absl") and jax at WARNING unless ``verbose``.
+  """Own INFO messages on; absl/orbax (logger "absl"), jax and matplotlib at WARNING unless
+  ``verbose``.
 
   absl's ``set_verbosity`` (what ``--verbosity`` drives) moves the root logger and resets the
   "absl" logger to inherit from it when absl's handler is installed, so the "absl" logger's own
@@ -29,7 +30,8 @@ def quiet_libraries(verbose: bool = False) -> None:
       pass
   logging.getLogger().setLevel(logging.INFO)
   if not verbose:
-    for name in ("absl", "jax"):  # orbax logs through absl; jax's backend probing at INFO
+    for name in ("absl", "jax", "matplotlib"):  # orbax logs through absl; jax's backend
+      # probing and matplotlib's font cache at INFO
       logging.getLogger(name).setLevel(logging.WARNING)
 
 
