@@ -41,7 +41,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 Argv = list[str]
 

@@ -132,33 +132,20 @@ def _evaluation(config, mesh, num_items: int, data):
   return evaluator.lower(params, data, "test").compile(), size
 
 
-def _stage3(config, mesh, num_items: int, batch: int, num_tags: int = common.ML1M_TAGS,
-            prompt_dim: int = common.PROMPT_DIM):
+def _stage3(config, mesh, num_items: int, batch: int):
   """(compiled stage-3 step, param MiB): the steering loss of a batch of examples (unprompted,
-  positive, negative) and its AdamW update, as ``train.steering.run_stage`` jits it: examples
-  over ``data``, the frozen catalogue an argument split over ``model``, the head's experts over
-  ``model``."""
+  positive, negative) and its AdamW update (``bench.train.stage3_setup``), jitted as
+  ``train.steering.run_stage`` does: examples over ``data``, the frozen catalogue an argument
+  split over ``model``, the head's experts over ``model``."""
   import jax
   import jax.numpy as jnp
   import optax
 
   from dpr_jax import sharding
-  from dpr_jax.models import padded_vocab, valid_item_mask
+  from dpr_jax.bench.train import stage3_calls, stage3_setup
   from dpr_jax.train.step import TrainState
-  from dpr_jax.train.steering import FrozenCatalogue, build_head, steering_loss
 
-  rng = np.random.default_rng(0)
-  d = config.model.embed_dim
-  vocab = padded_vocab(num_items, config.model.vocab_multiple)
-  tags = np.zeros((vocab, num_tags), np.float32)
-  tags[1:num_items + 1] = rng.random((num_items, num_tags)) < 0.15
-  catalogue = FrozenCatalogue(table=jnp.asarray(rng.standard_normal((vocab, d)) * d**-0.5,
-                                                jnp.float32),
-                              item_tags=jnp.asarray(tags), valid=valid_item_mask(vocab, num_items))
-  head = build_head(config, num_tags)
-  init = lambda: head.init({"params": jax.random.key(0)}, jnp.zeros((1, d)),  # noqa: E731
-                           jnp.zeros((1, prompt_dim)), jnp.ones((1,), bool), None,
-                           jnp.zeros((1,), bool))["params"]
+  head, init, catalogue, host, _ = stage3_setup(config, num_items, batch)
   param_shardings = sharding.tree_shardings(mesh, jax.eval_shape(init))
   tx = optax.adamw(config.stage3.lr, weight_decay=0.0)
   params = jax.device_put(common.random_params(init), param_shardings)
@@ -166,24 +153,10 @@ def _stage3(config, mesh, num_items: int, batch: int, num_tags: int = common.ML1
                                sharding.tree_shardings(mesh, jax.eval_shape(
                                    lambda: tx.init(init()))))
   state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
-
-  def calls(st, b, cat):
-    def one_step(st, x):
-      (_, metrics), grads = jax.value_and_grad(
-          lambda p: steering_loss(head, p, x, cat, config.stage3), has_aux=True)(st.params)
-      updates, opt_state = tx.update(grads, st.opt_state, st.params)
-      return TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state), metrics
-    with sharding.activation_rules(mesh):
-      return jax.lax.scan(one_step, st, b)
-
-  kind = rng.choice(3, size=(1, batch), p=[0.1, 0.45, 0.45]).astype(np.int32)
-  host = {"h": rng.standard_normal((1, batch, d)).astype(np.float32),
-          "prompt": (rng.standard_normal((1, batch, prompt_dim)) * 0.05).astype(np.float32),
-          "target": rng.integers(1, num_items + 1, (1, batch)).astype(np.int32), "kind": kind,
-          "tag": np.where(kind > 0, rng.integers(0, num_tags, (1, batch)), -1).astype(np.int32)}
   batch_spec = {k: sharding.batch_sharding(mesh, v.ndim, batch_axis=1) for k, v in host.items()}
   cat_shardings = catalogue.shardings(mesh)
-  step = jax.jit(calls, in_shardings=(state_shardings, batch_spec, cat_shardings),
+  step = jax.jit(stage3_calls(head, tx, config.stage3, mesh),
+                 in_shardings=(state_shardings, batch_spec, cat_shardings),
                  out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=(0,))
   dev = {k: jax.device_put(v, batch_spec[k]) for k, v in host.items()}
   compiled = step.lower(state, dev, jax.device_put(catalogue, cat_shardings)).compile()

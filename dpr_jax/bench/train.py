@@ -15,6 +15,7 @@ process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 
 import jax
@@ -96,14 +97,15 @@ def bench_backbone(config, num_items: int, batch: int, length: int, steps: int,
               common.peak_tflops(config.model.compute_dtype))
 
 
-def dpr_stage3_step(config, num_items: int, batch: int, num_tags: int = common.ML1M_TAGS,
-                    prompt_dim: int = common.PROMPT_DIM, seed: int = 0):
-  """(compiled step, state, device batch, compile seconds, vocab) of one DPR stage-3 step.
+def stage3_setup(config, num_items: int, batch: int, num_tags: int = common.ML1M_TAGS,
+                 prompt_dim: int = common.PROMPT_DIM, seed: int = 0):
+  """(head, init, catalogue, host batch, vocab) of a synthetic DPR stage-3 step.
 
-  The frozen catalogue (item table + tags) is random; the batch mixes unprompted, positive and
-  negative examples as the stage-3 pipeline does.
+  The frozen catalogue (item table + tags) is random; the host batch (numpy, [1, B, ...]) mixes
+  unprompted, positive and negative examples as the stage-3 pipeline does; ``init()`` returns the
+  head's (boxed) parameters.
   """
-  from dpr_jax.train.steering import FrozenCatalogue, build_head, steering_loss
+  from dpr_jax.train.steering import FrozenCatalogue, build_head
 
   rng = np.random.default_rng(seed)
   d = config.model.embed_dim
@@ -115,29 +117,51 @@ def dpr_stage3_step(config, num_items: int, batch: int, num_tags: int = common.M
                               item_tags=jnp.asarray(tags), valid=valid_item_mask(vocab, num_items))
   head = build_head(config, num_tags)
   profile = jnp.zeros((1, num_tags)) if head.use_profile else None
-  params = common.random_params(lambda: head.init(
-      {"params": jax.random.key(seed)}, jnp.zeros((1, d)), jnp.zeros((1, prompt_dim)),
-      jnp.ones((1,), bool), profile)["params"], seed)
-  tx = optax.adamw(config.stage3.lr, weight_decay=0.0)
-  state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
-
-  def one_step(st: TrainState, b):
-    (_, metrics), grads = jax.value_and_grad(
-        lambda p: steering_loss(head, p, b, catalogue, config.stage3), has_aux=True)(st.params)
-    updates, opt_state = tx.update(grads, st.opt_state, st.params)
-    return TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state), metrics
-
-  step = jax.jit(lambda st, b: jax.lax.scan(one_step, st, b), donate_argnums=(0,))
+  init = lambda: head.init({"params": jax.random.key(seed)}, jnp.zeros((1, d)),  # noqa: E731
+                           jnp.zeros((1, prompt_dim)), jnp.ones((1,), bool), profile)["params"]
   kind = rng.choice(3, size=(1, batch), p=[0.1, 0.45, 0.45]).astype(np.int32)
-  dev_batch = {
-      "h": jnp.asarray(rng.standard_normal((1, batch, d)), jnp.float32),
-      "prompt": jnp.asarray(rng.standard_normal((1, batch, prompt_dim)) * 0.05, jnp.float32),
-      "target": jnp.asarray(rng.integers(1, num_items + 1, (1, batch)), jnp.int32),
-      "kind": jnp.asarray(kind),
-      "tag": jnp.asarray(np.where(kind > 0, rng.integers(0, num_tags, (1, batch)), -1), jnp.int32),
+  host = {
+      "h": rng.standard_normal((1, batch, d)).astype(np.float32),
+      "prompt": (rng.standard_normal((1, batch, prompt_dim)) * 0.05).astype(np.float32),
+      "target": rng.integers(1, num_items + 1, (1, batch)).astype(np.int32),
+      "kind": kind,
+      "tag": np.where(kind > 0, rng.integers(0, num_tags, (1, batch)), -1).astype(np.int32),
   }
   if head.use_profile:
-    dev_batch["profile"] = jnp.asarray(rng.dirichlet(np.ones(num_tags), (1, batch)), jnp.float32)
+    host["profile"] = rng.dirichlet(np.ones(num_tags), (1, batch)).astype(np.float32)
+  return head, init, catalogue, host, vocab
+
+
+def stage3_calls(head, tx, steer_config, mesh=None):
+  """``(state, batch [S, B, ...], catalogue) -> (state, metrics)``: S steps of the steering loss
+  and its update in one scan (traced under the mesh's activation rules when ``mesh`` is given)."""
+  from dpr_jax.train.steering import steering_loss
+
+  def calls(st: TrainState, b, cat):
+    def one_step(st: TrainState, x):
+      (_, metrics), grads = jax.value_and_grad(
+          lambda p: steering_loss(head, p, x, cat, steer_config), has_aux=True)(st.params)
+      updates, opt_state = tx.update(grads, st.opt_state, st.params)
+      return TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state), metrics
+
+    with sharding.activation_rules(mesh) if mesh is not None else contextlib.nullcontext():
+      return jax.lax.scan(one_step, st, b)
+
+  return calls
+
+
+def dpr_stage3_step(config, num_items: int, batch: int, num_tags: int = common.ML1M_TAGS,
+                    prompt_dim: int = common.PROMPT_DIM, seed: int = 0):
+  """(compiled step, state, device batch, compile seconds, vocab) of one DPR stage-3 step
+  (:func:`stage3_setup`'s inputs, one device)."""
+  head, init, catalogue, host, vocab = stage3_setup(config, num_items, batch, num_tags,
+                                                    prompt_dim, seed)
+  params = common.random_params(init, seed)
+  tx = optax.adamw(config.stage3.lr, weight_decay=0.0)
+  state = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+  calls = stage3_calls(head, tx, config.stage3)
+  step = jax.jit(lambda st, b: calls(st, b, catalogue), donate_argnums=(0,))
+  dev_batch = {k: jnp.asarray(v) for k, v in host.items()}
   compiled, compile_s = common.compile_timed(step, state, dev_batch)
   return compiled, state, dev_batch, compile_s, vocab
 
