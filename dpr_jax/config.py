@@ -60,7 +60,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.seed = 0
   c.train.batch_size = 128  # Global batch (users per step), split over the `data` mesh axis.
   c.train.num_epochs = 200
-  c.train.lr = 1e-3
+  c.train.lr = 1e-3  # Peak learning rate.
+  # "constant", or "cosine": linear warm-up over warmup_epochs, then cosine decay to
+  # lr * final_lr_fraction at num_epochs (dpr_jax.train.step.learning_rate).
+  c.train.lr_schedule = "constant"
+  c.train.warmup_epochs = 1.0
+  c.train.final_lr_fraction = 0.0
   c.train.b2 = 0.98
   c.train.weight_decay = 0.0
   c.train.grad_clip = 1.0  # Global-norm clip; 0 disables.
@@ -87,6 +92,10 @@ def default_config() -> ml_collections.ConfigDict:
   # Early stopping: evaluations without a new best validation NDCG@10; 0 = never stop early
   # (all num_epochs run, e.g. to time a full training).
   c.train.patience = 8
+  # Stop at the first validation with NDCG@10 >= this (0: no target), or the first after this
+  # many minutes of training (0: no budget); the best checkpoint is then evaluated as usual.
+  c.train.target_ndcg = 0.0
+  c.train.time_budget_min = 0.0
 
   # ---------------------------------------------------------------- DPR (stages 2-3)
   # Which stages to run, a comma list of 1 (backbone), 2 (align), 3 (steer); see
@@ -236,6 +245,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.train.num_epochs >= 1, "train.num_epochs", "must be >= 1")
   need(config.train.lr > 0, "train.lr", "must be > 0")
   need(config.train.steps_per_call >= 1, "train.steps_per_call", "must be >= 1")
+  need(config.train.lr_schedule in ("constant", "cosine"), "train.lr_schedule",
+       f"must be 'constant' or 'cosine', got {config.train.lr_schedule!r}")
+  need(config.train.warmup_epochs >= 0, "train.warmup_epochs", "must be >= 0")
+  need(0.0 <= config.train.final_lr_fraction <= 1.0, "train.final_lr_fraction",
+       "must be in [0, 1]")
   need(isinstance(config.train.packing_levels, int) and config.train.packing_levels >= 0,
        "train.packing_levels",
        f"must be an integer >= 0 (0: automatic), got {config.train.packing_levels!r}")
@@ -245,6 +259,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
        f"data size), got {config.train.pack_groups!r}")
   need(config.train.eval_every_epochs >= 1, "train.eval_every_epochs", "must be >= 1")
   need(config.train.patience >= 0, "train.patience", "must be >= 0 (0: no early stopping)")
+  need(0 <= config.train.target_ndcg <= 1, "train.target_ndcg", "must be in [0, 1] (0: none)")
+  need(config.train.time_budget_min >= 0, "train.time_budget_min", "must be >= 0 (0: none)")
   need(0.0 <= config.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")
   need(config.model.compute_dtype in ("float32", "bfloat16"), "model.compute_dtype",
        f"must be float32 or bfloat16, got {config.model.compute_dtype!r}")

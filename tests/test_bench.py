@@ -200,3 +200,57 @@ def test_cli_unknown_option_exits_2():
   out = subprocess.run([sys.executable, "-m", "dpr_jax.bench", "scale", "--bogus"], cwd=ROOT,
                        env=env, capture_output=True, text=True, timeout=120)
   assert out.returncode == 2 and "--bogus" in out.stderr
+
+
+def test_set_overrides_are_typed_and_bad_ones_refused():
+  from dpr_jax.errors import ConfigError
+
+  config = common.load_config_with_sets(
+      str(ROOT / "configs" / "tiny.py"), ["train.lr=2e-3", "train.num_epochs=7",
+                                          "train.compact_head=false", "train.lr_schedule=cosine"])
+  assert (config.train.lr, config.train.num_epochs, config.train.compact_head,
+          config.train.lr_schedule) == (2e-3, 7, False, "cosine")
+  for bad, match in (("train.lrr=1", "unknown config key"), ("train.lr", "KEY=VALUE"),
+                     ("train.num_epochs=many", "cannot convert")):
+    with pytest.raises(ConfigError, match=match):
+      common.load_config_with_sets(str(ROOT / "configs" / "tiny.py"), [bad])
+
+
+def test_ttq_stops_at_the_target_and_records_the_curve(tmp_path, monkeypatch):
+  from dpr_jax.bench import ttq
+  from dpr_jax.errors import ConfigError
+
+  argv = ["ttq", "--config", str(ROOT / "configs" / "tiny.py"), "--target", "1e-6",
+          "--out", str(tmp_path), "--set", "train.eval_every_epochs=1",
+          "--set", "train.num_epochs=4", "--run-dir", str(tmp_path / "run")]
+  monkeypatch.setattr(sys, "argv", argv)
+  ttq.main()
+  record = json.loads((tmp_path / "ttq.json").read_text())
+  curve = [r for r in record["rows"] if isinstance(r["epoch"], (int, float))]
+  end = [r for r in record["rows"] if r not in curve]
+  assert len(curve) == 1 and curve[0]["epoch"] == 1  # stopped at the first validation
+  assert len(end) == 1 and 0 < curve[0]["wall_s"] <= end[0]["wall_s"]
+  assert end[0]["test_ndcg@10"] > 0 and record["summary"]["dpr_jax"]["minutes_to_target"]
+  assert (tmp_path / "ttq.png").stat().st_size > 0
+  with pytest.raises(ConfigError, match="already holds a run"):
+    ttq.main()  # the same --run-dir again: time to quality starts from scratch
+
+
+def test_ttq_peer_trains_like_ours(tmp_path, monkeypatch):
+  """The peer starts from our parameters, sees the same batches and stops by the same rules."""
+  pytest.importorskip("torch")
+  from dpr_jax.bench import ttq
+
+  monkeypatch.setattr(sys, "argv", [
+      "ttq", "--config", str(ROOT / "configs" / "tiny.py"), "--target", "0.99",
+      "--out", str(tmp_path), "--set", "train.eval_every_epochs=1", "--set",
+      "train.num_epochs=3", "--set", "train.lr_schedule=cosine", "--peer", "compact"])
+  ttq.main()
+  record = json.loads((tmp_path / "ttq.json").read_text())
+  ours = [r for r in record["rows"] if r["run"] == "dpr_jax" and "train_loss" in r]
+  peer = [r for r in record["rows"] if r["run"] == "torch compact" and "train_loss" in r]
+  assert [r["epoch"] for r in ours] == [r["epoch"] for r in peer] == [1, 2, 3]
+  # Same model, data and optimizer: the two learn alike (dropout draws differ).
+  assert abs(ours[-1]["valid_ndcg@10"] - peer[-1]["valid_ndcg@10"]) < 0.05
+  assert abs(ours[-1]["train_loss"] - peer[-1]["train_loss"]) < 0.3
+  assert record["summary"]["torch compact"]["test_ndcg@10"] > 0.1

@@ -229,3 +229,18 @@ def test_files_are_plain_json():
   for domain in DOMAINS:
     path = importlib.resources.files("dpr_jax.prompts") / "generator" / f"{domain}.json"
     assert json.loads(path.read_text(encoding="utf-8")) == g.load_grammar(domain)
+
+
+def test_forms_from_crosses_the_splits():
+  """``forms_from`` fills held-out constructions with training forms (and vice versa)."""
+  tags = g.DOMAIN_TAGS["ml-1m"]
+  held = set(g.constructions("ml-1m", "positive", "heldout")) | set(
+      g.constructions("ml-1m", "negative", "heldout")) | set(
+      g.constructions("ml-1m", "combined", "heldout")) | set(
+      g.constructions("ml-1m", "vague", "heldout"))
+  train_forms = {f for t in tags for f in g.surface_forms("ml-1m", t, "train")}
+  reqs = g.generate("ml-1m", "heldout", 200, 0, forms_from="train", noise=0.0)
+  assert all(r.construction in held for r in reqs)
+  assert all(f in train_forms for r in reqs for f in r.forms) and any(r.forms for r in reqs)
+  with pytest.raises(ValueError, match="split"):
+    g.generate("ml-1m", "heldout", 1, 0, forms_from="test")

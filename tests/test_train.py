@@ -79,3 +79,38 @@ def test_checkpoint_from_another_model_is_refused(tiny_config, tmp_path):
   with pytest.raises(CheckpointError, match=r"another model, dataset or optimizer"
                                             r" \(model\.embed_dim: \d+ -> 16\)"):
     trainer.train_and_evaluate(other)
+
+
+def test_cosine_schedule_warms_up_peaks_and_decays():
+  import ml_collections
+
+  from dpr_jax.train.step import learning_rate
+
+  c = ml_collections.ConfigDict({"lr": 2e-3, "lr_schedule": "cosine", "num_epochs": 10,
+                                 "warmup_epochs": 1.0, "final_lr_fraction": 0.1})
+  lr = learning_rate(c, steps_per_epoch=20)
+  assert float(lr(0)) == 0.0 and float(lr(10)) == pytest.approx(1e-3)  # half-way up
+  assert float(lr(20)) == pytest.approx(2e-3)  # peak after one epoch
+  assert float(lr(110)) == pytest.approx(2e-3 * (0.1 + 0.9 * 0.5), rel=1e-4)  # cosine mid-point
+  assert float(lr(200)) == pytest.approx(2e-4)  # lr * final_lr_fraction at num_epochs
+  assert learning_rate(ml_collections.ConfigDict({"lr": 1e-3, "lr_schedule": "constant"})) == 1e-3
+
+
+def test_schedule_run_trains_and_refuses_a_constant_lr_checkpoint(tiny_config, tmp_path):
+  config = tiny_config(**{"train.lr_schedule": "cosine", "train.lr": 3e-3})
+  trainer.train_and_evaluate(config)
+  losses = _losses(tmp_path / "run")
+  assert losses[-1] < losses[0] - 0.5
+  # The optimizer state of a schedule has another shape: a constant-lr config must not restore it.
+  with pytest.raises(CheckpointError, match="lr_schedule"):
+    trainer.train_and_evaluate(tiny_config(), mode="eval")
+
+
+@pytest.mark.parametrize("override", [{"train.target_ndcg": 1e-6}, {"train.time_budget_min": 1e-6}])
+def test_target_or_time_budget_stops_at_the_first_validation(tiny_config, tmp_path, override):
+  config = tiny_config(**{"train.num_epochs": 6, "train.eval_every_epochs": 1,
+                          "train.patience": 0, **override})
+  results = trainer.train_and_evaluate(config)
+  lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  assert sum("valid/ndcg@10" in l for l in lines) == 1
+  assert results["test"]["users"] == config.data.synthetic_users  # the best is still evaluated

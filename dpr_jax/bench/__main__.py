@@ -7,7 +7,7 @@ from dpr_jax.errors import UserError
 
 # Suite name -> module under dpr_jax.bench (imported only when asked for).
 SUITES = {"ce": "ce", "train": "train", "eval": "eval", "serve": "serve", "moe": "moe",
-          "scale": "scale", "peer": "peer", "shard": "shard"}
+          "scale": "scale", "peer": "peer", "shard": "shard", "ttq": "ttq"}
 
 
 def _summary(name: str) -> str:

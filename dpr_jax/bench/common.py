@@ -408,6 +408,32 @@ def load_config(spec: str | None, **overrides):
   return config
 
 
+def load_config_with_sets(path: str, overrides: Sequence[str]):
+  """``get_config(arg)`` of a preset file (``path[:arg]``), then ``key=value`` overrides, each
+  converted to the type of the value it replaces (ConfigError for an unknown key or a value
+  that does not convert)."""
+  config = load_preset(path)
+  for item in overrides:
+    key, sep, value = item.partition("=")
+    try:
+      node = config
+      *parents, leaf = key.split(".")
+      for p in parents:
+        node = node[p]
+      old = node[leaf]
+    except (AttributeError, KeyError):
+      raise ConfigError(f"--set {item}: unknown config key {key!r}") from None
+    if not sep:
+      raise ConfigError(f"--set {item}: give KEY=VALUE")
+    try:
+      node[leaf] = (value.lower() in ("1", "true") if isinstance(old, bool)
+                    else type(old)(value))
+    except (TypeError, ValueError):
+      raise ConfigError(f"--set {item}: cannot convert {value!r} to {type(old).__name__}"
+                        ) from None
+  return config
+
+
 def int_at_least(minimum: int) -> Callable[[str], int]:
   """argparse type: an integer >= ``minimum`` (argparse prints the error and exits with 2)."""
 

@@ -81,31 +81,6 @@ TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 
 # ============================================================================ config and data
-def load_config(path: str, overrides: list[str]):
-  """``get_config(arg)`` of a preset file (``path[:arg]``), then ``key=value`` overrides, each
-  converted to the type of the value it replaces (ConfigError for an unknown key or a value
-  that does not convert)."""
-  config = common.load_preset(path)
-  for item in overrides:
-    key, sep, value = item.partition("=")
-    try:
-      node = config
-      *parents, leaf = key.split(".")
-      for p in parents:
-        node = node[p]
-      old = node[leaf]
-    except (AttributeError, KeyError):
-      raise ConfigError(f"--set {item}: unknown config key {key!r}") from None
-    if not sep:
-      raise ConfigError(f"--set {item}: give KEY=VALUE")
-    try:
-      node[leaf] = (value == "True") if isinstance(old, bool) else type(old)(value)
-    except (TypeError, ValueError):
-      raise ConfigError(f"--set {item}: cannot convert {value!r} to {type(old).__name__}"
-                        ) from None
-  return config
-
-
 def synthetic_ml1m_like(num_users: int = 6040, num_items: int = 3416, seed: int = 0
                         ) -> InteractionData:
   """Users whose sequence lengths follow ML-1M's (>= 20, median ~96, mean ~165: lognormal).
@@ -329,11 +304,11 @@ class Ours:
   def __init__(self, config, data: SplitData):
     self.mesh = sharding.make_mesh(1, 1, jax.devices()[:1])
     self.model = build_backbone(config.model, data.num_items, data.max_len)
-    self.tx = make_optimizer(config.train)
+    order = BatchOrder(data.num_users, config.train.batch_size, config.train.seed)
+    self.tx = make_optimizer(config.train, order.steps_per_epoch)
     self.state, shardings = create_state(self.model, self.tx, self.mesh, config.train.seed,
                                          data.max_len)
     # The packing levels a full run of this config would use (dpr_jax.train.trainer).
-    order = BatchOrder(data.num_users, config.train.batch_size, config.train.seed)
     total = Schedule.from_config(config.train, order.steps_per_epoch).total
     self.row_length = packing.row_length_of(self.model, data.max_len)  # None: positions
     self.packed_steps, per_call = packing.for_run(
@@ -444,7 +419,7 @@ def _median(xs):
 
 
 def run(args) -> dict:
-  config = load_config(args.config, args.set)
+  config = common.load_config_with_sets(args.config, args.set)
   torch = _torch()
   if config.model.name != "sasrec":
     raise ConfigError(f"--config {args.config}: the PyTorch peer is a SASRec; give a sasrec"

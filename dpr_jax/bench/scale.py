@@ -96,7 +96,7 @@ def shard_demo(num_items: int, model_axes: list[int], batch: int, length: int, d
     mesh = sharding.make_mesh(n // m, m)
     model = build_backbone(config.model, num_items, length)
     if compile_step:
-      tx = make_optimizer(config.train)
+      tx = make_optimizer(config.train, steps_per_epoch=1)  # timing: schedule values do not matter
       state, shardings = create_state(model, tx, mesh, 0, length)
       table = state.params["item_embed"]["embedding"]
     else:

@@ -90,7 +90,7 @@ def _stage1(config, mesh, num_items: int, batch: dict, packed: bool, groups: int
 
   length = batch["inputs"].shape[-1]
   model = build_backbone(config.model, num_items, length)
-  tx = make_optimizer(config.train)
+  tx = make_optimizer(config.train, steps_per_epoch=1)  # timing: a schedule's values do not matter
   state, shardings = create_state(model, tx, mesh, 0, length)
   capacity = None
   if packed and groups > 1:  # the trainer's batch order deals the columns to the shards

@@ -75,7 +75,7 @@ def backbone_step(config, num_items: int, batch: int, length: int, seed: int = 0
   """
   mesh = sharding.make_mesh(-1, config.mesh.model)
   model = build_backbone(config.model, num_items, length)
-  tx = make_optimizer(config.train)
+  tx = make_optimizer(config.train, steps_per_epoch=1)  # timing: a schedule's values do not matter
   state, shardings = create_state(model, tx, mesh, seed, length)
   step = jit_train_step(make_train_step(model, tx, num_items, seed), mesh, shardings)
   inputs, targets = common.synthetic_sequences(np.random.default_rng(seed), (1, batch, length),

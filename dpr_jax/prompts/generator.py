@@ -281,13 +281,17 @@ def _tag_slots(template: str) -> tuple[str, ...]:
 
 def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | None = None,
              kind_shares: Sequence[float] = (0.35, 0.35, 0.2, 0.1),
-             noise: float = 0.3) -> list[GeneratedRequest]:
+             noise: float = 0.3, forms_from: str | None = None) -> list[GeneratedRequest]:
   """Draw ``n`` labelled requests of ``split``; deterministic for a given ``seed``.
 
   Each request: a kind by ``kind_shares`` (over KINDS), a construction of that kind, distinct
   tags uniformly from ``tags`` (default: every domain tag with forms in ``split``), a form of
   ``split`` per tag slot, a noun per ``{N}``; with probability ``noise``, noise (see _add_noise).
+  ``forms_from`` takes the surface forms from another split than the constructions (a
+  diagnosis: which of the two unseen parts a reader fails on); default ``split``.
   """
+  _check_split(split)
+  construction_split, split = split, forms_from or split
   _check_split(split)
   grammar = load_grammar(domain)
   if n < 0:
@@ -305,7 +309,8 @@ def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | N
       if not surface_forms(domain, t, split):
         raise ValueError(f"tag {t!r} has no {split} surface forms in {domain!r}")
   # Constructions usable with len(pool) distinct tags; kinds with none get no share.
-  usable = [tuple(c for c in constructions(domain, k, split) if len(_tag_slots(c)) <= len(pool))
+  usable = [tuple(c for c in constructions(domain, k, construction_split)
+                 if len(_tag_slots(c)) <= len(pool))
             for k in KINDS]
   shares = np.where([bool(u) for u in usable], shares, 0.0)
   if shares.sum() <= 0:

@@ -25,11 +25,30 @@ class TrainState:
   opt_state: Any
 
 
-def make_optimizer(train_config) -> optax.GradientTransformation:
-  """AdamW (decay on weight matrices only) after optional global-norm clipping."""
+def learning_rate(train_config, steps_per_epoch: int | None = None):
+  """The learning rate: a constant, or (``lr_schedule="cosine"``) a schedule of the step.
+
+  ``cosine``: linear warm-up from 0 over ``warmup_epochs``, then cosine decay to
+  ``lr * final_lr_fraction`` at ``num_epochs`` (needs ``steps_per_epoch``).
+  """
+  if train_config.lr_schedule == "constant":
+    return train_config.lr
+  if steps_per_epoch is None:
+    raise ValueError("a learning-rate schedule needs steps_per_epoch")
+  total = max(1, round(train_config.num_epochs * steps_per_epoch))
+  warmup = min(total - 1, round(train_config.warmup_epochs * steps_per_epoch))
+  return optax.warmup_cosine_decay_schedule(
+      0.0, train_config.lr, warmup, total,
+      end_value=train_config.lr * train_config.final_lr_fraction)
+
+
+def make_optimizer(train_config,
+                   steps_per_epoch: int | None = None) -> optax.GradientTransformation:
+  """AdamW (decay on weight matrices only) after optional global-norm clipping, at
+  :func:`learning_rate`."""
   decay_mask = lambda params: jax.tree_util.tree_map_with_path(
       lambda path, x: x.ndim >= 2 and "embedding" not in jax.tree_util.keystr(path), params)
-  adamw = optax.adamw(train_config.lr, b1=0.9, b2=train_config.b2,
+  adamw = optax.adamw(learning_rate(train_config, steps_per_epoch), b1=0.9, b2=train_config.b2,
                       weight_decay=train_config.weight_decay, mask=decay_mask)
   if train_config.grad_clip > 0:
     return optax.chain(optax.clip_by_global_norm(train_config.grad_clip), adamw)

@@ -65,7 +65,10 @@ def _fingerprint(config, data: SplitData) -> dict:
   """What a checkpoint must agree with to be restored into this run."""
   return {"model": config_lib.model_fingerprint(config.model), "num_items": data.num_items,
           "max_len": data.max_len,
-          "grad_clip": config.train.grad_clip > 0}  # clipping changes the optimizer state tree
+          # clipping and a schedule change the optimizer state tree
+          "grad_clip": config.train.grad_clip > 0,
+          **({"lr_schedule": config.train.lr_schedule}
+             if config.train.lr_schedule != "constant" else {})}
 
 
 def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
@@ -89,7 +92,7 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
 
   # ============================================================================ Model & state
   model = build_backbone(config.model, data.num_items, data.max_len)
-  tx = make_optimizer(config.train)
+  tx = make_optimizer(config.train, order.steps_per_epoch)
   state, shardings = create_state(model, tx, mesh, config.train.seed, data.max_len)
   abstract = abstract_with_shardings(state, shardings)
 
@@ -231,19 +234,25 @@ def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state,
     meta["evals_since_best"] = 0 if improved else meta["evals_since_best"] + 1
     if improved:
       meta["best_ndcg@10"], meta["best_step"] = val["ndcg@10"], step
-    stop = 0 < config.train.patience <= meta["evals_since_best"]
-    meta["done"] = stop or step == schedule.total
     elapsed = time.time() - t0
+    why = ("no improvement in %d evaluations" % config.train.patience
+           if 0 < config.train.patience <= meta["evals_since_best"] else
+           "validation NDCG@10 reached train.target_ndcg"
+           if 0 < config.train.target_ndcg <= val["ndcg@10"] else
+           "train.time_budget_min is spent"
+           if 0 < config.train.time_budget_min * 60 <= elapsed else None)
+    stop = why is not None
+    meta["done"] = stop or step == schedule.total
     scalars = {"train/loss": float(losses.mean()), "valid/ndcg@10": val["ndcg@10"],
                "valid/recall@10": val["recall@10"], "time/elapsed_s": elapsed}
-    logbook.write(step, scalars, epoch=round(schedule.epoch(step), 2), compile_s=compile_s)
+    logbook.write(step, scalars, epoch=round(schedule.epoch(step), 2), compile_s=compile_s,
+                  unix_s=round(time.time(), 3))
     bar.set_postfix(loss=f"{losses.mean():.3f}", val_ndcg10=f"{val['ndcg@10']:.4f}")
     if improved:
       ckpts.save_best(step, state, meta)
     ckpts.save_latest(step, state, meta)
     if stop:
-      logging.info("early stop at step %d: no improvement in %d evaluations", step,
-                   config.train.patience)
+      logging.info("early stop at step %d: %s", step, why)
       break
   bar.close()
   return state, meta
@@ -252,7 +261,7 @@ def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state,
 def load_backbone(config, data: SplitData, mesh):
   """(model, params) of stage 1's best checkpoint, sharded over ``mesh``."""
   model = build_backbone(config.model, data.num_items, data.max_len)
-  tx = make_optimizer(config.train)
+  tx = make_optimizer(config.train, steps_per_epoch=1)  # restoring: only the tree's shape counts
   state, shardings = create_state(model, tx, mesh, config.train.seed, data.max_len)
   directory = stage_dir(config.run.dir, 1) / "checkpoints"
   ckpts = RunCheckpoints(directory)
