@@ -46,6 +46,13 @@ def test_peer_loss_and_gradients_equal_ours(num_heads):
   assert abs(off - eq["loss_jax"]) / eq["loss_jax"] > 1e-5
 
 
+def test_compiled_peer_computes_the_same_loss_and_gradients():
+  _, data, ours, module = _setup(2)
+  inputs, targets = data.train_inputs[:8], data.train_targets[:8]
+  eq = peer.equivalence(ours, module, inputs, targets, data.num_items, torch.compile(module))
+  assert eq["loss_rel_diff_compiled"] < 1e-5 and eq["grad_max_rel_diff_compiled"] < 1e-4
+
+
 def test_peer_ranking_metrics_equal_ours():
   _, data, ours, module = _setup(1)
   peer.copy_params(ours.state.params, module)
