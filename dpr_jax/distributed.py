@@ -37,3 +37,12 @@ def first_process_then_others(name: str, fn):
   result = fn() if jax.process_index() == 0 else None
   multihost_utils.sync_global_devices(name)
   return result if jax.process_index() == 0 else fn()
+
+
+def agreed_seconds(seconds: float) -> float:
+  """Process 0's value of a local clock reading, on every process, so that a decision taken on
+  it (stop once a time budget is spent) is the same everywhere."""
+  if jax.process_count() == 1:
+    return seconds
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  return float(multihost_utils.broadcast_one_to_all(np.asarray(seconds, np.float64)))

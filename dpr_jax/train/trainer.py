@@ -239,8 +239,9 @@ def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state,
            if 0 < config.train.patience <= meta["evals_since_best"] else
            "validation NDCG@10 reached train.target_ndcg"
            if 0 < config.train.target_ndcg <= val["ndcg@10"] else
-           "train.time_budget_min is spent"
-           if 0 < config.train.time_budget_min * 60 <= elapsed else None)
+           "train.time_budget_min is spent"  # process 0's clock decides for every process
+           if 0 < config.train.time_budget_min * 60 <= distributed.agreed_seconds(elapsed)
+           else None)
     stop = why is not None
     meta["done"] = stop or step == schedule.total
     scalars = {"train/loss": float(losses.mean()), "valid/ndcg@10": val["ndcg@10"],
