@@ -17,8 +17,8 @@ only) the same way, back to back: the same initial parameters (ours, copied), th
 in the same order (the trainer's ``BatchOrder``), the same AdamW, clipping and learning-rate
 schedule, validation at the same epochs with the same ranking rule, the same stopping rules;
 only dropout's random draws differ. Its budget (``--peer-budget-min``) defaults to three times
-our time to the target (our budget if we miss it), which is what "a third of the peer's time"
-needs to be decided. Both curves go on one plot.
+our time to the target (three times our budget if we miss it), which is what "a third of the
+peer's time" needs to be decided. Both curves go on one plot.
 
 Wall time counts everything after the process has imported jax: reading the cached data,
 building and compiling the model, training, validating, checkpointing, and the final evaluation
