@@ -12,13 +12,12 @@ from dpr_jax.config import default_config, finalize
 def get_config(arg: str | None = None):
   c = default_config()
   c.model.name = "gru4rec"
-  # Measured on ML-1M (README, Acceptance): d=64 / GRU 128 / dropout 0.1 reached test NDCG@10
-  # 0.1668, d=128 / GRU 256 / dropout 0.3 reached 0.1812.
+  # Chosen on ML-1M validation (reports/ml1m_stage1_h100).
   c.model.embed_dim = 128
   c.model.gru_dim = 256
   c.model.dropout = 0.3
   c.run.dir = "runs/ml1m_gru4rec"
-  # Stage 3 also tunes the backbone, at a tenth of stage 1's rate: on the CPU development
-  # backbones (README, DPR) it lifted NEG DPR + filter above the hard filter for both models.
+  # Stage 3 also tunes the backbone, at a tenth of stage 1's rate (docs/dpr.md;
+  # reports/experiments.md).
   c.stage3.backbone_lr = 1e-4
   return finalize(c, arg)

@@ -11,19 +11,17 @@ from dpr_jax.config import default_config, finalize
 
 def get_config(arg: str | None = None):
   c = default_config()
-  # Wider than SASRec's original d=50: measured on ML-1M (README, Acceptance), d=64 / dropout
-  # 0.2 reached test NDCG@10 0.1785, d=128 / dropout 0.3 reached 0.1837.
+  # Wider than SASRec's original d=50 (chosen on ML-1M validation: reports/ml1m_stage1_h100).
   c.model.embed_dim = 128
   c.model.mlp_dim = 512
   c.model.dropout = 0.3
-  # Time to quality (issue 20; measured in reports/perf_log.md): warm-up, then cosine decay over
-  # 55 epochs, sized to a 40-minute budget on a 2-core CPU.
+  # Warm-up, then cosine decay over 55 epochs: sized to a 40-minute budget on a 2-core CPU
+  # (reports/perf_log.md, time to quality).
   c.train.lr = 2e-3
   c.train.lr_schedule = "cosine"
   c.train.warmup_epochs = 2.0
   c.train.num_epochs = 55
   c.run.dir = "runs/ml1m_sasrec"
-  # Stage 3 also tunes the backbone, at a small rate: on the CPU development backbones
-  # (README, DPR) it lifted NEG DPR + filter above the hard filter for both models.
+  # Stage 3 also tunes the backbone, at a small rate (docs/dpr.md; reports/experiments.md).
   c.stage3.backbone_lr = 1e-4
   return finalize(c, arg)

@@ -49,7 +49,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.dropout = 0.2
   # Compute dtype of the backbone's matmuls: "float32", or "bfloat16" (for accelerators) with
   # float32 parameters (master weights, optimizer state), float32 attention softmax,
-  # LayerNorm statistics and cross-entropy. On CPU bfloat16 is not faster.
+  # LayerNorm statistics and cross-entropy.
   c.model.compute_dtype = "float32"
   # The item table is padded to a multiple of this so its vocab axis shards evenly; padded
   # rows never enter the softmax or the ranking.
@@ -76,11 +76,9 @@ def default_config() -> ml_collections.ConfigDict:
   # drawn in the packed shape.
   c.train.compact_head = True
   # Static buffer sizes for packing (dpr_jax/train/packing.py): the sizes that pad the run's
-  # own calls least, the largest their maximum, so nothing overflows. Each is one compiled
-  # program; more levels waste fewer rows (ML-1M SASRec, 8 steps per call: 4 levels pad 1.4%,
-  # 1 level 12.9%). 0 = automatic (packing.num_levels): 4 on CPU, where a compile costs less
-  # than one call; 1 on accelerators, where each extra program is estimated to cost more
-  # compile time than a 200-epoch ML-1M run loses to padding.
+  # own calls least, the largest their maximum, so nothing overflows. Each level is one compiled
+  # program and wastes fewer padded rows. 0 = automatic (packing.num_levels: 4 on CPU, 1 on
+  # accelerators, where compiles cost more; reports/perf_log.md).
   c.train.packing_levels = 0
   # Packing groups: each of G groups of B / G consecutive sequences (a data shard) is packed into
   # its own share of the buffer, so every device packs and computes only its shard. 0 = the
@@ -118,22 +116,21 @@ def default_config() -> ml_collections.ConfigDict:
   c.dpr.routing = "learned"
   # How a negative request ("no horror") steers at inference (dpr_jax.models.dpr.negative_part):
   # "full" uses the head's whole offset; "tags" keeps only its tag coordinates (a learned soft
-  # filter) and leaves the user vector's item-space part as it is; "subtract" (default) keeps
-  # the item-space offset and, of the tag coordinates, only the tags it lowers most, so "no X"
-  # never raises another tag (ML-1M NEG NDCG@10 +10-15% over "full", reports/experiments.md). A request's
-  # polarity comes from dpr_jax.prompts.combine (the negation lexicon).
+  # filter) and leaves the user vector's item-space part as it is; "subtract" keeps the
+  # item-space offset and, of the tag coordinates, only the tags it lowers most, so "no X"
+  # never raises another tag. The steering evaluation compares the modes on validation
+  # (results_steering.json, "selection").
   c.dpr.negative_steering = "subtract"
   # How a positive request ("more comedy") steers at inference (dpr_jax.models.dpr.positive_part):
-  # "full" uses the head's tag coordinates as trained; "focus" (default) keeps, of the tags it
-  # raises, only the one(s) raised most (at least half the top raise), so "more X" does not also
-  # lift the tags that co-occur with X; the tags it lowers stay lowered (ML-1M POS NDCG@10
-  # +1.7-1.9% over "full" on three backbones, COMBINED -0.3-0.7%; reports/experiments.md).
+  # "full" uses the head's tag coordinates as trained; "focus" keeps, of the tags it raises,
+  # only the one(s) raised most (at least half the top raise), so "more X" does not also lift
+  # the tags that co-occur with X; the tags it lowers stay lowered. Compared on validation like
+  # negative_steering.
   c.dpr.positive_steering = "focus"
   # The experts also read the user's tag profile: each tag's share among the items of the
   # history ([T], dpr_jax.models.dpr.tag_profile), which says which tags are on- and off-habit
   # for this user (h only hints at it). Stage 3 starts it from zero weights on stage 2's head.
-  # Off: on the ML-1M development backbone it moved POS DPR NDCG@10 by +1.5% with one seed and
-  # -1.6% with another, within the seed-to-seed spread (reports/experiments.md).
+  # A concluded experiment, off (configs/experiments/user_profile.py).
   c.dpr.user_profile = False
   # How a request is read before DPR steers (dpr_jax.prompts.reader): "parser", the learned
   # request parser trained in stage 2 (every tag's stance: want / avoid / none), or "rules",
@@ -165,8 +162,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.stage3.batch_size = 512
   c.stage3.checkpoint_every_epochs = 5
   c.stage3.positions_per_user = 8  # Examples per user: the last positions of the training part.
-  # Compute the examples' user vectors with the backbone's dropout on (see
-  # dpr_jax.train.steering.user_vectors).
+  # Compute the examples' user vectors with the backbone's dropout on
+  # (dpr_jax.train.examples.user_vectors). A concluded experiment, off
+  # (configs/experiments/noisy_user_vectors.py).
   c.stage3.noisy_user_vectors = False
   c.stage3.mix_positive = 0.45  # Shares of positive and negative examples; the rest unprompted.
   c.stage3.mix_negative = 0.45
@@ -176,7 +174,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.stage3.aux_weight = 0.01  # MoE load-balance loss.
   c.stage3.offset_weight = 0.05  # L2 on the item-space part of the steering offset.
   # L2 on a negative example's tag coordinates other than its tag: "no X" should lower X and
-  # leave the order of the remaining items (which carry other tags) alone.
+  # leave the order of the remaining items (which carry other tags) alone. A concluded
+  # experiment, off (configs/experiments/focus_loss.py).
   c.stage3.focus_weight = 0.0
   # Learning rate of the backbone and item table in stage 3. 0 (default): frozen, and every
   # example's user vector is computed once before training. > 0: they train too (AdamW at this
@@ -190,10 +189,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval.batch_size = 256  # Users per ranking call (split over the `data` mesh axis).
   # Users whose vectors are computed at once inside a ranking call (a lax.map over chunks,
   # which bounds the call's working set; dpr_jax.eval.ranking.chunked). -1: automatic, 32 per
-  # data-parallel device for SASRec on CPU (XLA:CPU runs a [N, 128] x [128, 384] product at
-  # half its rate once the output outgrows ~10 MB: ML-1M ranking 1.7x faster), the whole call
-  # elsewhere (GRU4Rec's scan pays per chunk; accelerators want large batches). 0: the whole
-  # call.
+  # data-parallel device for SASRec on CPU (where XLA:CPU slows down on large matmul outputs;
+  # reports/perf_log.md), the whole call elsewhere (GRU4Rec's scan pays per chunk; accelerators
+  # want large batches). 0: the whole call.
   c.eval.chunk = -1
   c.eval.ks = (10, 20)
 
@@ -227,6 +225,28 @@ def finalize(config: ml_collections.ConfigDict, arg: str | None = None
     config.stages = "1,2,3"
   elif arg:
     raise ConfigError(f"unknown preset argument {arg!r} (expected 'dpr' or nothing)")
+  config.lock()
+  return config
+
+
+def variant(preset_file, arg: str | None, run_dir: str,
+            overrides: dict) -> ml_collections.ConfigDict:
+  """The config of preset file ``preset_file`` (its ``get_config(arg)``) with ``overrides``
+  ({"group.field": value}) set and its own ``run.dir`` (changed fields make the stages'
+  checkpoints another config's). For presets built on presets (configs/experiments/)."""
+  import importlib.util
+  import pathlib
+
+  path = pathlib.Path(preset_file)
+  spec = importlib.util.spec_from_file_location(f"dpr_preset_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(arg)
+  config.unlock()
+  for key, value in overrides.items():
+    group, field = key.split(".")
+    config[group][field] = value
+  config.run.dir = run_dir
   config.lock()
   return config
 

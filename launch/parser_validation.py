@@ -16,6 +16,7 @@ from dpr_jax.config import default_config
 from dpr_jax.data.prepare import default_cache_dir
 from dpr_jax.prompts import generator, templates
 from dpr_jax.prompts.bank import build_bank
+from dpr_jax.prompts.reader import make_parse
 from dpr_jax.train import parser as parser_lib
 from dpr_jax.train.logbook import Logbook
 
@@ -40,7 +41,7 @@ def main(argv):
   params = parser_lib.train_parser(c, tags, bank, sharding.make_mesh(1, 1), cache, None,
                                    Logbook(c.run.dir))
   print(f"trained in {time.time() - start:.0f} s", flush=True)
-  parse = parser_lib.make_parse(c, params, tags, cache, None)
+  parse = make_parse(c, params, tags, cache, None)
   sets = {"generator held-out": parser_lib.generated_requests(c.dpr.domain, "heldout", 1000, 1,
                                                               tags),
           "templates held-out": parser_lib.template_requests(bank, "eval")}

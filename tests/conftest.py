@@ -67,7 +67,7 @@ def preempted_after_saves(monkeypatch):
   """``with preempted_after_saves(n): train(...)``: the n-th periodic checkpoint save stops the
   run like a preemption (KeyboardInterrupt once that checkpoint is on disk). The block must be
   interrupted; the patch is undone when it ends."""
-  from dpr_jax.train.checkpoint import RunCheckpoints
+  from dpr_jax.checkpoint import RunCheckpoints
 
   @contextlib.contextmanager
   def preempt(n: int):

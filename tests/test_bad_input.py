@@ -82,7 +82,7 @@ OFFLINE = (("https_proxy", "http://127.0.0.1:9"), ("HTTPS_PROXY", "http://127.0.
 
 def _incompatible_checkpoint(case: Path) -> None:
   """A stage-1 checkpoint whose recorded fingerprint belongs to another model."""
-  from dpr_jax.train.checkpoint import RunCheckpoints
+  from dpr_jax.checkpoint import RunCheckpoints
 
   ckpts = RunCheckpoints(case / "run" / "stage1" / "checkpoints")
   ckpts.save_latest(12, {"w": np.zeros(3, np.float32)},

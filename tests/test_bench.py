@@ -154,7 +154,7 @@ def test_serve_top10_matches_numpy_reference():
 
   # Reference: the same modules unjitted, then scoring, masking and ranking in numpy.
   from dpr_jax.models import build_backbone
-  from dpr_jax.train.steering import build_head
+  from dpr_jax.models import build_head
   backbone = build_backbone(config.model, num_items, length)
   head = build_head(config, num_tags)
   h = jax.jit(backbone.apply)({"params": params["backbone"]}, seqs)[:, -1]

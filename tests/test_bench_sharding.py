@@ -69,3 +69,23 @@ def test_collective_bytes_reads_tuple_shapes():
   assert got["all-gather"] * 2**20 == 256 * 64 * 4
   assert got["all-reduce"] * 2**20 == (64 + 6 + 4) * 4 + 8 * 4
   assert got["other"] * 2**20 == 16
+
+
+def test_every_device_does_its_share_of_the_evaluations():
+  """Full-ranking evaluation and the steering evaluation of DPR split their users over `data`:
+  on (8, 1) each device runs ~1/8 of the one-device program and gathers no batch (the seen-items
+  mask is scattered where each shard lies)."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-m", "dpr_jax.bench", "shard", "--child", "--batch", "64",
+                        "--len", "50", "--d", "16", "--items", "300", "--out", "none",
+                        "--programs", "evaluation", "--meshes", "8x1"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  rows = {(r["program"], r["mesh"]): r for r in
+          (json.loads(line[len("RESULT "):]) for line in out.stdout.splitlines()
+           if line.startswith("RESULT "))}
+  for program in ("evaluation sasrec", "evaluation gru4rec", "steering evaluation (DPR)"):
+    r = rows[(program, "8x1")]
+    assert r["ratio"] >= 0.9 * 8, r
+    assert r["allgather_mib"] <= r["param_mib"], r

@@ -180,7 +180,7 @@ def test_steering_examples_use_tags_of_the_next_item(tiny_config):
   from dpr_jax.data.prepare import prepare
   from dpr_jax.models import padded_vocab
   from dpr_jax.prompts.bank import build_bank
-  from dpr_jax.train.steering import FrozenCatalogue, steering_examples
+  from dpr_jax.train.examples import FrozenCatalogue, steering_examples
 
   config = tiny_config()
   data = prepare(config.data)
@@ -211,7 +211,7 @@ def test_interrupted_stage_resumes_to_the_same_parameters(tiny_config, tmp_path,
   from dpr_jax import sharding
   from dpr_jax.data.prepare import prepare
   from dpr_jax.models import padded_vocab
-  from dpr_jax.train import steering
+  from dpr_jax.train import examples, steering
   from dpr_jax.train.logbook import Logbook
 
   def train(run_dir, crash: bool):
@@ -220,7 +220,7 @@ def test_interrupted_stage_resumes_to_the_same_parameters(tiny_config, tmp_path,
     data = prepare(config.data)
     rng = np.random.default_rng(0)
     table = jnp.asarray(rng.normal(size=(padded_vocab(data.num_items, 8), 32)), jnp.float32)
-    catalogue = steering.FrozenCatalogue.create(table, data)
+    catalogue = examples.FrozenCatalogue.create(table, data)
     arrays = {"prompt": rng.normal(size=(64, 13)).astype(np.float32),
               "tags": (rng.random((64, len(data.tag_names))) < 0.3).astype(np.float32)}
     init = steering.init_head_params(config, len(data.tag_names), 13, seed=0)
@@ -247,17 +247,17 @@ def test_tuned_backbone_loss_equals_the_loss_on_precomputed_user_vectors(tiny_co
   dropout off, its loss and head gradients equal the frozen path's on precomputed vectors
   (with SASRec the head also reads the tag profile, which :func:`group_by_user` carries)."""
   from dpr_jax.data.prepare import prepare
-  from dpr_jax.models import build_backbone
-  from dpr_jax.train import steering
+  from dpr_jax.models import build_backbone, build_head
+  from dpr_jax.train import examples, steering
 
   config = tiny_config(model_name, **{"model.dropout": 0.0, "dpr.user_profile": profile})
   data = prepare(config.data)
   model = build_backbone(config.model, data.num_items, data.max_len)
   backbone = nn.unbox(model.init({"params": jax.random.key(1)},
                                  jnp.zeros((1, data.max_len), jnp.int32))["params"])
-  catalogue = steering.FrozenCatalogue.create(
+  catalogue = examples.FrozenCatalogue.create(
       model.apply({"params": backbone}, method=model.item_table), data)
-  h_all = steering.user_vectors(model, backbone, data.train_inputs)
+  h_all = examples.user_vectors(model, backbone, data.train_inputs)
   rng = np.random.default_rng(0)
   k, num_tags, d_text = 3, len(data.tag_names), 13
   users, positions = [], []
@@ -275,7 +275,7 @@ def test_tuned_backbone_loss_equals_the_loss_on_precomputed_user_vectors(tiny_co
   if profile:
     arrays["profile"] = rng.dirichlet(np.ones(num_tags), size=m).astype(np.float32)
   prompt = (rng.normal(size=(m, d_text)) * (kind > 0)[:, None]).astype(np.float32)
-  grouped = steering.group_by_user(arrays, data, k)
+  grouped = examples.group_by_user(arrays, data, k)
   assert grouped["valid"].sum() == m and 0 < m < grouped["valid"].size  # some empty slots
   np.testing.assert_array_equal(grouped["inputs"], data.train_inputs[np.unique(users)])
   np.testing.assert_array_equal(grouped["position"][grouped["valid"]], positions)  # user order
@@ -284,14 +284,14 @@ def test_tuned_backbone_loss_equals_the_loss_on_precomputed_user_vectors(tiny_co
   if profile:
     np.testing.assert_array_equal(grouped["profile"][grouped["valid"]], arrays["profile"])
 
-  head = steering.build_head(config, num_tags)
+  head = build_head(config, num_tags)
   head_params = steering.widen_for_profile(
       config, steering.init_head_params(config, num_tags, d_text, seed=0))
   if profile:  # rows that read the profile, so that it matters
     w1 = head_params["experts"]["w1"]
     head_params["experts"]["w1"] = w1.at[:, -num_tags:].set(
         jax.random.normal(jax.random.key(2), w1[:, -num_tags:].shape))
-  flat = steering.frozen_backbone_examples(arrays) | {"prompt": prompt}
+  flat = examples.frozen_backbone_examples(arrays) | {"prompt": prompt}
   tuned = {kk: v for kk, v in grouped.items()} | {"prompt": grouped_prompt}
 
   def flat_loss(p):
@@ -335,10 +335,10 @@ def test_stage3_with_the_backbone_tuning_ranks_and_serves_with_the_tuned_backbon
     dpr_run, tmp_path):
   import shutil
 
-  from dpr_jax import sharding
+  from dpr_jax import checkpoint, sharding
   from dpr_jax.data.prepare import prepare
   from dpr_jax.serve.recommender import Recommender
-  from dpr_jax.train import run, steering, trainer
+  from dpr_jax.train import run
 
   config, first = dpr_run
   run_dir = tmp_path / "run"  # stages 1-2 of the shared run; stage 3 retrained with the backbone
@@ -362,9 +362,9 @@ def test_stage3_with_the_backbone_tuning_ranks_and_serves_with_the_tuned_backbon
   assert "stage1 backbone" not in first["steering"]["SEQ"]["methods"]  # frozen: no such rows
   # The checkpoint holds the tuned backbone; the recommender serves it.
   data = prepare(c.data)
-  _, stage1 = trainer.load_backbone(c, data, sharding.make_mesh(1, 1))
+  _, stage1 = checkpoint.load_backbone(c, data, sharding.make_mesh(1, 1))
   rec = Recommender.load(str(run_dir))
-  head, tuned = steering.split_backbone(steering.restore_head(c, data, rec.encoder.dim + 1))
+  head, tuned = checkpoint.head_params(c, data)
   assert tuned is not None and "backbone" not in head
   jax.tree.map(np.testing.assert_array_equal, rec._backbone, tuned)
   moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(tuned),
@@ -390,7 +390,7 @@ def test_selection_bound_keeps_the_items_for_which_g_is_the_rarest_off_habit_tag
                 for row in share], np.int32)
   batch = {"inputs": jnp.asarray(rng.normal(size=(b, d)), jnp.float32), "tag": g,
            "tag2": np.zeros(b, np.int32), "polarity": np.ones(b, np.int32), "share": share}
-  kept = np.asarray(steering_eval._scores_fn(scorer, "selection_bound")(batch)) > -1e29
+  kept = np.asarray(steering_eval.methods.scores_fn(scorer, "selection_bound")(batch)) > -1e29
   for u in range(b):
     for i in range(v):
       off = [s for s in np.nonzero(item_tags[i])[0] if share[u, s] < 0.2]
@@ -453,7 +453,7 @@ def test_text_rerank_is_the_backbone_at_alpha_1_and_signs_each_part_by_its_polar
   by dissimilarity; items outside the window (seen, invalid, beyond the depth) are removed."""
   from dpr_jax.eval import steering as steering_eval
 
-  monkeypatch.setattr(steering_eval, "RERANK_DEPTH", 12)
+  monkeypatch.setattr(steering_eval.methods, "RERANK_DEPTH", 12)
   rng = np.random.default_rng(0)
   v, t, b, d, text_dim = 40, 3, 6, 4, 5
   item_text = rng.normal(size=(v, text_dim)).astype(np.float32)
@@ -463,8 +463,8 @@ def test_text_rerank_is_the_backbone_at_alpha_1_and_signs_each_part_by_its_polar
       item_tags=jnp.asarray(rng.random((v, t)) < 0.4))
   negative = np.array([False, True] * (b // 2))
   batch = _rerank_batch(rng, b, v, t, text_dim, negative)
-  base = np.asarray(steering_eval._scores_fn(scorer, "backbone")(batch))
-  rerank = steering_eval._scores_fn(scorer, "text_rerank")
+  base = np.asarray(steering_eval.methods.scores_fn(scorer, "backbone")(batch))
+  rerank = steering_eval.methods.scores_fn(scorer, "text_rerank")
   valid = (np.arange(v) >= 1) & (np.arange(v) <= v - 2)
   for u in range(b):
     window = np.where(np.asarray(batch["seen"][u]) | ~valid, -np.inf, base[u])
@@ -510,7 +510,8 @@ def test_the_steering_loss_trains_the_router(top_k):
   """Stage 3's loss without the load-balance term gives the router's kernel a gradient."""
   import ml_collections
 
-  from dpr_jax.train.steering import FrozenCatalogue, steering_loss
+  from dpr_jax.train.examples import FrozenCatalogue
+  from dpr_jax.train.steering import steering_loss
 
   rng = np.random.default_rng(0)
   v, t, b = 30, 3, 16
@@ -554,12 +555,12 @@ def test_polarity_routing_sends_each_polarity_to_its_expert():
 
 def test_a_stage_checkpoint_made_with_other_settings_names_them(tmp_path):
   from dpr_jax.errors import CheckpointError
-  from dpr_jax.train.steering import _check
+  from dpr_jax.checkpoint import fingerprint_check
 
   saved = {"stage": 3, "dpr": {"num_experts": 4, "top_k": 1}, "examples": 10}
   wanted = {"stage": 3, "dpr": {"num_experts": 8, "top_k": 1}, "examples": 10,
             "user_profile": True}
-  _check({"fingerprint": saved}, dict(saved), tmp_path)  # the same settings: no error
+  fingerprint_check(dict(saved), tmp_path)({"fingerprint": saved})  # the same: no error
   with pytest.raises(CheckpointError, match=r"dpr\.num_experts: 4 -> 8; user_profile: 'unset'"
                                             r" -> True\)"):
-    _check({"fingerprint": saved}, wanted, tmp_path)
+    fingerprint_check(wanted, tmp_path)({"fingerprint": saved})

@@ -46,7 +46,7 @@ def test_everyday_tasks_pick_users_by_the_requests_own_tags(tiny_config):
   tasks, read_ok = steering_eval.everyday_tasks(data, "test", requests, top10, 0,
                                                 rules_reader(embed))
   _, targets, _ = data.eval_split("test")
-  share = steering_eval._tag_share(data, "test")
+  share = steering_eval.tag_share(data, "test")
   gi, hi = 0, 1
   pos, neg, comb = tasks["EVERYDAY+"], tasks["EVERYDAY-"], tasks["EVERYDAY+-"]
   assert 0 < len(pos.users) <= steering_eval.EVERYDAY_USERS  # "x" names no tag of the data

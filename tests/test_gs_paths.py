@@ -42,7 +42,7 @@ def fake_gcs(tmp_path, monkeypatch):
   import tensorflow as tf
   from etils.epath import backend, gpath
 
-  from dpr_jax.train import checkpoint
+  from dpr_jax import checkpoint
 
   root = tmp_path / "gcs"
   root.mkdir()
@@ -72,7 +72,7 @@ def fake_gcs(tmp_path, monkeypatch):
 
 def test_atomic_writes_and_paths_keep_the_uri(fake_gcs):
   from dpr_jax import atomic
-  from dpr_jax.train.stages import stage_dir
+  from dpr_jax.checkpoint import stage_dir
 
   root, _ = fake_gcs
   assert str(stage_dir("gs://bucket/run", 2)) == "gs://bucket/run/stage2"

@@ -163,6 +163,7 @@ def test_every_positive_steering_mode_matches_the_reference(rec):
 def test_a_head_reading_the_tag_profile_gets_the_whole_history_s(rec):
   """With ``dpr.user_profile`` the served head reads the tag shares of the request's whole
   history (as in the steering evaluation), not of the cut input window."""
+  from dpr_jax.models import build_head
   from dpr_jax.serve.recommender import Recommender, Request
   from dpr_jax.train import steering
 
@@ -175,7 +176,7 @@ def test_a_head_reading_the_tag_profile_gets_the_whole_history_s(rec):
   params["experts"]["w1"] = w1.at[:, -num_tags:].set(
       3.0 * jax.random.normal(jax.random.key(0), w1[:, -num_tags:].shape))
   profile_rec = Recommender(config, rec.data, rec._model, rec._backbone,
-                            steering.build_head(config, num_tags), params, rec.encoder)
+                            build_head(config, num_tags), params, rec.encoder)
   user = next(u for u in rec.data.user_ids  # the profile covers more than the input window
               if len(rec.user_history(u)) > rec.data.max_len)
   history = rec.user_history(user)

@@ -50,3 +50,22 @@ def test_bad_mesh_is_refused():
     sharding.make_mesh(-1, 3, devices=[object()] * 8)
   with pytest.raises(ConfigError, match="devices, but 8 are available"):
     sharding.make_mesh(3, 2, devices=[object()] * 8)
+
+
+def test_dpr_precompute_and_steering_evaluation_on_a_mesh_match_one_device():
+  """Stage 3's user-vector precompute, the backbone's top-10 and every steering method run with
+  their users split over `data` (and the item table over `model`) and agree with one device."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, str(ROOT / "tests" / "sharded_dpr_check.py"), "4x2", "8x1"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  results = [json.loads(line) for line in out.stdout.strip().splitlines() if line.startswith("{")]
+  assert [r["mesh"] for r in results] == [[4, 2], [8, 1]]
+  for r in results:
+    assert r["devices"] == 8 and r["user_vectors_shape"] == [37, 20, 32]
+    assert r["user_vectors_max_diff"] < 1e-5, r
+    assert r["top10_equal"], r
+    for method, m in r["methods"].items():
+      assert m["users"] == 30 and m["ndcg_max_diff"] < 1e-6, (method, r["mesh"])
+      assert m["share_equal"] and m["top10_equal"], (method, r["mesh"])

@@ -68,7 +68,7 @@ def serve_setup(config, num_items: int, length: int, num_tags: int = common.ML1M
                 prompt_dim: int = common.PROMPT_DIM, seed: int = 0):
   """(jitted recommend, params, item_tags) with random parameters of the configured shapes
   (:func:`common.random_params`)."""
-  from dpr_jax.train.steering import build_head
+  from dpr_jax.models import build_head
 
   backbone = build_backbone(config.model, num_items, length)
   head = build_head(config, num_tags)

@@ -18,8 +18,10 @@ would run. One subprocess gets ``--devices`` fake CPU devices
 Programs: the stage-3 step (the DPR head's steering loss and update; examples over ``data``, the
 frozen catalogue split over ``model``), the stage-1 training step of SASRec and GRU4Rec, dense (every position) and packed
 (``train.compact_head``: SASRec's row packing, GRU4Rec's compact head; each ``data`` shard packs
-its own sequences, ``groups`` = the mesh's ``data`` size), and full-ranking evaluation (user
-vectors of ``--batch`` users against the whole catalogue, top-k). A packed program is measured
+its own sequences, ``groups`` = the mesh's ``data`` size), full-ranking evaluation (user
+vectors of ``--batch`` users against the whole catalogue, top-k), and the steering evaluation
+of DPR (512 prompted users steered by the head and ranked, ``eval.steering.Scorer.step``;
+users over ``data``). A packed program is measured
 twice on one device: with one group (what a one-device run compiles) and with the mesh's groups
 (the same program as on the mesh); ``ratio`` is against the former, ``ratio_same_program``
 against the latter. Batches: synthetic sequences with ML-1M's length distribution
@@ -214,6 +216,19 @@ def child(args) -> list[dict]:
       row["ratio"] = row["ratio_same_program"] = base / row["gflop_per_device"]
       rows.append(row)
       print("RESULT " + json.dumps(row), flush=True)
+  program = "steering evaluation (DPR)"
+  if wanted(program):
+    config = common.load_config(None, model__embed_dim=args.d)
+    base = None
+    for data_axis, model_axis in meshes:
+      mesh = sharding.make_mesh(data_axis, model_axis, devices=jax.devices()[:data_axis *
+                                                                             model_axis])
+      compiled, params = _steering(config, mesh, args.items, eval_data)
+      row = _row(program, (data_axis, model_axis), 1, None, compiled, params)
+      base = base or row["gflop_per_device"]
+      row["ratio"] = row["ratio_same_program"] = base / row["gflop_per_device"]
+      rows.append(row)
+      print("RESULT " + json.dumps(row), flush=True)
   program = "stage 3 (DPR head)"
   if wanted(program):
     config = common.load_config(None, model__embed_dim=args.d)
@@ -228,6 +243,57 @@ def child(args) -> list[dict]:
       rows.append(row)
       print("RESULT " + json.dumps(row), flush=True)
   return rows
+
+
+def _steering(config, mesh, num_items: int, data, batch: int = 512):
+  """(compiled per-batch steering evaluation of DPR, param MiB): ``batch`` users of ``data``'s
+  test split, each with a prompt, steered by the head and ranked against the whole catalogue,
+  seen items masked (``eval.steering.Scorer.step("dpr")``, users over ``data``)."""
+  import jax
+  import jax.numpy as jnp
+
+  from dpr_jax import sharding
+  from dpr_jax.bench.train import stage3_setup
+  from dpr_jax.eval.steering import Scorer
+  from dpr_jax.models import build_backbone
+
+  model = build_backbone(config.model, num_items, data.max_len)
+  abstract = jax.eval_shape(lambda: model.init({"params": jax.random.key(0)},
+                                               jnp.zeros((1, data.max_len), jnp.int32)))
+  backbone = jax.device_put(common.random_params(lambda: abstract["params"]),
+                            sharding.tree_shardings(mesh, abstract["params"]))
+  head, init, _, _, vocab = stage3_setup(config, num_items, 8)
+  head_params = jax.device_put(common.random_params(init),
+                               sharding.tree_shardings(mesh, jax.eval_shape(init)))
+  num_tags, prompt_dim = common.ML1M_TAGS, common.PROMPT_DIM
+  rng = np.random.default_rng(0)
+  tags = np.zeros((vocab, num_tags), bool)
+  tags[1:num_items + 1] = rng.random((num_items, num_tags)) < 0.15
+
+  def steer(h, p, profile, negative):
+    out = head.apply({"params": head_params}, h, p, jnp.ones(h.shape[:1], bool), profile,
+                     negative)
+    return out.user, out.tag_bias
+
+  scorer = Scorer(
+      user_vectors=lambda x: model.apply({"params": backbone}, x, method=model.user_vector),
+      steer=steer, table=model.apply({"params": backbone}, method=model.item_table),
+      item_text=jnp.zeros((vocab, prompt_dim - 1)), item_tags=jnp.asarray(tags),
+      num_items=num_items, mesh=mesh)
+  inputs, targets, seen_len = data.eval_split("test")
+  users = np.arange(batch) % data.num_users
+  host = {"inputs": inputs[users], "targets": targets[users], "history": data.history[users],
+          "seen_len": seen_len[users], "tag": rng.integers(0, num_tags, batch).astype(np.int32),
+          "polarity": np.ones(batch, np.int32), "alpha": np.ones(batch, np.float32),
+          "has_prompt": np.ones(batch, bool),
+          "prompt": rng.standard_normal((batch, prompt_dim)).astype(np.float32),
+          "has_prompt2": np.zeros(batch, bool),
+          "prompt2": np.zeros((batch, prompt_dim), np.float32),
+          "prompt_negative": np.zeros(batch, bool), "prompt2_negative": np.zeros(batch, bool),
+          "tag2": np.zeros(batch, np.int32),
+          "share": rng.dirichlet(np.ones(num_tags), batch).astype(np.float32)}
+  size = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves((backbone, head_params))) / 2**20
+  return scorer.step("dpr").lower(host).compile(), size
 
 
 def _row(program, mesh, groups, capacity, compiled, params) -> dict:

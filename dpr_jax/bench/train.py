@@ -105,7 +105,8 @@ def stage3_setup(config, num_items: int, batch: int, num_tags: int = common.ML1M
   unprompted, positive and negative examples as the stage-3 pipeline does; ``init()`` returns the
   head's (boxed) parameters.
   """
-  from dpr_jax.train.steering import FrozenCatalogue, build_head
+  from dpr_jax.models import build_head
+  from dpr_jax.train.examples import FrozenCatalogue
 
   rng = np.random.default_rng(seed)
   d = config.model.embed_dim

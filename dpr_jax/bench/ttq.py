@@ -58,17 +58,6 @@ def curve(metrics_path: pathlib.Path, start_unix: float) -> list[dict]:
   return rows
 
 
-def stop_reason(train_config, evals_since_best: int, ndcg: float, elapsed_s: float) -> str | None:
-  """The trainer's stopping rules (dpr_jax.train.trainer), for the peer's loop."""
-  if 0 < train_config.patience <= evals_since_best:
-    return "patience"
-  if 0 < train_config.target_ndcg <= ndcg:
-    return "target"
-  if 0 < train_config.time_budget_min * 60 <= elapsed_s:
-    return "budget"
-  return None
-
-
 def run_ours(config) -> tuple[list[dict], dict, float]:
   """Stage 1 of ``config`` as the launcher runs it; (curve rows, results, wall s)."""
   from dpr_jax.train import trainer
@@ -88,7 +77,7 @@ def run_peer(config, variant: str) -> tuple[list[dict], dict, float]:
   from dpr_jax.data.prepare import prepare
   from dpr_jax.models import build_backbone
   from dpr_jax.train.step import create_state, learning_rate, make_optimizer
-  from dpr_jax.train.trainer import Schedule
+  from dpr_jax.train.trainer import Schedule, stop_reason
 
   torch = peer._torch()  # pylint: disable=protected-access
   start = time.time()

@@ -31,10 +31,13 @@ def seen_mask(history: Array, seen_len: Array, targets: Array, vocab_size: int) 
   Args:
     history: int[B, H] right-padded item ids; seen_len: int[B]; targets: int[B].
   """
-  b, h = history.shape
+  h = history.shape[1]
   valid = jnp.arange(h)[None, :] < seen_len[:, None]
   idx = jnp.where(valid, history, 0)  # padding points at item 0, which is never ranked
-  mask = jnp.zeros((b, vocab_size), bool).at[jnp.arange(b)[:, None], idx].set(True)
+  # One scatter per row (vmap: the batch is a scatter batching dimension), so a batch sharded
+  # over `data` is scattered where it lies; a scatter indexed by (row, item) pairs would make
+  # the partitioner all-gather every device's indices.
+  mask = jax.vmap(lambda row: jnp.zeros((vocab_size,), bool).at[row].set(True))(idx)
   return mask & (jnp.arange(vocab_size)[None, :] != targets[:, None])
 
 
@@ -164,7 +167,7 @@ class Evaluator:
     self._batch_shardings = batch_shardings
 
   def _batches(self, data: SplitData, split: str):
-    return ({k: _global_array(v, self._batch_shardings[k]) for k, v in b.items()}
+    return ({k: sharding.global_rows(v, self.mesh) for k, v in b.items()}
             for b in eval_batches(data, split, self.batch_size, self.trim))
 
   def __call__(self, params, data: SplitData, split: str) -> dict[str, float]:
@@ -210,7 +213,3 @@ def average(batch_sums) -> dict[str, float]:
   count = float(totals.pop("count"))
   return {k: float(v) / count for k, v in sorted(totals.items())} | {"users": int(count)}
 
-
-def _global_array(value: np.ndarray, sharding_: jax.sharding.Sharding) -> Array:
-  """A global array from a host value every process holds in full (multi-process safe)."""
-  return jax.make_array_from_callback(value.shape, sharding_, lambda index: value[index])

@@ -1,4 +1,6 @@
-"""Backbones. Each maps left-padded item sequences int[B, L] to user vectors float[B, L, d] and
+"""Backbones and the DPR head, built from a config.
+
+Each backbone maps left-padded item sequences int[B, L] to user vectors float[B, L, d] and
 exposes the shared item table float[V, d] (``method=model.item_table``)."""
 
 from __future__ import annotations
@@ -6,6 +8,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from dpr_jax.models.dpr import DPRHead
 from dpr_jax.models.gru4rec import GRU4Rec
 from dpr_jax.models.layers import padded_vocab, valid_item_mask
 from dpr_jax.models.sasrec import SASRec
@@ -25,4 +28,16 @@ def build_backbone(model_config, num_items: int, max_len: int) -> nn.Module:
   raise ValueError(f"unknown model {model_config.name!r}")
 
 
-__all__ = ["SASRec", "GRU4Rec", "build_backbone", "padded_vocab", "valid_item_mask"]
+def build_head(config, num_tags: int, stage: int = 3) -> DPRHead:
+  """The DPR head of ``stage`` (2 or 3): stage 2 never reads the tag profile (its experts are
+  only carried along; ``train.steering.widen_for_profile`` adds the profile inputs for stage 3)."""
+  d = config.dpr
+  return DPRHead(embed_dim=config.model.embed_dim, num_tags=num_tags,
+                 adapter_hidden=d.adapter_hidden,
+                 num_experts=d.num_experts, top_k=d.top_k, expert_hidden=d.expert_hidden,
+                 dispatch=d.dispatch, gates=d.gates, routing=d.routing,
+                 use_profile=bool(d.user_profile) and stage == 3)
+
+
+__all__ = ["SASRec", "GRU4Rec", "DPRHead", "build_backbone", "build_head", "padded_vocab",
+           "valid_item_mask"]

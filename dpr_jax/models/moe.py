@@ -34,6 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dpr_jax import sharding
 from dpr_jax.models.layers import partitioned
 
 Array = jax.Array
@@ -121,7 +122,7 @@ class Router(nn.Module):
       logits = jnp.einsum("bd,de->be", x.astype(jnp.float32),
                           kernel.astype(jnp.float32))  # [B, E]
       router_probs = jax.nn.softmax(logits, axis=-1)  # [B, E]
-      top_probs, expert_index = jax.lax.top_k(router_probs, self.top_k)  # [B, K], [B, K]
+      top_probs, expert_index = sharding.top_k(router_probs, self.top_k)  # [B, K], [B, K]
       if self.gates == "renormalized":
         top_probs = top_probs / jnp.sum(top_probs, axis=-1, keepdims=True)
       gates = top_probs  # [B, K]

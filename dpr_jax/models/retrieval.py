@@ -15,6 +15,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from dpr_jax import sharding
+
 Array = jax.Array
 
 # Finite "minus infinity" for masked scores: exp(NEG - m) is 0 and NEG - NEG stays defined, so
@@ -45,5 +47,6 @@ def mask(s: Array, allowed: Array) -> Array:
 
 
 def top_k(s: Array, allowed: Array, k: int) -> tuple[Array, Array]:
-  """(scores float32[B, k], items int32[B, k]) of the k best allowed items."""
-  return jax.lax.top_k(mask(s, allowed), k)
+  """(scores float32[B, k], items int32[B, k]) of the k best allowed items (each ``data`` shard
+  of users on its own devices inside a sharded step: ``sharding.top_k``)."""
+  return sharding.top_k(mask(s, allowed), k)

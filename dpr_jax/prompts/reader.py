@@ -24,10 +24,13 @@ import dataclasses
 import json
 from typing import Callable, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax import atomic
-from dpr_jax.models.parser import Parse
+from dpr_jax.models.parser import Parse, RequestParser, decode
+from dpr_jax.prompts import generator
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import negation_cue
 
@@ -154,3 +157,64 @@ def token_inputs(texts: Sequence[str], cache_dir, encoder_path: str | None,
   atomic.write_text(path.with_suffix(".json"), json.dumps(
       {"encoder": name, "count": len(texts), "max_tokens": max_tokens}))
   return {"tokens": tokens, "mask": mask, "cue": cue}
+
+
+# ================================================================================ the parser
+def build_parser(config, num_tags: int) -> RequestParser:
+  """The request parser of ``config.parser`` for ``num_tags`` tags."""
+  p = config.parser
+  return RequestParser(num_tags=num_tags, hidden=p.hidden, num_heads=p.num_heads,
+                       max_tokens=p.max_tokens, dropout=p.dropout)
+
+
+def form_texts(domain: str, tag_names: Sequence[str]) -> tuple[list[str], list[int]]:
+  """Each tag's name and its *training* surface forms (generator), with the tag index of each."""
+  texts, tags = [], []
+  for t, name in enumerate(tag_names):
+    forms = {name.lower().replace("-", " "), *generator.surface_forms(domain, name, "train")}
+    texts += sorted(forms)
+    tags += [t] * len(forms)
+  return texts, tags
+
+
+def known_forms(domain: str, tag_names: Sequence[str], cache_dir,
+                encoder: str | None) -> tuple[np.ndarray, np.ndarray]:
+  """The surface forms the parser matches spans against (dpr_jax.models.parser.span_matches):
+  each tag's name and its *training* forms of the generator, embedded by the frozen encoder
+  (cached). Returns (float32[M, D_t] unit rows, int32[M] their tags)."""
+  from dpr_jax.prompts.bank import _cached_embeddings
+
+  texts, tags = form_texts(domain, tag_names)
+  emb, _ = _cached_embeddings(atomic.as_path(cache_dir), f"forms-{domain}", texts, encoder)
+  return np.asarray(emb, np.float32), np.asarray(tags, np.int32)
+
+
+def make_parse(config, params, tag_names: Sequence[str], cache_dir,
+               encoder: str | None = None, text_encoder=None):
+  """``texts -> [Parse]``. Token states come from the cache (``cache_dir``) or, with
+  ``text_encoder`` (serving), straight from the encoder."""
+  model = build_parser(config, len(tag_names))
+  forms, form_tag = (jnp.asarray(a) for a in known_forms(config.dpr.domain, tag_names,
+                                                           cache_dir, encoder))
+  probs_fn = jax.jit(lambda p, t, m, c: jax.nn.softmax(
+      model.apply({"params": p}, t, m, c, forms, form_tag), -1))
+  max_tokens = config.parser.max_tokens
+
+  def parse(texts: Sequence[str]) -> list[Parse]:
+    if not len(texts):
+      return []
+    if text_encoder is not None:
+      from dpr_jax.prompts.features import negation_cue
+
+      tokens, mask = text_encoder.token_states(list(texts), max_tokens)
+      inputs = {"tokens": tokens, "mask": mask,
+                "cue": np.array([negation_cue(t) for t in texts], np.float32)}
+    else:
+      inputs = token_inputs(list(texts), cache_dir, encoder, max_tokens)
+    out = []
+    for s in range(0, len(texts), 256):
+      out.append(np.asarray(probs_fn(params, *(inputs[k][s:s + 256]
+                                                for k in ("tokens", "mask", "cue")))))
+    return decode(np.concatenate(out), tag_names)
+
+  return parse

@@ -22,7 +22,7 @@ becomes "an" before a vowel sound, a noun the form already names is dropped ("a 
 "film noir" -> "a film noir"; "{tag} news" with "news" -> "news"), and a form opening a sentence is
 capitalised.
 
-Splits. Everything is split by hand, fixed in this file (no random draw at import): every
+Splits. Everything is split by hand, fixed in the data files (no random draw at import): every
 explicit family has 11 training and 5 held-out evaluation templates per domain; every tag has 4
 training and 2 held-out nuanced prompts of its own (multi-tag prompts count for each tag they
 carry). No evaluation template or nuanced text is ever used in training. Training prompts use
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.resources
 import json
 import re
 import types
@@ -78,620 +79,37 @@ class Prompt:
   split: str
 
 
-# ------------------------------------------------------------------------------------------ tags
-
-_ML1M_TAGS: tuple[str, ...] = (
-    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War",
-    "Western",
-)
-
-_MIND_TAGS: tuple[str, ...] = (
-    "autos", "entertainment", "finance", "foodanddrink", "health", "kids", "lifestyle",
-    "middleeast", "movies", "music", "news", "northamerica", "sports", "travel", "tv", "video",
-    "weather",
-)
-
-# --------------------------------------------------------------------------------- surface forms
-
-_ML1M_SURFACE: dict[str, tuple[str, ...]] = {
-    "Action": ("action", "action-packed"),
-    "Adventure": ("adventure", "epic adventure"),
-    "Animation": ("animated", "animation"),
-    "Children's": ("children's", "kids'", "family"),
-    "Comedy": ("comedy", "funny"),
-    "Crime": ("crime", "gangster"),
-    "Documentary": ("documentary", "non-fiction"),
-    "Drama": ("drama", "dramatic"),
-    "Fantasy": ("fantasy", "sword-and-sorcery"),
-    "Film-Noir": ("noir", "film noir"),
-    "Horror": ("horror", "scary"),
-    "Musical": ("musical", "song-and-dance"),
-    "Mystery": ("mystery", "whodunit"),
-    "Romance": ("romance", "romantic"),
-    "Sci-Fi": ("sci-fi", "science fiction", "sci fi"),
-    "Thriller": ("thriller", "suspense"),
-    "War": ("war", "wartime"),
-    "Western": ("western", "cowboy"),
-}
-
-_MIND_SURFACE: dict[str, tuple[str, ...]] = {
-    "autos": ("auto", "car", "motoring"),
-    "entertainment": ("entertainment", "showbiz", "celebrity"),
-    "finance": ("finance", "financial", "money"),
-    "foodanddrink": ("food and drink", "cooking", "food"),
-    "health": ("health", "wellness", "medical"),
-    "kids": ("kids'", "children's", "family"),
-    "lifestyle": ("lifestyle", "style"),
-    "middleeast": ("Middle East", "Middle Eastern", "Mideast"),
-    "movies": ("movie", "film", "cinema"),
-    "music": ("music", "pop music"),
-    "news": ("news", "current affairs", "hard news"),
-    "northamerica": ("North American", "North America", "US and Canada"),
-    "sports": ("sports", "sporting"),
-    "travel": ("travel", "vacation"),
-    "tv": ("TV", "television"),
-    "video": ("video", "viral video"),
-    "weather": ("weather", "forecast"),
-}
-
-# ------------------------------------------------------------------------------------- templates
-# Each family: 11 training templates, then 5 held-out evaluation templates. {tag} is always
-# followed by a noun, so every surface form reads as a modifier.
-
-_ML1M_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
-    "positive": {
-        "train": (
-            "more {tag} movies, please",
-            "I'm in the mood for a {tag} film tonight",
-            "could you show me some {tag} movies?",
-            "{tag} films tonight, please",
-            "recommend me a good {tag} movie",
-            "I've been really into {tag} films lately, give me more of those",
-            "any good {tag} movies you'd suggest?",
-            "put some {tag} films on my list",
-            "I'd love to watch a {tag} movie this weekend",
-            "show me {tag} movies",
-            "feeling like a {tag} film right now",
-        ),
-        "eval": (
-            "what {tag} movies should I watch next?",
-            "Would you mind recommending a few {tag} films? Thanks!",
-            "my friends are coming over and we want a {tag} movie",
-            "lean more towards {tag} films from now on",
-            "I could really go for a {tag} movie",
-        ),
-    },
-    "negative": {
-        "train": (
-            "anything but a {tag} movie, please",
-            "no {tag} films tonight",
-            "I'm sick of {tag} movies",
-            "skip the {tag} stuff",
-            "please keep {tag} films out of my list",
-            "not in the mood for a {tag} movie",
-            "fewer {tag} films, please",
-            "I've had enough of {tag} movies for a while",
-            "don't recommend any {tag} films",
-            "can you stop suggesting {tag} movies?",
-            "I really don't like {tag} films",
-        ),
-        "eval": (
-            "no more {tag} movies, thanks",
-            "I'm not feeling {tag} films today, show me something else",
-            "please leave out the {tag} movies",
-            "I'd rather avoid {tag} films for now",
-            "Honestly, I'm tired of all the {tag} movies you keep showing me.",
-        ),
-    },
-}
-
-_MIND_TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
-    "positive": {
-        "train": (
-            "more {tag} news, please",
-            "show me more {tag} stories",
-            "I want to read some {tag} articles today",
-            "could you add some {tag} coverage to my feed?",
-            "{tag} stories first, please",
-            "I've been really interested in {tag} news lately",
-            "give me the latest {tag} headlines",
-            "any interesting {tag} articles today?",
-            "I'd like a bit more {tag} content in my feed",
-            "catch me up on {tag} news",
-            "fill my feed with {tag} stories",
-        ),
-        "eval": (
-            "what's new in {tag} news today?",
-            "Could you show me a few more {tag} articles? Thanks.",
-            "keep me posted with {tag} stories",
-            "I'd love more {tag} coverage in my daily briefing",
-            "bring on the {tag} headlines",
-        ),
-    },
-    "negative": {
-        "train": (
-            "no {tag} news, please",
-            "anything but {tag} stories, please",
-            "skip the {tag} articles",
-            "I'm sick of {tag} headlines",
-            "please keep {tag} stories out of my feed",
-            "fewer {tag} articles, please",
-            "I don't care about {tag} news",
-            "stop showing me {tag} stories",
-            "not interested in {tag} coverage today",
-            "I've had enough {tag} news for this week",
-            "hide the {tag} stuff from my feed",
-        ),
-        "eval": (
-            "no more {tag} stories, thanks",
-            "can you leave out the {tag} articles today?",
-            "I'd rather not read {tag} news right now",
-            "I'm tired of seeing so much {tag} coverage",
-            "Please don't put {tag} headlines in my feed anymore.",
-        ),
-    },
-}
-
-# -------------------------------------------------------------------------------------- nuanced
-# Per tag: 4 training and 2 held-out texts. A plain string carries only the tag it is listed
-# under; a (text, tags) pair carries every tag named (the one it is listed under included).
+# ------------------------------------------------------------------------------------------ data
+# The text lives in templates/<domain>.json (data only; templates/README.md gives the format):
+#   tags            the domain's tags, in the data's order
+#   surface_forms   {tag: [form, ...]}, the canonical (evaluation) form first
+#   templates       {family: {split: [template with {tag}, ...]}}: 11 training, then 5 held-out
+#                   evaluation templates per family; {tag} always followed by a noun
+#   nuanced         {tag: {split: [text | {"text", "tags"}]}}: 4 training and 2 held-out texts
+#                   per tag; a plain string carries only the tag it is listed under, an object
+#                   every tag it names (the one it is listed under included)
+#   combined        held-out "ask for {pos}, exclude {neg}" sentences (evaluation only: nothing
+#                   is trained on them); both slots stand where a modifier reads naturally
 
 _Entry = str | tuple[str, tuple[str, ...]]
 
-_ML1M_NUANCED: dict[str, dict[str, tuple[_Entry, ...]]] = {
-    "Action": {
-        "train": (
-            "explosions, car chases and big fight scenes",
-            "something fast and loud with lots of shootouts",
-            "a movie where the hero takes on an army of bad guys single-handed",
-            ("a Bond-style spy movie with stunts and gadgets", ("Action", "Thriller")),
-        ),
-        "eval": (
-            "wall-to-wall stunts and punch-ups",
-            "I want to see things blow up",
-        ),
-    },
-    "Adventure": {
-        "train": (
-            "a treasure hunt in some far-off jungle",
-            "heroes setting off on a long journey to faraway lands",
-            ("something like Indiana Jones", ("Action", "Adventure")),
-            "explorers, lost cities and a map with an X on it",
-        ),
-        "eval": (
-            "a swashbuckling tale of pirates on the high seas",
-            "a band of friends on an epic quest",
-        ),
-    },
-    "Animation": {
-        "train": (
-            "hand-drawn cartoons",
-            "something by Pixar",
-            "stop-motion or claymation, like Wallace and Gromit",
-            ("cartoons the little ones can watch", ("Animation", "Children's")),
-        ),
-        "eval": (
-            "a classic Disney cartoon feature",
-            "drawn characters instead of real actors",
-        ),
-    },
-    "Children's": {
-        "train": (
-            "something the little ones can sit through",
-            "a film that's safe for my six-year-old",
-            "a G-rated movie for a Sunday afternoon with my nephews",
-            "something to keep a room full of eight-year-olds happy",
-        ),
-        "eval": (
-            "a gentle movie my daughter can watch with me",
-            "something suitable for a school-age audience",
-        ),
-    },
-    "Comedy": {
-        "train": (
-            "something that will make me laugh",
-            "a light, silly movie to cheer me up",
-            "I need a good laugh tonight",
-            ("a cute rom-com for date night", ("Comedy", "Romance")),
-        ),
-        "eval": (
-            "something hilarious, the dumber the better",
-            "a film that will have us in stitches",
-        ),
-    },
-    "Crime": {
-        "train": (
-            "mob bosses, heists and dirty cops",
-            "a movie about a bank robbery gone wrong",
-            "the mafia, drug lords, that sort of underworld story",
-            ("a detective hunting down a serial killer", ("Crime", "Thriller")),
-        ),
-        "eval": (
-            "a story about hitmen and crooked deals in the big city",
-            "something like The Godfather",
-        ),
-    },
-    "Documentary": {
-        "train": (
-            "real footage about real people, not actors",
-            "something educational about nature and wildlife",
-            "a film that investigates a true story through interviews",
-            "I want to learn something real from a film tonight",
-        ),
-        "eval": (
-            "a narrated behind-the-scenes look at real events",
-            "a film that teaches me about history using archive footage",
-        ),
-    },
-    "Drama": {
-        "train": (
-            "something serious and emotional",
-            "a slow character study about a marriage falling apart",
-            "a heavy, thought-provoking film that might make me cry",
-            "a powerful story with great acting and no easy answers",
-        ),
-        "eval": (
-            "an Oscar-bait tearjerker",
-            "a moving story about ordinary people going through hard times",
-        ),
-    },
-    "Fantasy": {
-        "train": (
-            "wizards, dragons and magic spells",
-            "a journey through an enchanted kingdom",
-            ("something like The Lord of the Rings", ("Adventure", "Fantasy")),
-            "fairy tales with witches and talking animals",
-        ),
-        "eval": (
-            "a magical world full of mythical creatures",
-            "knights fighting a dragon to save the realm",
-        ),
-    },
-    "Film-Noir": {
-        "train": (
-            "a black-and-white detective story full of shadows and cigarette smoke",
-            "a hard-boiled private eye and a femme fatale",
-            "something like The Maltese Falcon or Double Indemnity",
-            "a moody 1940s picture about cynical detectives and shady dames",
-        ),
-        "eval": (
-            "a cynical old Hollywood story with a doomed antihero",
-            "rain-soaked streets, trench coats and double-crosses in black and white",
-        ),
-    },
-    "Horror": {
-        "train": (
-            "something that will give me nightmares",
-            "ghosts, haunted houses and jump scares",
-            "a slasher with lots of blood",
-            "I want to be terrified tonight",
-        ),
-        "eval": (
-            "a creepy film to watch with the lights off",
-            "zombies, demons, that kind of thing",
-        ),
-    },
-    "Musical": {
-        "train": (
-            "a movie where people burst into song",
-            "singing and dancing like an old Broadway show",
-            "something like The Sound of Music or Grease",
-            "big choreographed numbers and catchy show tunes",
-        ),
-        "eval": (
-            "a film full of songs I can sing along to",
-            "a Fred Astaire and Ginger Rogers picture",
-        ),
-    },
-    "Mystery": {
-        "train": (
-            "a puzzle where I have to guess who did it",
-            "a detective piecing together clues",
-            "something like an Agatha Christie story",
-            "a twisty plot with a secret I won't see coming",
-        ),
-        "eval": (
-            "a locked-room puzzle with a brilliant sleuth",
-            "a story that keeps me guessing until the final reveal",
-        ),
-    },
-    "Romance": {
-        "train": (
-            "a sweet love story",
-            "two people falling for each other",
-            "a date-night movie about finding the one",
-            "something swoony for Valentine's Day",
-        ),
-        "eval": (
-            "a tale of star-crossed lovers",
-            "a feel-good film about a couple who meet by chance",
-        ),
-    },
-    "Sci-Fi": {
-        "train": (
-            "spaceships and aliens",
-            "a story set in the distant future with robots",
-            "time travel, parallel universes, that kind of thing",
-            "something like Star Trek or Blade Runner",
-        ),
-        "eval": (
-            "a journey to another planet",
-            "a movie about artificial intelligence taking over the world",
-        ),
-    },
-    "Thriller": {
-        "train": (
-            "something that keeps me on the edge of my seat",
-            "a tense cat-and-mouse chase with a killer",
-            "a nail-biter with lots of twists",
-            "a Hitchcock-style film that makes my heart race",
-        ),
-        "eval": (
-            "a gripping story where every minute counts",
-            ("a race to stop a bomb before it goes off", ("Action", "Thriller")),
-        ),
-    },
-    "War": {
-        "train": (
-            "soldiers storming the beaches of Normandy",
-            "a story about a platoon in Vietnam",
-            "trench fighting in 1917",
-            "something about D-Day or the Battle of Britain",
-        ),
-        "eval": (
-            "a battlefield epic about soldiers and sacrifice",
-            "a film about a bomber crew flying missions over Germany",
-        ),
-    },
-    "Western": {
-        "train": (
-            "gunslingers, saloons and showdowns at high noon",
-            "something set in the Wild West",
-            "a John Wayne movie out on the frontier",
-            "outlaws and sheriffs on horseback",
-        ),
-        "eval": (
-            "a lone rider drifting into a dusty frontier town",
-            "a story about cattle drives and ranchers",
-        ),
-    },
-}
 
-_MIND_NUANCED: dict[str, dict[str, tuple[_Entry, ...]]] = {
-    "autos": {
-        "train": (
-            "reviews of the newest SUVs and pickup trucks",
-            "what Tesla, Ford and Toyota are launching next",
-            "recalls and safety ratings for vehicles I might buy",
-            "electric vehicles and charging stations",
-        ),
-        "eval": (
-            "which new sedan gets the best mileage",
-            "engines, horsepower and test drives",
-        ),
-    },
-    "entertainment": {
-        "train": (
-            "gossip about famous people",
-            "who wore what on the red carpet",
-            "the latest Hollywood breakups and engagements",
-            "what the stars are up to this week",
-        ),
-        "eval": (
-            "juicy stories about the rich and famous",
-            "award show highlights and star sightings",
-        ),
-    },
-    "finance": {
-        "train": (
-            "how the stock market did today",
-            "tips for saving for retirement",
-            "interest rates, mortgages and inflation",
-            "what's happening on Wall Street",
-        ),
-        "eval": (
-            "advice on budgeting and paying off debt",
-            "company earnings reports and investing ideas",
-        ),
-    },
-    "foodanddrink": {
-        "train": (
-            "easy weeknight dinner recipes",
-            "what to bake this weekend",
-            "new restaurants and the best places to grab a burger",
-            "wine and cocktail recommendations",
-        ),
-        "eval": (
-            "quick recipes I can make in 20 minutes",
-            "what's good to grill this summer",
-        ),
-    },
-    "health": {
-        "train": (
-            "tips for sleeping better and lowering stress",
-            "new research on heart disease and cancer",
-            "workouts and diets that actually work",
-            "what doctors say about the flu this season",
-        ),
-        "eval": (
-            "how to lose weight and stay fit",
-            "advice from nutritionists and physicians",
-        ),
-    },
-    "kids": {
-        "train": (
-            "fun animal stories to share with my son",
-            "things to do with toddlers on a rainy day",
-            "stories my daughter would enjoy before bed",
-            "cute fun facts for young readers",
-        ),
-        "eval": (
-            "something my niece and nephew would find fun to read",
-            "easy reads for elementary schoolers",
-        ),
-    },
-    "lifestyle": {
-        "train": (
-            "home decorating ideas and relationship advice",
-            "fashion trends and beauty tips",
-            "how to organize my closet and declutter",
-            "pets, parenting and everyday life hacks",
-        ),
-        "eval": (
-            "pieces about dating, weddings and home life",
-            "what the royals have been up to",
-        ),
-    },
-    "middleeast": {
-        "train": (
-            "what's happening in Israel and the Palestinian territories",
-            "the situation in Syria and Iraq",
-            "Iran, Saudi Arabia and the Gulf states",
-            "reports from Baghdad, Beirut and Tehran",
-        ),
-        "eval": (
-            "the conflict in Yemen and the latest from Riyadh",
-            "oil politics in the Persian Gulf",
-        ),
-    },
-    "movies": {
-        "train": (
-            "box office numbers for this weekend",
-            "trailers for upcoming blockbusters",
-            "Oscar predictions and reviews of new releases",
-            "what's playing at the theaters",
-        ),
-        "eval": (
-            "which Marvel sequel is coming out next",
-            "what critics think of the new Scorsese picture",
-        ),
-    },
-    "music": {
-        "train": (
-            "new albums and concert tours",
-            "what's topping the Billboard charts",
-            "Taylor Swift, Beyonce and other singers",
-            "Grammy winners and festival lineups",
-        ),
-        "eval": (
-            "interviews with bands and songwriters",
-            "the hottest new songs and rappers",
-        ),
-    },
-    "news": {
-        "train": (
-            "what happened in Congress today",
-            "the biggest headlines of the day",
-            "politics, elections and the latest from the White House",
-            "local crime reports and court cases",
-        ),
-        "eval": (
-            "what's going on in the world right now",
-            "breaking stories from Washington and around the world",
-        ),
-    },
-    "northamerica": {
-        "train": (
-            "what's going on in Canada and Mexico",
-            "stories from Toronto, Vancouver and Montreal",
-            "the latest from across the continent, from Mexico City to Ottawa",
-            "what's happening north and south of the border",
-        ),
-        "eval": (
-            "updates from Ottawa and Mexico City",
-            "Canadian politics and Mexican elections",
-        ),
-    },
-    "sports": {
-        "train": (
-            "last night's NFL scores",
-            "trade rumors and playoff predictions",
-            "how my team did in the game yesterday",
-            "highlights from the NBA and Major League Baseball",
-        ),
-        "eval": (
-            "who won the big match this weekend",
-            "college football rankings and transfer rumors",
-        ),
-    },
-    "travel": {
-        "train": (
-            "ideas for my next getaway",
-            "the best beaches to visit this summer",
-            "cheap flights and hotel deals",
-            "hidden gems to explore in Europe",
-        ),
-        "eval": (
-            "places to go for a long weekend",
-            "road trip routes and packing tips",
-        ),
-    },
-    "tv": {
-        "train": (
-            "recaps of the shows I'm bingeing",
-            "which series got renewed or cancelled",
-            "what's new on Netflix and Hulu this week",
-            "late-night talk show highlights",
-        ),
-        "eval": (
-            "spoilers for last night's episode",
-            "reality show gossip and sitcom reboots",
-        ),
-    },
-    "video": {
-        "train": (
-            "short clips I can watch instead of reading",
-            "something to watch, not read",
-            "funny clips that everyone is sharing",
-            "footage of the big moments of the day",
-        ),
-        "eval": (
-            "quick clips to watch on my lunch break",
-            "a few short clips to play on my phone",
-        ),
-    },
-    "weather": {
-        "train": (
-            "will it rain this weekend",
-            "storm warnings and hurricane tracking",
-            "how cold it's going to get this week",
-            "heat waves, snowstorms and tornado alerts",
-        ),
-        "eval": (
-            "do I need an umbrella tomorrow",
-            "when the next big snowfall is coming",
-        ),
-    },
-}
+def _load(domain: str) -> dict:
+  path = importlib.resources.files("dpr_jax.prompts") / "templates" / f"{domain}.json"
+  data = json.loads(path.read_text(encoding="utf-8"))
+  entry = lambda e: e if isinstance(e, str) else (e["text"], tuple(e["tags"]))  # noqa: E731
+  return {
+      "tags": tuple(data["tags"]),
+      "surface": {t: tuple(forms) for t, forms in data["surface_forms"].items()},
+      "templates": {f: {s: tuple(v) for s, v in splits.items()}
+                    for f, splits in data["templates"].items()},
+      "nuanced": {t: {s: tuple(entry(e) for e in v) for s, v in splits.items()}
+                  for t, splits in data["nuanced"].items()},
+      "combined": tuple(data["combined"]),
+  }
 
-# ------------------------------------------------------------------------------ combined requests
-# "Ask for {pos}, exclude {neg}" in one sentence (issue: combined prompts). Evaluation only:
-# nothing is trained on them -- DPR steers with the two parts that
-# dpr_jax.prompts.combine.split_request finds, so every phrasing here is held out. Both slots
-# are followed by a noun or stand where a modifier reads naturally.
 
-_ML1M_COMBINED: tuple[str, ...] = (
-    "a {pos} film, but no {neg} please",
-    "{pos} movies tonight, nothing {neg}",
-    "I want something {pos} without any {neg} scenes",
-    "show me {pos} films and no {neg} stuff",
-    "{pos} movies, yes; {neg} movies, no",
-    "in the mood for a {pos} movie, just not a {neg} one",
-    "any {pos} picks? skip the {neg} ones",
-    "give me {pos} films but keep {neg} out of it",
-)
-
-_MIND_COMBINED: tuple[str, ...] = (
-    "{pos} news please, but no {neg} stories",
-    "more {pos} articles and nothing on {neg} topics",
-    "show me {pos} stories without any {neg} coverage",
-    "I'd like {pos} headlines; skip the {neg} ones",
-    "{pos} coverage, yes; {neg} coverage, no",
-    "catch me up on {pos} news, just not {neg} news",
-    "any {pos} stories? leave out the {neg} pieces",
-    "give me {pos} reads but keep {neg} out of it",
-)
+_DATA = {domain: _load(domain) for domain in ("ml-1m", "mind")}
 
 # ------------------------------------------------------------------------- frozen public tables
 
@@ -720,29 +138,23 @@ def _flatten_nuanced(
 
 
 _TAGS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
-    {"ml-1m": _ML1M_TAGS, "mind": _MIND_TAGS})
+    {domain: d["tags"] for domain, d in _DATA.items()})
 
-SURFACE_FORMS: Mapping[str, Mapping[str, tuple[str, ...]]] = types.MappingProxyType({
-    "ml-1m": types.MappingProxyType(dict(_ML1M_SURFACE)),
-    "mind": types.MappingProxyType(dict(_MIND_SURFACE)),
-})
+SURFACE_FORMS: Mapping[str, Mapping[str, tuple[str, ...]]] = types.MappingProxyType(
+    {domain: types.MappingProxyType(d["surface"]) for domain, d in _DATA.items()})
 """``SURFACE_FORMS[domain][tag]``: paraphrases of the tag, canonical (evaluation) form first."""
 
-TEMPLATES: Mapping[str, Mapping[str, Mapping[str, tuple[str, ...]]]] = types.MappingProxyType({
-    "ml-1m": _freeze_templates(_ML1M_TEMPLATES),
-    "mind": _freeze_templates(_MIND_TEMPLATES),
-})
+TEMPLATES: Mapping[str, Mapping[str, Mapping[str, tuple[str, ...]]]] = types.MappingProxyType(
+    {domain: _freeze_templates(d["templates"]) for domain, d in _DATA.items()})
 """``TEMPLATES[domain][family][split]``: explicit templates ("positive"/"negative") with a {tag}."""
 
 COMBINED: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
-    {"ml-1m": _ML1M_COMBINED, "mind": _MIND_COMBINED})
+    {domain: d["combined"] for domain, d in _DATA.items()})
 """``COMBINED[domain]``: held-out templates with a ``{pos}`` and a ``{neg}`` slot."""
 
 NUANCED: Mapping[str, Mapping[str, tuple[tuple[str, tuple[str, ...]], ...]]] = (
-    types.MappingProxyType({
-        "ml-1m": _flatten_nuanced(_ML1M_NUANCED, _ML1M_TAGS),
-        "mind": _flatten_nuanced(_MIND_NUANCED, _MIND_TAGS),
-    }))
+    types.MappingProxyType({domain: _flatten_nuanced(d["nuanced"], d["tags"])
+                            for domain, d in _DATA.items()}))
 """``NUANCED[domain][split]``: hand-written ``(text, tags)`` pairs that never name their tags."""
 
 # -------------------------------------------------------------------------------------- helpers

@@ -32,16 +32,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax import config as config_lib
-from dpr_jax import sharding
+from dpr_jax import checkpoint, sharding
 from dpr_jax.data.prepare import prepare
 from dpr_jax.data.split import SplitData
 from dpr_jax.errors import UserError
 from dpr_jax.eval.ranking import length_buckets
-from dpr_jax.models import retrieval, valid_item_mask
+from dpr_jax.models import build_head, retrieval, valid_item_mask
 from dpr_jax.models.dpr import compose, negative_part, positive_part, tag_profile
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import prompt_features
-from dpr_jax.train import steering, trainer
 
 MAX_K = 100
 
@@ -143,25 +142,23 @@ class Recommender:
     config.lock()
     data = prepare(config.data)
     mesh = sharding.make_mesh(1, 1, devices=jax.devices()[:1])
-    model, backbone = trainer.load_backbone(config, data, mesh)
-    head_params, tuned = steering.split_backbone(
-        steering.restore_head(config, data, encoder.dim + 1))
+    model, backbone = checkpoint.load_backbone(config, data, mesh)
+    head_params, tuned = checkpoint.head_params(config, data)
     if tuned is not None:  # stage 3 tuned the backbone: it serves every request
       backbone = tuned
-    head = steering.build_head(config, len(data.tag_names))
+    head = build_head(config, len(data.tag_names))
     parser_read = None
     if config.dpr.reader == "parser":
       from dpr_jax.data.prepare import default_cache_dir
       from dpr_jax.prompts.bank import build_bank
-      from dpr_jax.prompts.reader import canonical_features, parser_reader
-      from dpr_jax.train import parser as parser_lib
+      from dpr_jax.prompts.reader import canonical_features, make_parse, parser_reader
 
-      params = parser_lib.restore_parser(config, data.tag_names, encoder.dim)
+      params = checkpoint.parser_params(config, data.tag_names)
       bank = build_bank(config.dpr.domain, data.tag_names,
                         config.data.cache_dir or default_cache_dir(),
                         config.dpr.text_encoder or None)
       parser_read = parser_reader(
-          parser_lib.make_parse(config, params, data.tag_names,
+          make_parse(config, params, data.tag_names,
                                 config.data.cache_dir or default_cache_dir(),
                                 config.dpr.text_encoder or None, text_encoder=encoder),
           canonical_features(bank, data.tag_names))

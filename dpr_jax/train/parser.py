@@ -26,21 +26,15 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from dpr_jax import atomic, console, sharding
+from dpr_jax import atomic, checkpoint, sharding
 from dpr_jax.data import pipeline
 from dpr_jax.errors import CheckpointError
-from dpr_jax.models.parser import AVOID, WANT, Parse, RequestParser, decode, stance_loss
+from dpr_jax.models.parser import AVOID, WANT, Parse, stance_loss
 from dpr_jax.prompts import everyday, generator
-from dpr_jax.prompts.reader import token_inputs
-from dpr_jax.train.checkpoint import RunCheckpoints, abstract_with_shardings
-from dpr_jax.train.stages import stage_dir
+from dpr_jax.prompts.reader import build_parser, form_texts, known_forms, token_inputs
+from dpr_jax.checkpoint import RunCheckpoints, abstract_with_shardings
+from dpr_jax.train import loop
 from dpr_jax.train.step import TrainState
-
-
-def build_parser(config, num_tags: int) -> RequestParser:
-  p = config.parser
-  return RequestParser(num_tags=num_tags, hidden=p.hidden, num_heads=p.num_heads,
-                       max_tokens=p.max_tokens, dropout=p.dropout)
 
 
 def labels_of(want_avoid: Sequence[tuple[Sequence[str], Sequence[str]]],
@@ -75,33 +69,12 @@ def generated_requests(domain: str, split: str, n: int, seed: int,
   return [r.text for r in reqs], [(r.want, r.avoid) for r in reqs]
 
 
-def _form_texts(domain: str, tag_names: Sequence[str]) -> tuple[list[str], list[int]]:
-  texts, tags = [], []
-  for t, name in enumerate(tag_names):
-    forms = {name.lower().replace("-", " "), *generator.surface_forms(domain, name, "train")}
-    texts += sorted(forms)
-    tags += [t] * len(forms)
-  return texts, tags
-
-
 def contained_forms(texts: Sequence[str], forms: Sequence[str]) -> np.ndarray:
   """bool[n, M]: which known forms each text contains (case-insensitive, whole words)."""
   import re
 
   patterns = [re.compile(r"(?<![a-z])" + re.escape(f.lower()) + r"(?![a-z])") for f in forms]
   return np.array([[bool(p.search(t.lower())) for p in patterns] for t in texts], bool)
-
-
-def known_forms(domain: str, tag_names: Sequence[str], cache_dir,
-                encoder: str | None) -> tuple[np.ndarray, np.ndarray]:
-  """The surface forms the parser matches spans against (dpr_jax.models.parser.span_matches):
-  each tag's name and its *training* forms of the generator, embedded by the frozen encoder
-  (cached). Returns (float32[M, D_t] unit rows, int32[M] their tags)."""
-  from dpr_jax.prompts.bank import _cached_embeddings
-
-  texts, tags = _form_texts(domain, tag_names)
-  emb, _ = _cached_embeddings(atomic.as_path(cache_dir), f"forms-{domain}", texts, encoder)
-  return np.asarray(emb, np.float32), np.asarray(tags, np.int32)
 
 
 def parser_examples(config, bank, tag_names: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -118,8 +91,8 @@ def _parser_state(config, tag_names: Sequence[str], text_dim: int, mesh: Mesh):
   None)."""
   model = build_parser(config, len(tag_names))
   pc = config.parser
-  ckpts = RunCheckpoints(stage_dir(config.run.dir, 2) / "parser" / "checkpoints")
-  fingerprint = {"parser": pc.to_dict(), "tags": list(tag_names), "domain": config.dpr.domain}
+  ckpts = RunCheckpoints(checkpoint.parser_dir(config.run.dir))
+  fingerprint = checkpoint.parser_fingerprint(config, tag_names)
   tx = optax.adamw(pc.lr, weight_decay=1e-4)
   sample = (jnp.zeros((1, pc.max_tokens, text_dim), jnp.float16),
             jnp.ones((1, pc.max_tokens), bool), jnp.zeros((1,), jnp.float32),
@@ -140,17 +113,6 @@ def _parser_state(config, tag_names: Sequence[str], text_dim: int, mesh: Mesh):
   restored = ckpts.restore_latest(abstract_with_shardings(state, shardings), check)
   return model, tx, state, shardings, ckpts, fingerprint, (
       None if restored is None else restored[0])
-
-
-def restore_parser(config, tag_names: Sequence[str], text_dim: int):
-  """The trained parser's params (serving)."""
-  mesh = sharding.make_mesh(1, 1, devices=jax.devices()[:1])
-  *_, ckpts, _, restored = _parser_state(config, tag_names, text_dim, mesh)
-  ckpts.close()
-  if restored is None:
-    raise CheckpointError(f"no request-parser checkpoint in {ckpts.directory}; train stage 2"
-                          " with dpr.reader='parser', or serve with --config.dpr.reader=rules")
-  return jax.device_get(restored.params)
 
 
 def train_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
@@ -178,7 +140,7 @@ def train_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
   if start < total:
     arrays = token_inputs(texts, cache_dir, encoder, pc.max_tokens) | {
         "labels": labels,
-        "contains": contained_forms(texts, _form_texts(config.dpr.domain, tag_names)[0])}
+        "contains": contained_forms(texts, form_texts(config.dpr.domain, tag_names)[0])}
     dropout_key = jax.random.key(config.train.seed + 21)
 
     def one_step(st: TrainState, batch):
@@ -196,66 +158,32 @@ def train_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
 
       loss, grads = jax.value_and_grad(loss_fn)(st.params)
       updates, opt_state = tx.update(grads, st.opt_state, st.params)
-      return TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state), loss
+      return (TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state),
+              {"loss": loss})
 
     batch_spec = {k: sharding.batch_sharding(mesh, v.ndim + 1, batch_axis=1)
                   for k, v in arrays.items()}
     steps = jax.jit(lambda st, b: jax.lax.scan(one_step, st, b), in_shardings=(shardings, batch_spec),
                     out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
-    dataset = pipeline.train_dataset(arrays, order, start, total - start, spc)
-    bar = console.StepBar(total, start, "stage 2 (request parser)",
-                          disable=not (config.run.progress and jax.process_index() == 0))
-    step = start
-    save_every = max(spc, -(-order.steps_per_epoch * 5 // spc) * spc)
-    for host_batch in pipeline.iterate(dataset):
-      state, losses = steps(state, pipeline.to_global(host_batch, mesh))
-      step += spc
-      bar.update(spc)
-      if step % save_every == 0 or step == total:
-        loss = float(np.mean(jax.device_get(losses)))
-        if not np.isfinite(loss):
-          raise CheckpointError(f"parser: loss became non-finite before step {step}")
-        logbook.write(step, {"parser/loss": loss}, stage=2)
-        bar.set_postfix(loss=f"{loss:.3f}")
-        ckpts.save_latest(step, state, {"fingerprint": fingerprint, "step": step})
-    bar.close()
+
+    def at_point(point: loop.Point):  # log and checkpoint
+      logbook.write(point.step, {"parser/loss": point.mean("loss")}, stage=2)
+      ckpts.save_latest(point.step, point.state, {"fingerprint": fingerprint, "step": point.step})
+      return {"loss": f"{point.mean('loss'):.3f}"}, False
+
+    state = loop.run(
+        state, pipeline.train_dataset(arrays, order, start, total - start, spc),
+        lambda st, b, _: steps(st, b), mesh, start=start, total=total, steps_per_call=spc,
+        every=max(spc, -(-order.steps_per_epoch * 5 // spc) * spc),
+        title="stage 2 (request parser)",
+        show=config.run.progress and jax.process_index() == 0, at_point=at_point, ckpts=ckpts,
+        lr_key="parser.lr")
   ckpts.wait()
   ckpts.close()
   return jax.device_get(state.params)
 
 
-# ================================================================================ reading
-def make_parse(config, params, tag_names: Sequence[str], cache_dir,
-               encoder: str | None = None, text_encoder=None):
-  """``texts -> [Parse]``. Token states come from the cache (``cache_dir``) or, with
-  ``text_encoder`` (serving), straight from the encoder."""
-  model = build_parser(config, len(tag_names))
-  forms, form_tag = (jnp.asarray(a) for a in known_forms(config.dpr.domain, tag_names,
-                                                           cache_dir, encoder))
-  probs_fn = jax.jit(lambda p, t, m, c: jax.nn.softmax(
-      model.apply({"params": p}, t, m, c, forms, form_tag), -1))
-  max_tokens = config.parser.max_tokens
-
-  def parse(texts: Sequence[str]) -> list[Parse]:
-    if not len(texts):
-      return []
-    if text_encoder is not None:
-      from dpr_jax.prompts.features import negation_cue
-
-      tokens, mask = text_encoder.token_states(list(texts), max_tokens)
-      inputs = {"tokens": tokens, "mask": mask,
-                "cue": np.array([negation_cue(t) for t in texts], np.float32)}
-    else:
-      inputs = token_inputs(list(texts), cache_dir, encoder, max_tokens)
-    out = []
-    for s in range(0, len(texts), 256):
-      out.append(np.asarray(probs_fn(params, *(inputs[k][s:s + 256]
-                                                for k in ("tokens", "mask", "cue")))))
-    return decode(np.concatenate(out), tag_names)
-
-  return parse
-
-
+# ================================================================================ evaluation
 def exact(parses: Sequence[Parse], labels: Sequence[tuple[Sequence[str], Sequence[str]]]) -> np.ndarray:
   """bool[n]: the request's every tag read right (the wanted and avoided sets are the labels)."""
   return np.array([{t for t, _ in p.want} == set(w) and {t for t, _ in p.avoid} == set(a)

@@ -18,15 +18,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax import config as config_lib
-from dpr_jax import atomic, distributed, sharding
+from dpr_jax import atomic, checkpoint, distributed, sharding
 from dpr_jax.data.prepare import default_cache_dir, prepare, require_tags
 from dpr_jax.errors import CheckpointError
 from dpr_jax.eval import steering as steering_eval
-from dpr_jax.models import retrieval
+from dpr_jax.models import build_head, retrieval
 from dpr_jax.prompts import everyday, reader
 from dpr_jax.prompts.bank import build_bank, item_text_embeddings, text_features
 from dpr_jax.train import parser as parser_lib
-from dpr_jax.train import steering, trainer
+from dpr_jax.train import examples, steering, trainer
 from dpr_jax.train.logbook import Logbook
 from dpr_jax.train.stages import parse_stages
 
@@ -55,11 +55,11 @@ def run(config, mode: str = "train") -> dict:
   # Caches are built by process 0 first, then read by the others.
   data = distributed.first_process_then_others("prepare", lambda: prepare(config.data))
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.model)
-  model, backbone_params = trainer.load_backbone(config, data, mesh)
+  model, backbone_params = checkpoint.load_backbone(config, data, mesh)
   if 1 not in stages:
     save_config()
   table = model.apply({"params": backbone_params}, method=model.item_table)
-  catalogue = steering.FrozenCatalogue.create(table, data)
+  catalogue = examples.FrozenCatalogue.create(table, data)
   cache_dir = atomic.as_path(config.data.cache_dir or default_cache_dir())
   encoder = config.dpr.text_encoder or None
   bank = distributed.first_process_then_others(
@@ -71,7 +71,7 @@ def run(config, mode: str = "train") -> dict:
   head_params = steering.init_head_params(config, len(data.tag_names), bank.features.shape[1],
                                          config.train.seed)
   head_params = steering.run_stage(
-      2, config, data, mesh, catalogue, steering.alignment_examples(bank, data.tag_names), None,
+      2, config, data, mesh, catalogue, examples.alignment_examples(bank, data.tag_names), None,
       head_params, logbook, train=train and 2 in stages)
 
   # ------------------------------------------------------------------ stage 2: request parser
@@ -86,24 +86,24 @@ def run(config, mode: str = "train") -> dict:
     parser_params = None
 
   # ------------------------------------------------------------------ stage 3: steer
-  h_all = steering.user_vectors(
+  h_all = examples.user_vectors(
       model, backbone_params, data.train_inputs,
-      dropout_seed=config.train.seed if config.stage3.noisy_user_vectors else None)
-  arrays, prompts = steering.steering_examples(data, h_all, catalogue, bank, config.stage3,
+      dropout_seed=config.train.seed if config.stage3.noisy_user_vectors else None, mesh=mesh)
+  arrays, prompts = examples.steering_examples(data, h_all, catalogue, bank, config.stage3,
                                                config.train.seed, config.dpr.user_profile)
   head_params = steering.widen_for_profile(config, head_params)
   del h_all
-  if steering.tunes_backbone(config, 3):  # the backbone trains too: one forward per user
-    arrays = steering.group_by_user(arrays, data, config.stage3.positions_per_user)
+  if checkpoint.tunes_backbone(config, 3):  # the backbone trains too: one forward per user
+    arrays = examples.group_by_user(arrays, data, config.stage3.positions_per_user)
     head_params = dict(head_params, backbone=backbone_params)
   else:  # frozen: every example's user vector is already computed
-    arrays = steering.frozen_backbone_examples(arrays)
-  head_params, tuned = steering.split_backbone(steering.run_stage(
+    arrays = examples.frozen_backbone_examples(arrays)
+  head_params, tuned = checkpoint.split_backbone(steering.run_stage(
       3, config, data, mesh, catalogue, arrays, prompts, head_params, logbook,
       train=train and 3 in stages, backbone=model))
 
   # ------------------------------------------------------------------ steering evaluation
-  head = steering.build_head(config, len(data.tag_names))
+  head = build_head(config, len(data.tag_names))
   item_text = distributed.first_process_then_others("item-text", lambda: item_text_embeddings(
       data.item_titles, data.item_tags, data.tag_names, cache_dir,
       f"{config.data.name}-{config.data.format}", encoder))
@@ -126,10 +126,11 @@ def run(config, mode: str = "train") -> dict:
           lambda x: model.apply({"params": backbone_params}, x, method=model.user_vector)),
       reference_table=None if tuned is None else table,
       routes=jax.jit(lambda p, negative: head.apply({"params": head_params}, p, negative,
-                                                    method=head.routes)))
+                                                    method=head.routes)),
+      mesh=mesh)
   top10 = {split: _backbone_top10(scorer, data, split) for split in ("valid", "test")}
   if parser_params is not None:
-    parse = parser_lib.make_parse(config, parser_params, data.tag_names, cache_dir, encoder)
+    parse = reader.make_parse(config, parser_params, data.tag_names, cache_dir, encoder)
     parsed = parser_lib.evaluate_parser(config, parse, bank, data.tag_names)
     if jax.process_index() == 0:
       files.append(parser_lib.write_parser_results(config.run.dir, parsed))
@@ -162,22 +163,25 @@ def run(config, mode: str = "train") -> dict:
 
 
 def _backbone_top10(scorer, data, split: str, batch_size: int = 512) -> np.ndarray:
-  """int[U, 10]: the backbone's unprompted top-10 (seen items masked) for NEG user selection."""
+  """int[U, 10]: the backbone's unprompted top-10 (seen items masked) for NEG user selection;
+  the users split over the scorer's mesh."""
   from dpr_jax.eval.ranking import seen_mask
   from dpr_jax.models import valid_item_mask
 
   inputs, targets, seen_len = data.eval_split(split)
   vocab = scorer.table.shape[0]
 
-  @jax.jit
   def top(x, hist, slen, tgt):
     s = retrieval.scores(scorer.user_vectors(x), scorer.table)
     ok = valid_item_mask(vocab, scorer.num_items)[None, :] & ~seen_mask(hist, slen, tgt, vocab)
     return retrieval.top_k(s, ok, 10)[1]
 
-  return np.concatenate([np.asarray(top(inputs[i:i + batch_size], data.history[i:i + batch_size],
-                                        seen_len[i:i + batch_size], targets[i:i + batch_size]))
-                         for i in range(0, data.num_users, batch_size)])
+  run = sharding.RowParallel(top, scorer.mesh)
+  out = []
+  for i in range(0, data.num_users, batch_size):
+    rows = np.minimum(np.arange(i, i + batch_size), data.num_users - 1)  # the last one padded
+    out.append(run(inputs[rows], data.history[rows], seen_len[rows], targets[rows]))
+  return np.concatenate(out)[:data.num_users]
 
 
 def _steer(head, params, h, p, profile, negative):

@@ -17,7 +17,6 @@ otherwise they are not part of the stage's parameters at all.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 
 import jax
 import optax
@@ -52,13 +51,6 @@ def parse_stages(text: str) -> tuple[int, ...]:
   if not stages or any(s not in STAGES for s in stages):
     raise ConfigError(f"config.stages={text!r}: give a comma list of stages among 1,2,3")
   return stages
-
-
-def stage_dir(run_dir: str | pathlib.Path, stage: int) -> pathlib.Path:
-  """``<run_dir>/stage<k>``; absolute when local, a ``gs://`` URI kept as it is."""
-  from dpr_jax.atomic import as_path
-
-  return as_path(run_dir) / f"stage{stage}"
 
 
 def masked_optimizer(tx: optax.GradientTransformation, params, trains: tuple[str, ...],

@@ -19,26 +19,21 @@ import jax
 import numpy as np
 
 from dpr_jax import config as config_lib
-from dpr_jax import atomic, console, distributed, sharding
+from dpr_jax import atomic, checkpoint, distributed, sharding
+from dpr_jax.checkpoint import RunCheckpoints, abstract_with_shardings, fingerprint_differences
 from dpr_jax.data import pipeline
 from dpr_jax.data.prepare import prepare
 from dpr_jax.data.split import SplitData
-from dpr_jax.errors import CheckpointError, ConfigError, UserError
+from dpr_jax.errors import CheckpointError, ConfigError
 from dpr_jax.eval import report
 from dpr_jax.eval.ranking import backbone_evaluator
 from dpr_jax.models import build_backbone
-from dpr_jax.train import faults, packing
-from dpr_jax.train.checkpoint import (RunCheckpoints, abstract_with_shardings,
-                                      fingerprint_differences)
+from dpr_jax.train import loop, packing
+from dpr_jax.train.loop import NonFiniteLoss  # noqa: F401  (re-exported)
 from dpr_jax.train.logbook import Logbook
-from dpr_jax.train.stages import stage_dir
 from dpr_jax.train.step import create_state, jit_train_step, make_optimizer, make_train_step
 
 METRIC_COLUMNS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"]
-
-
-class NonFiniteLoss(UserError):
-  """Training diverged; the last good checkpoint is kept."""
 
 
 @dataclasses.dataclass
@@ -59,16 +54,6 @@ class Schedule:
 
   def epoch(self, step: int) -> float:
     return step / self.steps_per_epoch
-
-
-def _fingerprint(config, data: SplitData) -> dict:
-  """What a checkpoint must agree with to be restored into this run."""
-  return {"model": config_lib.model_fingerprint(config.model), "num_items": data.num_items,
-          "max_len": data.max_len,
-          # clipping and a schedule change the optimizer state tree
-          "grad_clip": config.train.grad_clip > 0,
-          **({"lr_schedule": config.train.lr_schedule}
-             if config.train.lr_schedule != "constant" else {})}
 
 
 def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
@@ -97,8 +82,8 @@ def train_and_evaluate(config, mode: str = "train") -> dict[str, Any]:
   abstract = abstract_with_shardings(state, shardings)
 
   # ============================================================================ Checkpoints
-  ckpts = RunCheckpoints(stage_dir(run_dir, 1) / "checkpoints")
-  fingerprint = _fingerprint(config, data)
+  ckpts = RunCheckpoints(checkpoint.stage_dir(run_dir, 1) / "checkpoints")
+  fingerprint = checkpoint.backbone_fingerprint(config, data)
   meta = {"best_ndcg@10": -1.0, "best_step": -1, "evals_since_best": 0, "done": False,
           "fingerprint": fingerprint}
   restored = _restore_checked(ckpts.restore_latest, abstract, fingerprint, ckpts.directory)
@@ -195,6 +180,18 @@ def _restore_checked(restore_fn, abstract, fingerprint: dict, where: pathlib.Pat
     raise CheckpointError(f"checkpoint in {where} does not fit this config ({e})") from None
 
 
+def stop_reason(train_config, evals_since_best: int, ndcg: float, elapsed_s: float) -> str | None:
+  """Why stage 1 stops after a validation (None: it goes on). The PyTorch peer
+  (``bench ttq``) stops by the same rules."""
+  if 0 < train_config.patience <= evals_since_best:
+    return f"no improvement in {train_config.patience} evaluations"
+  if 0 < train_config.target_ndcg <= ndcg:
+    return "validation NDCG@10 reached train.target_ndcg"
+  if 0 < train_config.time_budget_min * 60 <= elapsed_s:
+    return "train.time_budget_min is spent"
+  return None
+
+
 def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state, meta,
                 train_steps: packing.TrainSteps, per_call: np.ndarray | None, evaluate,
                 ckpts: RunCheckpoints, logbook: Logbook, is_main: bool):
@@ -202,76 +199,41 @@ def _train_loop(config, data: SplitData, order, schedule: Schedule, mesh, state,
   dataset = pipeline.train_dataset(
       {"inputs": data.train_inputs, "targets": data.train_targets}, order, start,
       schedule.total - start, schedule.steps_per_call)
-  pending_losses = []  # device arrays; fetched at validation time, not every step
-  t0, compile_s, step = time.time(), None, start
-  bar = console.StepBar(schedule.total, start, f"stage 1 ({config.model.name})",
-                        disable=not (config.run.progress and is_main))
-  for host_batch in pipeline.iterate(dataset):
+
+  def steps(state, batch, step: int):
     # Positions of the call's fullest global batch (the same on every process); no plan = dense.
     positions = (per_call[step // schedule.steps_per_call] if per_call is not None
                  else np.iinfo(np.int64).max)
-    state, metrics = train_steps(state, pipeline.to_global(host_batch, mesh), positions)
-    faults.point("step")
-    pending_losses.append(metrics["loss"])
-    if compile_s is None:
-      jax.block_until_ready(state.step)
-      compile_s = time.time() - t0
-    step += schedule.steps_per_call
-    bar.update(schedule.steps_per_call)
-    if step % schedule.eval_every and step != schedule.total:
-      continue
+    return train_steps(state, batch, positions)
 
-    # ---------------------------------------------------------------- validation & checkpoints
-    losses = np.concatenate(jax.device_get(pending_losses))
-    pending_losses.clear()
-    if not np.all(np.isfinite(losses)):
-      ckpts.wait()
-      raise NonFiniteLoss(
-          f"loss became non-finite before step {step}; the last good checkpoint is kept in"
-          f" {ckpts.directory / 'latest'} (try a lower --config.train.lr)")
-    val = evaluate(state.params, data, "valid")
+  def at_point(point: loop.Point):  # validation, early stopping, checkpoints
+    val = evaluate(point.state.params, data, "valid")
     improved = val["ndcg@10"] > meta["best_ndcg@10"]
     meta["evals_since_best"] = 0 if improved else meta["evals_since_best"] + 1
     if improved:
-      meta["best_ndcg@10"], meta["best_step"] = val["ndcg@10"], step
-    elapsed = time.time() - t0
-    why = ("no improvement in %d evaluations" % config.train.patience
-           if 0 < config.train.patience <= meta["evals_since_best"] else
-           "validation NDCG@10 reached train.target_ndcg"
-           if 0 < config.train.target_ndcg <= val["ndcg@10"] else
-           "train.time_budget_min is spent"  # process 0's clock decides for every process
-           if 0 < config.train.time_budget_min * 60 <= distributed.agreed_seconds(elapsed)
-           else None)
-    stop = why is not None
-    meta["done"] = stop or step == schedule.total
-    scalars = {"train/loss": float(losses.mean()), "valid/ndcg@10": val["ndcg@10"],
-               "valid/recall@10": val["recall@10"], "time/elapsed_s": elapsed}
-    logbook.write(step, scalars, epoch=round(schedule.epoch(step), 2), compile_s=compile_s,
+      meta["best_ndcg@10"], meta["best_step"] = val["ndcg@10"], point.step
+    elapsed = point.elapsed_s()
+    # Process 0's clock decides the time budget for every process (a broadcast, only if set).
+    budget_clock = (distributed.agreed_seconds(elapsed) if config.train.time_budget_min > 0
+                    else elapsed)
+    why = stop_reason(config.train, meta["evals_since_best"], val["ndcg@10"], budget_clock)
+    meta["done"] = why is not None or point.step == schedule.total
+    logbook.write(point.step, {"train/loss": point.mean("loss"), "valid/ndcg@10": val["ndcg@10"],
+                               "valid/recall@10": val["recall@10"],
+                               "time/elapsed_s": elapsed},
+                  epoch=round(schedule.epoch(point.step), 2), compile_s=point.compile_s,
                   unix_s=round(time.time(), 3))
-    bar.set_postfix(loss=f"{losses.mean():.3f}", val_ndcg10=f"{val['ndcg@10']:.4f}")
     if improved:
-      ckpts.save_best(step, state, meta)
-    ckpts.save_latest(step, state, meta)
-    if stop:
-      logging.info("early stop at step %d: %s", step, why)
-      break
-  bar.close()
+      ckpts.save_best(point.step, point.state, meta)
+    ckpts.save_latest(point.step, point.state, meta)
+    if why is not None:
+      logging.info("early stop at step %d: %s", point.step, why)
+    return {"loss": f"{point.mean('loss'):.3f}", "val_ndcg10": f"{val['ndcg@10']:.4f}"}, (
+        why is not None)
+
+  state = loop.run(state, dataset, steps, mesh, start=start, total=schedule.total,
+                   steps_per_call=schedule.steps_per_call, every=schedule.eval_every,
+                   title=f"stage 1 ({config.model.name})",
+                   show=config.run.progress and is_main, at_point=at_point, ckpts=ckpts,
+                   lr_key="train.lr")
   return state, meta
-
-
-def load_backbone(config, data: SplitData, mesh):
-  """(model, params) of stage 1's best checkpoint, sharded over ``mesh``."""
-  model = build_backbone(config.model, data.num_items, data.max_len)
-  tx = make_optimizer(config.train, steps_per_epoch=1)  # restoring: only the tree's shape counts
-  state, shardings = create_state(model, tx, mesh, config.train.seed, data.max_len)
-  directory = stage_dir(config.run.dir, 1) / "checkpoints"
-  ckpts = RunCheckpoints(directory)
-  try:
-    best = _restore_checked(ckpts.restore_best, abstract_with_shardings(state, shardings),
-                            _fingerprint(config, data), directory)
-  finally:
-    ckpts.close()
-  if best is None:
-    raise CheckpointError(f"no stage-1 checkpoint in {directory}; run stage 1 first"
-                          " (--config.stages=1,2,3)")
-  return model, best[0].params
