@@ -28,17 +28,21 @@ Array = jax.Array
 def seen_mask(history: Array, seen_len: Array, targets: Array, vocab_size: int) -> Array:
   """bool[B, V]: items in ``history[b, :seen_len[b]]``, except the target.
 
+  Inside a sharded step each ``data`` shard scatters its own rows (``sharding.rowwise``): XLA
+  would otherwise all-gather every device's (row, item) indices for the scatter.
+
   Args:
     history: int[B, H] right-padded item ids; seen_len: int[B]; targets: int[B].
   """
-  h = history.shape[1]
-  valid = jnp.arange(h)[None, :] < seen_len[:, None]
-  idx = jnp.where(valid, history, 0)  # padding points at item 0, which is never ranked
-  # One scatter per row (vmap: the batch is a scatter batching dimension), so a batch sharded
-  # over `data` is scattered where it lies; a scatter indexed by (row, item) pairs would make
-  # the partitioner all-gather every device's indices.
-  mask = jax.vmap(lambda row: jnp.zeros((vocab_size,), bool).at[row].set(True))(idx)
-  return mask & (jnp.arange(vocab_size)[None, :] != targets[:, None])
+
+  def rows(history, seen_len, targets):
+    b, h = history.shape
+    valid = jnp.arange(h)[None, :] < seen_len[:, None]
+    idx = jnp.where(valid, history, 0)  # padding points at item 0, which is never ranked
+    mask = jnp.zeros((b, vocab_size), bool).at[jnp.arange(b)[:, None], idx].set(True)
+    return mask & (jnp.arange(vocab_size)[None, :] != targets[:, None])
+
+  return sharding.rowwise(rows, history, seen_len, targets)
 
 
 def rank_metrics(scores: Array, targets: Array, seen: Array, weight: Array, num_items: int,
