@@ -180,6 +180,21 @@ def child(args) -> list[dict]:
   eval_data = common.synthetic_split(2 * 256, args.items, args.len)
   rows = []
   wanted = lambda program: not args.programs or any(w in program for w in args.programs)
+
+  def measure(program: str, build) -> None:
+    """Rows of an unpacked ``program`` (``build(mesh) -> (compiled, param MiB)``) per mesh."""
+    if not wanted(program):
+      return
+    base = None
+    for data_axis, model_axis in meshes:
+      mesh = sharding.make_mesh(data_axis, model_axis, devices=jax.devices()[:data_axis *
+                                                                             model_axis])
+      row = _row(program, (data_axis, model_axis), 1, None, *build(mesh))
+      base = base or row["gflop_per_device"]
+      row["ratio"] = row["ratio_same_program"] = base / row["gflop_per_device"]
+      rows.append(row)
+      print("RESULT " + json.dumps(row), flush=True)
+
   for name in ("sasrec", "gru4rec"):
     config = common.load_config(None, model__name=name, model__embed_dim=args.d)
     for packed in (False, True):
@@ -203,45 +218,13 @@ def child(args) -> list[dict]:
         row["ratio_same_program"] = base.get(groups, base[1]) / row["gflop_per_device"]
         rows.append(row)
         print("RESULT " + json.dumps(row), flush=True)
-    program = f"evaluation {name}"
-    if not wanted(program):
-      continue
-    base = None
-    for data_axis, model_axis in meshes:
-      mesh = sharding.make_mesh(data_axis, model_axis, devices=jax.devices()[:data_axis *
-                                                                             model_axis])
-      compiled, params = _evaluation(config, mesh, args.items, eval_data)
-      row = _row(program, (data_axis, model_axis), 1, None, compiled, params)
-      base = base or row["gflop_per_device"]
-      row["ratio"] = row["ratio_same_program"] = base / row["gflop_per_device"]
-      rows.append(row)
-      print("RESULT " + json.dumps(row), flush=True)
-  program = "steering evaluation (DPR)"
-  if wanted(program):
-    config = common.load_config(None, model__embed_dim=args.d)
-    base = None
-    for data_axis, model_axis in meshes:
-      mesh = sharding.make_mesh(data_axis, model_axis, devices=jax.devices()[:data_axis *
-                                                                             model_axis])
-      compiled, params = _steering(config, mesh, args.items, eval_data)
-      row = _row(program, (data_axis, model_axis), 1, None, compiled, params)
-      base = base or row["gflop_per_device"]
-      row["ratio"] = row["ratio_same_program"] = base / row["gflop_per_device"]
-      rows.append(row)
-      print("RESULT " + json.dumps(row), flush=True)
-  program = "stage 3 (DPR head)"
-  if wanted(program):
-    config = common.load_config(None, model__embed_dim=args.d)
-    base = None
-    for data_axis, model_axis in meshes:
-      mesh = sharding.make_mesh(data_axis, model_axis, devices=jax.devices()[:data_axis *
-                                                                             model_axis])
-      compiled, params = _stage3(config, mesh, args.items, args.stage3_batch)
-      row = _row(program, (data_axis, model_axis), 1, None, compiled, params)
-      base = base or row["gflop_per_device"]
-      row["ratio"] = row["ratio_same_program"] = base / row["gflop_per_device"]
-      rows.append(row)
-      print("RESULT " + json.dumps(row), flush=True)
+    measure(f"evaluation {name}",
+            lambda mesh: _evaluation(config, mesh, args.items, eval_data))
+  dpr_config = common.load_config(None, model__embed_dim=args.d)
+  measure("steering evaluation (DPR)",
+          lambda mesh: _steering(dpr_config, mesh, args.items, eval_data))
+  measure("stage 3 (DPR head)",
+          lambda mesh: _stage3(dpr_config, mesh, args.items, args.stage3_batch))
   return rows
 
 
