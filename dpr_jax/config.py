@@ -146,6 +146,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Share of training requests whose own surface forms are hidden from the span matching, so
   # that tags are also found through similar forms (as unseen ones must be).
   c.parser.form_dropout = 0.6
+  # Rank of a learned residual map on the encoder's states before the span matching
+  # (dpr_jax.models.parser.SimilarityAdapter); 0 keeps the frozen encoder's similarity.
+  c.parser.similarity_rank = 0
   c.parser.requests = 6000  # Generated training requests (plus the training templates).
   c.parser.heldout_requests = 1000  # Generated held-out requests for results_parser.json.
   c.parser.epochs = 20
@@ -306,6 +309,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 "batch_size"):
     need(int(config.parser[field]) >= 1, f"parser.{field}", f"must be >= 1, got"
          f" {config.parser[field]}")
+  need(int(config.parser.similarity_rank) >= 0, "parser.similarity_rank",
+       f"must be >= 0, got {config.parser.similarity_rank}")
   need(config.parser.hidden % config.parser.num_heads == 0, "parser.hidden",
        "must be a multiple of parser.num_heads")
   need(config.dpr.routing in ("learned", "polarity"), "dpr.routing",

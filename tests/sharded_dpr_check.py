@@ -14,7 +14,7 @@ import numpy as np
 
 from dpr_jax import sharding
 from dpr_jax.bench.common import random_params, synthetic_split
-from dpr_jax.eval.steering import Scorer, Task, evaluate_method
+from dpr_jax.eval.steering import Scorer, Task, evaluate_method, head_steer
 from dpr_jax.models import build_backbone, build_head
 from dpr_jax.train.examples import user_vectors
 from dpr_jax.train.run import _backbone_top10
@@ -38,15 +38,11 @@ def scorer_on(mesh, config, backbone_host, head_host):
   tags = np.zeros((vocab, NUM_TAGS), bool)
   tags[1:NUM_ITEMS + 1] = rng.random((NUM_ITEMS, NUM_TAGS)) < 0.4
 
-  def steer(h, p, profile, negative):
-    out = head.apply({"params": head_params}, h, p, jnp.ones(h.shape[:1], bool), profile,
-                     negative)
-    return out.user, out.tag_bias
-
   item_text = rng.standard_normal((vocab, TEXT_DIM - 1)).astype(np.float32)
   return model, backbone, Scorer(
       user_vectors=lambda x: model.apply({"params": backbone}, x, method=model.user_vector),
-      steer=steer, table=model.apply({"params": backbone}, method=model.item_table),
+      steer=head_steer(head, head_params),
+      table=model.apply({"params": backbone}, method=model.item_table),
       item_text=jnp.asarray(item_text / np.linalg.norm(item_text, axis=1, keepdims=True)),
       item_tags=jnp.asarray(tags), num_items=NUM_ITEMS, mesh=mesh)
 

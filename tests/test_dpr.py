@@ -114,7 +114,7 @@ def _results(run_dir):
 @pytest.mark.slow
 @needs_encoder
 @pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
-def test_three_stages_end_to_end(tiny_config, request, model):
+def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
   from dpr_jax.train import run
 
   if model == "sasrec":  # the session's shared run
@@ -167,7 +167,16 @@ def test_three_stages_end_to_end(tiny_config, request, model):
   assert (run_dir / "results_steering.png").stat().st_size > 1000
   if model != "sasrec":  # (the rerun below checks the restore path once, on SASRec)
     return
-  # A rerun of finished stages trains nothing and reproduces the results.
+  # A rerun of finished stages trains nothing and reproduces the results (on a copy: the run is
+  # shared).
+  import shutil
+
+  run_dir = tmp_path / "rerun"
+  shutil.copytree(config.run.dir, run_dir)
+  config = config.copy_and_resolve_references()
+  config.unlock()
+  config.run.dir = str(run_dir)
+  config.lock()
   lines = (run_dir / "metrics.jsonl").read_text()
   again = run.run(config)
   new = (run_dir / "metrics.jsonl").read_text()[len(lines):]

@@ -43,6 +43,30 @@ def test_parser_shapes_and_padding_is_ignored():
                          logits[1])
 
 
+def test_the_similarity_adapter_starts_as_the_frozen_similarity_and_learns():
+  """With ``similarity_rank`` > 0 the parser starts exactly where the frozen-similarity parser
+  is (same remaining parameters, same logits), and its stance loss reaches the adapter."""
+  model, params, tokens, mask, cue, known = _parser()
+  adapted = RequestParser(num_tags=5, hidden=16, num_heads=2, max_tokens=8, dropout=0.0,
+                          similarity_rank=3)
+  init = nn.unbox(adapted.init(jax.random.key(1), tokens, mask, cue, *known)["params"])
+  assert set(init) == set(params) | {"similarity"}
+  assert init["similarity"]["down"].shape == (12, 3) and init["similarity"]["up"].shape == (3, 12)
+  both = dict(params, similarity=init["similarity"])
+  np.testing.assert_allclose(adapted.apply({"params": both}, tokens, mask, cue, *known),
+                             model.apply({"params": params}, tokens, mask, cue, *known),
+                             rtol=1e-5, atol=1e-5)
+  labels = jnp.array([[1, 0, 0, 2, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 2]])
+  grads = jax.grad(lambda p: stance_loss(adapted.apply({"params": p}, tokens, mask, cue, *known),
+                                         labels))(both)
+  assert float(jnp.abs(grads["similarity"]["up"]).max()) > 0
+  # A trained (non-zero) adapter changes the matching, hence the stances.
+  moved = dict(both, similarity={"down": both["similarity"]["down"],
+                                 "up": jnp.ones((3, 12)) * 0.5})
+  assert not np.allclose(adapted.apply({"params": moved}, tokens, mask, cue, *known),
+                         adapted.apply({"params": both}, tokens, mask, cue, *known))
+
+
 def test_span_matches_against_a_loop():
   from dpr_jax.models.parser import span_matches
 

@@ -237,7 +237,7 @@ def _steering(config, mesh, num_items: int, data, batch: int = 512):
 
   from dpr_jax import sharding
   from dpr_jax.bench.train import stage3_setup
-  from dpr_jax.eval.steering import Scorer
+  from dpr_jax.eval.steering import Scorer, head_steer
   from dpr_jax.models import build_backbone
 
   model = build_backbone(config.model, num_items, data.max_len)
@@ -253,14 +253,10 @@ def _steering(config, mesh, num_items: int, data, batch: int = 512):
   tags = np.zeros((vocab, num_tags), bool)
   tags[1:num_items + 1] = rng.random((num_items, num_tags)) < 0.15
 
-  def steer(h, p, profile, negative):
-    out = head.apply({"params": head_params}, h, p, jnp.ones(h.shape[:1], bool), profile,
-                     negative)
-    return out.user, out.tag_bias
-
   scorer = Scorer(
       user_vectors=lambda x: model.apply({"params": backbone}, x, method=model.user_vector),
-      steer=steer, table=model.apply({"params": backbone}, method=model.item_table),
+      steer=head_steer(head, head_params),
+      table=model.apply({"params": backbone}, method=model.item_table),
       item_text=jnp.zeros((vocab, prompt_dim - 1)), item_tags=jnp.asarray(tags),
       num_items=num_items, mesh=mesh)
   inputs, targets, seen_len = data.eval_split("test")

@@ -70,7 +70,8 @@ def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_
     count = ccount[:, end] - ccount[:, :s]  # [B, S]
     full = (count == (end - jnp.arange(s))[None]) & mask  # the whole span is real tokens
     span = total / jnp.maximum(count, 1.0)[..., None]
-    span = span / jnp.maximum(jnp.linalg.norm(span, axis=-1, keepdims=True), 1e-6)
+    # A safe norm (empty spans are zero vectors): its gradient stays finite where it is masked.
+    span = span / jnp.sqrt(jnp.maximum(jnp.sum(span * span, -1, keepdims=True), 1e-12))
     cos = jnp.einsum("bsd,md->bsm", span, forms.astype(jnp.float32))  # [B, S, M]
     if exclude is not None:
       cos = jnp.where(exclude[:, None, :], -1.0, cos)
@@ -78,6 +79,29 @@ def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_
     by_tag = jnp.max(jnp.where(per_tag[None, None] > 0, cos[..., None], -1.0), axis=2)
     best = jnp.maximum(best, jnp.where(full[..., None], by_tag, -1.0))
   return best
+
+
+class SimilarityAdapter(nn.Module):
+  """A learned residual map on the encoder's states before span matching: ``x + (x U) V``,
+  rank ``rank``, V zero-initialised, so training starts from the frozen encoder's own
+  similarity. Trained through the parser's loss with form dropout (a request's own forms hidden
+  from the matching), it learns to bring a form near the *other* forms of its tag and to push
+  construction words ("stuff", "tonight") away from every tag -- what an unseen form needs.
+
+  float[..., D] -> float32[..., D].
+  """
+
+  rank: int
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    d = x.shape[-1]
+    down = self.param("down", partitioned(nn.initializers.lecun_normal(), ("text", None)),
+                      (d, self.rank), jnp.float32)
+    up = self.param("up", partitioned(nn.initializers.zeros, (None, "text")), (self.rank, d),
+                    jnp.float32)
+    x = x.astype(jnp.float32)
+    return x + (x @ down) @ up
 
 
 class RequestParser(nn.Module):
@@ -89,6 +113,8 @@ class RequestParser(nn.Module):
     num_heads: heads of the self-attention.
     max_tokens: S, the longest token sequence (position embeddings).
     dropout: dropout rate in training.
+    similarity_rank: rank of the :class:`SimilarityAdapter` applied to the token states and the
+      forms before :func:`span_matches` (0: the frozen encoder's similarity).
   """
 
   num_tags: int
@@ -96,6 +122,7 @@ class RequestParser(nn.Module):
   num_heads: int = 4
   max_tokens: int = 32
   dropout: float = 0.1
+  similarity_rank: int = 0
 
   @nn.compact
   def __call__(self, tokens: Array, mask: Array, cue: Array, forms: Array, form_tag: Array,
@@ -106,7 +133,12 @@ class RequestParser(nn.Module):
     init = nn.initializers.xavier_uniform()
     b, s, _ = tokens.shape
     with jax.named_scope("parser_matches"):
-      match = span_matches(tokens, mask, forms, form_tag, self.num_tags,
+      states = tokens
+      if self.similarity_rank:
+        adapt = SimilarityAdapter(self.similarity_rank, name="similarity")
+        states, forms = adapt(tokens), adapt(forms)
+        forms = forms / jnp.sqrt(jnp.maximum(jnp.sum(forms * forms, -1, keepdims=True), 1e-12))
+      match = span_matches(states, mask, forms, form_tag, self.num_tags,
                            exclude=exclude)  # [B, S, T]
     with jax.named_scope("parser_tokens"):
       x = nn.Dense(self.hidden, kernel_init=partitioned(init, ("text", "mlp")))(

@@ -164,7 +164,8 @@ def build_parser(config, num_tags: int) -> RequestParser:
   """The request parser of ``config.parser`` for ``num_tags`` tags."""
   p = config.parser
   return RequestParser(num_tags=num_tags, hidden=p.hidden, num_heads=p.num_heads,
-                       max_tokens=p.max_tokens, dropout=p.dropout)
+                       max_tokens=p.max_tokens, dropout=p.dropout,
+                       similarity_rank=p.similarity_rank)
 
 
 def form_texts(domain: str, tag_names: Sequence[str]) -> tuple[list[str], list[int]]:

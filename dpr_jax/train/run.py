@@ -117,7 +117,7 @@ def run(config, mode: str = "train") -> dict:
   primary = backbone_params if tuned is None else tuned
   scorer = steering_eval.Scorer(
       user_vectors=lambda x: model.apply({"params": primary}, x, method=model.user_vector),
-      steer=lambda h, p, profile, negative: _steer(head, head_params, h, p, profile, negative),
+      steer=steering_eval.head_steer(head, head_params),
       table=model.apply({"params": primary}, method=model.item_table),
       item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
       num_items=data.num_items, negative_steering=config.dpr.negative_steering,
@@ -125,8 +125,7 @@ def run(config, mode: str = "train") -> dict:
       reference_user_vectors=None if tuned is None else (
           lambda x: model.apply({"params": backbone_params}, x, method=model.user_vector)),
       reference_table=None if tuned is None else table,
-      routes=jax.jit(lambda p, negative: head.apply({"params": head_params}, p, negative,
-                                                    method=head.routes)),
+      routes=steering_eval.head_routes(head, head_params),
       mesh=mesh)
   top10 = {split: _backbone_top10(scorer, data, split) for split in ("valid", "test")}
   if parser_params is not None:
@@ -183,7 +182,3 @@ def _backbone_top10(scorer, data, split: str, batch_size: int = 512) -> np.ndarr
     out.append(run(inputs[rows], data.history[rows], seen_len[rows], targets[rows]))
   return np.concatenate(out)[:data.num_users]
 
-
-def _steer(head, params, h, p, profile, negative):
-  out = head.apply({"params": params}, h, p, jnp.ones(h.shape[:1], bool), profile, negative)
-  return out.user, out.tag_bias

@@ -62,7 +62,8 @@ Layout: :mod:`.tasks` (who is asked what), :mod:`.methods` (how each method rank
 from dpr_jax.eval.steering.evaluator import (evaluate_everyday, evaluate_split, evaluate_steering,
                                              polarity_moves, routing_report, select_modes,
                                              tune_alphas)
-from dpr_jax.eval.steering.methods import METHODS, REFERENCE_METHODS, Scorer, evaluate_method
+from dpr_jax.eval.steering.methods import (METHODS, REFERENCE_METHODS, Scorer, evaluate_method,
+                                           head_routes, head_steer)
 from dpr_jax.eval.steering.report import TABLE_KEYS, write_steering_results
 from dpr_jax.eval.steering.tasks import (COMBINED_MIN_COUNT, EVERYDAY_TASKS, EVERYDAY_USERS,
                                          OFF_HABIT_SHARE, Task, build_tasks, everyday_tasks,
@@ -71,5 +72,5 @@ from dpr_jax.eval.steering.tasks import (COMBINED_MIN_COUNT, EVERYDAY_TASKS, EVE
 __all__ = ["COMBINED_MIN_COUNT", "EVERYDAY_TASKS", "EVERYDAY_USERS", "METHODS",
            "OFF_HABIT_SHARE", "REFERENCE_METHODS", "TABLE_KEYS", "Scorer", "Task", "build_tasks",
            "evaluate_everyday", "evaluate_method", "evaluate_split", "evaluate_steering",
-           "everyday_tasks", "polarity_moves", "routing_report", "select_modes", "tag_share",
-           "tune_alphas", "write_steering_results"]
+           "everyday_tasks", "head_routes", "head_steer", "polarity_moves", "routing_report",
+           "select_modes", "tag_share", "tune_alphas", "write_steering_results"]

@@ -68,6 +68,24 @@ class Scorer:
     return self._steps[method]
 
 
+def head_steer(head, params) -> Callable:
+  """``Scorer.steer`` for a DPR head and its parameters: ``(h float[B, d], p float[B, D_t],
+  profile float[B, T], negative bool[B]) -> (h' float[B, d], tag_bias float[B, T])``, every row
+  prompted (the methods steer prompted parts only)."""
+
+  def steer(h, p, profile, negative):
+    out = head.apply({"params": params}, h, p, jnp.ones(h.shape[:1], bool), profile, negative)
+    return out.user, out.tag_bias
+
+  return steer
+
+
+def head_routes(head, params) -> Callable:
+  """``Scorer.routes`` for a DPR head: ``(p float[B, D_t], negative bool[B]) -> int[B, K]``."""
+  return jax.jit(lambda p, negative: head.apply({"params": params}, p, negative,
+                                                method=head.routes))
+
+
 def scores_fn(scorer: Scorer, method: str):
   """``batch -> scores float[B, V]`` for one method (seen items not yet masked)."""
 
