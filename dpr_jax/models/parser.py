@@ -63,7 +63,6 @@ def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_
   ccount = jnp.pad(jnp.cumsum(m, 1), ((0, 0), (1, 0)))  # [B, S+1]
   s = tokens.shape[1]
   best = jnp.full(tokens.shape[:2] + (num_tags,), -1.0, jnp.float32)
-  per_tag = jax.nn.one_hot(form_tag, num_tags, dtype=jnp.float32)  # [M, T]
   for w in range(1, max_span + 1):
     end = jnp.minimum(jnp.arange(s) + w, s)  # [S]
     total = csum[:, end] - csum[:, :s]  # [B, S, D]
@@ -75,8 +74,10 @@ def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_
     cos = jnp.einsum("bsd,md->bsm", span, forms.astype(jnp.float32))  # [B, S, M]
     if exclude is not None:
       cos = jnp.where(exclude[:, None, :], -1.0, cos)
-    # max over the forms of each tag: mask the others to -1 and take the max.
-    by_tag = jnp.max(jnp.where(per_tag[None, None] > 0, cos[..., None], -1.0), axis=2)
+    # max over the forms of each tag (a segment max over M: no [B, S, M, T] intermediate);
+    # a tag without forms gets -1.
+    by_tag = jax.ops.segment_max(jnp.moveaxis(cos, -1, 0), form_tag, num_segments=num_tags)
+    by_tag = jnp.maximum(jnp.moveaxis(by_tag, 0, -1), -1.0)  # [B, S, T]
     best = jnp.maximum(best, jnp.where(full[..., None], by_tag, -1.0))
   return best
 
