@@ -59,6 +59,8 @@ def test_the_similarity_adapter_starts_as_the_frozen_similarity_and_learns():
   labels = jnp.array([[1, 0, 0, 2, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 2]])
   grads = jax.grad(lambda p: stance_loss(adapted.apply({"params": p}, tokens, mask, cue, *known),
                                          labels))(both)
+  # Finite everywhere (padding positions are empty spans) and reaching the adapter.
+  assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
   assert float(jnp.abs(grads["similarity"]["up"]).max()) > 0
   # A trained (non-zero) adapter changes the matching, hence the stances.
   moved = dict(both, similarity={"down": both["similarity"]["down"],

@@ -40,6 +40,12 @@ STANCES = ("none", "want", "avoid")
 NONE, WANT, AVOID = 0, 1, 2
 
 
+def _unit(x: Array) -> Array:
+  """Rows scaled to unit length; zero rows stay zero with a finite gradient (a plain
+  ``max(norm, eps)`` has a NaN gradient at zero, which a mask does not stop)."""
+  return x / jnp.sqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), 1e-12))
+
+
 def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_tags: int,
                  max_span: int = 4, exclude: Array | None = None) -> Array:
   """How much each token position starts a phrase like one of a tag's known surface forms.
@@ -69,8 +75,7 @@ def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_
     count = ccount[:, end] - ccount[:, :s]  # [B, S]
     full = (count == (end - jnp.arange(s))[None]) & mask  # the whole span is real tokens
     span = total / jnp.maximum(count, 1.0)[..., None]
-    # A safe norm (empty spans are zero vectors): its gradient stays finite where it is masked.
-    span = span / jnp.sqrt(jnp.maximum(jnp.sum(span * span, -1, keepdims=True), 1e-12))
+    span = _unit(span)  # empty spans are zero vectors
     cos = jnp.einsum("bsd,md->bsm", span, forms.astype(jnp.float32))  # [B, S, M]
     if exclude is not None:
       cos = jnp.where(exclude[:, None, :], -1.0, cos)
@@ -137,8 +142,7 @@ class RequestParser(nn.Module):
       states = tokens
       if self.similarity_rank:
         adapt = SimilarityAdapter(self.similarity_rank, name="similarity")
-        states, forms = adapt(tokens), adapt(forms)
-        forms = forms / jnp.sqrt(jnp.maximum(jnp.sum(forms * forms, -1, keepdims=True), 1e-12))
+        states, forms = adapt(tokens), _unit(adapt(forms))
       match = span_matches(states, mask, forms, form_tag, self.num_tags,
                            exclude=exclude)  # [B, S, T]
     with jax.named_scope("parser_tokens"):
