@@ -1,0 +1,170 @@
+"""The issues' acceptance checks, read from finished runs' results files.
+
+    python -m dpr_jax.eval.acceptance SASRec=runs/ml1m_sasrec GRU4Rec=runs/ml1m_gru4rec
+
+Prints one Markdown table: a row per check (its target in the first cell), a column per run,
+each cell the figure, ✓ or ✗ against the target, and in brackets the figure the check names
+beside it (the selection bound, POLARITY loose, the parser's figure per family). It reads
+``results_steering.json`` (test users, primary rows: the backbone DPR ranks with) and
+``results_parser.json`` of each run directory and computes nothing else, so a table pasted into
+the README is the files' own verdict and holds wherever the run's command is rerun.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import sys
+from typing import Callable
+
+# Stage 1 quality the protocol asks of each backbone (docs/protocol.md).
+BACKBONE_TARGET = {"sasrec": 0.18, "gru4rec": 0.175}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One run's results: ``steering`` (test tasks, top level of results_steering.json),
+  ``parser`` (results_parser.json, may be empty) and the backbone's name."""
+  steering: dict
+  parser: dict
+  model: str
+
+  def m(self, task: str, method: str, metric: str) -> float:
+    return float(self.steering[task]["methods"][method][metric])
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+  """A row: ``label`` names the target; ``cell(run)`` returns (figure, met, note)."""
+  label: str
+  cell: Callable[[Run], tuple[str, bool, str]]
+
+
+def _ratio(a: float, b: float) -> float:
+  return a / b if b else float("nan")
+
+
+def _seq(run):
+  dpr, base = run.m("SEQ", "dpr", "ndcg@10"), run.m("SEQ", "backbone", "ndcg@10")
+  return f"{dpr:.4f} vs {base:.4f}", abs(dpr - base) <= 0.01 * base, ""
+
+
+def _backbone(run):
+  base = run.m("SEQ", "backbone", "ndcg@10")
+  return f"{base:.4f}", base >= BACKBONE_TARGET.get(run.model, float("inf")), ""
+
+
+def _vs(task, metric="ndcg@10", method="dpr", factor=1.0, note=None):
+  def cell(run):
+    a, f = run.m(task, method, metric), run.m(task, "filter", metric)
+    if factor == 1.0:
+      return f"{a:.4f} vs {f:.4f}", a >= f, note(run) if note else ""
+    return f"{_ratio(a, f):.3f} ×", a >= factor * f, note(run) if note else ""
+  return cell
+
+
+def _level(task, metric, target, below=False, digits=3, method="dpr", note=None):
+  def cell(run):
+    v = run.m(task, method, metric)
+    return f"{v:.{digits}f}", v <= target if below else v >= target, note(run) if note else ""
+  return cell
+
+
+def _parser(name, target, families=False):
+  def cell(run):
+    entry = run.parser.get(name)
+    if not entry:
+      return "-", False, "not in results_parser.json"
+    v = float(entry["accuracy"])
+    note = ""
+    if families:
+      note = ", ".join(f"{short} {float(entry[k]):.2f}" for k, short in
+                       (("positive", "pos"), ("negative", "neg"), ("combined", "comb"),
+                        ("vague", "vague")) if k in entry)
+    return f"{v:.3f}", v >= target, note
+  return cell
+
+
+CHECKS = (
+    Check("SEQ: DPR within 1% of its backbone", _seq),
+    Check("backbone NDCG@10 ≥ 0.18 (SASRec) / 0.175 (GRU4Rec)", _backbone),
+    Check("POS: DPR ≥ filter", _vs("POS")),
+    Check("POS: DPR + filter ≥ 1.10 × filter (selection_bound)",
+          _vs("POS", method="dpr+filter", factor=1.10,
+              note=lambda r: f"{_ratio(r.m('POS', 'selection_bound', 'ndcg@10'), r.m('POS', 'filter', 'ndcg@10')):.3f} ×")),
+    Check("NEG: DPR + filter ≥ filter", _vs("NEG", method="dpr+filter")),
+    Check("NEG: DPR Violation@10 ≤ 0.01", _level("NEG", "violation@10", 0.01, below=True,
+                                                 digits=4)),
+    Check("NUANCED: DPR + filter ≥ filter", _vs("NUANCED", method="dpr+filter")),
+    Check("NUANCED: DPR TagPrecision@10 ≥ 0.70", _level("NUANCED", "tag_precision@10", 0.70)),
+    Check("COMBINED: DPR + filter ≥ 1.05 × filter",
+          _vs("COMBINED", method="dpr+filter", factor=1.05)),
+    Check("COMBINED: DPR Satisfied@10 ≥ 0.95",
+          _level("COMBINED", "satisfied@10", 0.95,
+                 note=lambda r: (f"read as 2 parts: {r.steering['COMBINED']['split_ok']:.3f}"
+                                 if "split_ok" in r.steering["COMBINED"] else ""))),
+    Check("POLARITY (strict) ≥ 0.92",
+          _level("POLARITY", "polarity", 0.92,
+                 note=lambda r: f"loose {r.m('POLARITY', 'dpr', 'polarity_loose'):.3f}")),
+    Check("EVERYDAY positive: share of the wanted tag ≥ 0.90",
+          _level("EVERYDAY+", "tag_precision@10", 0.90)),
+    Check("EVERYDAY negative: share of the avoided tag ≤ 0.03",
+          _level("EVERYDAY-", "violation@10", 0.03, below=True)),
+    Check("EVERYDAY combined: share meeting both ≥ 0.85",
+          _level("EVERYDAY+-", "satisfied@10", 0.85)),
+    Check("EVERYDAY vague: items of 10 changed ≤ 2",
+          _level("EVERYDAY?", "changed@10", 2.0, below=True, digits=2)),
+    Check("parser, generator held-out (every tag right) ≥ 0.95",
+          _parser("generator held-out", 0.95)),
+    Check("parser, everyday set ≥ 0.90", _parser("everyday", 0.90, families=True)),
+)
+
+
+def load(run_dir: str | pathlib.Path) -> Run:
+  """A finished run's results files; a clear error when the steering results are missing."""
+  run_dir = pathlib.Path(run_dir)
+  steering_file = run_dir / "results_steering.json"
+  if not steering_file.is_file():
+    raise FileNotFoundError(f"{steering_file} not found: run the `:dpr` preset (or --mode eval) "
+                            "in that directory first")
+  steering = json.loads(steering_file.read_text())
+  parser_file = run_dir / "results_parser.json"
+  parser = json.loads(parser_file.read_text()) if parser_file.is_file() else {}
+  return Run(steering["results"], parser, steering["protocol"].get("model", "?"))
+
+
+def table(runs: dict[str, Run]) -> str:
+  """The Markdown table: a row per check of CHECKS, a column per named run."""
+  head = ("| check (target; test users, primary rows) | " + " | ".join(runs) + " |\n"
+          + "|---|" + "---|" * len(runs) + "\n")
+  rows = []
+  for check in CHECKS:
+    cells = []
+    for run in runs.values():
+      try:
+        figure, met, note = check.cell(run)
+      except KeyError as e:  # a task or method the run did not evaluate
+        cells.append(f"- (no {e.args[0]!r} in the results)")
+        continue
+      cells.append(f"{figure} {'✓' if met else '✗'}" + (f" ({note})" if note else ""))
+    rows.append(f"| {check.label} | " + " | ".join(cells) + " |\n")
+  return head + "".join(rows)
+
+
+def main(argv: list[str]) -> int:
+  if not argv or any("=" not in a for a in argv):
+    print("error: usage: python -m dpr_jax.eval.acceptance NAME=RUN_DIR [NAME=RUN_DIR ...]",
+          file=sys.stderr)
+    return 2
+  try:
+    runs = {name: load(path) for name, path in (a.split("=", 1) for a in argv)}
+  except (OSError, ValueError, KeyError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(table(runs), end="")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

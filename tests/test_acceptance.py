@@ -1,0 +1,95 @@
+"""The acceptance table read from results files (dpr_jax.eval.acceptance)."""
+
+import json
+
+import pytest
+
+from dpr_jax.eval import acceptance
+
+
+def _methods(**rows):
+  return {"users": 10, "methods": rows}
+
+
+def _results(scale: float = 1.0) -> dict:
+  """A results_steering.json 'results' with every task the checks read; ``scale`` multiplies
+  DPR's figures (1.0: every check met)."""
+  s, up = scale, 1 + 10 * (1 - scale)  # up: how much worse the lower-is-better figures get
+  return {
+      "SEQ": _methods(backbone={"ndcg@10": 0.19}, dpr={"ndcg@10": 0.19 * (2 - s)}),
+      "POS": _methods(filter={"ndcg@10": 0.30}, dpr={"ndcg@10": 0.34 * s},
+                      **{"dpr+filter": {"ndcg@10": 0.34 * s},
+                         "selection_bound": {"ndcg@10": 0.36}}),
+      "NEG": _methods(filter={"ndcg@10": 0.10}, dpr={"violation@10": 0.005 * up},
+                      **{"dpr+filter": {"ndcg@10": 0.10 * s}}),
+      "NUANCED": _methods(filter={"ndcg@10": 0.30}, dpr={"tag_precision@10": 0.72 * s},
+                          **{"dpr+filter": {"ndcg@10": 0.30 * s}}),
+      "COMBINED": {**_methods(filter={"ndcg@10": 0.40}, dpr={"satisfied@10": 0.96 * s},
+                              **{"dpr+filter": {"ndcg@10": 0.43 * s}}), "split_ok": 0.9},
+      "POLARITY": _methods(dpr={"polarity": 0.93 * s, "polarity_loose": 0.99}),
+      "EVERYDAY+": _methods(dpr={"tag_precision@10": 0.91 * s}),
+      "EVERYDAY-": _methods(dpr={"violation@10": 0.02 * up}),
+      "EVERYDAY+-": _methods(dpr={"satisfied@10": 0.86 * s}),
+      "EVERYDAY?": _methods(dpr={"changed@10": 1.5 * up}),
+  }
+
+
+def _parser(acc: float) -> dict:
+  return {"generator held-out": {"accuracy": acc},
+          "everyday": {"accuracy": acc, "positive": 1.0, "negative": acc, "combined": 0.5}}
+
+
+def test_every_check_is_met_when_every_figure_clears_its_target():
+  run = acceptance.Run(_results(1.0), _parser(0.96), "sasrec")
+  for check in acceptance.CHECKS:
+    figure, met, _ = check.cell(run)
+    assert met, (check.label, figure)
+
+
+def test_every_check_fails_when_dpr_falls_short():
+  # Worse DPR figures and a weak parser: every check is missed. The backbone's
+  # own quality does not depend on DPR, so that row is failed by the backbone's target instead.
+  run = acceptance.Run(_results(0.8), _parser(0.5), "gru4rec")
+  missed = {c.label for c in acceptance.CHECKS if not c.cell(run)[1]}
+  assert missed == {c.label for c in acceptance.CHECKS} - {
+      "backbone NDCG@10 ≥ 0.18 (SASRec) / 0.175 (GRU4Rec)"}
+  low = acceptance.Run(_results(1.0), _parser(0.96), "gru4rec")
+  low.steering["SEQ"]["methods"]["backbone"]["ndcg@10"] = 0.17
+  backbone = next(c for c in acceptance.CHECKS if c.label.startswith("backbone"))
+  assert backbone.cell(low) == ("0.1700", False, "")
+
+
+def test_the_table_marks_targets_and_names_what_a_run_lacks(tmp_path):
+  for name, results, parser in (("a", _results(1.0), _parser(0.96)),
+                                ("b", _results(0.8), None)):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "results_steering.json").write_text(
+        json.dumps({"protocol": {"model": "sasrec"}, "results": results}))
+    if parser:
+      (tmp_path / name / "results_parser.json").write_text(json.dumps(parser))
+  del results["EVERYDAY?"]
+  (tmp_path / "b" / "results_steering.json").write_text(
+      json.dumps({"protocol": {"model": "sasrec"}, "results": results}))
+  table = acceptance.table({"A": acceptance.load(tmp_path / "a"),
+                            "B": acceptance.load(tmp_path / "b")})
+  lines = table.splitlines()
+  assert len(lines) == 2 + len(acceptance.CHECKS)
+  assert lines[0].endswith("| A | B |")
+  vague = next(line for line in lines if line.startswith("| EVERYDAY vague"))
+  assert "1.50 ✓" in vague and "no 'EVERYDAY?'" in vague
+  polarity = next(line for line in lines if line.startswith("| POLARITY"))
+  assert "0.930 ✓ (loose 0.990)" in polarity and "0.744 ✗" in polarity
+  everyday = next(line for line in lines if line.startswith("| parser, everyday"))
+  assert "(pos 1.00, neg 0.96, comb 0.50)" in everyday and "not in results_parser.json" in everyday
+
+
+def test_the_command_line_prints_the_table_or_a_clear_error(tmp_path, capsys):
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / "results_steering.json").write_text(
+      json.dumps({"protocol": {"model": "sasrec"}, "results": _results(1.0)}))
+  assert acceptance.main([f"X={tmp_path / 'run'}"]) == 0
+  assert capsys.readouterr().out.count("✓") == len(acceptance.CHECKS) - 2  # no parser file
+  assert acceptance.main([f"X={tmp_path / 'missing'}"]) == 2
+  assert capsys.readouterr().err.startswith("error:")
+  assert acceptance.main(["no-equals-sign"]) == 2
+  assert "usage" in capsys.readouterr().err
