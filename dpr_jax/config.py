@@ -147,8 +147,9 @@ def default_config() -> ml_collections.ConfigDict:
   # that tags are also found through similar forms (as unseen ones must be).
   c.parser.form_dropout = 0.6
   # Rank of a learned residual map on the encoder's states before the span matching
-  # (dpr_jax.models.parser.SimilarityAdapter); 0 keeps the frozen encoder's similarity.
-  c.parser.similarity_rank = 0
+  # (dpr_jax.models.parser.SimilarityAdapter), trained with the parser; 0 keeps the frozen
+  # encoder's similarity (chosen on validation: reports/experiments.md, 2026-12-02).
+  c.parser.similarity_rank = 64
   c.parser.requests = 6000  # Generated training requests (plus the training templates).
   c.parser.heldout_requests = 1000  # Generated held-out requests for results_parser.json.
   c.parser.epochs = 20
