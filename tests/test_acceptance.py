@@ -93,3 +93,21 @@ def test_the_command_line_prints_the_table_or_a_clear_error(tmp_path, capsys):
   assert capsys.readouterr().err.startswith("error:")
   assert acceptance.main(["no-equals-sign"]) == 2
   assert "usage" in capsys.readouterr().err
+
+
+def test_a_column_of_seeds_checks_the_mean_and_shows_the_range():
+  seeds = [acceptance.Run(_results(s), _parser(a), "sasrec")
+           for s, a in ((1.0, 0.96), (0.8, 0.90), (1.2, 1.0))]
+  del seeds[2].steering["POS"]["methods"]["selection_bound"]  # a figure one seed lacks
+  mean = acceptance.Run.mean(seeds)
+  assert mean.m("POS", "dpr", "ndcg@10") == pytest.approx(0.34)
+  assert "selection_bound" not in mean.steering["POS"]["methods"]
+  assert mean.parser["generator held-out"]["accuracy"] == pytest.approx(2.86 / 3)
+  lines = acceptance.table({"SASRec": seeds}).splitlines()
+  pos = next(line for line in lines if line.startswith("| POS: DPR ≥ filter"))
+  assert pos.endswith("| 0.3400 vs 0.3000 ✓ (seeds 0.2720-0.4080) |")
+  gen = next(line for line in lines if line.startswith("| parser, generator"))
+  assert gen.endswith("| 0.953 ✓ (seeds 0.900-1.000) |")
+  # POS + filter names the selection bound, which not every seed has: the row says so.
+  bound = next(line for line in lines if "selection_bound" in line)
+  assert "no 'selection_bound'" in bound

@@ -1,10 +1,13 @@
 """The issues' acceptance checks, read from finished runs' results files.
 
     python -m dpr_jax.eval.acceptance SASRec=runs/ml1m_sasrec GRU4Rec=runs/ml1m_gru4rec
+    python -m dpr_jax.eval.acceptance SASRec=runs/seed0,runs/seed1,runs/seed2   # seeds
 
 Prints one Markdown table: a row per check (its target in the first cell), a column per run,
 each cell the figure, ✓ or ✗ against the target, and in brackets the figure the check names
-beside it (the selection bound, POLARITY loose, the parser's figure per family). It reads
+beside it (the selection bound, POLARITY loose, the parser's figure per family). A column of
+several run directories (seeds) shows the checks on the mean of every figure over the runs and
+the range of the cell's leading figure (`seeds lo-hi`). It reads
 ``results_steering.json`` (test users, primary rows: the backbone DPR ranks with) and
 ``results_parser.json`` of each run directory and computes nothing else, so a table pasted into
 the README is the files' own verdict and holds wherever the run's command is rerun.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import re
 import sys
 from typing import Callable
 
@@ -32,6 +36,25 @@ class Run:
 
   def m(self, task: str, method: str, metric: str) -> float:
     return float(self.steering[task]["methods"][method][metric])
+
+  @staticmethod
+  def mean(runs: list["Run"]) -> "Run":
+    """A run whose every figure is the mean over ``runs`` (figures all of them have)."""
+    return Run(_mean([r.steering for r in runs]), _mean([r.parser for r in runs]),
+               runs[0].model)
+
+
+def _mean(trees: list):
+  """Numbers averaged leaf by leaf; dict keys kept where every tree has them; the rest as in
+  the first tree."""
+  first = trees[0]
+  if isinstance(first, dict):
+    keys = [k for k in first if all(isinstance(t, dict) and k in t for t in trees)]
+    return {k: _mean([t[k] for t in trees]) for k in keys}
+  if isinstance(first, (int, float)) and not isinstance(first, bool) and all(
+      isinstance(t, (int, float)) for t in trees):
+    return sum(trees) / len(trees)
+  return first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,16 +157,29 @@ def load(run_dir: str | pathlib.Path) -> Run:
   return Run(steering["results"], parser, steering["protocol"].get("model", "?"))
 
 
-def table(runs: dict[str, Run]) -> str:
-  """The Markdown table: a row per check of CHECKS, a column per named run."""
+def _leading(figure: str) -> float | None:
+  match = re.match(r"-?[0-9]+(\.[0-9]+)?", figure)
+  return float(match.group()) if match else None
+
+
+def table(runs: dict[str, Run | list[Run]]) -> str:
+  """The Markdown table: a row per check of CHECKS, a column per named run (or list of seeds:
+  the checks on their mean, with the range of the leading figure)."""
   head = ("| check (target; test users, primary rows) | " + " | ".join(runs) + " |\n"
           + "|---|" + "---|" * len(runs) + "\n")
+  columns = {name: (r if isinstance(r, list) else [r]) for name, r in runs.items()}
   rows = []
   for check in CHECKS:
     cells = []
-    for run in runs.values():
+    for seeds in columns.values():
       try:
-        figure, met, note = check.cell(run)
+        figure, met, note = check.cell(Run.mean(seeds) if len(seeds) > 1 else seeds[0])
+        if len(seeds) > 1:
+          each = [_leading(check.cell(r)[0]) for r in seeds]
+          if None not in each:
+            digits = len(figure.split()[0].split(".")[-1])
+            spread = f"seeds {min(each):.{digits}f}-{max(each):.{digits}f}"
+            note = f"{spread}; {note}" if note else spread
       except KeyError as e:  # a task or method the run did not evaluate
         cells.append(f"- (no {e.args[0]!r} in the results)")
         continue
@@ -154,11 +190,12 @@ def table(runs: dict[str, Run]) -> str:
 
 def main(argv: list[str]) -> int:
   if not argv or any("=" not in a for a in argv):
-    print("error: usage: python -m dpr_jax.eval.acceptance NAME=RUN_DIR [NAME=RUN_DIR ...]",
+    print("error: usage: python -m dpr_jax.eval.acceptance NAME=RUN_DIR[,RUN_DIR...] ...",
           file=sys.stderr)
     return 2
   try:
-    runs = {name: load(path) for name, path in (a.split("=", 1) for a in argv)}
+    runs = {name: [load(p) for p in paths.split(",")]
+            for name, paths in (a.split("=", 1) for a in argv)}
   except (OSError, ValueError, KeyError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
