@@ -47,8 +47,8 @@ def test_every_check_is_met_when_every_figure_clears_its_target():
 
 
 def test_every_check_fails_when_dpr_falls_short():
-  # Worse DPR figures and a weak parser: every check is missed. The backbone's
-  # own quality does not depend on DPR, so that row is failed by the backbone's target instead.
+  # Worse DPR figures and a weak parser miss every check that reads them; the backbone row
+  # reads the backbone alone, so it is failed below by a backbone under its target.
   run = acceptance.Run(_results(0.8), _parser(0.5), "gru4rec")
   missed = {c.label for c in acceptance.CHECKS if not c.cell(run)[1]}
   assert missed == {c.label for c in acceptance.CHECKS} - {
