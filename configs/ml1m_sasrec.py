@@ -22,6 +22,4 @@ def get_config(arg: str | None = None):
   c.train.warmup_epochs = 2.0
   c.train.num_epochs = 55
   c.run.dir = "runs/ml1m_sasrec"
-  # Stage 3 also tunes the backbone, at a small rate (docs/dpr.md; reports/experiments.md).
-  c.stage3.backbone_lr = 1e-4
   return finalize(c, arg)
