@@ -73,7 +73,13 @@ def test_the_table_marks_targets_and_names_what_a_run_lacks(tmp_path):
   table = acceptance.table({"A": acceptance.load(tmp_path / "a"),
                             "B": acceptance.load(tmp_path / "b")})
   lines = table.splitlines()
-  assert len(lines) == 2 + len(acceptance.CHECKS)
+  assert len(lines) == 3 + len(acceptance.CHECKS)
+  # The count row counts each column's ticks: A meets every check; B only those its weaker
+  # figures still clear (none of DPR's) and the backbone row, and lacks EVERYDAY vague.
+  n = len(acceptance.CHECKS)
+  assert lines[-1] == (f"| checks met | {sum('✓' in l.split('|')[2] for l in lines[2:-1])} of {n} "
+                       f"| {sum('✓' in l.split('|')[3] for l in lines[2:-1])} of {n} |")
+  assert lines[-1].startswith(f"| checks met | {n} of {n} | 1 of {n}")
   assert lines[0].endswith("| A | B |")
   vague = next(line for line in lines if line.startswith("| EVERYDAY vague"))
   assert "1.50 ✓" in vague and "no 'EVERYDAY?'" in vague
@@ -88,7 +94,9 @@ def test_the_command_line_prints_the_table_or_a_clear_error(tmp_path, capsys):
   (tmp_path / "run" / "results_steering.json").write_text(
       json.dumps({"protocol": {"model": "sasrec"}, "results": _results(1.0)}))
   assert acceptance.main([f"X={tmp_path / 'run'}"]) == 0
-  assert capsys.readouterr().out.count("✓") == len(acceptance.CHECKS) - 2  # no parser file
+  out = capsys.readouterr().out
+  assert out.count("✓") == len(acceptance.CHECKS) - 2  # no parser file
+  assert out.splitlines()[-1] == f"| checks met | {len(acceptance.CHECKS) - 2} of {len(acceptance.CHECKS)} |"
   assert acceptance.main([f"X={tmp_path / 'missing'}"]) == 2
   assert capsys.readouterr().err.startswith("error:")
   assert acceptance.main(["no-equals-sign"]) == 2

@@ -5,7 +5,8 @@
 
 Prints one Markdown table: a row per check (its target in the first cell), a column per run,
 each cell the figure, ✓ or ✗ against the target, and in brackets the figure the check names
-beside it (the selection bound, POLARITY loose, the parser's figure per family). A column of
+beside it (the selection bound, POLARITY loose, the parser's figure per family); the last row
+counts each column's ✓. A column of
 several run directories (seeds) shows the checks on the mean of every figure over the runs and
 the range of the cell's leading figure (`seeds lo-hi`). It reads
 ``results_steering.json`` (test users, primary rows: the backbone DPR ranks with) and
@@ -168,10 +169,10 @@ def table(runs: dict[str, Run | list[Run]]) -> str:
   head = ("| check (target; test users, primary rows) | " + " | ".join(runs) + " |\n"
           + "|---|" + "---|" * len(runs) + "\n")
   columns = {name: (r if isinstance(r, list) else [r]) for name, r in runs.items()}
-  rows = []
+  rows, met_count = [], {name: 0 for name in columns}
   for check in CHECKS:
     cells = []
-    for seeds in columns.values():
+    for name, seeds in columns.items():
       try:
         figure, met, note = check.cell(Run.mean(seeds) if len(seeds) > 1 else seeds[0])
         if len(seeds) > 1:
@@ -183,8 +184,11 @@ def table(runs: dict[str, Run | list[Run]]) -> str:
       except KeyError as e:  # a task or method the run did not evaluate
         cells.append(f"- (no {e.args[0]!r} in the results)")
         continue
+      met_count[name] += bool(met)
       cells.append(f"{figure} {'✓' if met else '✗'}" + (f" ({note})" if note else ""))
     rows.append(f"| {check.label} | " + " | ".join(cells) + " |\n")
+  rows.append("| checks met | " + " | ".join(f"{n} of {len(CHECKS)}" for n in met_count.values())
+              + " |\n")
   return head + "".join(rows)
 
 
