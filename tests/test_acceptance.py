@@ -85,6 +85,11 @@ def test_the_table_marks_targets_and_names_what_a_run_lacks(tmp_path):
   assert "1.50 ✓" in vague and "no 'EVERYDAY?'" in vague
   polarity = next(line for line in lines if line.startswith("| POLARITY"))
   assert "0.930 ✓ (loose 0.990)" in polarity and "0.744 ✗" in polarity
+  # The strict figure's ceiling, where a results file records it, stands beside it.
+  run = acceptance.load(tmp_path / "a")
+  run.steering["POLARITY"]["ceiling"] = 0.88
+  polarity = next(c for c in acceptance.CHECKS if c.label.startswith("POLARITY"))
+  assert polarity.cell(run) == ("0.930", True, "loose 0.990; ceiling 0.880")
   everyday = next(line for line in lines if line.startswith("| parser, everyday"))
   assert "(pos 1.00, neg 0.96, comb 0.50)" in everyday and "not in results_parser.json" in everyday
 

@@ -154,8 +154,10 @@ def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
       for m in ("ndcg@10", "recall@10"):
         assert res[task]["methods"]["text_rerank"][m] == res[task]["methods"]["backbone"][m]
   # POLARITY: strict is the primary figure, the loose variant beside it and never below it.
+  # No method passes the strict rule for a user whose unprompted list is all of the tag.
   for row in res["POLARITY"]["methods"].values():
     assert row["polarity"] <= row["polarity_loose"]
+    assert row["polarity"] <= res["POLARITY"]["ceiling"] <= 1.0
   routing = res["routing"]["test"]
   assert np.isclose(sum(routing["positive_share"]), 1.0)
   assert 0.0 <= routing["usage_entropy"] <= routing["max_entropy"] + 1e-9

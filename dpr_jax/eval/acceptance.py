@@ -130,7 +130,9 @@ CHECKS = (
                                  if "split_ok" in r.steering["COMBINED"] else ""))),
     Check("POLARITY (strict) ≥ 0.92",
           _level("POLARITY", "polarity", 0.92,
-                 note=lambda r: f"loose {r.m('POLARITY', 'dpr', 'polarity_loose'):.3f}")),
+                 note=lambda r: f"loose {r.m('POLARITY', 'dpr', 'polarity_loose'):.3f}" + (
+                     f"; ceiling {r.steering['POLARITY']['ceiling']:.3f}"
+                     if "ceiling" in r.steering["POLARITY"] else ""))),
     Check("EVERYDAY positive: share of the wanted tag ≥ 0.90",
           _level("EVERYDAY+", "tag_precision@10", 0.90)),
     Check("EVERYDAY negative: share of the avoided tag ≤ 0.03",

@@ -43,7 +43,8 @@ method's own unprompted list and the negative prompt lowers it (``polarity``, th
 definition and the primary figure: a share already at 10/10 cannot be raised, so such a user
 fails). ``polarity_loose`` is the looser variant, named as such: a positive prompt that keeps the
 share at 1.0 counts as raising it. Both count a negative prompt that keeps a share of 0 as
-lowering it.
+lowering it. ``ceiling`` is the share of users whose unprompted top-10 is not all of the tag: the
+highest strict figure any method can reach.
 
 COMBINED (docs/protocol.md): one request asks for a tag g and excludes another, h ("a comedy
 film, but no romance please"), in held-out phrasings (``templates.COMBINED``; nothing is trained

@@ -35,6 +35,9 @@ def write_steering_results(directory: str | pathlib.Path, results: dict, manifes
       lines += [f"## {task} ({r['users']} users)", "", markdown_table(r["methods"], cols)]
       if "read_ok" in r:
         lines += [f"- requests read with the labelled polarities: {r['read_ok']:.3f}", ""]
+      if "ceiling" in r:
+        lines += [f"- users whose unprompted top-10 is not all of the tag (the strict figure's"
+                  f" ceiling): {r['ceiling']:.3f}", ""]
       if task == "COMBINED":
         lines += [f"- requests split into one positive and one negative part:"
                   f" {r['split_ok']:.3f}",
