@@ -1,0 +1,152 @@
+"""A choice between finished runs, made on validation users by the protocol's rule.
+
+    python -m dpr_jax.eval.choose E4k1=runs/a0,runs/a1,runs/a2 E8k2=runs/b E1=runs/c
+
+The first name is the incumbent (today's default); each name is one variant, given as one run
+directory or several (seeds, comma-separated). Reads only the ``valid`` tables of each run's
+``results_steering.json`` and applies ``docs/protocol.md``'s rule for a choice that trades
+tasks:
+
+1. constraint: unprompted DPR within 1% of stage 1's backbone on validation NDCG@10 (SEQ; a
+   stage 3 that tunes the backbone is held to the backbone it started from);
+2. the highest sum of DPR's validation NDCG@10 over SEQ, POS, NEG, NUANCED and COMBINED;
+3. the incumbent stays unless the best variant's sum beats it by more than the incumbent's own
+   spread over seeds (max - min of its sums; 0 with one seed): a margin the seed alone makes is
+   no reason to change a default.
+
+Prints a Markdown table (a row per variant: the five NDCG@10, their sum, and beside them NEG
+Violation@10, NUANCED TagPrecision@10, COMBINED Satisfied@10, POLARITY strict and the routing's
+usage entropy; each the mean over seeds, the sum's range in brackets) and the verdict. Test
+figures are never read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from dpr_jax.eval import acceptance
+
+TASKS = ("SEQ", "POS", "NEG", "NUANCED", "COMBINED")
+SEQ_TOLERANCE = 0.01  # unprompted DPR may differ from its backbone by at most this share
+SIDE = (("NEG", "violation@10", "NEG Viol@10"), ("NUANCED", "tag_precision@10", "NUANCED TagP@10"),
+        ("COMBINED", "satisfied@10", "COMB Sat@10"), ("POLARITY", "polarity", "POLARITY"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One variant's validation figures: ``ndcg`` {task: mean DPR NDCG@10}, ``sums`` (one per
+  seed), ``seq_ok`` (every seed meets the SEQ constraint), ``side`` {label: mean figure}."""
+  name: str
+  ndcg: dict
+  sums: tuple
+  seq_ok: bool
+  side: dict
+
+  @property
+  def total(self) -> float:
+    return sum(self.sums) / len(self.sums)
+
+  @property
+  def spread(self) -> float:
+    return max(self.sums) - min(self.sums)
+
+
+def _valid(run: acceptance.Run) -> dict:
+  if "valid" not in run.steering:
+    raise KeyError("valid")
+  return run.steering["valid"]
+
+
+def _stage1(valid: dict) -> float:
+  """Stage 1's unprompted validation NDCG@10: the backbone row, or the reference row when stage
+  3 tuned the backbone (the sequential quality a user had before DPR)."""
+  methods = valid["SEQ"]["methods"]
+  return float(methods.get("stage1 backbone", methods["backbone"])["ndcg@10"])
+
+
+def variant(name: str, runs: list[acceptance.Run]) -> Variant:
+  """The validation figures of one variant over its seeds (KeyError: a task is missing)."""
+  valids = [_valid(r) for r in runs]
+  dpr = lambda v, t, m="ndcg@10": float(v[t]["methods"]["dpr"][m])  # noqa: E731
+  sums = tuple(sum(dpr(v, t) for t in TASKS) for v in valids)
+  seq_ok = all(abs(dpr(v, "SEQ") - _stage1(v)) <= SEQ_TOLERANCE * _stage1(v) for v in valids)
+  mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+  side = {}
+  for task, metric, label in SIDE:
+    figures = [dpr(v, task, metric) for v in valids if task in v]
+    if figures:
+      side[label] = mean(figures)
+  entropies = [r.steering["routing"]["valid"]["usage_entropy"] for r in runs
+               if "valid" in r.steering.get("routing", {})]
+  if entropies:
+    side["routing entropy"] = mean(entropies)
+  return Variant(name, {t: mean([dpr(v, t) for v in valids]) for t in TASKS}, sums, seq_ok,
+                 side)
+
+
+def choose(variants: list[Variant]) -> tuple[Variant, str]:
+  """(the chosen variant, why) by the module docstring's rule; ``variants[0]`` is the
+  incumbent."""
+  incumbent = variants[0]
+  allowed = [v for v in variants if v.seq_ok]
+  if not allowed:
+    return incumbent, "no variant meets the SEQ constraint; the incumbent stays"
+  best = max(allowed, key=lambda v: v.total)
+  if best is incumbent:
+    return incumbent, (f"{incumbent.name} has the highest sum of the variants within the SEQ"
+                       f" constraint ({incumbent.total:.4f})")
+  if not incumbent.seq_ok:
+    return best, (f"{incumbent.name} fails the SEQ constraint; {best.name} has the highest sum"
+                  f" ({best.total:.4f})")
+  margin = best.total - incumbent.total
+  if margin <= incumbent.spread:
+    return incumbent, (f"{best.name}'s sum {best.total:.4f} beats {incumbent.name}'s"
+                       f" {incumbent.total:.4f} by {margin:.4f}, within {incumbent.name}'s seed"
+                       f" spread {incumbent.spread:.4f}: {incumbent.name} stays")
+  return best, (f"{best.name}'s sum {best.total:.4f} beats {incumbent.name}'s"
+                f" {incumbent.total:.4f} by {margin:.4f}, more than {incumbent.name}'s seed"
+                f" spread {incumbent.spread:.4f}")
+
+
+def table(variants: list[Variant]) -> str:
+  """The Markdown table and the verdict (module docstring)."""
+  chosen, why = choose(variants)
+  side = [label for label in dict.fromkeys(k for v in variants for k in v.side)]
+  head = ("| variant (validation users, DPR) | seeds | " + " | ".join(TASKS) + " | sum | "
+          + " | ".join(side) + " |\n|---|---|" + "---|" * (len(TASKS) + 1 + len(side)) + "\n")
+  rows = []
+  for v in variants:
+    name = v.name + (" (incumbent)" if v is variants[0] else "")
+    name = f"**{name}** (chosen)" if v is chosen else name
+    total = f"{v.total:.4f}" + (f" ({min(v.sums):.4f}-{max(v.sums):.4f})" if len(v.sums) > 1
+                                else "")
+    if not v.seq_ok:
+      total += " (fails SEQ within 1%)"
+    cells = [f"{v.ndcg[t]:.4f}" for t in TASKS] + [total] + [
+        f"{v.side[k]:.4f}" if k in v.side else "-" for k in side]
+    rows.append(f"| {name} | {len(v.sums)} | " + " | ".join(cells) + " |\n")
+  return head + "".join(rows) + f"\nChosen: {chosen.name} -- {why}.\n"
+
+
+def main(argv: list[str]) -> int:
+  if not argv or any("=" not in a for a in argv):
+    print("error: usage: python -m dpr_jax.eval.choose INCUMBENT=RUN[,RUN...] NAME=RUN[,RUN...]"
+          " ...", file=sys.stderr)
+    return 2
+  try:
+    variants = [variant(name, [acceptance.load(p) for p in paths.split(",")])
+                for name, paths in (a.split("=", 1) for a in argv)]
+  except KeyError as e:
+    print(f"error: a run has no validation table {e.args[0]!r} in results_steering.json"
+          " (written before the validation split?)", file=sys.stderr)
+    return 2
+  except (OSError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(table(variants), end="")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,77 @@
+"""A choice between runs on validation users by the protocol's rule (dpr_jax.eval.choose)."""
+
+import json
+
+from dpr_jax.eval import choose
+
+
+def _write_run(path, pos: float, seq: float = 0.19, stage1: float | None = None,
+               with_valid: bool = True):
+  """A run folder whose validation tables give DPR ``pos`` on POS and ``seq`` unprompted (the
+  backbone row 0.19, or a tuned backbone at ``seq`` with stage 1's row at ``stage1``); test
+  tables that would choose the other way, to show they are never read."""
+  def tables(p):
+    seq_rows = {"backbone": {"ndcg@10": 0.19 if stage1 is None else seq},
+                "dpr": {"ndcg@10": seq}}
+    if stage1 is not None:
+      seq_rows["stage1 backbone"] = {"ndcg@10": stage1}
+    return {"SEQ": {"methods": seq_rows},
+            "POS": {"methods": {"dpr": {"ndcg@10": p}}},
+            "NEG": {"methods": {"dpr": {"ndcg@10": 0.15, "violation@10": 0.002}}},
+            "NUANCED": {"methods": {"dpr": {"ndcg@10": 0.30, "tag_precision@10": 0.7}}},
+            "COMBINED": {"methods": {"dpr": {"ndcg@10": 0.40, "satisfied@10": 0.9}}},
+            "POLARITY": {"methods": {"dpr": {"polarity": 0.87}}}}
+  results = tables(1.0 - pos)  # test: the opposite order
+  if with_valid:
+    results["valid"] = tables(pos)
+  path.mkdir(parents=True)
+  (path / "results_steering.json").write_text(json.dumps({"protocol": {"model": "sasrec"},
+                                                          "results": results}))
+  return str(path)
+
+
+def _variant(tmp_path, name, *pos, **kw):
+  return choose.variant(name, [choose.acceptance.load(_write_run(tmp_path / f"{name}{i}", p, **kw))
+                               for i, p in enumerate(pos)])
+
+
+def test_the_highest_validation_sum_wins_beyond_the_incumbents_seed_spread(tmp_path):
+  incumbent = _variant(tmp_path, "default", 0.40, 0.41, 0.42)  # spread 0.02
+  close = _variant(tmp_path, "close", 0.425)  # +0.015 over the mean: within the spread
+  far = _variant(tmp_path, "far", 0.45)  # +0.04: beyond it
+  assert abs(incumbent.spread - 0.02) < 1e-9 and abs(incumbent.ndcg["POS"] - 0.41) < 1e-9
+  chosen, why = choose.choose([incumbent, close])
+  assert chosen is incumbent and "within" in why
+  chosen, why = choose.choose([incumbent, close, far])
+  assert chosen is far and "more than" in why
+  # one seed of the incumbent: no spread, any margin changes the default
+  assert choose.choose([_variant(tmp_path, "one", 0.41), close])[0].name == "close"
+
+
+def test_seq_constraint_uses_stage_1s_backbone(tmp_path):
+  incumbent = _variant(tmp_path, "frozen", 0.40)
+  # stage 3 tuned the backbone: DPR equals the tuned backbone but sits 7% under stage 1's
+  tuned = _variant(tmp_path, "tuned", 0.60, seq=0.177, stage1=0.19)
+  assert not tuned.seq_ok and incumbent.seq_ok
+  chosen, _ = choose.choose([incumbent, tuned])
+  assert chosen is incumbent
+  text = choose.table([incumbent, tuned])
+  assert "fails SEQ" in text and "**frozen (incumbent)** (chosen)" in text
+  # an unprompted DPR that moved off its own backbone fails too
+  drifted = _variant(tmp_path, "drifted", 0.60, seq=0.17)
+  assert not drifted.seq_ok
+
+
+def test_cli_table_and_clear_errors(tmp_path, capsys):
+  a = _write_run(tmp_path / "a", 0.40)
+  b = _write_run(tmp_path / "b", 0.50)
+  assert choose.main([f"A={a}", f"B={b}"]) == 0
+  out = capsys.readouterr().out
+  assert "Chosen: B" in out and out.count("\n| ") == 2  # two rows after the header
+  old = _write_run(tmp_path / "old", 0.50, with_valid=False)
+  assert choose.main([f"A={a}", f"OLD={old}"]) == 2
+  assert "no validation table" in capsys.readouterr().err
+  assert choose.main([f"A={tmp_path / 'missing'}"]) == 2
+  assert "not found" in capsys.readouterr().err
+  assert choose.main(["nonsense"]) == 2
+  assert capsys.readouterr().err.startswith("error: usage")
