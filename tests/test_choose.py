@@ -62,6 +62,15 @@ def test_seq_constraint_uses_stage_1s_backbone(tmp_path):
   assert not drifted.seq_ok
 
 
+def test_routing_overlap_reads_the_polarities_shares():
+  separated = {"positive_share": [1.0, 0.0, 0.0], "negative_share": [0.0, 0.4, 0.6]}
+  alike = {"positive_share": [0.2, 0.8], "negative_share": [0.2, 0.8]}
+  partial = {"positive_share": [0.0, 1.0], "negative_share": [0.5, 0.5]}
+  assert choose.routing_overlap(separated) == 0.0
+  assert abs(choose.routing_overlap(alike) - 1.0) < 1e-12
+  assert choose.routing_overlap(partial) == 0.5
+
+
 def test_cli_table_and_clear_errors(tmp_path, capsys):
   a = _write_run(tmp_path / "a", 0.40)
   b = _write_run(tmp_path / "b", 0.50)

@@ -15,9 +15,9 @@ tasks:
    no reason to change a default.
 
 Prints a Markdown table (a row per variant: the five NDCG@10, their sum, and beside them NEG
-Violation@10, NUANCED TagPrecision@10, COMBINED Satisfied@10, POLARITY strict and the routing's
-usage entropy; each the mean over seeds, the sum's range in brackets) and the verdict. Test
-figures are never read.
+Violation@10, NUANCED TagPrecision@10, COMBINED Satisfied@10, POLARITY strict, the routing's
+usage entropy and how much the two polarities share experts; each the mean over seeds, the
+sum's range in brackets) and the verdict. Test figures are never read.
 """
 
 from __future__ import annotations
@@ -65,6 +65,14 @@ def _stage1(valid: dict) -> float:
   return float(methods.get("stage1 backbone", methods["backbone"])["ndcg@10"])
 
 
+def routing_overlap(routing: dict) -> float:
+  """How much positive and negative requests share experts: sum over experts of the smaller of
+  the two polarities' shares (0: no expert sees both, 1: both routed alike; 1 minus the total
+  variation distance of the two routing distributions)."""
+  return float(sum(min(p, n) for p, n in zip(routing["positive_share"],
+                                             routing["negative_share"])))
+
+
 def variant(name: str, runs: list[acceptance.Run]) -> Variant:
   """The validation figures of one variant over its seeds (KeyError: a task is missing)."""
   valids = [_valid(r) for r in runs]
@@ -77,10 +85,11 @@ def variant(name: str, runs: list[acceptance.Run]) -> Variant:
     figures = [dpr(v, task, metric) for v in valids if task in v]
     if figures:
       side[label] = mean(figures)
-  entropies = [r.steering["routing"]["valid"]["usage_entropy"] for r in runs
-               if "valid" in r.steering.get("routing", {})]
-  if entropies:
-    side["routing entropy"] = mean(entropies)
+  routing = [r.steering["routing"]["valid"] for r in runs
+             if "valid" in r.steering.get("routing", {})]
+  if routing:
+    side["routing entropy"] = mean([r["usage_entropy"] for r in routing])
+    side["pos/neg overlap"] = mean([routing_overlap(r) for r in routing])
   return Variant(name, {t: mean([dpr(v, t) for v in valids]) for t in TASKS}, sums, seq_ok,
                  side)
 
