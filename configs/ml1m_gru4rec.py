@@ -22,5 +22,10 @@ def get_config(arg: str | None = None):
   c.train.lr_schedule = "cosine"
   c.train.warmup_epochs = 2.0
   c.train.num_epochs = 55
+  # DPR head: 8 experts of hidden 128, top-1 (the same parameter count as the base 4 x 256),
+  # chosen on validation over 3 stage-3 seeds by docs/protocol.md's rule
+  # (reports/experiments.md, 2026-12-03, the expert ablation).
+  c.dpr.num_experts = 8
+  c.dpr.expert_hidden = 128
   c.run.dir = "runs/ml1m_gru4rec"
   return finalize(c, arg)
