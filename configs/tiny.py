@@ -28,5 +28,6 @@ def get_config(arg: str | None = None):
   c.parser.heldout_requests = 200
   c.parser.epochs = 8
   c.parser.hidden = 64
+  c.parser.members = 2  # an ensemble of two: the end-to-end tests read through one
   c.run.dir = "runs/tiny"
   return finalize(c)

@@ -1,7 +1,8 @@
 """Orbax checkpoints of a run: where they live, what they must agree with, how they are read.
 
 Layout under ``<run_dir>/stage<k>/checkpoints/`` (stage 2's request parser:
-``<run_dir>/stage2/parser/checkpoints/``)::
+``<run_dir>/stage2/parser/checkpoints/``, member k > 0 of its ensemble under
+``<run_dir>/stage2/parser/member<k>/checkpoints/``)::
 
     latest/<step>/{state,meta}   periodic, the last ``keep`` kept; a restarted run resumes here
     best/<step>/{state,meta}     the states with the best validation NDCG@10 so far (last 2)
@@ -44,9 +45,11 @@ def stage_dir(run_dir: str | pathlib.Path, stage: int) -> pathlib.Path:
   return atomic.as_path(run_dir) / f"stage{stage}"
 
 
-def parser_dir(run_dir: str | pathlib.Path) -> pathlib.Path:
-  """The request parser's checkpoints (trained in stage 2)."""
-  return stage_dir(run_dir, 2) / "parser" / "checkpoints"
+def parser_dir(run_dir: str | pathlib.Path, member: int = 0) -> pathlib.Path:
+  """The request parser's checkpoints (trained in stage 2): member ``member`` of the ensemble
+  (``parser.members``); member 0 is where a single parser has always lived."""
+  base = stage_dir(run_dir, 2) / "parser"
+  return base / "checkpoints" if member == 0 else base / f"member{member}" / "checkpoints"
 
 
 # ================================================================================ fingerprints
@@ -77,9 +80,10 @@ def head_fingerprint(config, data, stage: int) -> dict:
 
 
 def parser_fingerprint(config, tag_names) -> dict:
-  """What a request-parser checkpoint must agree with."""
-  return {"parser": config.parser.to_dict(), "tags": list(tag_names),
-          "domain": config.dpr.domain}
+  """What a request-parser checkpoint (one member of the ensemble) must agree with; the
+  ensemble's size is not part of it, so member k serves in any ensemble of more than k."""
+  parser = {k: v for k, v in config.parser.to_dict().items() if k != "members"}
+  return {"parser": parser, "tags": list(tag_names), "domain": config.dpr.domain}
 
 
 def fingerprint_differences(saved: dict, wanted: dict, prefix: str = "") -> str:
@@ -302,10 +306,20 @@ def head_params(config, data, stage: int = 3, sharding=None) -> tuple[Any, Any]:
 
 
 def parser_params(config, tag_names, sharding=None):
-  """The trained request parser's parameters."""
-  return _read(parser_dir(config.run.dir), "latest", parser_fingerprint(config, tag_names),
-               "train stage 2 with dpr.reader='parser', or serve with"
-               " --config.dpr.reader=rules", sharding)
+  """The trained request parser's parameters: its ``parser.members`` members stacked on a
+  leading axis (every leaf ``[K, ...]``; dpr_jax.prompts.reader.make_parse averages them)."""
+  members = [_read(parser_dir(config.run.dir, k), "latest", parser_fingerprint(config, tag_names),
+                   "train stage 2 with dpr.reader='parser' and these parser settings, or serve"
+                   " with --config.dpr.reader=rules", sharding)
+             for k in range(config.parser.members)]
+  return stack_members(members)
+
+
+def stack_members(members: list) -> Any:
+  """Parameter trees of an ensemble's members -> one tree, leaves ``[K, ...]``."""
+  import jax.numpy as jnp
+
+  return jax.tree.map(lambda *leaves: jnp.stack(leaves), *members)
 
 
 def split_backbone(params) -> tuple[Any, Any]:

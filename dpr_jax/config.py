@@ -155,6 +155,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.parser.epochs = 20
   c.parser.lr = 1e-3
   c.parser.batch_size = 128
+  # Parsers trained independently (member k with seed train.seed + k: its own generated
+  # requests, initialisation and order) whose stance probabilities are averaged (an ensemble).
+  c.parser.members = 1
   c.stage2 = ml_collections.ConfigDict()
   c.stage2.epochs = 60
   c.stage2.lr = 1e-3
@@ -307,7 +310,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.dpr.reader in ("parser", "rules"), "dpr.reader",
        f"must be 'parser' or 'rules', got {config.dpr.reader!r}")
   for field in ("hidden", "num_heads", "max_tokens", "requests", "heldout_requests", "epochs",
-                "batch_size"):
+                "batch_size", "members"):
     need(int(config.parser[field]) >= 1, f"parser.{field}", f"must be >= 1, got"
          f" {config.parser[field]}")
   need(int(config.parser.similarity_rank) >= 0, "parser.similarity_rank",

@@ -4,12 +4,15 @@
 
 Validation = the generator's held-out constructions and forms (1,000 requests, seed 1) and the
 held-out templates; the everyday set is not read here (it is the reported figure, never a
-choice). Prints the share of requests with every tag read right, a few misreadings, and the
-same share for forms of one split in constructions of the other.
+choice). Prints the share of requests with every tag read right (with ``parser.members=K``,
+the ensemble's and each member's), a few misreadings, and the same share for forms of one
+split in constructions of the other.
 """
 
 import sys
 import time
+
+import jax
 
 from dpr_jax import sharding
 from dpr_jax.config import default_config
@@ -42,13 +45,18 @@ def main(argv):
                                    Logbook(c.run.dir))
   print(f"trained in {time.time() - start:.0f} s", flush=True)
   parse = make_parse(c, params, tags, cache, None)
+  # An ensemble (parser.members > 1): each member alone as well.
+  alone = [make_parse(c, jax.tree.map(lambda x, k=k: x[k:k + 1], params), tags, cache, None)
+           for k in range(c.parser.members)] if c.parser.members > 1 else []
   sets = {"generator held-out": parser_lib.generated_requests(c.dpr.domain, "heldout", 1000, 1,
                                                               tags),
           "templates held-out": parser_lib.template_requests(bank, "eval")}
   for name, (texts, labels) in sets.items():
     parses = parse(texts)
     ok = parser_lib.exact(parses, labels)
-    print(f"{name}: {len(texts)} requests, accuracy {ok.mean():.4f}", flush=True)
+    members = " / ".join(f"{parser_lib.exact(p(texts), labels).mean():.4f}" for p in alone)
+    print(f"{name}: {len(texts)} requests, accuracy {ok.mean():.4f}"
+          + (f" (members alone: {members})" if alone else ""), flush=True)
     for text, label, p, good in list(zip(texts, labels, parses, ok))[:400]:
       if not good:
         print(f"    {text!r}: labelled {label}, read as {p.describe()}")

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dpr_jax.models.parser import NONE, Parse, RequestParser, decode, stance_loss
+from dpr_jax.models.parser import (NONE, Parse, RequestParser, decode, ensemble_probs,
+                                   stance_loss)
 
 
 def _parser(num_tags=5, hidden=16):
@@ -67,6 +68,50 @@ def test_the_similarity_adapter_starts_as_the_frozen_similarity_and_learns():
                                  "up": jnp.ones((3, 12)) * 0.5})
   assert not np.allclose(adapted.apply({"params": moved}, tokens, mask, cue, *known),
                          adapted.apply({"params": both}, tokens, mask, cue, *known))
+
+
+def test_an_ensemble_reads_with_the_mean_of_its_members_probabilities():
+  """``ensemble_probs`` on stacked members = the mean of each member's softmax (a reference
+  loop); one member is that parser alone; the members' order does not matter."""
+  from dpr_jax.checkpoint import stack_members
+
+  model, p0, tokens, mask, cue, known = _parser()
+  p1 = nn.unbox(model.init(jax.random.key(1), tokens, mask, cue, *known)["params"])
+  p2 = nn.unbox(model.init(jax.random.key(2), tokens, mask, cue, *known)["params"])
+  alone = [np.asarray(jax.nn.softmax(model.apply({"params": p}, tokens, mask, cue, *known), -1))
+           for p in (p0, p1, p2)]
+  got = ensemble_probs(model, stack_members([p0, p1, p2]), tokens, mask, cue, *known)
+  assert got.shape == (3, 5, 3)
+  np.testing.assert_allclose(got, np.mean(alone, 0), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(ensemble_probs(model, stack_members([p2, p0, p1]), tokens, mask,
+                                            cue, *known), got, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(ensemble_probs(model, stack_members([p0]), tokens, mask, cue,
+                                            *known), alone[0], rtol=1e-5, atol=1e-6)
+  assert not np.allclose(alone[0], alone[1])  # the members differ, so the mean is a real mix
+
+
+def test_ensemble_members_live_beside_the_single_parser_and_share_its_fingerprint(tmp_path):
+  """Member 0 is where a single parser has always been saved, so a one-parser run is member 0
+  of any ensemble; the ensemble's size is not part of a member's fingerprint."""
+  from dpr_jax import checkpoint
+  from dpr_jax.config import default_config
+
+  base = tmp_path / "run" / "stage2" / "parser"
+  assert checkpoint.parser_dir(tmp_path / "run") == base / "checkpoints"
+  assert checkpoint.parser_dir(tmp_path / "run", 2) == base / "member2" / "checkpoints"
+  one, three = default_config(), default_config()
+  one.parser.members, three.parser.members = 1, 3
+  assert (checkpoint.parser_fingerprint(one, ["A", "B"])
+          == checkpoint.parser_fingerprint(three, ["A", "B"]))
+  three.parser.hidden = 64
+  assert (checkpoint.parser_fingerprint(one, ["A", "B"])
+          != checkpoint.parser_fingerprint(three, ["A", "B"]))
+  from dpr_jax.config import validate
+  from dpr_jax.errors import ConfigError
+
+  one.parser.members = 0
+  with pytest.raises(ConfigError, match="parser.members"):
+    validate(one)
 
 
 def test_span_matches_against_a_loop():
@@ -208,6 +253,8 @@ def test_stage2_trains_the_parser_and_reports_it(dpr_run):
   config, _ = dpr_run
   run_dir = pathlib.Path(config.run.dir)
   assert (run_dir / "stage2" / "parser" / "checkpoints" / "latest").is_dir()
+  for k in range(1, config.parser.members):  # the ensemble's other members
+    assert (run_dir / "stage2" / "parser" / f"member{k}" / "checkpoints" / "latest").is_dir()
   report = json.loads((run_dir / "results_parser.json").read_text())
   assert set(report) == {"generator held-out", "templates held-out", "everyday"}
   for name, r in report.items():

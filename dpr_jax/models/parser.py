@@ -190,6 +190,23 @@ class RequestParser(nn.Module):
       return nn.Dense(len(STANCES))(z).astype(jnp.float32)  # [B, T, 3]
 
 
+def ensemble_probs(model: RequestParser, params, tokens: Array, mask: Array, cue: Array,
+                   forms: Array, form_tag: Array) -> Array:
+  """Stance probabilities of an ensemble of parsers, averaged over its members.
+
+  ``params``: the members' parameters stacked on a leading axis (leaves ``[K, ...]``); the
+  other arguments as :meth:`RequestParser.__call__`. Returns float32[B, T, 3]. Averaging the
+  probabilities (not the logits) keeps each member's confidence: a tag one member is sure of
+  and the others doubt ends near the middle, and its stance is the average's argmax.
+  """
+
+  def member(p):  # float32[B, T, 3]
+    return jax.nn.softmax(model.apply({"params": p}, tokens, mask, cue, forms, form_tag), -1)
+
+  with jax.named_scope("parser_ensemble"):
+    return jnp.mean(jax.vmap(member)(params), axis=0)
+
+
 def stance_loss(logits: Array, labels: Array, weight: Array | None = None) -> Array:
   """Mean cross-entropy over requests and tags, float32[].
 

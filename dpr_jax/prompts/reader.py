@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax import atomic
-from dpr_jax.models.parser import Parse, RequestParser, decode
+from dpr_jax.models.parser import Parse, RequestParser, decode, ensemble_probs
 from dpr_jax.prompts import generator
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import negation_cue
@@ -192,13 +192,16 @@ def known_forms(domain: str, tag_names: Sequence[str], cache_dir,
 
 def make_parse(config, params, tag_names: Sequence[str], cache_dir,
                encoder: str | None = None, text_encoder=None):
-  """``texts -> [Parse]``. Token states come from the cache (``cache_dir``) or, with
-  ``text_encoder`` (serving), straight from the encoder."""
+  """``texts -> [Parse]``: the stance probabilities of the ensemble's members, averaged.
+
+  ``params``: the members' parameters stacked on a leading axis (leaves ``[K, ...]``,
+  dpr_jax.checkpoint.parser_params / dpr_jax.train.parser.train_parser). Token states come
+  from the cache (``cache_dir``) or, with ``text_encoder`` (serving), straight from the encoder.
+  """
   model = build_parser(config, len(tag_names))
   forms, form_tag = (jnp.asarray(a) for a in known_forms(config.dpr.domain, tag_names,
                                                            cache_dir, encoder))
-  probs_fn = jax.jit(lambda p, t, m, c: jax.nn.softmax(
-      model.apply({"params": p}, t, m, c, forms, form_tag), -1))
+  probs_fn = jax.jit(lambda p, t, m, c: ensemble_probs(model, p, t, m, c, forms, form_tag))
   max_tokens = config.parser.max_tokens
 
   def parse(texts: Sequence[str]) -> list[Parse]:

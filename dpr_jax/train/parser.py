@@ -6,7 +6,11 @@ want their tags; negative: avoid them), each labelled with every tag's stance. I
 frozen encoder's token states, computed once per distinct text and cached
 (dpr_jax.prompts.reader.token_inputs), streamed through tf.data like every other stage.
 Loss: per-tag cross-entropy over none / want / avoid (dpr_jax.models.parser.stance_loss).
-Checkpoints: ``<run>/stage2/parser/checkpoints``; a finished parser is only restored.
+An ensemble of ``parser.members`` parsers is trained one after the other, member k with seed
+``train.seed + k`` (its own generated requests, initialisation, order and dropout); the
+readers average their stance probabilities (dpr_jax.prompts.reader.make_parse).
+Checkpoints: ``<run>/stage2/parser/checkpoints`` (member 0), ``.../parser/member<k>/checkpoints``;
+a finished member is only restored.
 
 Evaluation (``results_parser.json``): the share of requests whose every tag is read right, on
 the generator's *held-out* constructions and forms, on the held-out templates, and on the
@@ -77,27 +81,30 @@ def contained_forms(texts: Sequence[str], forms: Sequence[str]) -> np.ndarray:
   return np.array([[bool(p.search(t.lower())) for p in patterns] for t in texts], bool)
 
 
-def parser_examples(config, bank, tag_names: Sequence[str]) -> tuple[list[str], np.ndarray]:
-  """Training texts and their labels int32[n, T] (module docstring)."""
+def parser_examples(config, bank, tag_names: Sequence[str],
+                    member: int = 0) -> tuple[list[str], np.ndarray]:
+  """Training texts of ensemble member ``member`` and their labels int32[n, T] (module
+  docstring)."""
   texts, labels = generated_requests(config.dpr.domain, "train", config.parser.requests,
-                                     config.train.seed, tag_names)
+                                     config.train.seed + member, tag_names)
   t_texts, t_labels = template_requests(bank, "train")
   return texts + t_texts, labels_of(labels + t_labels, tag_names)
 
 
 # ================================================================================ training
-def _parser_state(config, tag_names: Sequence[str], text_dim: int, mesh: Mesh):
-  """(model, optimizer, fresh state, its shardings, checkpoints, fingerprint, restored state or
-  None)."""
+def _parser_state(config, tag_names: Sequence[str], text_dim: int, mesh: Mesh, member: int):
+  """Member ``member``'s (model, optimizer, fresh state, its shardings, checkpoints,
+  fingerprint, restored state or None)."""
   model = build_parser(config, len(tag_names))
   pc = config.parser
-  ckpts = RunCheckpoints(checkpoint.parser_dir(config.run.dir))
+  ckpts = RunCheckpoints(checkpoint.parser_dir(config.run.dir, member))
   fingerprint = checkpoint.parser_fingerprint(config, tag_names)
   tx = optax.adamw(pc.lr, weight_decay=1e-4)
   sample = (jnp.zeros((1, pc.max_tokens, text_dim), jnp.float16),
             jnp.ones((1, pc.max_tokens), bool), jnp.zeros((1,), jnp.float32),
             jnp.zeros((1, text_dim), jnp.float32), jnp.zeros((1,), jnp.int32))
-  boxed = lambda: model.init({"params": jax.random.key(config.train.seed)}, *sample)["params"]  # noqa: E731
+  boxed = lambda: model.init({"params": jax.random.key(config.train.seed + member)},  # noqa: E731
+                             *sample)["params"]
   shardings = TrainState(step=sharding.replicated(mesh),
                          params=sharding.tree_shardings(mesh, jax.eval_shape(boxed)),
                          opt_state=sharding.tree_shardings(
@@ -117,10 +124,20 @@ def _parser_state(config, tag_names: Sequence[str], text_dim: int, mesh: Mesh):
 
 def train_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
                  encoder: str | None, logbook, train: bool = True):
-  """Trains (or restores) the parser; returns its params."""
+  """Trains (or restores) every member of the parser ensemble; returns their params stacked,
+  leaves ``[parser.members, ...]`` (dpr_jax.checkpoint.stack_members)."""
+  return checkpoint.stack_members([
+      _train_member(config, tag_names, bank, mesh, cache_dir, encoder, logbook, train, k)
+      for k in range(config.parser.members)])
+
+
+def _train_member(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
+                  encoder: str | None, logbook, train: bool, member: int):
+  """Trains (or restores) member ``member``; returns its params."""
   pc = config.parser
+  seed = config.train.seed + member
   model, tx, state, shardings, ckpts, fingerprint, restored = _parser_state(
-      config, tag_names, bank.embeddings.shape[1], mesh)
+      config, tag_names, bank.embeddings.shape[1], mesh, member)
   if restored is not None:
     state = restored
   if not train:
@@ -128,12 +145,12 @@ def train_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
     if restored is None:
       raise CheckpointError(f"no parser checkpoint in {ckpts.directory}; train stage 2 first")
     return jax.device_get(state.params)
-  texts, labels = parser_examples(config, bank, tag_names)
+  texts, labels = parser_examples(config, bank, tag_names, member)
   forms, form_tag = (jnp.asarray(a) for a in known_forms(config.dpr.domain, tag_names,
                                                            cache_dir, encoder))
   batch_size = min(pc.batch_size, len(texts))
   batch_size -= batch_size % mesh.shape["data"]
-  order = pipeline.BatchOrder(len(texts), batch_size, config.train.seed + 20)
+  order = pipeline.BatchOrder(len(texts), batch_size, seed + 20)
   spc = config.train.steps_per_call
   total = max(spc, -(-pc.epochs * order.steps_per_epoch // spc) * spc)
   start = int(state.step)
@@ -141,7 +158,7 @@ def train_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
     arrays = token_inputs(texts, cache_dir, encoder, pc.max_tokens) | {
         "labels": labels,
         "contains": contained_forms(texts, form_texts(config.dpr.domain, tag_names)[0])}
-    dropout_key = jax.random.key(config.train.seed + 21)
+    dropout_key = jax.random.key(seed + 21)
 
     def one_step(st: TrainState, batch):
       key = jax.random.fold_in(dropout_key, st.step)
@@ -166,8 +183,12 @@ def train_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
     steps = jax.jit(lambda st, b: jax.lax.scan(one_step, st, b), in_shardings=(shardings, batch_spec),
                     out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
 
+    loss_key = "parser/loss" if member == 0 else f"parser/member{member}/loss"
+    title = ("stage 2 (request parser)" if pc.members == 1 else
+             f"stage 2 (request parser {member + 1}/{pc.members})")
+
     def at_point(point: loop.Point):  # log and checkpoint
-      logbook.write(point.step, {"parser/loss": point.mean("loss")}, stage=2)
+      logbook.write(point.step, {loss_key: point.mean("loss")}, stage=2)
       ckpts.save_latest(point.step, point.state, {"fingerprint": fingerprint, "step": point.step})
       return {"loss": f"{point.mean('loss'):.3f}"}, False
 
@@ -175,7 +196,7 @@ def train_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
         state, pipeline.train_dataset(arrays, order, start, total - start, spc),
         lambda st, b, _: steps(st, b), mesh, start=start, total=total, steps_per_call=spc,
         every=max(spc, -(-order.steps_per_epoch * 5 // spc) * spc),
-        title="stage 2 (request parser)",
+        title=title,
         show=config.run.progress and jax.process_index() == 0, at_point=at_point, ckpts=ckpts,
         lr_key="parser.lr")
   ckpts.wait()
