@@ -4,6 +4,7 @@ construction, and a tiny three-stage run end to end (both backbones)."""
 import importlib.util
 import json
 import pathlib
+import types
 
 import flax.linen as nn
 import jax
@@ -399,7 +400,7 @@ def test_selection_bound_keeps_the_items_for_which_g_is_the_rarest_off_habit_tag
   share = rng.dirichlet(np.full(t, 0.5), b).astype(np.float32)
   g = np.array([rng.choice(np.nonzero(row < 0.2)[0]) if (row < 0.2).any() else 0
                 for row in share], np.int32)
-  batch = {"inputs": jnp.asarray(rng.normal(size=(b, d)), jnp.float32), "tag": g,
+  batch = {"user": jnp.asarray(rng.normal(size=(b, d)), jnp.float32), "tag": g,
            "tag2": np.zeros(b, np.int32), "polarity": np.ones(b, np.int32), "share": share}
   kept = np.asarray(steering_eval.methods.scores_fn(scorer, "selection_bound")(batch)) > -1e29
   for u in range(b):
@@ -448,7 +449,7 @@ def _rerank_batch(rng, b, v, t, text_dim, negative):
   history = np.stack([rng.choice(np.arange(1, v - 1), 4, replace=False) for _ in range(b)])
   targets = np.array([rng.choice(np.setdiff1d(np.arange(1, v - 1), h)) for h in history])
   prompt = rng.normal(size=(b, text_dim + 1)).astype(np.float32)
-  return {"inputs": jnp.asarray(rng.normal(size=(b, 4)), jnp.float32), "targets": targets,
+  return {"user": jnp.asarray(rng.normal(size=(b, 4)), jnp.float32), "targets": targets,
           "tag": np.zeros(b, np.int32), "tag2": np.zeros(b, np.int32),
           "polarity": np.zeros(b, np.int32), "share": np.zeros((b, t), np.float32),
           "seen": seen_mask(jnp.asarray(history), jnp.full(b, 4), jnp.asarray(targets), v),
@@ -492,6 +493,55 @@ def test_text_rerank_is_the_backbone_at_alpha_1_and_signs_each_part_by_its_polar
   # Unprompted rows are the backbone everywhere.
   none = dict(batch, has_prompt=np.zeros(b, bool), alpha=np.zeros(b, np.float32))
   np.testing.assert_array_equal(np.asarray(rerank(none)), base)
+
+
+def test_user_vectors_are_computed_once_per_split_and_backbone():
+  """Every task and method reads ``Scorer.user_table``: the backbone runs over each split's
+  users once (per backbone), not once per (task, method), and the scores match the backbone's
+  own vectors."""
+  from dpr_jax.bench.common import synthetic_split
+  from dpr_jax.eval import steering as steering_eval
+  from dpr_jax.eval.ranking import seen_mask
+
+  rng = np.random.default_rng(0)
+  v, t, d, num_users, length = 80, 3, 4, 21, 6
+  data = synthetic_split(num_users, v - 2, length)
+  proj = jnp.asarray(rng.normal(size=(v, d)), jnp.float32)
+  calls = []
+
+  def vectors(scale):
+    def fn(x):  # int[B, L] -> float[B, d], a stand-in backbone counting its runs
+      jax.debug.callback(lambda: calls.append(scale))
+      return scale * jnp.mean(proj[x], axis=1)
+    return fn
+
+  table = jnp.asarray(rng.normal(size=(v, d)), jnp.float32)
+  scorer = steering_eval.Scorer(
+      user_vectors=vectors(1.0), steer=None, table=table, item_text=None,
+      item_tags=jnp.asarray(rng.random((v, t)) < 0.4), num_items=v - 2,
+      reference_user_vectors=vectors(-1.0), reference_table=table)
+  users = rng.permutation(num_users)[:15]
+  task = steering_eval.Task("POS", users, rng.integers(0, t, 15), -np.ones(15, np.int64), +1)
+  bank = types.SimpleNamespace(features=np.zeros((0, 2), np.float32), texts=[])
+  got = {m: steering_eval.evaluate_method(scorer, data, split, task, bank, m, batch_size=8)
+         for split in ("valid", "test") for m in ("backbone", "filter", "stage1 backbone")}
+  # (valid, test) x (DPR's backbone, stage 1's), one batch of users each -- not one per
+  # (method, batch of the task)
+  assert sorted(calls) == [-1.0, -1.0, 1.0, 1.0]
+  inputs, targets, seen_len = data.eval_split("test")
+  for scale, method in ((1.0, "backbone"), (-1.0, "stage1 backbone")):
+    h = scale * np.mean(np.asarray(proj)[inputs[users]], axis=1)
+    np.testing.assert_allclose(scorer.user_table(data, "test", scale < 0)[users], h, rtol=1e-5,
+                               atol=1e-6)
+    scores = np.where(np.asarray(seen_mask(jnp.asarray(data.history[users]),
+                                           jnp.asarray(seen_len[users]),
+                                           jnp.asarray(targets[users]), v)), -np.inf,
+                      h @ np.asarray(table).T)
+    scores[:, 0] = scores[:, v - 1] = -np.inf  # padding rows of the table
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    top = np.where(np.isfinite(np.take_along_axis(scores, top, 1)), top, -1)  # < 10 unseen
+    np.testing.assert_array_equal(got[method][3], top)
+  assert len(calls) == 4
 
 
 def test_routing_report_counts_each_polarity_per_expert():

@@ -20,8 +20,9 @@ frozen catalogue split over ``model``), the stage-1 training step of SASRec and 
 (``train.compact_head``: SASRec's row packing, GRU4Rec's compact head; each ``data`` shard packs
 its own sequences, ``groups`` = the mesh's ``data`` size), full-ranking evaluation (user
 vectors of ``--batch`` users against the whole catalogue, top-k), and the steering evaluation
-of DPR (512 prompted users steered by the head and ranked, ``eval.steering.Scorer.step``;
-users over ``data``). A packed program is measured
+of DPR (512 prompted users' vectors steered by the head and ranked,
+``eval.steering.Scorer.step``; users over ``data``; the backbone's user vectors are computed once
+per user beforehand, ``Scorer.user_table``, the full-ranking evaluation's forward). A packed program is measured
 twice on one device: with one group (what a one-device run compiles) and with the mesh's groups
 (the same program as on the mesh); ``ratio`` is against the former, ``ratio_same_program``
 against the latter. Batches: synthetic sequences with ML-1M's length distribution
@@ -230,8 +231,9 @@ def child(args) -> list[dict]:
 
 def _steering(config, mesh, num_items: int, data, batch: int = 512):
   """(compiled per-batch steering evaluation of DPR, param MiB): ``batch`` users of ``data``'s
-  test split, each with a prompt, steered by the head and ranked against the whole catalogue,
-  seen items masked (``eval.steering.Scorer.step("dpr")``, users over ``data``)."""
+  test split (their vectors random: ``Scorer.user_table`` computes them once per user), each with
+  a prompt, steered by the head and ranked against the whole catalogue, seen items masked
+  (``eval.steering.Scorer.step("dpr")``, users over ``data``)."""
   import jax
   import jax.numpy as jnp
 
@@ -259,9 +261,10 @@ def _steering(config, mesh, num_items: int, data, batch: int = 512):
       table=model.apply({"params": backbone}, method=model.item_table),
       item_text=jnp.zeros((vocab, prompt_dim - 1)), item_tags=jnp.asarray(tags),
       num_items=num_items, mesh=mesh)
-  inputs, targets, seen_len = data.eval_split("test")
+  _, targets, seen_len = data.eval_split("test")
   users = np.arange(batch) % data.num_users
-  host = {"inputs": inputs[users], "targets": targets[users], "history": data.history[users],
+  host = {"user": rng.standard_normal((batch, config.model.embed_dim)).astype(np.float32),
+          "targets": targets[users], "history": data.history[users],
           "seen_len": seen_len[users], "tag": rng.integers(0, num_tags, batch).astype(np.int32),
           "polarity": np.ones(batch, np.int32), "alpha": np.ones(batch, np.float32),
           "has_prompt": np.ones(batch, bool),

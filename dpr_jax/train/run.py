@@ -167,11 +167,12 @@ def _backbone_top10(scorer, data, split: str, batch_size: int = 512) -> np.ndarr
   from dpr_jax.eval.ranking import seen_mask
   from dpr_jax.models import valid_item_mask
 
-  inputs, targets, seen_len = data.eval_split(split)
+  _, targets, seen_len = data.eval_split(split)
+  users = scorer.user_table(data, split)
   vocab = scorer.table.shape[0]
 
-  def top(x, hist, slen, tgt):
-    s = retrieval.scores(scorer.user_vectors(x), scorer.table)
+  def top(h, hist, slen, tgt):
+    s = retrieval.scores(h, scorer.table)
     ok = valid_item_mask(vocab, scorer.num_items)[None, :] & ~seen_mask(hist, slen, tgt, vocab)
     return retrieval.top_k(s, ok, 10)[1]
 
@@ -179,6 +180,6 @@ def _backbone_top10(scorer, data, split: str, batch_size: int = 512) -> np.ndarr
   out = []
   for i in range(0, data.num_users, batch_size):
     rows = np.minimum(np.arange(i, i + batch_size), data.num_users - 1)  # the last one padded
-    out.append(run(inputs[rows], data.history[rows], seen_len[rows], targets[rows]))
+    out.append(run(users[rows], data.history[rows], seen_len[rows], targets[rows]))
   return np.concatenate(out)[:data.num_users]
 

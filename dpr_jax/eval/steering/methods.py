@@ -33,7 +33,8 @@ _NEG = retrieval.NEG
 class Scorer:
   """Device-side pieces every method needs."""
 
-  user_vectors: Callable  # (inputs int[B, L]) -> float[B, d]; the backbone DPR ranks with
+  # (inputs int[B, L]) -> float[B, d]: the backbone DPR ranks with (read through user_table)
+  user_vectors: Callable
   # (h float[B, d], p float[B, D_t], tag profile float[B, T], negative bool[B])
   #   -> (h' float[B, d], tag_bias float[B, T])
   steer: Callable
@@ -52,6 +53,7 @@ class Scorer:
   mesh: Mesh | None = None
   _steps: dict = dataclasses.field(default_factory=dict, repr=False)
   _shares: dict = dataclasses.field(default_factory=dict, repr=False)
+  _users: dict = dataclasses.field(default_factory=dict, repr=False)
 
   def tag_share(self, data: SplitData, split: str) -> np.ndarray:
     """float[U, T]: each user's tag shares before the split's target (computed once)."""
@@ -59,12 +61,35 @@ class Scorer:
       self._shares[split] = tag_share(data, split)
     return self._shares[split]
 
+  def user_table(self, data: SplitData, split: str, reference: bool = False,
+                 batch_size: int = 512) -> np.ndarray:
+    """float32[U, d]: every user's vector from the history before the split's target, under
+    the backbone DPR ranks with (``reference``: stage 1's), computed once per split with the
+    users split over ``mesh``. Every task and method reads its rows, so the backbone runs once
+    per user, not once per (task, method, user)."""
+    key = (split, reference)
+    if key not in self._users:
+      vectors = self.reference_user_vectors if reference else self.user_vectors
+      if vectors is None:
+        raise ValueError("stage 1's reference rows need the reference backbone")
+      run = sharding.RowParallel(vectors, self._mesh())
+      batch_size += -batch_size % run.mesh.shape["data"]  # whole rows per device
+      inputs = data.eval_split(split)[0]
+      out = []
+      for start in range(0, len(inputs), batch_size):
+        rows = np.minimum(np.arange(start, start + batch_size), len(inputs) - 1)  # last padded
+        out.append(np.asarray(run(inputs[rows]), np.float32)[:len(inputs) - start])
+      self._users[key] = np.concatenate(out)
+    return self._users[key]
+
+  def _mesh(self) -> Mesh:
+    return self.mesh or sharding.make_mesh(1, 1, devices=jax.devices()[:1])
+
   def step(self, method: str):
     """The compiled per-batch evaluation of ``method``: host batch -> host arrays, the users
     split over ``mesh`` (compiled once, reused for every task)."""
     if method not in self._steps:
-      mesh = self.mesh or sharding.make_mesh(1, 1, devices=jax.devices()[:1])
-      self._steps[method] = sharding.RowParallel(make_step(self, method), mesh)
+      self._steps[method] = sharding.RowParallel(make_step(self, method), self._mesh())
     return self._steps[method]
 
 
@@ -87,17 +112,17 @@ def head_routes(head, params) -> Callable:
 
 
 def scores_fn(scorer: Scorer, method: str):
-  """``batch -> scores float[B, V]`` for one method (seen items not yet masked)."""
+  """``batch -> scores float[B, V]`` for one method (seen items not yet masked); ``batch["user"]``
+  float[B, d] holds the users' vectors under the method's backbone (:meth:`Scorer.user_table`)."""
 
   reference = method.startswith("stage1 ")
   if reference and scorer.reference_user_vectors is None:
     raise ValueError(f"{method!r} needs the reference (stage 1) backbone")
-  user_vectors, table = ((scorer.reference_user_vectors, scorer.reference_table) if reference
-                         else (scorer.user_vectors, scorer.table))
+  table = scorer.reference_table if reference else scorer.table
   method = method.removeprefix("stage1 ")
 
   def fn(batch):
-    h = user_vectors(batch["inputs"])
+    h = batch["user"]
     base = retrieval.scores(h, table)
     has_tag = jnp.take(scorer.item_tags, batch["tag"], axis=1).T  # [B, V]
     has_tag2 = jnp.take(scorer.item_tags, batch["tag2"], axis=1).T  # [B, V] (COMBINED's h)
@@ -166,7 +191,8 @@ def evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ban
                      method: str, alpha: float = 1.0, batch_size: int = 512):
   """Per-user arrays: ndcg@10, recall@10, the tag share of the top-10, and the top-10 itself
   (int[U', 10], -1 where a filter left fewer than 10 items)."""
-  inputs, targets, seen_len = data.eval_split(split)
+  _, targets, seen_len = data.eval_split(split)
+  users = scorer.user_table(data, split, reference=method.startswith("stage1 "))
   step = scorer.step(method)
   batch_size += -batch_size % step.mesh.shape["data"]  # whole rows per device
   features = bank.features if task.features is None else task.features
@@ -198,7 +224,7 @@ def evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ban
     rows2 = rows_of(prompt2, start, n, pad)
     tags = rows_of(task.tag, start, n, pad)
     batch = {
-        "inputs": inputs[idx], "targets": targets[idx], "history": data.history[idx],
+        "user": users[idx], "targets": targets[idx], "history": data.history[idx],
         "seen_len": seen_len[idx], "tag": tags.astype(np.int32),
         "polarity": np.full(batch_size, task.polarity, np.int32),
         "alpha": np.full(batch_size, alpha, np.float32), "has_prompt": rows >= 0,
