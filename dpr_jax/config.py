@@ -136,6 +136,10 @@ def default_config() -> ml_collections.ConfigDict:
   # request parser trained in stage 2 (every tag's stance: want / avoid / none), or "rules",
   # the clause splitter and negation lexicon of dpr_jax.prompts.combine.
   c.dpr.reader = "parser"
+  # The training-template families whose mean features are a wanted tag's canonical part when
+  # the parser reads a request (dpr_jax.prompts.reader.canonical_features): "positive" or
+  # "positive,nuanced" (the earlier definition; reports/experiments.md, 2026-12-03 night).
+  c.dpr.canonical_want = "positive"
   # The request parser (dpr_jax.models.parser), trained in stage 2 on generated requests
   # (dpr_jax.prompts.generator) and the training templates.
   c.parser = ml_collections.ConfigDict()
@@ -308,6 +312,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
             and config.dpr.num_experts > 1), "dpr.gates",
        "'renormalized' with top_k=1 is the constant 1.0 (no gradient into the router);"
        " use 'probs'")
+  need(config.dpr.canonical_want in ("positive", "positive,nuanced"), "dpr.canonical_want",
+       f"must be 'positive' or 'positive,nuanced', got {config.dpr.canonical_want!r}")
   need(config.dpr.reader in ("parser", "rules"), "dpr.reader",
        f"must be 'parser' or 'rules', got {config.dpr.reader!r}")
   for field in ("hidden", "num_heads", "max_tokens", "requests", "heldout_requests", "epochs",
@@ -345,7 +351,7 @@ def model_fingerprint(model_config: ml_collections.ConfigDict) -> dict:
 
 
 # DPR fields that only change inference (how a trained head is applied).
-RUNTIME_DPR_FIELDS = ("negative_steering", "positive_steering", "reader")
+RUNTIME_DPR_FIELDS = ("negative_steering", "positive_steering", "reader", "canonical_want")
 
 
 def dpr_fingerprint(dpr_config: ml_collections.ConfigDict) -> dict:

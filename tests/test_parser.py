@@ -186,9 +186,14 @@ def test_parser_reader_steers_with_the_canonical_parts():
 
   bank = _fake_bank()
   canonical = canonical_features(bank, ("Comedy", "Drama"))
+  np.testing.assert_allclose(canonical["Comedy", 1], bank.features[0], rtol=1e-6)  # positive
+  both = canonical_features(bank, ("Comedy", "Drama"), "positive,nuanced")
   mean = bank.features[[0, 1]].mean(0)  # Comedy's positive and nuanced training rows
-  np.testing.assert_allclose(canonical["Comedy", 1][:-1], mean[:-1] / np.linalg.norm(mean[:-1]),
+  np.testing.assert_allclose(both["Comedy", 1][:-1], mean[:-1] / np.linalg.norm(mean[:-1]),
                              rtol=1e-6)
+  np.testing.assert_array_equal(both["Drama", -1], canonical["Drama", -1])
+  with pytest.raises(ValueError, match="canonical_want"):
+    canonical_features(bank, ("Comedy",), "nuanced")
   assert canonical["Comedy", -1][-1] == 1.0 and canonical["Drama", 1][-1] == 0.0
   said = {"comedy please": Parse((("Comedy", 0.9),), ()),
           "comedy, no drama": Parse((("Comedy", 0.8),), (("Drama", 0.7),)),

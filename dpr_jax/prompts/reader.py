@@ -8,8 +8,9 @@ steer from a :class:`Reading`, whichever reader made it (``config.dpr.reader``):
 * ``"parser"`` (dpr_jax.models.parser): every tag's stance, want / avoid / none. The positive
   part is the *canonical* wording of the wanted tags, the negative part that of the avoided
   ones: the mean feature row of the domain's training templates of that tag and polarity
-  (:func:`canonical_features`), so the head steers with inputs from the distribution it was
-  trained on, whatever words the person used. A request in which no tag was recognised has no
+  (:func:`canonical_features`; for a wanted tag the positive templates, ``dpr.canonical_want``),
+  so the head steers with inputs from the distribution it was trained on, whatever words the
+  person used. A request in which no tag was recognised has no
   part and gets the unprompted list.
 * ``"rules"``: ``dpr_jax.prompts.combine.split_request`` cuts the text into clauses by a cue
   lexicon; each part is embedded as written.
@@ -85,14 +86,21 @@ def rules_reader(embed: Callable[[Sequence[str]], np.ndarray]) -> Callable[[Sequ
   return read
 
 
-def canonical_features(bank, tag_names: Sequence[str]) -> dict[tuple[str, int], np.ndarray]:
+CANONICAL_WANT = ("positive", "positive,nuanced")  # config.dpr.canonical_want's values
+
+
+def canonical_features(bank, tag_names: Sequence[str], want: str = "positive",
+                       ) -> dict[tuple[str, int], np.ndarray]:
   """{(tag, +1 / -1): float32[D_t + 1]}: the mean head features of the bank's *training*
-  templates of that tag and polarity (positive and nuanced for +1, negative for -1), the
-  embedding part renormalised to unit length."""
+  templates of that tag and polarity (for +1 those of the families in ``want``, a comma list,
+  :data:`CANONICAL_WANT`; for -1 the negative ones), the embedding part renormalised to unit
+  length."""
+  if want not in CANONICAL_WANT:
+    raise ValueError(f"canonical_want must be one of {CANONICAL_WANT}, got {want!r}")
   features = bank.features
   out = {}
   for tag in tag_names:
-    for sign, families in ((1, ("positive", "nuanced")), (-1, ("negative",))):
+    for sign, families in ((1, tuple(want.split(","))), (-1, ("negative",))):
       rows = np.concatenate([bank.select(f, "train", tag) for f in families])
       if not len(rows):
         continue

@@ -161,7 +161,7 @@ class Recommender:
           make_parse(config, params, data.tag_names,
                                 config.data.cache_dir or default_cache_dir(),
                                 config.dpr.text_encoder or None, text_encoder=encoder),
-          canonical_features(bank, data.tag_names))
+          canonical_features(bank, data.tag_names, config.dpr.canonical_want))
     logging.info("restored %s: %d users, %d items, %d tags", run_dir, data.num_users,
                  data.num_items, len(data.tag_names))
     return cls(config, data, model, backbone, head, head_params, encoder, parser_read)

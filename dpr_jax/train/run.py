@@ -134,7 +134,8 @@ def run(config, mode: str = "train") -> dict:
     if jax.process_index() == 0:
       files.append(parser_lib.write_parser_results(config.run.dir, parsed))
   if config.dpr.reader == "parser":  # requests read as the recommender reads them
-    read = reader.parser_reader(parse, reader.canonical_features(bank, data.tag_names))
+    read = reader.parser_reader(parse, reader.canonical_features(bank, data.tag_names,
+                                                                config.dpr.canonical_want))
   else:
     read = reader.rules_reader(lambda texts: text_features(
         texts, cache_dir, f"combined-{config.dpr.domain}", encoder))
