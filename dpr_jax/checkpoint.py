@@ -122,9 +122,17 @@ class RunCheckpoints:
           multiprocessing_options=ocp.options.MultiprocessingOptions(
               barrier_sync_key_prefix=f"{kind}-{tag}"))
 
+    def manager(kind: str, max_to_keep: int) -> ocp.CheckpointManager:
+      # Both items' handlers named up front: a restore of one item (the JSON meta first) then
+      # reads it alone, without orbax warning once per call about the item it leaves unread.
+      return ocp.CheckpointManager(
+          self.directory / kind, options=options(max_to_keep, kind),
+          item_handlers={"state": ocp.StandardCheckpointHandler(),
+                         "meta": ocp.JsonCheckpointHandler()})
+
     try:
-      self.latest = ocp.CheckpointManager(self.directory / "latest", options=options(keep, "latest"))
-      self.best = ocp.CheckpointManager(self.directory / "best", options=options(2, "best"))
+      self.latest = manager("latest", keep)
+      self.best = manager("best", 2)
     except OSError as e:
       raise CheckpointError(f"cannot create the checkpoint folder {self.directory}"
                             f" ({e.strerror or e}); check --config.run.dir") from None
