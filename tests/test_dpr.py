@@ -541,12 +541,10 @@ def test_user_vectors_are_computed_once_per_split_and_backbone():
     top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     top = np.where(np.isfinite(np.take_along_axis(scores, top, 1)), top, -1)  # < 10 unseen
     np.testing.assert_array_equal(got[method][3], top)
-  assert len(calls) == 4
+  assert len(calls) == 4  # user_table read again above: from its cache, no further run
 
 
 def test_routing_report_counts_each_polarity_per_expert():
-  import types
-
   from dpr_jax.eval import steering as steering_eval
 
   features = np.zeros((6, 3), np.float32)

@@ -22,8 +22,8 @@ its own sequences, ``groups`` = the mesh's ``data`` size), full-ranking evaluati
 vectors of ``--batch`` users against the whole catalogue, top-k), and the steering evaluation
 of DPR (512 prompted users' vectors steered by the head and ranked,
 ``eval.steering.Scorer.step``; users over ``data``; the backbone's user vectors are computed once
-per user beforehand, ``Scorer.user_table``, the full-ranking evaluation's forward). A packed program is measured
-twice on one device: with one group (what a one-device run compiles) and with the mesh's groups
+per user beforehand, ``Scorer.user_table``, the full-ranking evaluation's forward). A packed
+program is measured twice on one device: with one group (what a one-device run compiles) and with the mesh's groups
 (the same program as on the mesh); ``ratio`` is against the former, ``ratio_same_program``
 against the latter. Batches: synthetic sequences with ML-1M's length distribution
 (:func:`ml1m_like_batch`), their columns dealt to the shards as the trainer's batch order does

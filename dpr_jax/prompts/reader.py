@@ -10,8 +10,8 @@ steer from a :class:`Reading`, whichever reader made it (``config.dpr.reader``):
   ones: the mean feature row of the domain's training templates of that tag and polarity
   (:func:`canonical_features`; for a wanted tag the positive templates, ``dpr.canonical_want``),
   so the head steers with inputs from the distribution it was trained on, whatever words the
-  person used. A request in which no tag was recognised has no
-  part and gets the unprompted list.
+  person used. A request in which no tag was recognised has no part and gets the unprompted
+  list.
 * ``"rules"``: ``dpr_jax.prompts.combine.split_request`` cuts the text into clauses by a cue
   lexicon; each part is embedded as written.
 
