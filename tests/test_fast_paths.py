@@ -212,7 +212,7 @@ def test_packed_sasrec_equals_the_dense_forward_at_real_positions():
   assert list(rows[2, :3]) == [58, 59, 71] and not filled.reshape(4, 12)[3].any()
   assert not np.any(h[~filled])  # empty slots are zero
   np.testing.assert_allclose(h[filled], dense[idx[filled]], atol=1e-5)
-  with pytest.raises(ValueError, match="multiple of groups \* length = 1 \* 12"):
+  with pytest.raises(ValueError, match=r"multiple of groups \* length = 1 \* 12"):
     model.apply(params, seqs, 30, method=model.packed)  # not whole rows
 
 
