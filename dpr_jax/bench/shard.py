@@ -16,15 +16,15 @@ would run. One subprocess gets ``--devices`` fake CPU devices
 * ``param_mib``: the parameters' size, the yardstick for a data-parallel step's collectives.
 
 Programs: the stage-3 step (the DPR head's steering loss and update; examples over ``data``, the
-frozen catalogue split over ``model``), the stage-1 training step of SASRec and GRU4Rec, dense (every position) and packed
-(``train.compact_head``: SASRec's row packing, GRU4Rec's compact head; each ``data`` shard packs
-its own sequences, ``groups`` = the mesh's ``data`` size), full-ranking evaluation (user
-vectors of ``--batch`` users against the whole catalogue, top-k), and the steering evaluation
-of DPR (512 prompted users' vectors steered by the head and ranked,
+frozen catalogue split over ``model``), the stage-1 training step of SASRec and GRU4Rec, dense
+(every position) and packed (``train.compact_head``: SASRec's row packing, GRU4Rec's compact head;
+each ``data`` shard packs its own sequences, ``groups`` = the mesh's ``data`` size), full-ranking
+evaluation (user vectors of ``--batch`` users against the whole catalogue, top-k), and the steering
+evaluation of DPR (512 prompted users' vectors steered by the head and ranked,
 ``eval.steering.Scorer.step``; users over ``data``; the backbone's user vectors are computed once
-per user beforehand, ``Scorer.user_table``, the full-ranking evaluation's forward). A packed
-program is measured twice on one device: with one group (what a one-device run compiles) and with the mesh's groups
-(the same program as on the mesh); ``ratio`` is against the former, ``ratio_same_program``
+per user beforehand, ``Scorer.user_table``, the full-ranking evaluation's forward). A packed program
+is measured twice on one device: with one group (what a one-device run compiles) and with the mesh's
+groups (the same program as on the mesh); ``ratio`` is against the former, ``ratio_same_program``
 against the latter. Batches: synthetic sequences with ML-1M's length distribution
 (:func:`ml1m_like_batch`), their columns dealt to the shards as the trainer's batch order does
 (``data.pipeline.balance_groups``).
