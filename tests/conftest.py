@@ -37,12 +37,16 @@ def pytest_configure(config):
   # nearly every end-to-end test) compile once. Compilation dominates those tests on a CPU; the
   # cache changes no result (its key is the program, the compiler and its options). Set
   # $JAX_COMPILATION_CACHE_DIR to keep one across sessions; DPR_TEST_XLA_CACHE=0 turns it off.
+  # Every program is cached, not only JAX's default of those that took >= 1 s to compile: the tiny
+  # configs' programs each compile in well under a second, and there are ~180 of them per DPR run.
   if (not hasattr(config, "workerinput") and "JAX_COMPILATION_CACHE_DIR" not in os.environ
       and os.environ.get("DPR_TEST_XLA_CACHE", "1") != "0"):
     import tempfile
 
     config._dpr_xla_cache = tempfile.mkdtemp(prefix="dpr_jax_test_xla_")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = config._dpr_xla_cache
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 
 def pytest_unconfigure(config):
@@ -57,6 +61,11 @@ def pytest_collection_modifyitems(config, items):
     if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or (
         item.module is not None and item.module.__name__ in SLOW_MODULES):
       item.add_marker(pytest.mark.slow)
+  # The tests of the shared trained run (`dpr_run`) first, every other test in its order:
+  # pytest-xdist's worksteal hands each worker a contiguous half of this list, so one worker
+  # trains the run and goes on with its tests while the other starts on the rest -- rather than
+  # both reaching the run at about the same time and one of them waiting on its lock.
+  items[:] = sorted(items, key=lambda item: "dpr_run" not in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture

@@ -121,8 +121,11 @@ def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
   if model == "sasrec":  # the session's shared run
     config, first = request.getfixturevalue("dpr_run")
   else:
+    # Read by the rules, so the parser this run trains in stage 2 is never asked: a small one.
     config = tiny_config(model, **{"stages": "1,2,3", "train.num_epochs": 5, "stage2.epochs": 5,
-                                   "stage3.epochs": 8, "dpr.reader": "rules"})
+                                   "stage3.epochs": 8, "dpr.reader": "rules",
+                                   "parser.members": 1, "parser.requests": 200,
+                                   "parser.heldout_requests": 100, "parser.epochs": 2})
     first = run.run(config)
   run_dir = pathlib.Path(config.run.dir)
   for k in (1, 2, 3):

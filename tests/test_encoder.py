@@ -106,6 +106,24 @@ def test_empty_prompt_raises(encoder: enc_lib.TextEncoder, texts: list[str], ind
 # ---------------------------------------------------------------- no weights needed
 
 
+def test_a_folder_loads_once_until_its_files_change(model_dir: pathlib.Path,
+                                                     tmp_path: pathlib.Path) -> None:
+  import shutil
+
+  folder = tmp_path / "model"
+  shutil.copytree(model_dir, folder)
+  first = enc_lib.TextEncoder.from_pretrained(folder)
+  assert enc_lib.TextEncoder.from_pretrained(str(folder)) is first  # shared, not reloaded
+  config = folder / "config.json"
+  config.write_text(config.read_text() + "\n")  # an edited file: the folder loads again
+  again = enc_lib.TextEncoder.from_pretrained(folder)
+  assert again is not first
+  np.testing.assert_array_equal(again.encode(["a comedy"]), first.encode(["a comedy"]))
+  (folder / "model.safetensors").unlink()
+  with pytest.raises(CheckpointError, match="no model.safetensors"):  # never the cached one
+    enc_lib.TextEncoder.from_pretrained(folder)
+
+
 def test_hf_name_mapping() -> None:
   f = enc_lib.hf_name_to_flax_path
   assert f("embeddings.word_embeddings.weight") == ("embeddings", "word_embeddings", "embedding")

