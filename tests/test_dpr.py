@@ -432,6 +432,27 @@ def test_positive_focus_drops_only_the_side_raises_of_positive_rows():
     positive_part(bias, positive, "strong")
 
 
+def test_positive_scale_scales_the_offset_of_positive_rows_only():
+  from dpr_jax.models.dpr import scale_positive
+
+  rng = np.random.default_rng(0)
+  h, user = (jnp.asarray(rng.normal(size=(4, 3)), jnp.float32) for _ in range(2))
+  bias = jnp.asarray(rng.normal(size=(4, 5)), jnp.float32)
+  positive = jnp.array([True, False, True, False])
+  u1, b1 = scale_positive(h, user, bias, positive, 1.0)
+  np.testing.assert_allclose(u1, user, rtol=1e-6)
+  np.testing.assert_array_equal(b1, bias)
+  u0, b0 = scale_positive(h, user, bias, positive, 0.0)  # positive rows: the backbone
+  np.testing.assert_array_equal(u0[::2], h[::2])
+  np.testing.assert_array_equal(b0[::2], 0.0)
+  u2, b2 = scale_positive(h, user, bias, positive, 2.0)
+  np.testing.assert_allclose(u2[::2] - h[::2], 2 * (user[::2] - h[::2]), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(b2[::2], 2 * bias[::2], rtol=1e-6)
+  for u, b in ((u0, b0), (u2, b2)):  # negative rows untouched
+    np.testing.assert_allclose(u[1::2], user[1::2], rtol=1e-6)
+    np.testing.assert_array_equal(b[1::2], bias[1::2])
+
+
 def test_polarity_is_strict_and_names_the_loose_variant():
   from dpr_jax.eval.steering import polarity_moves
 

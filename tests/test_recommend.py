@@ -32,14 +32,17 @@ def rec(dpr_run):
   return Recommender.load(config.run.dir)
 
 
-def _reference(rec, history, parts=(), k=10, negative=(), mode=None, positive_mode=None):
+def _reference(rec, history, parts=(), k=10, negative=(), mode=None, positive_mode=None,
+               positive_scale=None):
   """Top-k by numpy from the restored params: steer with each part, add offsets, mask history.
   Parts listed in ``negative`` steer as ``mode`` says (default: the run's
   ``dpr.negative_steering``): "tags" keeps their tag coordinates only, "subtract" their offset
   and the tags lowered by at least half the most-lowered one. The other parts steer as
   ``positive_mode`` says (default: ``dpr.positive_steering``): "focus" drops the raised tags
-  below half the most-raised one."""
+  below half the most-raised one, and their offset is times ``positive_scale`` (default:
+  ``dpr.positive_scale``)."""
   mode = mode or rec.config.dpr.negative_steering
+  scale = rec.config.dpr.positive_scale if positive_scale is None else positive_scale
   positive_mode = positive_mode or rec.config.dpr.positive_steering
   model, params = rec._model, rec._backbone
   table = np.asarray(model.apply({"params": params}, method=model.item_table))
@@ -53,6 +56,8 @@ def _reference(rec, history, parts=(), k=10, negative=(), mode=None, positive_mo
       bias = np.where(bias <= 0.5 * min(bias.min(), 0.0), bias, 0.0)
     if text not in negative and positive_mode == "focus":
       bias = np.where((bias > 0) & (bias < 0.5 * bias.max()), 0.0, bias)
+    if text not in negative:
+      user, bias = h + scale * (np.asarray(user) - h), scale * bias
     steered.append((user, bias))
   user, bias = compose(h, steered) if steered else (h, jnp.zeros((1, len(rec.data.tag_names))))
   scores = np.asarray(user)[0] @ table.T
@@ -158,6 +163,12 @@ def test_every_positive_steering_mode_matches_the_reference(rec):
     assert _ids(answer) == _reference(rec, history, [prompt], positive_mode=mode), mode
     scores.add(tuple(it["score"] for it in answer["items"]))
   assert len(scores) == len(POSITIVE_STEERING)  # the modes do differ
+  for scale in (0.0, 2.5):  # the steering's strength (0: the unprompted list)
+    answer = _with_dpr(rec, positive_scale=scale).recommend(Request(user=user, prompt=prompt))
+    assert _ids(answer) == _reference(rec, history, [prompt], positive_scale=scale), scale
+  plain = _ids(rec.recommend(Request(user=user)))
+  assert _ids(_with_dpr(rec, positive_scale=0.0).recommend(
+      Request(user=user, prompt=prompt))) == plain
 
 
 def test_a_head_reading_the_tag_profile_gets_the_whole_history_s(rec):

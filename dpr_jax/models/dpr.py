@@ -233,6 +233,25 @@ def positive_part(tag_bias: Array, positive: Array, mode: str) -> Array:
   return jnp.where(positive[:, None] & side_raise, 0.0, tag_bias)
 
 
+def scale_positive(h: Array, user: Array, tag_bias: Array, positive: Array,
+                   scale: float) -> tuple[Array, Array]:
+  """How strongly a positive request steers at inference (``config.dpr.positive_scale``).
+
+  The head's offset of a positive row, both parts, times ``scale``: ``h' = h + s (h'_head - h)``,
+  ``b = s b_head``. 1 is the head as trained; above 1 the request's wish (and the tags the head
+  lowers for this user) weighs more against the user's habits, below 1 less (0: the backbone).
+  Rows where ``positive`` is False are returned unchanged.
+
+  Args:
+    h: float[B, d] backbone user vectors; user: float[B, d] the head's h'; tag_bias: float[B, T];
+    positive: bool[B]; scale: a float >= 0.
+  Returns:
+    (user float[B, d], tag_bias float[B, T]).
+  """
+  s = jnp.where(positive[:, None], jnp.float32(scale), jnp.float32(1.0))  # [B, 1]
+  return h + s * (user - h), s * tag_bias
+
+
 def compose(h: Array, steered: list[tuple[Array, Array]]) -> tuple[Array, Array]:
   """Steers with several prompt parts at once: their offsets add.
 

@@ -122,6 +122,7 @@ def run(config, mode: str = "train") -> dict:
       item_text=jnp.asarray(item_text), item_tags=jnp.asarray(item_tags),
       num_items=data.num_items, negative_steering=config.dpr.negative_steering,
       positive_steering=config.dpr.positive_steering,
+      positive_scale=config.dpr.positive_scale,
       reference_user_vectors=None if tuned is None else (
           lambda x: model.apply({"params": backbone_params}, x, method=model.user_vector)),
       reference_table=None if tuned is None else table,

@@ -89,25 +89,40 @@ def polarity_table(scorer: Scorer, data: SplitData, split: str, tasks: dict[str,
   return {"users": int(len(pos.users)), "methods": row, "ceiling": ceiling}
 
 
+# The strengths of positive steering compared on validation (``dpr.positive_scale``).
+POSITIVE_SCALES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
 def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
                  bank: PromptBank) -> dict:
-  """The steering modes compared on validation (POS NDCG@10 for ``positive_steering``, NEG
-  NDCG@10 for ``negative_steering``): {switch: {"valid ndcg@10": {mode: x}, "best_on_valid",
-  "configured", "split": "valid"}}."""
+  """The inference switches compared on validation: ``positive_steering`` by POS DPR NDCG@10,
+  ``negative_steering`` by NEG DPR NDCG@10, ``positive_scale`` by the mean DPR NDCG@10 of the
+  tasks with a positive part (POS, NUANCED, COMBINED). {switch: {"valid ndcg@10": {value: x},
+  "best_on_valid", "configured", "split": "valid", "task"}}; ties go to the configured value."""
   out = {}
-  for switch, modes, task in (("positive_steering", POSITIVE_STEERING, "POS"),
-                              ("negative_steering", NEGATIVE_STEERING, "NEG")):
-    if not len(tasks[task].users):
+  for switch, values, names in (
+      ("positive_steering", POSITIVE_STEERING, ("POS",)),
+      ("negative_steering", NEGATIVE_STEERING, ("NEG",)),
+      ("positive_scale", POSITIVE_SCALES, ("POS", "NUANCED", "COMBINED"))):
+    names = tuple(n for n in names if n in tasks and len(tasks[n].users))
+    if not names:
       continue
-    scores = {}
-    for mode in modes:
-      variant = dataclasses.replace(scorer, **{switch: mode}, _steps={})
-      scores[mode] = float(np.mean(evaluate_method(variant, data, "valid", tasks[task], bank,
-                                                    "dpr")[0]))
     configured = getattr(scorer, switch)
-    best = max(modes, key=lambda m: (scores[m], m == configured))  # ties: the configured one
-    out[switch] = {"valid ndcg@10": scores, "best_on_valid": best, "configured": configured,
-                   "split": "valid", "task": task}
+    if switch == "positive_scale":
+      values = tuple(sorted(set(values) | {float(configured)}))
+    by_task = {n: {} for n in names}
+    for value in values:
+      variant = dataclasses.replace(scorer, **{switch: value}, _steps={})
+      for n in names:
+        by_task[n][str(value)] = float(np.mean(evaluate_method(variant, data, "valid", tasks[n],
+                                                               bank, "dpr")[0]))
+    scores = {v: float(np.mean([by_task[n][str(v)] for n in names])) for v in values}
+    best = max(values, key=lambda v: (scores[v], v == configured))
+    out[switch] = {"valid ndcg@10": {str(v): x for v, x in scores.items()},
+                   "best_on_valid": best, "configured": configured, "split": "valid",
+                   "task": "+".join(names)}
+    if len(names) > 1:
+      out[switch]["valid ndcg@10 by task"] = by_task
   return out
 
 

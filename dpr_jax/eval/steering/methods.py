@@ -19,7 +19,7 @@ from dpr_jax.eval.metrics import metrics_at_k, target_rank
 from dpr_jax.eval.ranking import seen_mask
 from dpr_jax.eval.steering.tasks import OFF_HABIT_SHARE, Task, tag_share
 from dpr_jax.models import retrieval, valid_item_mask
-from dpr_jax.models.dpr import compose, negative_part, positive_part
+from dpr_jax.models.dpr import compose, negative_part, positive_part, scale_positive
 from dpr_jax.prompts.bank import PromptBank
 from dpr_jax.prompts.combine import is_negative
 
@@ -44,6 +44,7 @@ class Scorer:
   num_items: int
   negative_steering: str = "subtract"  # config.dpr.negative_steering
   positive_steering: str = "focus"  # config.dpr.positive_steering
+  positive_scale: float = 1.0  # config.dpr.positive_scale
   # Stage 1's backbone when stage 3 tuned another one (None: no reference rows).
   reference_user_vectors: Callable | None = None  # (inputs int[B, L]) -> float[B, d]
   reference_table: jax.Array | None = None  # float[V, d]
@@ -148,6 +149,7 @@ def scores_fn(scorer: Scorer, method: str):
         u_j, b_j = negative_part(h, *scorer.steer(h, batch[key], batch["share"], negative),
                                  negative, scorer.negative_steering)
         b_j = positive_part(b_j, ~negative, scorer.positive_steering)
+        u_j, b_j = scale_positive(h, u_j, b_j, ~negative, scorer.positive_scale)
         steered.append((jnp.where(on, u_j, h), jnp.where(on, b_j, 0.0)))
       u, tag_bias = compose(h, steered)
       scores = retrieval.scores(u, table, tag_bias, scorer.item_tags)
