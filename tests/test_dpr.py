@@ -152,6 +152,16 @@ def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
   selection = res["selection"]
   assert all(choice["split"] == "valid" for choice in selection.values())
   assert set(selection["negative_steering"]["valid ndcg@10"]) == {"full", "tags", "subtract"}
+  # The strength of positive steering: the grid on validation, the best by the mean of its tasks.
+  from dpr_jax.eval.steering.evaluator import POSITIVE_SCALES
+
+  scale = selection["positive_scale"]
+  assert set(scale["valid ndcg@10"]) == {str(s) for s in POSITIVE_SCALES}
+  assert scale["task"] == "POS+NUANCED+COMBINED" and scale["configured"] == 1.0
+  for s, mean in scale["valid ndcg@10"].items():
+    assert mean == pytest.approx(np.mean([scale["valid ndcg@10 by task"][t][s]
+                                          for t in ("POS", "NUANCED", "COMBINED")]))
+  assert scale["valid ndcg@10"][str(scale["best_on_valid"])] == max(scale["valid ndcg@10"].values())
   # Text rerank ranks as the backbone where its tuned mix is 1 (exactly, not nearly).
   for task, alpha in selection["text_rerank_alpha"]["values"].items():
     if alpha == 1.0:

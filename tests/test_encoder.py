@@ -103,9 +103,6 @@ def test_empty_prompt_raises(encoder: enc_lib.TextEncoder, texts: list[str], ind
     encoder.encode(texts)
 
 
-# ---------------------------------------------------------------- no weights needed
-
-
 def test_a_folder_loads_once_until_its_files_change(model_dir: pathlib.Path,
                                                      tmp_path: pathlib.Path) -> None:
   import shutil
@@ -122,6 +119,9 @@ def test_a_folder_loads_once_until_its_files_change(model_dir: pathlib.Path,
   (folder / "model.safetensors").unlink()
   with pytest.raises(CheckpointError, match="no model.safetensors"):  # never the cached one
     enc_lib.TextEncoder.from_pretrained(folder)
+
+
+# ---------------------------------------------------------------- no weights needed
 
 
 def test_hf_name_mapping() -> None:
