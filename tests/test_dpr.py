@@ -162,6 +162,12 @@ def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
     assert mean == pytest.approx(np.mean([scale["valid ndcg@10 by task"][t][s]
                                           for t in ("POS", "NUANCED", "COMBINED")]))
   assert scale["valid ndcg@10"][str(scale["best_on_valid"])] == max(scale["valid ndcg@10"].values())
+  # The grid shares the compiled steps (the scale is a batch input): the configured point is the
+  # validation table's figure, and the others differ from it (the input is read, not baked in).
+  by_task = scale["valid ndcg@10 by task"]
+  for t in ("POS", "NUANCED", "COMBINED"):
+    assert by_task[t]["1.0"] == pytest.approx(valid[t]["methods"]["dpr"]["ndcg@10"], abs=1e-6)
+  assert len({round(x, 6) for t in by_task.values() for x in t.values()}) > 3
   # Text rerank ranks as the backbone where its tuned mix is 1 (exactly, not nearly).
   for task, alpha in selection["text_rerank_alpha"]["values"].items():
     if alpha == 1.0:
@@ -461,6 +467,11 @@ def test_positive_scale_scales_the_offset_of_positive_rows_only():
   for u, b in ((u0, b0), (u2, b2)):  # negative rows untouched
     np.testing.assert_allclose(u[1::2], user[1::2], rtol=1e-6)
     np.testing.assert_array_equal(b[1::2], bias[1::2])
+  # One strength per row (the evaluation's traced input) is each row at its own strength.
+  scales = jnp.array([0.0, 3.0, 2.0, 0.5])
+  ur, br = scale_positive(h, user, bias, positive, scales)
+  np.testing.assert_allclose(ur, np.stack([u0[0], user[1], u2[2], user[3]]), rtol=1e-6)
+  np.testing.assert_allclose(br, np.stack([b0[0], bias[1], b2[2], bias[3]]), rtol=1e-6)
 
 
 def test_polarity_is_strict_and_names_the_loose_variant():

@@ -234,7 +234,7 @@ def positive_part(tag_bias: Array, positive: Array, mode: str) -> Array:
 
 
 def scale_positive(h: Array, user: Array, tag_bias: Array, positive: Array,
-                   scale: float) -> tuple[Array, Array]:
+                   scale: float | Array) -> tuple[Array, Array]:
   """How strongly a positive request steers at inference (``config.dpr.positive_scale``).
 
   The head's offset of a positive row, both parts, times ``scale``: ``h' = h + s (h'_head - h)``,
@@ -244,11 +244,14 @@ def scale_positive(h: Array, user: Array, tag_bias: Array, positive: Array,
 
   Args:
     h: float[B, d] backbone user vectors; user: float[B, d] the head's h'; tag_bias: float[B, T];
-    positive: bool[B]; scale: a float >= 0.
+    positive: bool[B]; scale: a float >= 0, or float[B] (one per row: a traced input, so one
+    compiled program serves every strength).
   Returns:
     (user float[B, d], tag_bias float[B, T]).
   """
-  s = jnp.where(positive[:, None], jnp.float32(scale), jnp.float32(1.0))  # [B, 1]
+  scale = jnp.asarray(scale, jnp.float32)
+  scale = scale[:, None] if scale.ndim == 1 else scale  # [B, 1] or []
+  s = jnp.where(positive[:, None], scale, jnp.float32(1.0))  # [B, 1]
   return h + s * (user - h), s * tag_bias
 
 

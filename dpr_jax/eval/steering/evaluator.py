@@ -112,7 +112,10 @@ def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
       values = tuple(sorted(set(values) | {float(configured)}))
     by_task = {n: {} for n in names}
     for value in values:
-      variant = dataclasses.replace(scorer, **{switch: value}, _steps={})
+      # The scale is a batch input of the compiled steps, so its variants share them; the
+      # other switches change the program.
+      steps = scorer._steps if switch == "positive_scale" else {}
+      variant = dataclasses.replace(scorer, **{switch: value}, _steps=steps)
       for n in names:
         by_task[n][str(value)] = float(np.mean(evaluate_method(variant, data, "valid", tasks[n],
                                                                bank, "dpr")[0]))

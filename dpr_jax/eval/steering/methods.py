@@ -44,7 +44,9 @@ class Scorer:
   num_items: int
   negative_steering: str = "subtract"  # config.dpr.negative_steering
   positive_steering: str = "focus"  # config.dpr.positive_steering
-  positive_scale: float = 1.0  # config.dpr.positive_scale
+  # config.dpr.positive_scale; a batch input of the compiled steps (``batch["positive_scale"]``
+  # float[B]), so scorers that differ in it alone may share ``_steps``.
+  positive_scale: float = 1.0
   # Stage 1's backbone when stage 3 tuned another one (None: no reference rows).
   reference_user_vectors: Callable | None = None  # (inputs int[B, L]) -> float[B, d]
   reference_table: jax.Array | None = None  # float[V, d]
@@ -149,7 +151,7 @@ def scores_fn(scorer: Scorer, method: str):
         u_j, b_j = negative_part(h, *scorer.steer(h, batch[key], batch["share"], negative),
                                  negative, scorer.negative_steering)
         b_j = positive_part(b_j, ~negative, scorer.positive_steering)
-        u_j, b_j = scale_positive(h, u_j, b_j, ~negative, scorer.positive_scale)
+        u_j, b_j = scale_positive(h, u_j, b_j, ~negative, batch["positive_scale"])
         steered.append((jnp.where(on, u_j, h), jnp.where(on, b_j, 0.0)))
       u, tag_bias = compose(h, steered)
       scores = retrieval.scores(u, table, tag_bias, scorer.item_tags)
@@ -229,7 +231,9 @@ def evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ban
         "user": users[idx], "targets": targets[idx], "history": data.history[idx],
         "seen_len": seen_len[idx], "tag": tags.astype(np.int32),
         "polarity": np.full(batch_size, task.polarity, np.int32),
-        "alpha": np.full(batch_size, alpha, np.float32), "has_prompt": rows >= 0,
+        "alpha": np.full(batch_size, alpha, np.float32),
+        "positive_scale": np.full(batch_size, scorer.positive_scale, np.float32),
+        "has_prompt": rows >= 0,
         "prompt": feats(rows), "has_prompt2": rows2 >= 0, "prompt2": feats(rows2),
         "prompt_negative": take(negative, rows, False),
         "prompt2_negative": take(negative, rows2, False),
