@@ -84,3 +84,49 @@ def test_cli_table_and_clear_errors(tmp_path, capsys):
   assert "not found" in capsys.readouterr().err
   assert choose.main(["nonsense"]) == 2
   assert capsys.readouterr().err.startswith("error: usage")
+
+
+def _write_grid_run(path, pos_by_scale: dict, configured: float = 1.0):
+  """A run evaluated at ``configured`` whose positive-scale grid gives DPR ``pos_by_scale`` on
+  POS (NUANCED and COMBINED flat at 0.30 / 0.40)."""
+  run = _write_run(path, pos_by_scale[str(configured)])
+  file = path / "results_steering.json"
+  data = json.loads(file.read_text())
+  by_task = {"POS": pos_by_scale, "NUANCED": {s: 0.30 for s in pos_by_scale},
+             "COMBINED": {s: 0.40 for s in pos_by_scale}}
+  data["results"]["selection"] = {"positive_scale": {
+      "valid ndcg@10": {s: (p + 0.70) / 3 for s, p in pos_by_scale.items()},
+      "valid ndcg@10 by task": by_task, "configured": configured, "split": "valid",
+      "task": "POS+NUANCED+COMBINED", "best_on_valid": float(max(pos_by_scale,
+                                                                 key=pos_by_scale.get))}}
+  file.write_text(json.dumps(data))
+  return run
+
+
+def test_a_switchs_validation_grid_is_chosen_by_the_same_rule(tmp_path, capsys):
+  seeds = [_write_grid_run(tmp_path / f"s{i}", {"0.5": 0.44 + d, "1.0": 0.40 + d, "2.0": 0.30})
+           for i, d in enumerate((0.0, 0.01, 0.02))]
+  runs = [choose.acceptance.load(r) for r in seeds]
+  variants = choose.grid_variants("positive_scale", runs)
+  assert [v.name for v in variants] == ["positive_scale=1.0", "positive_scale=0.5",
+                                        "positive_scale=2.0"]  # the configured value first
+  incumbent, half = variants[:2]
+  assert abs(incumbent.ndcg["POS"] - 0.41) < 1e-9 and abs(half.ndcg["POS"] - 0.45) < 1e-9
+  # tasks the switch leaves alone keep the run's validation table (not the test one)
+  assert incumbent.ndcg["NEG"] == half.ndcg["NEG"] == 0.15 and half.seq_ok
+  assert abs(incumbent.spread - 0.02) < 1e-9
+  chosen, why = choose.choose(variants)  # +0.04 beyond the incumbent's spread of 0.02
+  assert chosen is half and "more than" in why
+  # a margin within the spread keeps the incumbent
+  close = [_write_grid_run(tmp_path / f"c{i}", {"0.5": 0.415 + d, "1.0": 0.40 + d})
+           for i, d in enumerate((0.0, 0.01, 0.02))]
+  assert choose.main(["--grid", "positive_scale", ",".join(close)]) == 0
+  assert "Chosen: positive_scale=1.0" in capsys.readouterr().out
+  # runs without the grid, or evaluated at different values: a clear error, no table
+  plain = _write_run(tmp_path / "plain", 0.40)
+  assert choose.main(["--grid", "positive_scale", plain]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and "'selection'" in err and "Traceback" not in err
+  other = _write_grid_run(tmp_path / "other", {"0.5": 0.4, "1.0": 0.4}, configured=0.5)
+  assert choose.main(["--grid", "positive_scale", f"{seeds[0]},{other}"]) == 2
+  assert "different positive_scale values" in capsys.readouterr().err

@@ -18,6 +18,13 @@ Prints a Markdown table (a row per variant: the five NDCG@10, their sum, and bes
 Violation@10, NUANCED TagPrecision@10, COMBINED Satisfied@10, POLARITY strict, the routing's
 usage entropy and how much the two polarities share experts; each the mean over seeds, the
 sum's range in brackets) and the verdict. Test figures are never read.
+
+    python -m dpr_jax.eval.choose --grid positive_scale runs/a0,runs/a1,runs/a2
+
+applies the same rule to an inference switch every evaluation compares on validation
+(``selection.<switch>`` of ``results_steering.json``: its grid, per task): each value of the
+grid is a variant whose tasks the switch moves take the grid's figures and the others the run's
+validation table, over the given runs (seeds); the configured value is the incumbent.
 """
 
 from __future__ import annotations
@@ -94,6 +101,33 @@ def variant(name: str, runs: list[acceptance.Run]) -> Variant:
                  side)
 
 
+def grid_variants(switch: str, runs: list[acceptance.Run]) -> list[Variant]:
+  """One variant per value of ``switch``'s validation grid over ``runs`` (seeds), the runs'
+  configured value first (the incumbent). A task the grid does not hold (the switch leaves it
+  alone) keeps the run's validation table. KeyError: a run has no such grid."""
+  grids = [r.steering["selection"][switch] for r in runs]
+  configured = {str(g["configured"]) for g in grids}
+  if len(configured) != 1:
+    raise ValueError(f"the runs were evaluated at different {switch} values: {sorted(configured)}")
+  values = list(grids[0]["valid ndcg@10"])
+  if any(list(g["valid ndcg@10"]) != values for g in grids):
+    raise ValueError(f"the runs compared different {switch} grids")
+  incumbent = configured.pop()
+  values.sort(key=lambda v: v != incumbent)
+  base = [variant("run", [r]) for r in runs]  # the validation tables, seed by seed
+  out = []
+  for value in values:
+    per_seed = []
+    for g, b in zip(grids, base):
+      by_task = g.get("valid ndcg@10 by task") or {g["task"]: g["valid ndcg@10"]}
+      per_seed.append({t: float(by_task[t][value]) if t in by_task else b.ndcg[t] for t in TASKS})
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    out.append(Variant(f"{switch}={value}", {t: mean([n[t] for n in per_seed]) for t in TASKS},
+                       tuple(sum(n.values()) for n in per_seed),
+                       all(b.seq_ok for b in base), {}))
+  return out
+
+
 def choose(variants: list[Variant]) -> tuple[Variant, str]:
   """(the chosen variant, why) by the module docstring's rule; ``variants[0]`` is the
   incumbent."""
@@ -139,6 +173,22 @@ def table(variants: list[Variant]) -> str:
 
 
 def main(argv: list[str]) -> int:
+  if argv[:1] == ["--grid"]:
+    if len(argv) != 3:
+      print("error: usage: python -m dpr_jax.eval.choose --grid SWITCH RUN[,RUN...]",
+            file=sys.stderr)
+      return 2
+    try:
+      variants = grid_variants(argv[1], [acceptance.load(p) for p in argv[2].split(",")])
+    except KeyError as e:
+      print(f"error: a run has no {e.args[0]!r} in results_steering.json (no {argv[1]!r} grid:"
+            " evaluated before it existed?)", file=sys.stderr)
+      return 2
+    except (OSError, ValueError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+    print(table(variants), end="")
+    return 0
   if not argv or any("=" not in a for a in argv):
     print("error: usage: python -m dpr_jax.eval.choose INCUMBENT=RUN[,RUN...] NAME=RUN[,RUN...]"
           " ...", file=sys.stderr)
