@@ -121,7 +121,10 @@ def test_a_switchs_validation_grid_is_chosen_by_the_same_rule(tmp_path, capsys):
   close = [_write_grid_run(tmp_path / f"c{i}", {"0.5": 0.415 + d, "1.0": 0.40 + d})
            for i, d in enumerate((0.0, 0.01, 0.02))]
   assert choose.main(["--grid", "positive_scale", ",".join(close)]) == 0
-  assert "Chosen: positive_scale=1.0" in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert "Chosen: positive_scale=1.0" in out
+  lines = [line for line in out.splitlines() if line.startswith("|")]
+  assert len({line.count("|") for line in lines}) == 1 and len(lines) == 4  # header, rule, 2 rows
   # runs without the grid, or evaluated at different values: a clear error, no table
   plain = _write_run(tmp_path / "plain", 0.40)
   assert choose.main(["--grid", "positive_scale", plain]) == 2

@@ -156,8 +156,8 @@ def table(variants: list[Variant]) -> str:
   """The Markdown table and the verdict (module docstring)."""
   chosen, why = choose(variants)
   side = [label for label in dict.fromkeys(k for v in variants for k in v.side)]
-  head = ("| variant (validation users, DPR) | seeds | " + " | ".join(TASKS) + " | sum | "
-          + " | ".join(side) + " |\n|---|---|" + "---|" * (len(TASKS) + 1 + len(side)) + "\n")
+  head = ("| variant (validation users, DPR) | seeds | " + " | ".join(TASKS + ("sum",) + tuple(side))
+          + " |\n|---|---|" + "---|" * (len(TASKS) + 1 + len(side)) + "\n")
   rows = []
   for v in variants:
     name = v.name + (" (incumbent)" if v is variants[0] else "")
