@@ -97,6 +97,8 @@ def _write_grid_run(path, pos_by_scale: dict, configured: float = 1.0):
   data["results"]["selection"] = {"positive_scale": {
       "valid ndcg@10": {s: (p + 0.70) / 3 for s, p in pos_by_scale.items()},
       "valid ndcg@10 by task": by_task, "configured": configured, "split": "valid",
+      "valid tag figure by task": {"NUANCED": {"metric": "tag_precision@10", "values": {
+          s: 0.7 + float(s) / 10 for s in pos_by_scale}}},
       "task": "POS+NUANCED+COMBINED", "best_on_valid": float(max(pos_by_scale,
                                                                  key=pos_by_scale.get))}}
   file.write_text(json.dumps(data))
@@ -115,6 +117,9 @@ def test_a_switchs_validation_grid_is_chosen_by_the_same_rule(tmp_path, capsys):
   # tasks the switch leaves alone keep the run's validation table (not the test one)
   assert incumbent.ndcg["NEG"] == half.ndcg["NEG"] == 0.15 and half.seq_ok
   assert abs(incumbent.spread - 0.02) < 1e-9
+  # each task's own figure per value rides beside the grid (not ruled on)
+  assert abs(half.side["NUANCED tag_precision@10"] - 0.75) < 1e-9
+  assert abs(incumbent.side["NUANCED tag_precision@10"] - 0.8) < 1e-9
   chosen, why = choose.choose(variants)  # +0.04 beyond the incumbent's spread of 0.02
   assert chosen is half and "more than" in why
   # a margin within the spread keeps the incumbent

@@ -168,6 +168,13 @@ def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
   for t in ("POS", "NUANCED", "COMBINED"):
     assert by_task[t]["1.0"] == pytest.approx(valid[t]["methods"]["dpr"]["ndcg@10"], abs=1e-6)
   assert len({round(x, 6) for t in by_task.values() for x in t.values()}) > 3
+  tag = scale["valid tag figure by task"]
+  assert {t: tag[t]["metric"] for t in tag} == {"POS": "tag_precision@10",
+                                                 "NUANCED": "tag_precision@10",
+                                                 "COMBINED": "satisfied@10"}
+  for t in tag:  # the configured point is the validation table's figure
+    assert tag[t]["values"]["1.0"] == pytest.approx(
+        valid[t]["methods"]["dpr"][tag[t]["metric"]], abs=1e-6)
   # Text rerank ranks as the backbone where its tuned mix is 1 (exactly, not nearly).
   for task, alpha in selection["text_rerank_alpha"]["values"].items():
     if alpha == 1.0:

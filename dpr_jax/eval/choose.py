@@ -122,9 +122,15 @@ def grid_variants(switch: str, runs: list[acceptance.Run]) -> list[Variant]:
       by_task = g.get("valid ndcg@10 by task") or {g["task"]: g["valid ndcg@10"]}
       per_seed.append({t: float(by_task[t][value]) if t in by_task else b.ndcg[t] for t in TASKS})
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    side = {}  # each task's own figure at this value (recorded beside the grid, not ruled on)
+    for task in (grids[0].get("valid tag figure by task") or {}):
+      figures = [g["valid tag figure by task"][task] for g in grids
+                 if task in g.get("valid tag figure by task", {})]
+      if len(figures) == len(grids):
+        side[f"{task} {figures[0]['metric']}"] = mean([f["values"][value] for f in figures])
     out.append(Variant(f"{switch}={value}", {t: mean([n[t] for n in per_seed]) for t in TASKS},
                        tuple(sum(n.values()) for n in per_seed),
-                       all(b.seq_ok for b in base), {}))
+                       all(b.seq_ok for b in base), side))
   return out
 
 

@@ -98,7 +98,9 @@ def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
   """The inference switches compared on validation: ``positive_steering`` by POS DPR NDCG@10,
   ``negative_steering`` by NEG DPR NDCG@10, ``positive_scale`` by the mean DPR NDCG@10 of the
   tasks with a positive part (POS, NUANCED, COMBINED). {switch: {"valid ndcg@10": {value: x},
-  "best_on_valid", "configured", "split": "valid", "task"}}; ties go to the configured value."""
+  "best_on_valid", "configured", "split": "valid", "task", "valid tag figure by task" (each
+  task's ROW_METRIC per value: recorded beside the rule, not read by it)}}; ties go to the
+  configured value."""
   out = {}
   for switch, values, names in (
       ("positive_steering", POSITIVE_STEERING, ("POS",)),
@@ -111,14 +113,17 @@ def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
     if switch == "positive_scale":
       values = tuple(sorted(set(values) | {float(configured)}))
     by_task = {n: {} for n in names}
+    tags = {n: {} for n in names if n in ROW_METRIC}  # how well the wish is met, beside
     for value in values:
       # The scale is a batch input of the compiled steps, so its variants share them; the
       # other switches change the program.
       steps = scorer._steps if switch == "positive_scale" else {}
       variant = dataclasses.replace(scorer, **{switch: value}, _steps=steps)
       for n in names:
-        by_task[n][str(value)] = float(np.mean(evaluate_method(variant, data, "valid", tasks[n],
-                                                               bank, "dpr")[0]))
+        ndcg, _, share, _ = evaluate_method(variant, data, "valid", tasks[n], bank, "dpr")
+        by_task[n][str(value)] = float(np.mean(ndcg))
+        if n in tags:
+          tags[n][str(value)] = float(np.mean(share))
     scores = {v: float(np.mean([by_task[n][str(v)] for n in names])) for v in values}
     best = max(values, key=lambda v: (scores[v], v == configured))
     out[switch] = {"valid ndcg@10": {str(v): x for v, x in scores.items()},
@@ -126,6 +131,9 @@ def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
                    "task": "+".join(names)}
     if len(names) > 1:
       out[switch]["valid ndcg@10 by task"] = by_task
+    # Recorded, not part of the rule: each task's own figure (ROW_METRIC) per value.
+    out[switch]["valid tag figure by task"] = {n: {"metric": ROW_METRIC[n], "values": v}
+                                               for n, v in tags.items()}
   return out
 
 
