@@ -122,6 +122,15 @@ def test_a_switchs_validation_grid_is_chosen_by_the_same_rule(tmp_path, capsys):
   assert abs(incumbent.side["NUANCED tag_precision@10"] - 0.8) < 1e-9
   chosen, why = choose.choose(variants)  # +0.04 beyond the incumbent's spread of 0.02
   assert chosen is half and "more than" in why
+  # a value the evaluation marks as failing its constraint in any seed does not compete
+  data = json.loads((tmp_path / "s1" / "results_steering.json").read_text())
+  data["results"]["selection"]["positive_scale"].update(
+      constraint="tag figures within 0.01", meets_constraint={"0.5": False, "1.0": True,
+                                                             "2.0": True})
+  (tmp_path / "s1" / "results_steering.json").write_text(json.dumps(data))
+  variants = choose.grid_variants("positive_scale", [choose.acceptance.load(r) for r in seeds])
+  assert not variants[1].seq_ok and choose.choose(variants)[0] is variants[0]
+  assert "(fails tag figures within 0.01)" in choose.table(variants)
   # a margin within the spread keeps the incumbent
   close = [_write_grid_run(tmp_path / f"c{i}", {"0.5": 0.415 + d, "1.0": 0.40 + d})
            for i, d in enumerate((0.0, 0.01, 0.02))]

@@ -161,7 +161,12 @@ def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
   for s, mean in scale["valid ndcg@10"].items():
     assert mean == pytest.approx(np.mean([scale["valid ndcg@10 by task"][t][s]
                                           for t in ("POS", "NUANCED", "COMBINED")]))
-  assert scale["valid ndcg@10"][str(scale["best_on_valid"])] == max(scale["valid ndcg@10"].values())
+  # The best ranks highest among the scales that keep every task's tag figure within 0.01 of
+  # the configured one's (the configured scale always qualifies).
+  meets = scale["meets_constraint"]
+  assert meets["1.0"] and meets[str(scale["best_on_valid"])]
+  assert scale["valid ndcg@10"][str(scale["best_on_valid"])] == max(
+      x for v, x in scale["valid ndcg@10"].items() if meets[v])
   # The grid shares the compiled steps (the scale is a batch input): the configured point is the
   # validation table's figure, and the others differ from it (the input is read, not baked in).
   by_task = scale["valid ndcg@10 by task"]
@@ -175,6 +180,8 @@ def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
   for t in tag:  # the configured point is the validation table's figure
     assert tag[t]["values"]["1.0"] == pytest.approx(
         valid[t]["methods"]["dpr"][tag[t]["metric"]], abs=1e-6)
+  for v, ok in meets.items():
+    assert ok == all(tag[t]["values"][v] >= tag[t]["values"]["1.0"] - 0.01 for t in tag), v
   # Text rerank ranks as the backbone where its tuned mix is 1 (exactly, not nearly).
   for task, alpha in selection["text_rerank_alpha"]["values"].items():
     if alpha == 1.0:

@@ -24,7 +24,9 @@ sum's range in brackets) and the verdict. Test figures are never read.
 applies the same rule to an inference switch every evaluation compares on validation
 (``selection.<switch>`` of ``results_steering.json``: its grid, per task): each value of the
 grid is a variant whose tasks the switch moves take the grid's figures and the others the run's
-validation table, over the given runs (seeds); the configured value is the incumbent.
+validation table, over the given runs (seeds); the configured value is the incumbent. A value
+the evaluation marks as failing its own constraint (``meets_constraint``: the positive scale's
+tag figures) in any seed does not compete.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ class Variant:
   name: str
   ndcg: dict
   sums: tuple
-  seq_ok: bool
+  seq_ok: bool  # meets the constraints (False: fails ``failed``)
   side: dict
+  failed: str = "SEQ within 1%"  # the constraint a variant with ``seq_ok`` False fails
 
   @property
   def total(self) -> float:
@@ -128,9 +131,13 @@ def grid_variants(switch: str, runs: list[acceptance.Run]) -> list[Variant]:
                  if task in g.get("valid tag figure by task", {})]
       if len(figures) == len(grids):
         side[f"{task} {figures[0]['metric']}"] = mean([f["values"][value] for f in figures])
+    # the evaluation's own constraint on the switch, where it records one (every seed must meet it)
+    tags_ok = all(g.get("meets_constraint", {}).get(value, True) for g in grids)
+    seq_ok = all(b.seq_ok for b in base)
     out.append(Variant(f"{switch}={value}", {t: mean([n[t] for n in per_seed]) for t in TASKS},
-                       tuple(sum(n.values()) for n in per_seed),
-                       all(b.seq_ok for b in base), side))
+                       tuple(sum(n.values()) for n in per_seed), seq_ok and tags_ok, side,
+                       "SEQ within 1%" if not seq_ok else next(
+                           (g["constraint"] for g in grids if "constraint" in g), "")))
   return out
 
 
@@ -140,11 +147,11 @@ def choose(variants: list[Variant]) -> tuple[Variant, str]:
   incumbent = variants[0]
   allowed = [v for v in variants if v.seq_ok]
   if not allowed:
-    return incumbent, "no variant meets the SEQ constraint; the incumbent stays"
+    return incumbent, "no variant meets the constraints; the incumbent stays"
   best = max(allowed, key=lambda v: v.total)
   if best is incumbent:
-    return incumbent, (f"{incumbent.name} has the highest sum of the variants within the SEQ"
-                       f" constraint ({incumbent.total:.4f})")
+    return incumbent, (f"{incumbent.name} has the highest sum of the variants within the"
+                       f" constraints ({incumbent.total:.4f})")
   if not incumbent.seq_ok:
     return best, (f"{incumbent.name} fails the SEQ constraint; {best.name} has the highest sum"
                   f" ({best.total:.4f})")
@@ -171,7 +178,7 @@ def table(variants: list[Variant]) -> str:
     total = f"{v.total:.4f}" + (f" ({min(v.sums):.4f}-{max(v.sums):.4f})" if len(v.sums) > 1
                                 else "")
     if not v.seq_ok:
-      total += " (fails SEQ within 1%)"
+      total += f" (fails {v.failed})"
     cells = [f"{v.ndcg[t]:.4f}" for t in TASKS] + [total] + [
         f"{v.side[k]:.4f}" if k in v.side else "-" for k in side]
     rows.append(f"| {name} | {len(v.sums)} | " + " | ".join(cells) + " |\n")
