@@ -186,32 +186,21 @@ def table(variants: list[Variant]) -> str:
 
 
 def main(argv: list[str]) -> int:
-  if argv[:1] == ["--grid"]:
-    if len(argv) != 3:
-      print("error: usage: python -m dpr_jax.eval.choose --grid SWITCH RUN[,RUN...]",
-            file=sys.stderr)
-      return 2
-    try:
-      variants = grid_variants(argv[1], [acceptance.load(p) for p in argv[2].split(",")])
-    except KeyError as e:
-      print(f"error: a run has no {e.args[0]!r} in results_steering.json (no {argv[1]!r} grid:"
-            " evaluated before it existed?)", file=sys.stderr)
-      return 2
-    except (OSError, ValueError) as e:
-      print(f"error: {e}", file=sys.stderr)
-      return 2
-    print(table(variants), end="")
-    return 0
-  if not argv or any("=" not in a for a in argv):
-    print("error: usage: python -m dpr_jax.eval.choose INCUMBENT=RUN[,RUN...] NAME=RUN[,RUN...]"
-          " ...", file=sys.stderr)
+  grid = argv[:1] == ["--grid"]
+  if (len(argv) != 3 if grid else not argv or any("=" not in a for a in argv)):
+    usage = ("--grid SWITCH RUN[,RUN...]" if grid
+             else "INCUMBENT=RUN[,RUN...] NAME=RUN[,RUN...] ...")
+    print(f"error: usage: python -m dpr_jax.eval.choose {usage}", file=sys.stderr)
     return 2
+  load = lambda paths: [acceptance.load(p) for p in paths.split(",")]  # noqa: E731
   try:
-    variants = [variant(name, [acceptance.load(p) for p in paths.split(",")])
-                for name, paths in (a.split("=", 1) for a in argv)]
+    variants = (grid_variants(argv[1], load(argv[2])) if grid else
+                [variant(name, load(paths)) for name, paths in (a.split("=", 1) for a in argv)])
   except KeyError as e:
-    print(f"error: a run has no validation table {e.args[0]!r} in results_steering.json"
-          " (written before the validation split?)", file=sys.stderr)
+    missing = (f"{e.args[0]!r} in results_steering.json (no {argv[1]!r} grid: evaluated before it"
+               " existed?)" if grid else f"validation table {e.args[0]!r} in"
+               " results_steering.json (written before the validation split?)")
+    print(f"error: a run has no {missing}", file=sys.stderr)
     return 2
   except (OSError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
