@@ -1,6 +1,7 @@
 """A choice between runs on validation users by the protocol's rule (dpr_jax.eval.choose)."""
 
 import json
+import pathlib
 
 from dpr_jax.eval import choose
 
@@ -139,6 +140,17 @@ def test_a_switchs_validation_grid_is_chosen_by_the_same_rule(tmp_path, capsys):
   assert "Chosen: positive_scale=1.0" in out
   lines = [line for line in out.splitlines() if line.startswith("|")]
   assert len({line.count("|") for line in lines}) == 1 and len(lines) == 4  # header, rule, 2 rows
+  # a switch of another ranking (DPR + filter) says so in the table's header
+  for run in close:
+    file = pathlib.Path(run) / "results_steering.json"
+    data = json.loads(file.read_text())
+    data["results"]["selection"]["filter_positive_scale"] = dict(
+        data["results"]["selection"]["positive_scale"], method="dpr+filter")
+    file.write_text(json.dumps(data))
+  assert choose.main(["--grid", "filter_positive_scale", ",".join(close)]) == 0
+  out = capsys.readouterr().out
+  assert out.startswith("| variant (validation users, DPR + filter on POS, NUANCED, COMBINED) |")
+  assert "Chosen: filter_positive_scale=1.0" in out
   # runs without the grid, or evaluated at different values: a clear error, no table
   plain = _write_run(tmp_path / "plain", 0.40)
   assert choose.main(["--grid", "positive_scale", plain]) == 2

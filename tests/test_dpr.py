@@ -182,6 +182,19 @@ def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
         valid[t]["methods"]["dpr"][tag[t]["metric"]], abs=1e-6)
   for v, ok in meets.items():
     assert ok == all(tag[t]["values"][v] >= tag[t]["values"]["1.0"] - 0.01 for t in tag), v
+  # The strength under the hard filter: the same grid on DPR + filter's rows, its own input (the
+  # filter keeps only the asked tags, so every value meets the tag constraint); at 0 DPR + filter
+  # would be the filter itself, so the grid moves away from the configured point.
+  under = selection["filter_positive_scale"]
+  assert under["method"] == "dpr+filter" and scale["method"] == "dpr"
+  assert set(under["valid ndcg@10"]) == set(scale["valid ndcg@10"])
+  for t in ("POS", "NUANCED", "COMBINED"):
+    assert under["valid ndcg@10 by task"][t]["1.0"] == pytest.approx(
+        valid[t]["methods"]["dpr+filter"]["ndcg@10"], abs=1e-6)
+    assert under["valid tag figure by task"][t]["values"]["1.0"] == pytest.approx(
+        valid[t]["methods"]["dpr+filter"][tag[t]["metric"]], abs=1e-6)
+  assert all(under["meets_constraint"].values())
+  assert under["valid ndcg@10 by task"] != by_task
   # Text rerank ranks as the backbone where its tuned mix is 1 (exactly, not nearly).
   for task, alpha in selection["text_rerank_alpha"]["values"].items():
     if alpha == 1.0:
@@ -601,6 +614,45 @@ def test_user_vectors_are_computed_once_per_split_and_backbone():
     top = np.where(np.isfinite(np.take_along_axis(scores, top, 1)), top, -1)  # < 10 unseen
     np.testing.assert_array_equal(got[method][3], top)
   assert len(calls) == 4  # user_table read again above: from its cache, no further run
+
+
+def test_dpr_under_the_filter_steers_with_its_own_positive_scale():
+  """``dpr+filter`` reads ``filter_positive_scale`` and ``dpr`` reads ``positive_scale``: at a
+  filter scale of 0, DPR + filter ranks as the filter, while DPR alone does not move."""
+  from dpr_jax.bench.common import synthetic_split
+  from dpr_jax.eval import steering as steering_eval
+
+  rng = np.random.default_rng(1)
+  v, t, d, num_users, length = 60, 3, 4, 30, 6
+  data = synthetic_split(num_users, v - 2, length)
+  proj = jnp.asarray(rng.normal(size=(v, d)), jnp.float32)
+
+  def steer(h, p, profile, negative):  # a stand-in head: a prompt's offset, item space and tags
+    return h + 3.0 * p[:, :d], p[:, :t]
+
+  scorer = steering_eval.Scorer(
+      user_vectors=lambda x: jnp.mean(proj[x], axis=1), steer=steer,
+      table=jnp.asarray(rng.normal(size=(v, d)), jnp.float32), item_text=None,
+      item_tags=jnp.asarray(rng.random((v, t)) < 0.5), num_items=v - 2)
+  users = np.arange(num_users)
+  task = steering_eval.Task("POS", users, rng.integers(0, t, num_users),
+                            rng.integers(0, 4, num_users), +1)
+  bank = types.SimpleNamespace(features=rng.normal(size=(4, d + 1)).astype(np.float32),
+                               texts=["more of it"] * 4)
+
+  def run(method, **scales):
+    import dataclasses
+    variant = dataclasses.replace(scorer, **scales, _steps=scorer._steps)
+    return steering_eval.evaluate_method(variant, data, "valid", task, bank, method,
+                                         batch_size=8)
+
+  plain, steered = run("filter"), run("dpr+filter")
+  assert not np.array_equal(plain[3], steered[3])  # the offset moves the filtered lists
+  for a, b in zip(plain, run("dpr+filter", filter_positive_scale=0.0)):
+    np.testing.assert_array_equal(a, b)
+  for a, b in zip(run("dpr"), run("dpr", filter_positive_scale=0.0)):
+    np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(run("dpr")[3], run("dpr", positive_scale=0.0)[3])
 
 
 def test_routing_report_counts_each_polarity_per_expert():

@@ -26,7 +26,9 @@ applies the same rule to an inference switch every evaluation compares on valida
 grid is a variant whose tasks the switch moves take the grid's figures and the others the run's
 validation table, over the given runs (seeds); the configured value is the incumbent. A value
 the evaluation marks as failing its own constraint (``meets_constraint``: the positive scale's
-tag figures) in any seed does not compete.
+tag figures) in any seed does not compete. A switch of another ranking
+(``filter_positive_scale``: DPR + filter) puts that ranking's NDCG@10 in the columns it moves,
+as the table's header says; the sums then compare its values with each other.
 """
 
 from __future__ import annotations
@@ -165,11 +167,23 @@ def choose(variants: list[Variant]) -> tuple[Variant, str]:
                 f" spread {incumbent.spread:.4f}")
 
 
-def table(variants: list[Variant]) -> str:
-  """The Markdown table and the verdict (module docstring)."""
+def grid_ranking(switch: str, runs: list[acceptance.Run]) -> str:
+  """Whose NDCG@10 a grid holds: "DPR", or e.g. "DPR + filter on POS, NUANCED, COMBINED" for a
+  switch that moves another ranking (``selection.<switch>.method``)."""
+  grid = runs[0].steering["selection"][switch]
+  method = grid.get("method", "dpr")
+  if method == "dpr":
+    return "DPR"
+  name = {"dpr+filter": "DPR + filter"}.get(method, method)
+  return f"{name} on {grid['task'].replace('+', ', ')}"
+
+
+def table(variants: list[Variant], ranking: str = "DPR") -> str:
+  """The Markdown table and the verdict (module docstring); ``ranking`` names whose NDCG@10 the
+  task columns hold."""
   chosen, why = choose(variants)
   side = [label for label in dict.fromkeys(k for v in variants for k in v.side)]
-  head = ("| variant (validation users, DPR) | seeds | " + " | ".join(TASKS + ("sum",) + tuple(side))
+  head = (f"| variant (validation users, {ranking}) | seeds | " + " | ".join(TASKS + ("sum",) + tuple(side))
           + " |\n|---|---|" + "---|" * (len(TASKS) + 1 + len(side)) + "\n")
   rows = []
   for v in variants:
@@ -193,9 +207,13 @@ def main(argv: list[str]) -> int:
     print(f"error: usage: python -m dpr_jax.eval.choose {usage}", file=sys.stderr)
     return 2
   load = lambda paths: [acceptance.load(p) for p in paths.split(",")]  # noqa: E731
+  ranking = "DPR"
   try:
-    variants = (grid_variants(argv[1], load(argv[2])) if grid else
-                [variant(name, load(paths)) for name, paths in (a.split("=", 1) for a in argv)])
+    if grid:
+      runs = load(argv[2])
+      variants, ranking = grid_variants(argv[1], runs), grid_ranking(argv[1], runs)
+    else:
+      variants = [variant(name, load(paths)) for name, paths in (a.split("=", 1) for a in argv)]
   except KeyError as e:
     missing = (f"{e.args[0]!r} in results_steering.json (no {argv[1]!r} grid: evaluated before it"
                " existed?)" if grid else f"validation table {e.args[0]!r} in"
@@ -205,7 +223,7 @@ def main(argv: list[str]) -> int:
   except (OSError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  print(table(variants), end="")
+  print(table(variants, ranking), end="")
   return 0
 
 

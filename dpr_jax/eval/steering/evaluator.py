@@ -95,35 +95,42 @@ POSITIVE_SCALES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 TAG_TOLERANCE = 0.01
 
 
+SCALES = ("positive_scale", "filter_positive_scale")  # batch inputs of the compiled steps
+
+
 def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
                  bank: PromptBank) -> dict:
   """The inference switches compared on validation: ``positive_steering`` by POS DPR NDCG@10,
   ``negative_steering`` by NEG DPR NDCG@10, ``positive_scale`` by the mean DPR NDCG@10 of the
   tasks with a positive part (POS, NUANCED, COMBINED) among the values whose tag figures
-  (TagPrecision@10, Satisfied@10) stay within ``TAG_TOLERANCE`` of the configured value's.
+  (TagPrecision@10, Satisfied@10) stay within ``TAG_TOLERANCE`` of the configured value's, and
+  ``filter_positive_scale`` by the same rule on DPR + filter's figures (the scale DPR steers
+  with under the hard filter).
   {switch: {"valid ndcg@10": {value: x}, "best_on_valid", "configured", "split": "valid",
-  "task", "valid tag figure by task" (each task's ROW_METRIC per value), and for the scale
-  "constraint", "meets_constraint" {value: bool}}}; ties go to the configured value."""
+  "task", "method" (the ranking the figures are of), "valid tag figure by task" (each task's
+  ROW_METRIC per value), and for the scales "constraint", "meets_constraint" {value: bool}}};
+  ties go to the configured value."""
   out = {}
-  for switch, values, names in (
-      ("positive_steering", POSITIVE_STEERING, ("POS",)),
-      ("negative_steering", NEGATIVE_STEERING, ("NEG",)),
-      ("positive_scale", POSITIVE_SCALES, ("POS", "NUANCED", "COMBINED"))):
+  for switch, values, names, method in (
+      ("positive_steering", POSITIVE_STEERING, ("POS",), "dpr"),
+      ("negative_steering", NEGATIVE_STEERING, ("NEG",), "dpr"),
+      ("positive_scale", POSITIVE_SCALES, ("POS", "NUANCED", "COMBINED"), "dpr"),
+      ("filter_positive_scale", POSITIVE_SCALES, ("POS", "NUANCED", "COMBINED"), "dpr+filter")):
     names = tuple(n for n in names if n in tasks and len(tasks[n].users))
     if not names:
       continue
     configured = getattr(scorer, switch)
-    if switch == "positive_scale":
+    if switch in SCALES:
       values = tuple(sorted(set(values) | {float(configured)}))
     by_task = {n: {} for n in names}
     tags = {n: {} for n in names if n in ROW_METRIC}  # how well the wish is met, beside
     for value in values:
-      # The scale is a batch input of the compiled steps, so its variants share them; the
+      # The scales are batch inputs of the compiled steps, so their variants share them; the
       # other switches change the program.
-      steps = scorer._steps if switch == "positive_scale" else {}
+      steps = scorer._steps if switch in SCALES else {}
       variant = dataclasses.replace(scorer, **{switch: value}, _steps=steps)
       for n in names:
-        ndcg, _, share, _ = evaluate_method(variant, data, "valid", tasks[n], bank, "dpr")
+        ndcg, _, share, _ = evaluate_method(variant, data, "valid", tasks[n], bank, method)
         by_task[n][str(value)] = float(np.mean(ndcg))
         if n in tags:
           tags[n][str(value)] = float(np.mean(share))
@@ -132,16 +139,16 @@ def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
     # if every task's tag figure (higher is better) stays within TAG_TOLERANCE of the configured
     # value's (reports/experiments.md, 2026-12-03 late night: ranking alone chose a scale that
     # lost three tag targets).
-    meets = {v: switch != "positive_scale" or all(
+    meets = {v: switch not in SCALES or all(
         tags[n][str(v)] >= tags[n][str(configured)] - TAG_TOLERANCE for n in tags)
              for v in values}
     best = max((v for v in values if meets[v]), key=lambda v: (scores[v], v == configured))
     out[switch] = {"valid ndcg@10": {str(v): x for v, x in scores.items()},
                    "best_on_valid": best, "configured": configured, "split": "valid",
-                   "task": "+".join(names)}
+                   "task": "+".join(names), "method": method}
     if len(names) > 1:
       out[switch]["valid ndcg@10 by task"] = by_task
-    if switch == "positive_scale":
+    if switch in SCALES:
       out[switch]["constraint"] = (f"every task's tag figure within {TAG_TOLERANCE} of the"
                                    " configured value's")
       out[switch]["meets_constraint"] = {str(v): bool(m) for v, m in meets.items()}

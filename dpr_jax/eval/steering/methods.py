@@ -47,6 +47,8 @@ class Scorer:
   # config.dpr.positive_scale; a batch input of the compiled steps (``batch["positive_scale"]``
   # float[B]), so scorers that differ in it alone may share ``_steps``.
   positive_scale: float = 1.0
+  # config.dpr.filter_positive_scale: the same, for DPR under the hard filter ("dpr+filter").
+  filter_positive_scale: float = 1.0
   # Stage 1's backbone when stage 3 tuned another one (None: no reference rows).
   reference_user_vectors: Callable | None = None  # (inputs int[B, L]) -> float[B, d]
   reference_table: jax.Array | None = None  # float[V, d]
@@ -232,7 +234,9 @@ def evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ban
         "seen_len": seen_len[idx], "tag": tags.astype(np.int32),
         "polarity": np.full(batch_size, task.polarity, np.int32),
         "alpha": np.full(batch_size, alpha, np.float32),
-        "positive_scale": np.full(batch_size, scorer.positive_scale, np.float32),
+        "positive_scale": np.full(batch_size, scorer.filter_positive_scale
+                                  if method == "dpr+filter" else scorer.positive_scale,
+                                  np.float32),
         "has_prompt": rows >= 0,
         "prompt": feats(rows), "has_prompt2": rows2 >= 0, "prompt2": feats(rows2),
         "prompt_negative": take(negative, rows, False),
