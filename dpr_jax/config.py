@@ -127,13 +127,15 @@ def default_config() -> ml_collections.ConfigDict:
   # the tags that co-occur with X; the tags it lowers stay lowered. Compared on validation like
   # negative_steering.
   c.dpr.positive_steering = "focus"
-  # How strongly a positive request steers at inference (dpr_jax.models.dpr.scale_positive): its
+  # How strongly a positive request steers at inference (dpr_jax.models.dpr.scale_offset): its
   # offset, item space and tag coordinates, times this (1 = as trained, 0 = the backbone).
   c.dpr.positive_scale = 1.0
-  # The same strength when DPR ranks under the hard filter of the request's tags (the "DPR +
-  # filter" rows of the steering evaluation): the filter already keeps only what was asked, so
-  # the offset there only orders the allowed items. The recommender serves DPR alone.
+  # The strengths of a positive / negative part when DPR ranks under the hard filter of the
+  # request's tags (the "DPR + filter" rows of the steering evaluation): the filter already
+  # keeps only what was asked, so the offset there only orders the allowed items. The
+  # recommender serves DPR alone.
   c.dpr.filter_positive_scale = 1.0
+  c.dpr.filter_negative_scale = 1.0
   # The experts also read the user's tag profile: each tag's share among the items of the
   # history ([T], dpr_jax.models.dpr.tag_profile), which says which tags are on- and off-habit
   # for this user (h only hints at it). Stage 3 starts it from zero weights on stage 2's head.
@@ -313,7 +315,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
        f"must be 'full', 'tags' or 'subtract', got {config.dpr.negative_steering!r}")
   need(config.dpr.positive_steering in ("full", "focus"), "dpr.positive_steering",
        f"must be 'full' or 'focus', got {config.dpr.positive_steering!r}")
-  for field in ("positive_scale", "filter_positive_scale"):
+  for field in ("positive_scale", "filter_positive_scale", "filter_negative_scale"):
     need(float(config.dpr[field]) >= 0, f"dpr.{field}", f"must be >= 0, got {config.dpr[field]}")
   need(config.dpr.gates in ("probs", "renormalized"), "dpr.gates",
        f"must be 'probs' or 'renormalized', got {config.dpr.gates!r}")
@@ -361,7 +363,8 @@ def model_fingerprint(model_config: ml_collections.ConfigDict) -> dict:
 
 # DPR fields that only change inference (how a trained head is applied).
 RUNTIME_DPR_FIELDS = ("negative_steering", "positive_steering", "positive_scale",
-                      "filter_positive_scale", "reader", "canonical_want")
+                      "filter_positive_scale", "filter_negative_scale", "reader",
+                      "canonical_want")
 
 
 def dpr_fingerprint(dpr_config: ml_collections.ConfigDict) -> dict:

@@ -153,10 +153,10 @@ def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
   assert all(choice["split"] == "valid" for choice in selection.values())
   assert set(selection["negative_steering"]["valid ndcg@10"]) == {"full", "tags", "subtract"}
   # The strength of positive steering: the grid on validation, the best by the mean of its tasks.
-  from dpr_jax.eval.steering.evaluator import POSITIVE_SCALES
+  from dpr_jax.eval.steering.evaluator import SCALE_GRID
 
   scale = selection["positive_scale"]
-  assert set(scale["valid ndcg@10"]) == {str(s) for s in POSITIVE_SCALES}
+  assert set(scale["valid ndcg@10"]) == {str(s) for s in SCALE_GRID}
   assert scale["task"] == "POS+NUANCED+COMBINED" and scale["configured"] == 1.0
   for s, mean in scale["valid ndcg@10"].items():
     assert mean == pytest.approx(np.mean([scale["valid ndcg@10 by task"][t][s]
@@ -195,6 +195,12 @@ def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
         valid[t]["methods"]["dpr+filter"][tag[t]["metric"]], abs=1e-6)
   assert all(under["meets_constraint"].values())
   assert under["valid ndcg@10 by task"] != by_task
+  avoid = selection["filter_negative_scale"]  # NEG alone; its Violation@10 (lower is better)
+  assert avoid["method"] == "dpr+filter" and avoid["task"] == "NEG"
+  assert avoid["valid ndcg@10"]["1.0"] == pytest.approx(
+      valid["NEG"]["methods"]["dpr+filter"]["ndcg@10"], abs=1e-6)
+  assert avoid["valid tag figure by task"]["NEG"]["metric"] == "violation@10"
+  assert all(avoid["meets_constraint"].values())
   # Text rerank ranks as the backbone where its tuned mix is 1 (exactly, not nearly).
   for task, alpha in selection["text_rerank_alpha"]["values"].items():
     if alpha == 1.0:
@@ -475,8 +481,8 @@ def test_positive_focus_drops_only_the_side_raises_of_positive_rows():
     positive_part(bias, positive, "strong")
 
 
-def test_positive_scale_scales_the_offset_of_positive_rows_only():
-  from dpr_jax.models.dpr import scale_positive
+def test_scale_offset_scales_the_offset_of_the_chosen_rows_only():
+  from dpr_jax.models.dpr import scale_offset as scale_positive
 
   rng = np.random.default_rng(0)
   h, user = (jnp.asarray(rng.normal(size=(4, 3)), jnp.float32) for _ in range(2))
@@ -499,6 +505,18 @@ def test_positive_scale_scales_the_offset_of_positive_rows_only():
   ur, br = scale_positive(h, user, bias, positive, scales)
   np.testing.assert_allclose(ur, np.stack([u0[0], user[1], u2[2], user[3]]), rtol=1e-6)
   np.testing.assert_allclose(br, np.stack([b0[0], bias[1], b2[2], bias[3]]), rtol=1e-6)
+
+
+def test_the_scale_constraint_reads_each_tag_figure_in_its_own_direction():
+  from dpr_jax.eval.steering.evaluator import tag_figures_kept
+
+  tags = {"POS": {"1.0": 0.80, "0.5": 0.795, "0.25": 0.78},
+          "NEG": {"1.0": 0.010, "0.5": 0.0, "0.25": 0.025}}  # violation: lower is better
+  assert tag_figures_kept(tags, "1.0", "1.0")
+  assert tag_figures_kept(tags, "0.5", "1.0")  # 0.005 less precise, fewer violations
+  assert not tag_figures_kept(tags, "0.25", "1.0")  # 0.02 less precise
+  assert not tag_figures_kept({"NEG": tags["NEG"]}, "0.25", "1.0")  # 0.015 more violations
+  assert tag_figures_kept({"NEG": tags["NEG"]}, "0.5", "0.25")
 
 
 def test_polarity_is_strict_and_names_the_loose_variant():
@@ -616,9 +634,12 @@ def test_user_vectors_are_computed_once_per_split_and_backbone():
   assert len(calls) == 4  # user_table read again above: from its cache, no further run
 
 
-def test_dpr_under_the_filter_steers_with_its_own_positive_scale():
-  """``dpr+filter`` reads ``filter_positive_scale`` and ``dpr`` reads ``positive_scale``: at a
-  filter scale of 0, DPR + filter ranks as the filter, while DPR alone does not move."""
+def test_dpr_under_the_filter_steers_with_its_own_scales():
+  """``dpr+filter`` reads ``filter_positive_scale`` / ``filter_negative_scale`` and ``dpr``
+  reads ``positive_scale`` (negative parts as trained): at filter scales of 0, DPR + filter
+  ranks as the filter, while DPR alone does not move."""
+  import dataclasses
+
   from dpr_jax.bench.common import synthetic_split
   from dpr_jax.eval import steering as steering_eval
 
@@ -641,7 +662,6 @@ def test_dpr_under_the_filter_steers_with_its_own_positive_scale():
                                texts=["more of it"] * 4)
 
   def run(method, **scales):
-    import dataclasses
     variant = dataclasses.replace(scorer, **scales, _steps=scorer._steps)
     return steering_eval.evaluate_method(variant, data, "valid", task, bank, method,
                                          batch_size=8)
@@ -653,6 +673,16 @@ def test_dpr_under_the_filter_steers_with_its_own_positive_scale():
   for a, b in zip(run("dpr"), run("dpr", filter_positive_scale=0.0)):
     np.testing.assert_array_equal(a, b)
   assert not np.array_equal(run("dpr")[3], run("dpr", positive_scale=0.0)[3])
+  # A negative request (NEG): the negative filter scale, and only it, moves DPR + filter.
+  task = dataclasses.replace(task, polarity=-1, negative=np.ones(4, bool),
+                             features=bank.features)
+  assert not np.array_equal(run("filter")[3], run("dpr+filter")[3])
+  for a, b in zip(run("filter"), run("dpr+filter", filter_negative_scale=0.0)):
+    np.testing.assert_array_equal(a, b)
+  for a, b in zip(run("dpr+filter"), run("dpr+filter", filter_positive_scale=0.0)):
+    np.testing.assert_array_equal(a, b)
+  for a, b in zip(run("dpr"), run("dpr", filter_negative_scale=0.0)):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_routing_report_counts_each_polarity_per_expert():

@@ -268,6 +268,7 @@ def _steering(config, mesh, num_items: int, data, batch: int = 512):
           "seen_len": seen_len[users], "tag": rng.integers(0, num_tags, batch).astype(np.int32),
           "polarity": np.ones(batch, np.int32), "alpha": np.ones(batch, np.float32),
           "positive_scale": np.ones(batch, np.float32),
+          "negative_scale": np.ones(batch, np.float32),
           "has_prompt": np.ones(batch, bool),
           "prompt": rng.standard_normal((batch, prompt_dim)).astype(np.float32),
           "has_prompt2": np.zeros(batch, bool),

@@ -233,25 +233,26 @@ def positive_part(tag_bias: Array, positive: Array, mode: str) -> Array:
   return jnp.where(positive[:, None] & side_raise, 0.0, tag_bias)
 
 
-def scale_positive(h: Array, user: Array, tag_bias: Array, positive: Array,
-                   scale: float | Array) -> tuple[Array, Array]:
-  """How strongly a positive request steers at inference (``config.dpr.positive_scale``).
+def scale_offset(h: Array, user: Array, tag_bias: Array, rows: Array,
+                 scale: float | Array) -> tuple[Array, Array]:
+  """How strongly a request part steers at inference (``config.dpr.positive_scale``; in the
+  steering evaluation also ``filter_positive_scale`` / ``filter_negative_scale``).
 
-  The head's offset of a positive row, both parts, times ``scale``: ``h' = h + s (h'_head - h)``,
-  ``b = s b_head``. 1 is the head as trained; above 1 the request's wish (and the tags the head
-  lowers for this user) weighs more against the user's habits, below 1 less (0: the backbone).
-  Rows where ``positive`` is False are returned unchanged.
+  The head's offset of the chosen rows, both parts, times ``scale``: ``h' = h + s (h'_head -
+  h)``, ``b = s b_head``. 1 is the head as trained; above 1 the request's wish weighs more
+  against the user's habits, below 1 less (0: the backbone). Rows where ``rows`` is False are
+  returned unchanged.
 
   Args:
     h: float[B, d] backbone user vectors; user: float[B, d] the head's h'; tag_bias: float[B, T];
-    positive: bool[B]; scale: a float >= 0, or float[B] (one per row: a traced input, so one
+    rows: bool[B]; scale: a float >= 0, or float[B] (one per row: a traced input, so one
     compiled program serves every strength).
   Returns:
     (user float[B, d], tag_bias float[B, T]).
   """
   scale = jnp.asarray(scale, jnp.float32)
   scale = scale[:, None] if scale.ndim == 1 else scale  # [B, 1] or []
-  s = jnp.where(positive[:, None], scale, jnp.float32(1.0))  # [B, 1]
+  s = jnp.where(rows[:, None], scale, jnp.float32(1.0))  # [B, 1]
   return h + s * (user - h), s * tag_bias
 
 

@@ -38,7 +38,7 @@ from dpr_jax.data.split import SplitData
 from dpr_jax.errors import UserError
 from dpr_jax.eval.ranking import length_buckets
 from dpr_jax.models import build_head, retrieval, valid_item_mask
-from dpr_jax.models.dpr import compose, negative_part, positive_part, scale_positive, tag_profile
+from dpr_jax.models.dpr import compose, negative_part, positive_part, scale_offset, tag_profile
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import prompt_features
 
@@ -214,7 +214,7 @@ class Recommender:
     user_neg, bias_neg = negative_part(h, out_neg.user, out_neg.tag_bias, has_neg,
                                        self.config.dpr.negative_steering)
     bias_pos = positive_part(out_pos.tag_bias, has_pos, self.config.dpr.positive_steering)
-    user_pos, bias_pos = scale_positive(h, out_pos.user, bias_pos, has_pos,
+    user_pos, bias_pos = scale_offset(h, out_pos.user, bias_pos, has_pos,
                                         self.config.dpr.positive_scale)
     user, tag_bias = compose(h, [(user_pos, bias_pos), (user_neg, bias_neg)])
     plain = retrieval.scores(h, table)

@@ -124,6 +124,7 @@ def run(config, mode: str = "train") -> dict:
       positive_steering=config.dpr.positive_steering,
       positive_scale=config.dpr.positive_scale,
       filter_positive_scale=config.dpr.filter_positive_scale,
+      filter_negative_scale=config.dpr.filter_negative_scale,
       reference_user_vectors=None if tuned is None else (
           lambda x: model.apply({"params": backbone_params}, x, method=model.user_vector)),
       reference_table=None if tuned is None else table,

@@ -89,13 +89,26 @@ def polarity_table(scorer: Scorer, data: SplitData, split: str, tasks: dict[str,
   return {"users": int(len(pos.users)), "methods": row, "ceiling": ceiling}
 
 
-# The strengths of positive steering compared on validation (``dpr.positive_scale``).
-POSITIVE_SCALES = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+# The strengths of steering compared on validation (``dpr.positive_scale`` and the filter's).
+SCALE_GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 # A strength competes only if each task's tag figure stays within this of the configured one's.
 TAG_TOLERANCE = 0.01
 
 
-SCALES = ("positive_scale", "filter_positive_scale")  # batch inputs of the compiled steps
+# Batch inputs of the compiled steps.
+SCALES = ("positive_scale", "filter_positive_scale", "filter_negative_scale")
+LOWER_IS_BETTER = ("violation@10",)  # tag figures where less is better
+
+
+def tag_figures_kept(tags: dict[str, dict[str, float]], value: str, configured: str) -> bool:
+  """Whether every task's tag figure at ``value`` is no worse than at ``configured`` by more
+  than ``TAG_TOLERANCE`` (``tags``: {task: {value: its ROW_METRIC}}; Violation@10: lower is
+  better, the others higher)."""
+  for task, figures in tags.items():
+    sign = -1.0 if ROW_METRIC[task] in LOWER_IS_BETTER else 1.0
+    if sign * (figures[value] - figures[configured]) < -TAG_TOLERANCE:
+      return False
+  return True
 
 
 def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
@@ -104,8 +117,9 @@ def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
   ``negative_steering`` by NEG DPR NDCG@10, ``positive_scale`` by the mean DPR NDCG@10 of the
   tasks with a positive part (POS, NUANCED, COMBINED) among the values whose tag figures
   (TagPrecision@10, Satisfied@10) stay within ``TAG_TOLERANCE`` of the configured value's, and
-  ``filter_positive_scale`` by the same rule on DPR + filter's figures (the scale DPR steers
-  with under the hard filter).
+  ``filter_positive_scale`` / ``filter_negative_scale`` by the same rule on DPR + filter's
+  figures (the strengths DPR steers with under the hard filter; the negative one by NEG, its
+  Violation@10 within the tolerance).
   {switch: {"valid ndcg@10": {value: x}, "best_on_valid", "configured", "split": "valid",
   "task", "method" (the ranking the figures are of), "valid tag figure by task" (each task's
   ROW_METRIC per value), and for the scales "constraint", "meets_constraint" {value: bool}}};
@@ -114,8 +128,9 @@ def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
   for switch, values, names, method in (
       ("positive_steering", POSITIVE_STEERING, ("POS",), "dpr"),
       ("negative_steering", NEGATIVE_STEERING, ("NEG",), "dpr"),
-      ("positive_scale", POSITIVE_SCALES, ("POS", "NUANCED", "COMBINED"), "dpr"),
-      ("filter_positive_scale", POSITIVE_SCALES, ("POS", "NUANCED", "COMBINED"), "dpr+filter")):
+      ("positive_scale", SCALE_GRID, ("POS", "NUANCED", "COMBINED"), "dpr"),
+      ("filter_positive_scale", SCALE_GRID, ("POS", "NUANCED", "COMBINED"), "dpr+filter"),
+      ("filter_negative_scale", SCALE_GRID, ("NEG",), "dpr+filter")):
     names = tuple(n for n in names if n in tasks and len(tasks[n].users))
     if not names:
       continue
@@ -139,8 +154,7 @@ def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
     # if every task's tag figure (higher is better) stays within TAG_TOLERANCE of the configured
     # value's (reports/experiments.md, 2026-12-03 late night: ranking alone chose a scale that
     # lost three tag targets).
-    meets = {v: switch not in SCALES or all(
-        tags[n][str(v)] >= tags[n][str(configured)] - TAG_TOLERANCE for n in tags)
+    meets = {v: switch not in SCALES or tag_figures_kept(tags, str(v), str(configured))
              for v in values}
     best = max((v for v in values if meets[v]), key=lambda v: (scores[v], v == configured))
     out[switch] = {"valid ndcg@10": {str(v): x for v, x in scores.items()},

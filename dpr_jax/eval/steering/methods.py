@@ -19,7 +19,7 @@ from dpr_jax.eval.metrics import metrics_at_k, target_rank
 from dpr_jax.eval.ranking import seen_mask
 from dpr_jax.eval.steering.tasks import OFF_HABIT_SHARE, Task, tag_share
 from dpr_jax.models import retrieval, valid_item_mask
-from dpr_jax.models.dpr import compose, negative_part, positive_part, scale_positive
+from dpr_jax.models.dpr import compose, negative_part, positive_part, scale_offset
 from dpr_jax.prompts.bank import PromptBank
 from dpr_jax.prompts.combine import is_negative
 
@@ -47,8 +47,11 @@ class Scorer:
   # config.dpr.positive_scale; a batch input of the compiled steps (``batch["positive_scale"]``
   # float[B]), so scorers that differ in it alone may share ``_steps``.
   positive_scale: float = 1.0
-  # config.dpr.filter_positive_scale: the same, for DPR under the hard filter ("dpr+filter").
+  # config.dpr.filter_positive_scale / filter_negative_scale: the strength of a positive /
+  # negative part for DPR under the hard filter ("dpr+filter"; batch inputs too). DPR alone
+  # steers negative parts as trained.
   filter_positive_scale: float = 1.0
+  filter_negative_scale: float = 1.0
   # Stage 1's backbone when stage 3 tuned another one (None: no reference rows).
   reference_user_vectors: Callable | None = None  # (inputs int[B, L]) -> float[B, d]
   reference_table: jax.Array | None = None  # float[V, d]
@@ -153,7 +156,8 @@ def scores_fn(scorer: Scorer, method: str):
         u_j, b_j = negative_part(h, *scorer.steer(h, batch[key], batch["share"], negative),
                                  negative, scorer.negative_steering)
         b_j = positive_part(b_j, ~negative, scorer.positive_steering)
-        u_j, b_j = scale_positive(h, u_j, b_j, ~negative, batch["positive_scale"])
+        scale = jnp.where(negative, batch["negative_scale"], batch["positive_scale"])  # [B]
+        u_j, b_j = scale_offset(h, u_j, b_j, jnp.ones_like(negative), scale)
         steered.append((jnp.where(on, u_j, h), jnp.where(on, b_j, 0.0)))
       u, tag_bias = compose(h, steered)
       scores = retrieval.scores(u, table, tag_bias, scorer.item_tags)
@@ -237,6 +241,8 @@ def evaluate_method(scorer: Scorer, data: SplitData, split: str, task: Task, ban
         "positive_scale": np.full(batch_size, scorer.filter_positive_scale
                                   if method == "dpr+filter" else scorer.positive_scale,
                                   np.float32),
+        "negative_scale": np.full(batch_size, scorer.filter_negative_scale
+                                  if method == "dpr+filter" else 1.0, np.float32),
         "has_prompt": rows >= 0,
         "prompt": feats(rows), "has_prompt2": rows2 >= 0, "prompt2": feats(rows2),
         "prompt_negative": take(negative, rows, False),
