@@ -93,9 +93,7 @@ def polarity_table(scorer: Scorer, data: SplitData, split: str, tasks: dict[str,
 SCALE_GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 # A strength competes only if each task's tag figure stays within this of the configured one's.
 TAG_TOLERANCE = 0.01
-
-
-# Batch inputs of the compiled steps.
+# The strengths compared on that grid (batch inputs of the compiled steps).
 SCALES = ("positive_scale", "filter_positive_scale", "filter_negative_scale")
 LOWER_IS_BETTER = ("violation@10",)  # tag figures where less is better
 
@@ -151,7 +149,7 @@ def select_modes(scorer: Scorer, data: SplitData, tasks: dict[str, Task],
           tags[n][str(value)] = float(np.mean(share))
     scores = {v: float(np.mean([by_task[n][str(v)] for n in names])) for v in values}
     # The strength of positive steering must keep the wish as well met: a value competes only
-    # if every task's tag figure (higher is better) stays within TAG_TOLERANCE of the configured
+    # if every task's tag figure stays within TAG_TOLERANCE of the configured
     # value's (reports/experiments.md, 2026-12-03 late night: ranking alone chose a scale that
     # lost three tag targets).
     meets = {v: switch not in SCALES or tag_figures_kept(tags, str(v), str(configured))
