@@ -27,5 +27,10 @@ def get_config(arg: str | None = None):
   # (reports/experiments.md, 2026-12-03, the expert ablation).
   c.dpr.num_experts = 8
   c.dpr.expert_hidden = 128
+  # Strengths of positive steering at inference, DPR alone / under the hard filter, chosen on
+  # validation over 3 stage-3 seeds by the same rule, among the values that keep every tag
+  # figure within 0.01 (reports/experiments.md, 2026-12-04).
+  c.dpr.positive_scale = 0.75
+  c.dpr.filter_positive_scale = 0.25
   c.run.dir = "runs/ml1m_gru4rec"
   return finalize(c, arg)
