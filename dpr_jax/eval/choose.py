@@ -25,8 +25,8 @@ applies the same rule to an inference switch every evaluation compares on valida
 (``selection.<switch>`` of ``results_steering.json``: its grid, per task): each value of the
 grid is a variant whose tasks the switch moves take the grid's figures and the others the run's
 validation table, over the given runs (seeds); the configured value is the incumbent. A value
-the evaluation marks as failing its own constraint (``meets_constraint``: the positive scale's
-tag figures) in any seed does not compete. A switch of another ranking
+the evaluation marks as failing its own constraint (``meets_constraint``: the scales' tag
+figures) in any seed does not compete. A switch of another ranking
 (``filter_positive_scale``: DPR + filter) puts that ranking's NDCG@10 in the columns it moves,
 as the table's header says; the sums then compare its values with each other.
 """
