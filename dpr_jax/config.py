@@ -192,6 +192,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.stage3.nuanced_share = 0.3  # Of the positive examples, share prompted by a nuanced text.
   c.stage3.tag_weight = 1.0  # Positive: weight of -log P(tag).
   c.stage3.suppress_weight = 8.0  # Negative: weight of -log(1 - P(tag)).
+  # Positive: weight of -log P(target | tag), the order within the asked tag -- the only part of
+  # a positive ranking the hard filter leaves to DPR (the full CE already holds it once).
+  c.stage3.in_tag_weight = 0.0
   c.stage3.aux_weight = 0.01  # MoE load-balance loss.
   c.stage3.offset_weight = 0.05  # L2 on the item-space part of the steering offset.
   # L2 on a negative example's tag coordinates other than its tag: "no X" should lower X and

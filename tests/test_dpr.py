@@ -731,9 +731,56 @@ def test_the_steering_loss_trains_the_router(top_k):
            "tag": jnp.asarray(rng.integers(0, t, b), jnp.int32),
            "target": jnp.asarray(rng.integers(1, v, b), jnp.int32)}
   cfg = ml_collections.ConfigDict({"tag_weight": 1.0, "suppress_weight": 8.0, "aux_weight": 0.0,
-                                   "offset_weight": 0.05, "focus_weight": 0.0})
+                                   "offset_weight": 0.05, "focus_weight": 0.0,
+                                   "in_tag_weight": 0.0})
   grads = jax.grad(lambda p: steering_loss(head, p, batch, catalogue, cfg)[0])(params)
   assert np.abs(np.asarray(grads["router"]["kernel"])).max() > 1e-5
+
+
+def test_the_in_tag_loss_is_the_targets_cross_entropy_within_its_tag():
+  """``stage3.in_tag_weight`` adds, for positive examples only, -log softmax of the target among
+  the items of the asked tag (a reference in numpy, from the same logits)."""
+  import ml_collections
+
+  from dpr_jax.train.examples import FrozenCatalogue
+  from dpr_jax.train.steering import steering_loss
+
+  rng = np.random.default_rng(1)
+  v, t, b = 30, 3, 12
+  head = DPRHead(embed_dim=8, num_tags=t, adapter_hidden=16, num_experts=2, top_k=1,
+                 expert_hidden=16)
+  params = nn.unbox(head.init({"params": jax.random.key(0)}, jnp.zeros((1, 8)),
+                              jnp.zeros((1, 12)), jnp.ones((1,), bool))["params"])
+  tags = (rng.random((v, t)) < 0.5).astype(np.float32)
+  tags[0] = 0
+  target = rng.integers(1, v, b)
+  tag = np.array([rng.choice(np.flatnonzero(tags[i])) if tags[i].any() else 0 for i in target])
+  tags[target, tag] = 1  # a positive's target carries its tag
+  kind = rng.integers(0, 3, b)
+  catalogue = FrozenCatalogue(table=jnp.asarray(rng.normal(size=(v, 8)), jnp.float32),
+                              item_tags=jnp.asarray(tags), valid=jnp.arange(v) > 0)
+  batch = {"h": jnp.asarray(rng.normal(size=(b, 8)), jnp.float32),
+           "prompt": jnp.asarray(rng.normal(size=(b, 12)), jnp.float32),
+           "kind": jnp.asarray(kind, jnp.int32), "tag": jnp.asarray(tag, jnp.int32),
+           "target": jnp.asarray(target, jnp.int32)}
+
+  def loss(w):
+    cfg = ml_collections.ConfigDict({"tag_weight": 1.0, "suppress_weight": 8.0,
+                                     "aux_weight": 0.0, "offset_weight": 0.05,
+                                     "focus_weight": 0.0, "in_tag_weight": w})
+    return float(steering_loss(head, params, batch, catalogue, cfg)[0])
+
+  out = head.apply({"params": params}, batch["h"], batch["prompt"], batch["kind"] > 0, None,
+                   batch["kind"] == 2)
+  logits = np.asarray(catalogue.logits(out.user, out.tag_bias), np.float64)  # [B, V]
+  ref = []
+  for i in range(b):
+    inside = (tags[:, tag[i]] > 0) & (np.arange(v) > 0)
+    z = logits[i, inside]
+    within = z.max() + np.log(np.exp(z - z.max()).sum()) - logits[i, target[i]]
+    ref.append(within if kind[i] == 1 else 0.0)
+  np.testing.assert_allclose(loss(2.0) - loss(0.0), 2.0 * np.mean(ref), rtol=1e-4, atol=1e-5)
+  assert np.mean(ref) > 0
 
 
 def test_polarity_routing_sends_each_polarity_to_its_expert():

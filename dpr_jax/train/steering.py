@@ -22,7 +22,8 @@ positions of each user's training part, each with its backbone user vector ``h``
     backbone's unprompted top-10 (what the model leans to); a training negative template of ``g``;
   * unprompted (the rest): no prompt; the head is the identity there.
 Loss: next-item cross-entropy of ``t`` under ``h'`` for every example, plus for positives
-``tag_weight * -log P(g)`` and for negatives the suppression loss ``suppress_weight *
+``tag_weight * -log P(g)`` and ``in_tag_weight * -log P(t | g)`` (the order within ``g``: what
+the hard filter leaves to DPR), and for negatives the suppression loss ``suppress_weight *
 -log(1 - P(g))`` where ``P(g)`` is the softmax mass on items carrying ``g``, plus the router's
 load-balance loss times ``aux_weight``, plus ``offset_weight * |h' - h|^2``, plus for negatives
 ``focus_weight`` times the squared tag coordinates of the tags other than ``g``. The template of each example is re-drawn every step
@@ -139,7 +140,10 @@ def steering_loss(head: DPRHead, params, batch, catalogue: FrozenCatalogue, stee
   negative = (kind == 2).astype(jnp.float32)
   # -log(1 - P(g)), with P(g) kept below 1 so the loss stays finite.
   suppress = -jnp.log1p(-jnp.minimum(jnp.exp(log_mass), 1.0 - 1e-6))
+  # -log P(t | g) = CE + log P(g) (a positive's target carries its tag g): the order within g.
+  in_tag = ce + log_mass
   loss_items = (ce + steer_config.tag_weight * positive * -log_mass
+                + steer_config.in_tag_weight * positive * in_tag
                 + steer_config.suppress_weight * negative * suppress)
   aux = (out.route.load_balance_loss if weight is None else  # empty slots do not count
          load_balance_loss(out.route.expert_index, out.route.router_probs, weight))
