@@ -47,6 +47,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.mlp_dim = 256  # SASRec feed-forward width.
   c.model.gru_dim = 128  # GRU4Rec hidden size (projected back to embed_dim).
   c.model.dropout = 0.2
+  # SASRec's training attention in this many causal query blocks: the all-masked blocks above
+  # the diagonal are skipped (the same function; dropout drawn per block).
+  c.model.attention_query_blocks = 2
   # Compute dtype of the backbone's matmuls: "float32", or "bfloat16" (for accelerators) with
   # float32 parameters (master weights, optimizer state), float32 attention softmax,
   # LayerNorm statistics and cross-entropy.
@@ -310,6 +313,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
        f"must be float32 or bfloat16, got {config.model.compute_dtype!r}")
   need(config.model.embed_dim % config.model.num_heads == 0, "model.num_heads",
        f"must divide model.embed_dim={config.model.embed_dim}")
+  need(isinstance(config.model.attention_query_blocks, int)
+       and config.model.attention_query_blocks >= 1, "model.attention_query_blocks",
+       f"must be an integer >= 1, got {config.model.attention_query_blocks!r}")
   need(config.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
   need(config.eval.chunk >= -1, "eval.chunk", "must be -1 (automatic), 0 (whole call) or >= 1")
   need(1 <= config.dpr.top_k <= config.dpr.num_experts, "dpr.top_k",
@@ -356,7 +362,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 CONFIG_FILE = "config.json"
 # Model fields that change how a step computes, not what a checkpoint holds: a checkpoint stays
 # usable when they change (e.g. train in bfloat16, evaluate in float32).
-RUNTIME_MODEL_FIELDS = ("compute_dtype",)
+RUNTIME_MODEL_FIELDS = ("compute_dtype", "attention_query_blocks")
 
 
 def model_fingerprint(model_config: ml_collections.ConfigDict) -> dict:

@@ -112,10 +112,13 @@ def test_resolve_chunk():
   assert resolve_chunk(0, "sasrec", mesh) == 0 and resolve_chunk(7, "gru4rec", mesh) == 7
 
 
-def test_inference_attention_equals_the_training_softmax():
-  """Deterministic calls normalise the attention after the value product; the training path
-  (softmax, then dropout) must give the same vectors when dropout is off."""
-  model = SASRec(vocab_size=40, max_len=12, embed_dim=16, mlp_dim=32, num_heads=2, dropout=0.0)
+@pytest.mark.parametrize("query_blocks", [1, 2, 5])
+def test_inference_attention_equals_the_training_softmax(query_blocks):
+  """Deterministic calls normalise the attention after the value product and use the fused
+  q/k/v product; the training path (separate q, k, v products, the softmax in causal query
+  blocks, then dropout) must give the same vectors when dropout is off."""
+  model = SASRec(vocab_size=40, max_len=12, embed_dim=16, mlp_dim=32, num_heads=2, dropout=0.0,
+                 query_blocks=query_blocks)
   params = nn.unbox(model.init({"params": jax.random.key(0)}, jnp.zeros((1, 12), jnp.int32)))
   seqs = jnp.array([[0, 0, 0, 5, 7, 9, 11, 13, 2, 4, 6, 8], [0] * 9 + [3, 1, 2],
                     list(range(20, 32))])
@@ -128,6 +131,32 @@ def test_inference_attention_equals_the_training_softmax():
   g_inf, g_train = grad(params, True), grad(params, False)
   for a, b in zip(jax.tree.leaves(g_inf), jax.tree.leaves(g_train)):
     np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+@pytest.mark.parametrize("query_blocks", [2, 3])
+def test_packed_training_attention_in_query_blocks_equals_the_dense_forward(query_blocks):
+  """The training path on packed rows (block-diagonal mask, causal query blocks that cut through
+  sequences) gives the dense forward's values at every real position when dropout is off."""
+  model = SASRec(vocab_size=40, max_len=12, embed_dim=16, mlp_dim=32, num_heads=2, dropout=0.0,
+                 query_blocks=query_blocks)
+  params = nn.unbox(model.init({"params": jax.random.key(0)}, jnp.zeros((1, 12), jnp.int32)))
+  seqs = jnp.array([[0, 0, 0, 5, 7, 9, 11, 13, 2, 4, 6, 8], [0] * 9 + [3, 1, 2],
+                    list(range(20, 32)), [0] * 10 + [4, 4], [0] * 11 + [9]])
+  dense = np.asarray(model.apply(params, seqs)).reshape(-1, 16)
+  h, idx = jax.jit(lambda p: model.apply(p, seqs, 36, deterministic=False, method=model.packed,
+                                         rngs={"dropout": jax.random.key(1)}))(params)
+  h, idx = np.asarray(h), np.asarray(idx)
+  filled = idx < seqs.size
+  assert filled.sum() == np.count_nonzero(seqs)
+  np.testing.assert_allclose(h[filled], dense[idx[filled]], atol=1e-5)
+
+
+def test_causal_query_blocks_cover_the_queries_in_order():
+  from dpr_jax.models.sasrec import causal_query_blocks
+  assert causal_query_blocks(200, 2) == [(0, 100), (100, 200)]
+  assert causal_query_blocks(10, 3) == [(0, 3), (3, 7), (7, 10)]
+  assert causal_query_blocks(3, 8) == [(0, 1), (1, 2), (2, 3)]  # at most one block per query
+  assert causal_query_blocks(7, 1) == [(0, 7)]
 
 
 def _ce_inputs(seed=0):

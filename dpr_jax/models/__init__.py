@@ -21,7 +21,8 @@ def build_backbone(model_config, num_items: int, max_len: int) -> nn.Module:
   if model_config.name == "sasrec":
     return SASRec(vocab_size=vocab, max_len=max_len, embed_dim=model_config.embed_dim,
                   num_blocks=model_config.num_blocks, num_heads=model_config.num_heads,
-                  mlp_dim=model_config.mlp_dim, dropout=model_config.dropout, dtype=dtype)
+                  mlp_dim=model_config.mlp_dim, dropout=model_config.dropout, dtype=dtype,
+                  query_blocks=model_config.get("attention_query_blocks", 1))
   if model_config.name == "gru4rec":
     return GRU4Rec(vocab_size=vocab, max_len=max_len, embed_dim=model_config.embed_dim,
                    gru_dim=model_config.gru_dim, dropout=model_config.dropout, dtype=dtype)

@@ -43,6 +43,7 @@ class CausalSelfAttention(nn.Module):
   num_heads: int
   dropout: float
   dtype: Any = jnp.float32  # compute dtype of the matmuls; the softmax is always float32
+  query_blocks: int = 1  # causal query blocks of the training attention (causal_query_blocks)
 
   @nn.compact
   def __call__(self, x: Array, key_mask: Array | None, deterministic: bool,
@@ -65,22 +66,28 @@ class CausalSelfAttention(nn.Module):
     if last_only:  # keys and values at every position, the query at the last one only
       kv = proj(x, kernel[:, 1:])  # [B, L, 2, H, K]
       q, k, v = proj(x[:, -1:], kernel[:, 0]), kv[:, :, 0], kv[:, :, 1]  # q: [B, 1, H, K]
+    elif not deterministic:
+      # Training: three products, each output contiguous. The fused [.., 3, H, K] product's
+      # strided slices cost copies forward and backward (-10% of the ML-1M step,
+      # reports/perf_log.md); inference keeps the fused one (measured no slower there).
+      shape = (segments.shape if segments is not None else x.shape[:-1]) + kernel.shape[2:]
+      q, k, v = (proj(x, kernel[:, i]).reshape(shape) for i in range(3))  # [B, L, H, K] each
     else:
       qkv = proj(x, kernel)  # [B, L, 3, H, K], or [C, 3, H, K] packed
       if segments is not None:
         qkv = qkv.reshape(segments.shape + qkv.shape[1:])  # [R, L, 3, H, K]: free
       q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, L, H, K]
-    length = k.shape[1]
+    length, scale = k.shape[1], head_dim**-0.5
     with jax.named_scope("attention"):
-      logits = jnp.einsum("bqhk,bshk->bhqs", q, k,
-                          preferred_element_type=jnp.float32) * head_dim**-0.5  # [B, H, Q, L]
       causal = jnp.tril(jnp.ones((length, length), dtype=bool))[-q.shape[1]:]  # [Q, L]
       if segments is None:
         allowed = causal[None, None] & key_mask[:, None, None, :]  # [B, 1, Q, L]
       else:  # block-diagonal: earlier slots of the same sequence only
         allowed = causal[None, None] & (segments[:, None, :, None] == segments[:, None, None, :])
-      logits = jnp.where(allowed, logits, _NEG)
       if deterministic:
+        logits = jnp.einsum("bqhk,bshk->bhqs", q, k,
+                            preferred_element_type=jnp.float32) * scale  # [B, H, Q, L]
+        logits = jnp.where(allowed, logits, _NEG)
         # Inference: the softmax is normalised after the value product, so the division runs
         # over [B, Q, H, K] instead of the [B, H, Q, L] weights (one pass over the largest
         # array less: -8% on ML-1M ranking, reports/perf_log.md). Training keeps the plain
@@ -91,9 +98,18 @@ class CausalSelfAttention(nn.Module):
         total = jnp.swapaxes(jnp.sum(unnormalised, axis=-1), 1, 2)  # [B, Q, H]
         out = (out / total[..., None]).astype(v.dtype)
       else:
-        weights = jax.nn.softmax(logits, axis=-1)
-        weights = Dropout(self.dropout)(weights, deterministic=deterministic)
-        out = jnp.einsum("bhqs,bshk->bqhk", weights.astype(v.dtype), v)  # [B, Q, H, K]
+        # Training, in causal query blocks: the queries start:end see the keys :end only, so
+        # the blocks above the diagonal (all masked) are never computed -- with n blocks,
+        # (n + 1) / 2n of the scores, softmax, dropout and products of the full square.
+        outs = []
+        for start, end in causal_query_blocks(length, self.query_blocks):
+          logits = jnp.einsum("bqhk,bshk->bhqs", q[:, start:end], k[:, :end],
+                              preferred_element_type=jnp.float32) * scale  # [B, H, Qi, end]
+          logits = jnp.where(allowed[..., start:end, :end], logits, _NEG)
+          weights = jax.nn.softmax(logits, axis=-1)
+          weights = Dropout(self.dropout)(weights, deterministic=deterministic)
+          outs.append(jnp.einsum("bhqs,bshk->bqhk", weights.astype(v.dtype), v[:, :end]))
+        out = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=1)  # [B, Q, H, K]
     if segments is not None:
       out = out.reshape((-1,) + out.shape[2:])  # [C, H, K]
     return nn.DenseGeneral(
@@ -123,6 +139,7 @@ class Block(nn.Module):
   mlp_dim: int
   dropout: float
   dtype: Any = jnp.float32
+  query_blocks: int = 1  # CausalSelfAttention.query_blocks
 
   @nn.compact
   def __call__(self, x: Array, mask: Array, deterministic: bool, last_only: bool = False,
@@ -134,7 +151,7 @@ class Block(nn.Module):
     slots, and mask bool[C] marks the filled ones; returns float[C, d].
     """
     norm = lambda: nn.LayerNorm(dtype=self.dtype)  # statistics in float32 either way
-    y = CausalSelfAttention(self.num_heads, self.dropout, self.dtype)(
+    y = CausalSelfAttention(self.num_heads, self.dropout, self.dtype, self.query_blocks)(
         norm()(x), None if segments is not None else mask, deterministic, last_only, segments)
     if last_only:
       x, mask = x[:, -1:], mask[:, -1:]
@@ -156,6 +173,8 @@ class SASRec(nn.Module):
     embed_dim: d.
     dtype: compute dtype (float32, or bfloat16 for bf16 matmuls on accelerators); parameters
       are float32 either way, attention softmax and the loss run in float32.
+    query_blocks: the training attention runs in this many causal query blocks
+      (:func:`causal_query_blocks`); the same function, dropout drawn per block.
   """
 
   vocab_size: int
@@ -166,6 +185,7 @@ class SASRec(nn.Module):
   mlp_dim: int = 256
   dropout: float = 0.2
   dtype: Any = jnp.float32
+  query_blocks: int = 1
   packs_rows = True  # class constant, not a module field
 
   def setup(self):
@@ -173,8 +193,8 @@ class SASRec(nn.Module):
     self.pos_embed = self.param(
         "pos_embedding", partitioned(nn.initializers.normal(0.02), ("position", "embed")),
         (self.max_len, self.embed_dim))
-    self.blocks = [Block(self.num_heads, self.mlp_dim, self.dropout, self.dtype, name=f"block_{i}")
-                   for i in range(self.num_blocks)]
+    self.blocks = [Block(self.num_heads, self.mlp_dim, self.dropout, self.dtype,
+                         self.query_blocks, name=f"block_{i}") for i in range(self.num_blocks)]
     self.final_norm = nn.LayerNorm(dtype=self.dtype)
     self.embed_dropout = Dropout(self.dropout)
 
@@ -263,6 +283,13 @@ class SASRec(nn.Module):
   def item_table(self) -> Array:
     """float[V, d], the shared item table used for ranking."""
     return self.item_embed.table()
+
+
+def causal_query_blocks(length: int, n: int) -> list[tuple[int, int]]:
+  """[(start, end)]: ``n`` contiguous query blocks of near-equal size covering 0..length."""
+  n = max(1, min(n, length))
+  bounds = [round(i * length / n) for i in range(n + 1)]
+  return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _row_layout(n: Array, rows: int, length: int) -> tuple[Array, Array]:
