@@ -63,6 +63,16 @@ def test_peer_ranking_metrics_equal_ours():
     np.testing.assert_allclose(got[k], want[k], atol=1e-6, err_msg=k)
 
 
+def test_compiled_peer_ranking_metrics_equal_ours():
+  _, data, ours, module = _setup(1)
+  peer.copy_params(ours.state.params, module)
+  want = ours.evaluate(ours.state.params, data, "test")
+  got = peer.torch_eval(module, data, "test", 16, data.num_items, forward=torch.compile(module))
+  assert got["users"] == want["users"] == data.num_users
+  for k in want:
+    np.testing.assert_allclose(got[k], want[k], atol=1e-6, err_msg=k)
+
+
 def test_peer_trains_with_dropout():
   c, data, _, module = _setup(1)
   opt = peer.torch_optimizer(module, c.train)
