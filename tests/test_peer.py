@@ -53,21 +53,13 @@ def test_compiled_peer_computes_the_same_loss_and_gradients():
   assert eq["loss_rel_diff_compiled"] < 1e-5 and eq["grad_max_rel_diff_compiled"] < 1e-4
 
 
-def test_peer_ranking_metrics_equal_ours():
+@pytest.mark.parametrize("compiled", [False, True])
+def test_peer_ranking_metrics_equal_ours(compiled):
   _, data, ours, module = _setup(1)
   peer.copy_params(ours.state.params, module)
   want = ours.evaluate(ours.state.params, data, "test")
-  got = peer.torch_eval(module, data, "test", 16, data.num_items)
-  assert got["users"] == want["users"] == data.num_users
-  for k in want:
-    np.testing.assert_allclose(got[k], want[k], atol=1e-6, err_msg=k)
-
-
-def test_compiled_peer_ranking_metrics_equal_ours():
-  _, data, ours, module = _setup(1)
-  peer.copy_params(ours.state.params, module)
-  want = ours.evaluate(ours.state.params, data, "test")
-  got = peer.torch_eval(module, data, "test", 16, data.num_items, forward=torch.compile(module))
+  got = peer.torch_eval(module, data, "test", 16, data.num_items,
+                        forward=torch.compile(module) if compiled else None)
   assert got["users"] == want["users"] == data.num_users
   for k in want:
     np.testing.assert_allclose(got[k], want[k], atol=1e-6, err_msg=k)
