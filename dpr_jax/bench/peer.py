@@ -30,7 +30,10 @@ with dropout off, the loss and every parameter gradient on one real batch are co
 
 Timing: the repeats are interleaved (jax, torch-dense, torch-compact, jax, ...) so load drift on
 a shared machine hits all alike; the ratio is of medians. Training runs ``--steps`` optimizer
-steps per repeat (ours as one jit call of ``lax.scan`` over stacked batches, as the trainer does);
+steps per repeat (ours as one jit call of ``lax.scan`` over stacked batches, as the trainer does;
+default ``train.steps_per_call``, the trainer's call: each of our calls also pays a fixed ~0.15 s
+on the ML-1M preset, XLA:CPU faulting in the step's freshly mapped temporary buffer, which fewer
+steps per call spread over fewer steps; ``reports/perf_log.md``, 2026-12-05);
 evaluation ranks all users of the test split against the whole catalogue, seen items masked,
 Recall/NDCG@10/20 (ours: :mod:`dpr_jax.eval.ranking`; the peer: the same rank rule in torch).
 
@@ -682,7 +685,8 @@ def main() -> None:
   p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                  help="config overrides, e.g. model.embed_dim=64")
   p.add_argument("--steps", type=common.int_at_least(0), default=0,
-                 help="optimizer steps per timed repeat (default: train.steps_per_call)")
+                 help="optimizer steps per timed repeat, ours as one jit call (default: "
+                      "train.steps_per_call, as the trainer calls it)")
   p.add_argument("--repeats", type=common.positive_int, default=5)
   p.add_argument("--eval-repeats", type=common.positive_int, default=3)
   p.add_argument("--peer-eval-batches", type=common.positive_int, nargs="+", default=[32, 64, 256],
