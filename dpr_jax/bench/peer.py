@@ -31,9 +31,9 @@ with dropout off, the loss and every parameter gradient on one real batch are co
 Timing: the repeats are interleaved (jax, torch-dense, torch-compact, jax, ...) so load drift on
 a shared machine hits all alike; the ratio is of medians. Training runs ``--steps`` optimizer
 steps per repeat (ours as one jit call of ``lax.scan`` over stacked batches, as the trainer does;
-default ``train.steps_per_call``, the trainer's call: each of our calls also pays a fixed ~0.15 s
-on the ML-1M preset, XLA:CPU faulting in the step's freshly mapped temporary buffer, which fewer
-steps per call spread over fewer steps; ``reports/perf_log.md``, 2026-12-05);
+default ``train.steps_per_call``, the trainer's call: each of our calls also pays a fixed cost,
+XLA:CPU faulting in the step's freshly mapped temporary buffer, which fewer steps per call spread
+over fewer steps; ``reports/perf_log.md``, 2026-12-05);
 evaluation ranks all users of the test split against the whole catalogue, seen items masked,
 Recall/NDCG@10/20 (ours: :mod:`dpr_jax.eval.ranking`; the peer: the same rank rule in torch).
 
