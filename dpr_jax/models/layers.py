@@ -75,14 +75,28 @@ def hashed_bits(key: Array, shape: tuple[int, ...]) -> Array:
   correlations), not for anything needing a cryptographic generator. Distinct indices map to
   distinct values under one key for up to 2**32 elements.
   """
-  seeds = jax.random.bits(key, (2,), jnp.uint32)
   n = 1
   for s in shape:
     n *= s
   if n > 2**32:
     return jax.random.bits(key, shape, jnp.uint32)
-  idx = jax.lax.iota(jnp.uint32, n).reshape(shape)
-  return _fmix32(_fmix32(idx * jnp.uint32(0x9E3779B9) + seeds[0]) ^ seeds[1])
+  return hashed_bits_at(key, jax.lax.iota(jnp.uint32, n).reshape(shape))
+
+
+def hashed_bits_at(key: Array, index: Array) -> Array:
+  """uint32[...]: the bits :func:`hashed_bits` gives the elements at flat ``index`` uint32[...]
+  (so an array's bits can be drawn directly in another layout, e.g. transposed)."""
+  seeds = jax.random.bits(key, (2,), jnp.uint32)
+  return _fmix32(_fmix32(index * jnp.uint32(0x9E3779B9) + seeds[0]) ^ seeds[1])
+
+
+def dropout_threshold(rate: float) -> tuple[int, float]:
+  """(threshold, scale) of inverted dropout at ``rate``: an element is kept where its
+  :func:`hashed_bits` are >= threshold, and a kept element is multiplied by scale."""
+  if not 0.0 < rate < 1.0:
+    raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+  threshold = min(round(rate * 2**32), 2**32 - 1)
+  return threshold, 2**32 / (2**32 - threshold)
 
 
 class Dropout(nn.Module):
@@ -106,9 +120,11 @@ class Dropout(nn.Module):
     """x float[...] -> float[...] of the same shape and dtype."""
     if deterministic or self.rate == 0.0:
       return x
-    if not 0.0 < self.rate < 1.0:
-      raise ValueError(f"dropout rate must be in [0, 1), got {self.rate}")
-    threshold = min(round(self.rate * 2**32), 2**32 - 1)
-    keep = hashed_bits(self.make_rng("dropout"), x.shape) >= jnp.uint32(threshold)
-    scale = 2**32 / (2**32 - threshold)
+    threshold, scale = dropout_threshold(self.rate)
+    keep = hashed_bits(self.key(), x.shape) >= jnp.uint32(threshold)
     return jnp.where(keep, x * jnp.asarray(scale, x.dtype), jnp.zeros((), x.dtype))
+
+  def key(self) -> Array:
+    """This call site's key of the "dropout" stream (what ``__call__`` draws its mask from), for
+    code that applies the same mask itself (``dpr_jax.models.attention``)."""
+    return self.make_rng("dropout")

@@ -15,10 +15,10 @@ import jax
 import jax.numpy as jnp
 
 from dpr_jax import sharding
+from dpr_jax.models import attention
 from dpr_jax.models.layers import Dropout, ItemEmbedding, partitioned
 
 Array = jax.Array
-_NEG = -1e9
 
 
 class QKVKernel(nn.Module):
@@ -77,7 +77,7 @@ class CausalSelfAttention(nn.Module):
       if segments is not None:
         qkv = qkv.reshape(segments.shape + qkv.shape[1:])  # [R, L, 3, H, K]: free
       q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, L, H, K]
-    length, scale = k.shape[1], head_dim**-0.5
+    length = k.shape[1]
     with jax.named_scope("attention"):
       causal = jnp.tril(jnp.ones((length, length), dtype=bool))[-q.shape[1]:]  # [Q, L]
       if segments is None:
@@ -85,31 +85,14 @@ class CausalSelfAttention(nn.Module):
       else:  # block-diagonal: earlier slots of the same sequence only
         allowed = causal[None, None] & (segments[:, None, :, None] == segments[:, None, None, :])
       if deterministic:
-        logits = jnp.einsum("bqhk,bshk->bhqs", q, k,
-                            preferred_element_type=jnp.float32) * scale  # [B, H, Q, L]
-        logits = jnp.where(allowed, logits, _NEG)
-        # Inference: the softmax is normalised after the value product, so the division runs
-        # over [B, Q, H, K] instead of the [B, H, Q, L] weights (one pass over the largest
-        # array less: -8% on ML-1M ranking, reports/perf_log.md). Training keeps the plain
-        # softmax, whose backward is cheaper than that of the deferred division.
-        unnormalised = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, -1, keepdims=True)))
-        out = jnp.einsum("bhqs,bshk->bqhk", unnormalised.astype(v.dtype), v,
-                         preferred_element_type=jnp.float32)  # [B, Q, H, K]
-        total = jnp.swapaxes(jnp.sum(unnormalised, axis=-1), 1, 2)  # [B, Q, H]
-        out = (out / total[..., None]).astype(v.dtype)
+        out = attention.inference_attention(q, k, v, allowed)  # [B, Q, H, K]
       else:
-        # Training, in causal query blocks: the queries start:end see the keys :end only, so
-        # the blocks above the diagonal (all masked) are never computed -- with n blocks,
-        # (n + 1) / 2n of the scores, softmax, dropout and products of the full square.
-        outs = []
-        for start, end in causal_query_blocks(length, self.query_blocks):
-          logits = jnp.einsum("bqhk,bshk->bhqs", q[:, start:end], k[:, :end],
-                              preferred_element_type=jnp.float32) * scale  # [B, H, Qi, end]
-          logits = jnp.where(allowed[..., start:end, :end], logits, _NEG)
-          weights = jax.nn.softmax(logits, axis=-1)
-          weights = Dropout(self.dropout)(weights, deterministic=deterministic)
-          outs.append(jnp.einsum("bhqs,bshk->bqhk", weights.astype(v.dtype), v[:, :end]))
-        out = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=1)  # [B, Q, H, K]
+        # Training, in causal query blocks (the blocks above the diagonal are never computed:
+        # with n blocks, (n + 1) / 2n of the full square), dropout drawn per block.
+        blocks = causal_query_blocks(length, self.query_blocks)
+        keys = ([Dropout(self.dropout).key() for _ in blocks]
+                if self.dropout > 0.0 else None)  # the call sites Dropout_0, Dropout_1, ...
+        out = attention.training_attention(q, k, v, allowed, blocks, self.dropout, keys)
     if segments is not None:
       out = out.reshape((-1,) + out.shape[2:])  # [C, H, K]
     return nn.DenseGeneral(
