@@ -81,6 +81,11 @@ def activation_rules(mesh: Mesh):
     _ACTIVATION_MESH.reset(token)
 
 
+def activation_mesh() -> Mesh | None:
+  """The mesh of the enclosing :func:`activation_rules`, or None outside one."""
+  return _ACTIVATION_MESH.get()
+
+
 def constrain(x: jax.Array, logical_axes: tuple[str | None, ...]) -> jax.Array:
   """``x`` laid out as its logical axes say (one name or None per axis) inside
   :func:`activation_rules`; unchanged outside it."""

@@ -116,3 +116,36 @@ def test_dropout_masks_differ_between_keys_and_call_sites():
   counts = np.bincount(bits >> 28, minlength=16) / bits.size
   np.testing.assert_allclose(counts, 1 / 16, rtol=0.02)  # 5 standard errors
   assert len(np.unique(bits)) == bits.size  # distinct indices, distinct values (a bijection)
+
+
+@pytest.mark.parametrize("rows,inp,out", [(64, 8, 24), (64, 24, 8), (63, 16, 16)])
+def test_layer_products_have_the_plain_values_and_gradients(rows, inp, out):
+  """layer_dot_general (split weight gradients on a CPU device) is lax.dot_general: for a
+  Dense with more outputs than inputs, fewer, and an odd row count (no split)."""
+  from dpr_jax.models.layers import layer_dot_general
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, rows // 2 if rows % 2 == 0 else rows, inp)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(inp, out)), jnp.float32)
+  dims = (((2,), (0,)), ((), ()))
+  results = []
+  for dot in (layer_dot_general, jax.lax.dot_general):
+    f = jax.jit(lambda x, w, dot=dot: jnp.sum(jnp.sin(dot(x, w, dims))))
+    results.append((f(x, w), jax.jit(jax.grad(f, argnums=(0, 1)))(x, w)))
+  (v1, (dx1, dw1)), (v2, (dx2, dw2)) = results
+  np.testing.assert_allclose(v1, v2, rtol=1e-5)
+  np.testing.assert_allclose(dx1, dx2, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(dw1, dw2, rtol=1e-5, atol=1e-5)
+
+
+def test_dense_general_with_layer_products_keeps_its_parameters_and_gradients():
+  """The attention's output projection (two contracted axes) through layer_dot_general: the
+  same parameter tree as plain DenseGeneral and the same gradients."""
+  from dpr_jax.models.layers import layer_dot_general
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(10, 2, 4)), jnp.float32)
+  plain = nn.DenseGeneral(6, axis=(-2, -1))
+  fast = nn.DenseGeneral(6, axis=(-2, -1), dot_general=layer_dot_general)
+  params = plain.init(jax.random.key(0), x)
+  assert jax.tree.structure(fast.init(jax.random.key(0), x)) == jax.tree.structure(params)
+  loss = lambda m: jax.grad(lambda p: jnp.sum(jnp.sin(m.apply(p, x))))(params)
+  for a, b in zip(jax.tree.leaves(loss(fast)), jax.tree.leaves(loss(plain))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -1,10 +1,15 @@
-"""Building blocks shared by the backbones: the item table, dropout and partitioned initialisers."""
+"""Building blocks shared by the backbones: the item table, dropout, partitioned initialisers and
+the layers' products (their weight gradients split over the cores on CPU)."""
 
 from __future__ import annotations
+
+import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from dpr_jax import sharding
 
 Array = jax.Array
 
@@ -128,3 +133,65 @@ class Dropout(nn.Module):
     """This call site's key of the "dropout" stream (what ``__call__`` draws its mask from), for
     code that applies the same mask itself (``dpr_jax.models.attention``)."""
     return self.make_rng("dropout")
+
+
+# ============================================================ layer products with split weight gradients
+def _weight_grad(x: Array, g: Array) -> Array:
+  """x^T g: float[N, I] x float[N, J] -> float[I, J], the weight gradient of ``x @ w``.
+
+  As two half-sums over N in one batched product, which Eigen runs on two threads (one product
+  contracting N runs on one), and, when I > J, as ``(g^T x)^T``: XLA:CPU's product is ~2x
+  faster with the smaller side as output rows; the small result's transpose stays behind an
+  optimisation barrier, or XLA folds it back into the product (reports/perf_log.md, 2026-12-05
+  (later)).
+  """
+  n = x.shape[0]
+  split = 2 if n % 2 == 0 else 1
+  halves = lambda a: a.reshape(split, n // split, a.shape[1])
+  batched = (((1,), (1,)), ((0,), (0,)))
+  if x.shape[1] > g.shape[1]:
+    out = jnp.sum(jax.lax.dot_general(halves(g), halves(x), batched), axis=0)  # [J, I]
+    return jax.lax.optimization_barrier(out).T
+  return jnp.sum(jax.lax.dot_general(halves(x), halves(g), batched), axis=0)
+
+
+@jax.custom_vjp
+def _matmul(x: Array, w: Array) -> Array:
+  """float[N, I] @ float[I, J] -> float[N, J], its weight gradient from :func:`_weight_grad`."""
+  return x @ w
+
+
+def _matmul_fwd(x, w):
+  return x @ w, (x, w)
+
+
+def _matmul_bwd(residuals, g):
+  x, w = residuals
+  return (g @ w.T).astype(x.dtype), _weight_grad(x, g).astype(w.dtype)
+
+
+_matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
+def layer_dot_general(lhs: Array, rhs: Array, dimension_numbers, precision=None,
+                      preferred_element_type=None) -> Array:
+  """``lax.dot_general`` for a layer's product, for ``nn.Dense(dot_general=...)`` and
+  ``nn.DenseGeneral``: the same values and gradients.
+
+  On a single CPU device, a product ``x [..., I...] . w [I..., J...]`` (x's last axes against w's
+  first, same dtypes) takes its weight gradient from :func:`_weight_grad`, which keeps both cores
+  busy (a SASRec training step -3%, reports/perf_log.md). Everywhere else -- accelerators,
+  meshes of several devices (each device's share is its own product already), other products --
+  it is ``lax.dot_general`` itself.
+  """
+  (lc, rc), (lb, rb) = dimension_numbers
+  m = len(lc)
+  mesh = sharding.activation_mesh()
+  if (lb or rb or tuple(lc) != tuple(range(lhs.ndim - m, lhs.ndim)) or tuple(rc) != tuple(range(m))
+      or lhs.dtype != rhs.dtype or jax.default_backend() != "cpu"
+      or (mesh is not None and mesh.size > 1)):
+    return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision=precision,
+                               preferred_element_type=preferred_element_type)
+  batch_shape, size = lhs.shape[:lhs.ndim - m], math.prod(lhs.shape[lhs.ndim - m:])
+  y = _matmul(lhs.reshape(-1, size), rhs.reshape(size, -1))
+  return y.reshape(batch_shape + rhs.shape[m:])

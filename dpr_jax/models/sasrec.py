@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from dpr_jax import sharding
 from dpr_jax.models import attention
-from dpr_jax.models.layers import Dropout, ItemEmbedding, partitioned
+from dpr_jax.models.layers import Dropout, ItemEmbedding, partitioned, layer_dot_general
 
 Array = jax.Array
 
@@ -62,7 +62,8 @@ class CausalSelfAttention(nn.Module):
     # No bias: a key bias cancels in the softmax and a value bias is absorbed by the output
     # bias, so their gradients are pure rounding noise that Adam would amplify to full steps.
     kernel = QKVKernel(self.num_heads, head_dim, name="qkv")(d)  # [d, 3, H, K]
-    proj = lambda y, w: jnp.tensordot(y.astype(self.dtype), w.astype(self.dtype), axes=1)
+    proj = lambda y, w: layer_dot_general(
+        y.astype(self.dtype), w.astype(self.dtype), (((y.ndim - 1,), (0,)), ((), ())))
     if last_only:  # keys and values at every position, the query at the last one only
       kv = proj(x, kernel[:, 1:])  # [B, L, 2, H, K]
       q, k, v = proj(x[:, -1:], kernel[:, 0]), kv[:, :, 0], kv[:, :, 1]  # q: [B, 1, H, K]
@@ -96,7 +97,7 @@ class CausalSelfAttention(nn.Module):
     if segments is not None:
       out = out.reshape((-1,) + out.shape[2:])  # [C, H, K]
     return nn.DenseGeneral(
-        d, axis=(-2, -1), name="out", dtype=self.dtype,
+        d, axis=(-2, -1), name="out", dtype=self.dtype, dot_general=layer_dot_general,
         kernel_init=partitioned(init, ("heads", "kv", "embed")))(out)
 
 
@@ -110,11 +111,12 @@ class FeedForward(nn.Module):
     d = x.shape[-1]
     init = nn.initializers.xavier_uniform()
     with jax.named_scope("ffn"):
-      y = nn.Dense(self.mlp_dim, dtype=self.dtype,
+      y = nn.Dense(self.mlp_dim, dtype=self.dtype, dot_general=layer_dot_general,
                    kernel_init=partitioned(init, ("embed", "mlp")))(x)
       y = nn.gelu(y)
       y = Dropout(self.dropout)(y, deterministic=deterministic)
-      return nn.Dense(d, dtype=self.dtype, kernel_init=partitioned(init, ("mlp", "embed")))(y)
+      return nn.Dense(d, dtype=self.dtype, dot_general=layer_dot_general,
+                      kernel_init=partitioned(init, ("mlp", "embed")))(y)
 
 
 class Block(nn.Module):
