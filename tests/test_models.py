@@ -124,7 +124,8 @@ def test_layer_products_have_the_plain_values_and_gradients(rows, inp, out):
   Dense with more outputs than inputs, fewer, and an odd row count (no split)."""
   from dpr_jax.models.layers import layer_dot_general
   rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.normal(size=(2, rows // 2 if rows % 2 == 0 else rows, inp)), jnp.float32)
+  shape = (2, rows // 2, inp) if rows % 2 == 0 else (1, rows, inp)  # rows x: N = rows
+  x = jnp.asarray(rng.normal(size=shape), jnp.float32)
   w = jnp.asarray(rng.normal(size=(inp, out)), jnp.float32)
   dims = (((2,), (0,)), ((), ()))
   results = []

@@ -9,8 +9,7 @@ scores are kept keys-major (``[N, S, Q]``, the softmax over axis 1), which makes
 product a leading-axis product with no transpose of the weights, and the training backward is
 written out (a ``custom_vjp``) so that its four products are leading-axis products too. On the
 2-core CPU: a training step -3%, full-ranking evaluation -8% (``reports/perf_log.md``,
-2026-12-05 (later)). On accelerators the layout changes nothing (their products take either
-form).
+2026-12-05 (later)). Not measured on accelerators, whose products take either layout.
 
 The same functions as the plain formulations (``tests/test_attention.py`` checks values and
 gradients against them), and the same dropout masks: the training weights' mask for query
