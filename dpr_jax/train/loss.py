@@ -159,8 +159,14 @@ def _one_tile_weighted_lse(h: Array, items: Array, weight: Array) -> Array:
   return jnp.sum(jax.nn.logsumexp(logits, axis=-1) * weight)
 
 
-def _lse_and_grads(h, items, weight):
-  """(sum_n weight_n lse_n, dh float32[N, d], d_items float32[R, d]) of one block of rows."""
+def _lse_and_grads(h, items, weight, h_t=None):
+  """(sum_n weight_n lse_n, dh float32[N, d], d_items) of one block of rows.
+
+  d_items is float32[R, d]; or, when ``h_t`` (h transposed, [d, N], laid out as such) is given,
+  float32[d, R] = h_t @ softmax: a plain row-major product, which XLA:CPU hands to its XNNPACK
+  kernels instead of the transposed-operand product that contracts the rows' leading axis
+  (reports/perf_log.md, 2026-12-05 (third)).
+  """
   logits = jnp.einsum("nd,rd->nr", h, items, preferred_element_type=jnp.float32)  # [N, R]
   m = jnp.max(logits, axis=-1, keepdims=True)
   e = jnp.exp(logits - m)  # [N, R]
@@ -169,7 +175,10 @@ def _lse_and_grads(h, items, weight):
   compute_dtype = jnp.result_type(h.dtype, items.dtype)
   gp = (e * (weight[:, None] / s)).astype(compute_dtype)  # weight * softmax, [N, R]
   dh = jnp.einsum("nr,rd->nd", gp, items, preferred_element_type=jnp.float32)
-  d_items = jnp.einsum("nr,nd->rd", gp, h, preferred_element_type=jnp.float32)
+  if h_t is None:
+    d_items = jnp.einsum("nr,nd->rd", gp, h, preferred_element_type=jnp.float32)
+  else:
+    d_items = jnp.einsum("dn,nr->dr", h_t, gp, preferred_element_type=jnp.float32)
   return jnp.sum(lse * weight), dh, d_items
 
 
@@ -183,14 +192,16 @@ def _one_tile_weighted_lse_fwd(h, items, weight):
     pad = (-n) % rows
     hp = jnp.swapaxes(jnp.pad(h, ((0, pad), (0, 0))).reshape(rows, -1, d), 0, 1)  # [K, rows, d]
     wp = jnp.swapaxes(jnp.pad(weight, (0, pad)).reshape(rows, -1), 0, 1)  # [K, rows]
+    hp_t = jnp.swapaxes(hp, 1, 2)  # [K, d, rows]: each chunk's h^T, one transpose up front
 
-    def body(d_items, xs):
-      h_chunk, w_chunk = xs
-      total, dh, d_chunk = _lse_and_grads(h_chunk, items, w_chunk)
-      return d_items + d_chunk, (total, dh)
+    def body(d_items_t, xs):
+      h_chunk, h_chunk_t, w_chunk = xs
+      total, dh, d_chunk_t = _lse_and_grads(h_chunk, items, w_chunk, h_chunk_t)
+      return d_items_t + d_chunk_t, (total, dh)
 
-    d_items, (totals, dh) = jax.lax.scan(body, jnp.zeros(items.shape, jnp.float32), (hp, wp))
-    total, dh = jnp.sum(totals), jnp.swapaxes(dh, 0, 1).reshape(-1, d)[:n]
+    d_items_t, (totals, dh) = jax.lax.scan(
+        body, jnp.zeros(items.shape[::-1], jnp.float32), (hp, hp_t, wp))  # [d, R]
+    total, dh, d_items = jnp.sum(totals), jnp.swapaxes(dh, 0, 1).reshape(-1, d)[:n], d_items_t.T
   return total, (dh.astype(h.dtype), d_items.astype(items.dtype))
 
 
