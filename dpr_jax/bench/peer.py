@@ -594,7 +594,8 @@ def run(args) -> dict:
       "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else jax.__version__,
       "flax": _version("flax"), "optax": _version("optax"), "torch": torch.__version__,
       "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-      "ld_preload": os.environ.get("LD_PRELOAD", ""), "commit": report.git_commit(),
+      "ld_preload": os.environ.get("LD_PRELOAD", ""),
+      "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "commit": report.git_commit(),
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "uptime_before": load_before, "uptime_after": _uptime()}
   return results
@@ -622,7 +623,8 @@ def markdown(results: dict) -> str:
   lines = ["# dpr_jax vs PyTorch peer (SASRec)\n", f"`{f['command']}`\n",
            f"- machine: {f['machine']} ({f['cpu']}); {f['device']}; jax {f['jax']}, flax "
            f"{f['flax']}, torch {f['torch']} ({f['torch_threads']} threads), python {f['python']}",
-           f"- LD_PRELOAD: `{f['ld_preload'] or '-'}`; commit {f['commit']}; {f['date']}",
+           f"- LD_PRELOAD: `{f['ld_preload'] or '-'}`; GLIBC_TUNABLES: "
+           f"`{f.get('glibc_tunables') or '-'}`; commit {f['commit']}; {f['date']}",
            f"- load before: `{f['uptime_before']}`; after: `{f['uptime_after']}`",
            f"- data: {f['data']}; model: d={f['model']['embed_dim']}, blocks "
            f"{f['model']['num_blocks']}, heads {f['model']['num_heads']}, mlp "
