@@ -215,7 +215,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 256  # Users per ranking call (split over the `data` mesh axis).
   # Users whose vectors are computed at once inside a ranking call (a lax.map over chunks,
-  # which bounds the call's working set; dpr_jax.eval.ranking.chunked). -1: automatic, 32 per
+  # which bounds the call's working set; dpr_jax.eval.ranking.chunked). -1: automatic, 16 per
   # data-parallel device for SASRec on CPU (where XLA:CPU slows down on large matmul outputs;
   # reports/perf_log.md), the whole call elsewhere (GRU4Rec's scan pays per chunk; accelerators
   # want large batches). 0: the whole call.

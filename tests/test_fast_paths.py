@@ -107,7 +107,7 @@ def test_chunked_keeps_rows_in_place():
 def test_resolve_chunk():
   mesh = sharding.make_mesh(1, 1, jax.devices()[:1])
   cpu = jax.devices()[0].platform == "cpu"
-  assert resolve_chunk(-1, "sasrec", mesh) == (32 if cpu else 0)
+  assert resolve_chunk(-1, "sasrec", mesh) == (16 if cpu else 0)
   assert resolve_chunk(-1, "gru4rec", mesh) == 0
   assert resolve_chunk(0, "sasrec", mesh) == 0 and resolve_chunk(7, "gru4rec", mesh) == 7
 
