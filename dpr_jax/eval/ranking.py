@@ -190,9 +190,9 @@ def resolve_chunk(chunk: int, model_name: str, mesh: Mesh) -> int:
   a few MB runs slower: on ML-1M (6,040 users, d = 128, 256 users per call) SASRec's ranking pass
   took 6.5 s whole and 3.9 s in chunks of 32 with older code; with the current attention, chunks
   of 16 (3,200 positions at the widest input) beat 32 (paired time ratios 0.93-0.98, medians
-  2.64-2.67 s against 2.80-2.90 s, three interleaved A/Bs) and 8 or 64 are slower
-  (reports/perf_log.md). GRU4Rec's takes 4.1 s whole and 5.9 s in chunks of 32 (each chunk runs
-  the whole scan).
+  2.64-2.67 s against 2.80-2.90 s, three interleaved A/Bs; metrics identical) and 8 or 64 are
+  slower than 16 (reports/perf_log.md). GRU4Rec's takes 4.1 s whole and 5.9 s in chunks of 32
+  (each chunk runs the whole scan).
   """
   if chunk != -1:
     return chunk
