@@ -1,0 +1,62 @@
+"""launch/tag_bias_study.py: its DPR + filter ranking is the evaluation's, on the shared run."""
+
+import importlib.util
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+class _Done(Exception):
+  pass
+
+
+def _load_study():
+  spec = importlib.util.spec_from_file_location("tag_bias_study",
+                                                ROOT / "launch" / "tag_bias_study.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_the_study_reproduces_the_evaluations_filtered_ranking(dpr_run, tmp_path, monkeypatch):
+  from dpr_jax.eval import steering as steering_eval
+  from dpr_jax.train import run
+
+  config, results = dpr_run
+  study = _load_study()
+  run_dir = tmp_path / "run"  # the run is shared: eval mode writes the parser's results
+  shutil.copytree(config.run.dir, run_dir)
+  config = config.copy_and_resolve_references()
+  config.unlock()
+  config.run.dir = str(run_dir)
+  config.lock()
+  written = (run_dir / "results_steering.json").read_bytes()
+  tables = {}
+
+  def capture(scorer, data, bank, seed, top10, domain=None, read=None, *args, **kwargs):
+    tables.update(study.study_tables(scorer, data, bank, seed, top10, domain, read))
+    raise _Done
+
+  monkeypatch.setattr(steering_eval, "evaluate_steering", capture)
+  with pytest.raises(_Done):
+    run.run(config, mode="eval")
+  assert (run_dir / "results_steering.json").read_bytes() == written  # nothing rewritten
+
+  scale = config.dpr.filter_positive_scale
+  for name in ("POS", "NUANCED"):
+    t = tables[name]
+    valid = results["steering"]["valid"][name]
+    assert t["users"] == valid["users"] and t["not_read"] == 0  # every request read (rules)
+    methods = valid["methods"]
+    np.testing.assert_allclose(t["filter"], methods["filter"]["ndcg@10"], rtol=1e-5)
+    evaluated = t["rows"][f"as evaluated (offset and tags at {scale})"][scale]
+    np.testing.assert_allclose(evaluated * t["filter"], methods["dpr+filter"]["ndcg@10"],
+                               rtol=1e-5)
+    assert set(t["rows"]["tag coordinates only"]) == set(study.TAG_SCALES)
+    assert len(t["rarer"]) == len(t["other"]) == len(study.EDGES) - 1
+  text = study.markdown(tables)
+  assert "## POS" in text and "the selection rule alone" in text
