@@ -6,7 +6,8 @@ reports/experiments.md, 2026-12-05.)
 RUN is a trained DPR run (stages 1-3). The script restores it as ``--mode eval --config.stages=3``
 does (stage 1 is not evaluated again), builds the steering tasks, and, in place of the steering
 evaluation, prints the study below as markdown for **validation** users; no test figure is
-computed and nothing is written to RUN (the parser's results file is not rewritten either).
+computed and no results file in RUN is written (nor the parser's; as any ``--mode eval``, the
+logbook opens an empty TensorBoard event file).
 
 Under the hard filter every remaining item carries the asked tag g, so DPR can only reorder
 them, through two things the head outputs for the request: the item-space offset ``h' - h``
