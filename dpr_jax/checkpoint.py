@@ -318,9 +318,18 @@ def parser_params(config, tag_names, sharding=None):
   leading axis (every leaf ``[K, ...]``; dpr_jax.prompts.reader.make_parse averages them)."""
   members = [_read(parser_dir(config.run.dir, k), "latest", parser_fingerprint(config, tag_names),
                    "train stage 2 with dpr.reader='parser' and these parser settings, or serve"
-                   " with --config.dpr.reader=rules", sharding)
+                   " with --config.dpr.reader=rules" if k == 0
+                   else missing_members(k, config.parser.members), sharding)
              for k in range(config.parser.members)]
   return stack_members(members)
+
+
+def missing_members(found: int, members: int) -> str:
+  """What to do when a run's stage 2 holds ``found`` parsers and ``parser.members`` asks for
+  more (a run trained before the default grew)."""
+  return (f"the run's stage 2 has {found} request parser(s) and parser.members={members} asks"
+          f" for {members}: read with --config.parser.members={found}, or train the others"
+          " with --config.stages=2 (what the run has is restored)")
 
 
 def stack_members(members: list) -> Any:

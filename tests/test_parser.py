@@ -267,6 +267,25 @@ def test_stage2_trains_the_parser_and_reports_it(dpr_run):
   assert set(report["everyday"]) >= {"positive", "negative", "combined", "vague"}
 
 
+def test_a_run_with_fewer_parsers_than_asked_says_how_to_read_or_train_them(dpr_run):
+  """A run trained before ``parser.members`` grew: serving it with the larger default names the
+  two ways out instead of a bare missing checkpoint."""
+  from dpr_jax import config as config_lib
+  from dpr_jax.errors import CheckpointError
+  from dpr_jax.serve.recommender import Recommender
+
+  config, _ = dpr_run
+  c = config_lib.load_run_config(config.run.dir)
+  c.unlock()
+  c.dpr.reader = "parser"
+  had = c.parser.members
+  c.parser.members = had + 1
+  c.lock()
+  with pytest.raises(CheckpointError, match=rf"has {had} request parser\(s\).*"
+                     rf"--config.parser.members={had}.*--config.stages=2"):
+    Recommender.load(config.run.dir, config=c)
+
+
 def test_the_answer_shows_how_the_request_was_read(parser_rec):
   user = parser_rec.data.user_ids[0]
   from dpr_jax.serve.recommender import Request

@@ -143,7 +143,9 @@ def _train_member(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
   if not train:
     ckpts.close()
     if restored is None:
-      raise CheckpointError(f"no parser checkpoint in {ckpts.directory}; train stage 2 first")
+      raise CheckpointError(f"no parser checkpoint in {ckpts.directory}; " + (
+          "train stage 2 first" if member == 0
+          else checkpoint.missing_members(member, config.parser.members)))
     return jax.device_get(state.params)
   texts, labels = parser_examples(config, bank, tag_names, member)
   forms, form_tag = (jnp.asarray(a) for a in known_forms(config.dpr.domain, tag_names,
