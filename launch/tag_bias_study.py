@@ -28,6 +28,7 @@ allowed item). Rows (DPR + filter NDCG@10 over the filter's, the same users and 
 and the mean tag coordinate per share bucket, for tags rarer than g and tags that are not.
 """
 
+import functools
 import sys
 
 import jax
@@ -37,9 +38,10 @@ from absl import app
 
 from dpr_jax import launch
 from dpr_jax.eval import steering as steering_eval
+from dpr_jax.eval.metrics import metrics_at_k, target_rank
 from dpr_jax.eval.ranking import seen_mask
 from dpr_jax.eval.steering.tasks import build_tasks
-from dpr_jax.models import valid_item_mask
+from dpr_jax.models import retrieval, valid_item_mask
 from dpr_jax.models.dpr import positive_part
 from dpr_jax.prompts.combine import is_negative
 from dpr_jax.train import parser as parser_lib
@@ -62,29 +64,29 @@ def steered(scorer, h, prompts, share, batch=512):
   return np.concatenate(users), np.concatenate(biases)
 
 
-def filtered_ndcg(scorer, data, users, tag, h, u, b, s_u, s_b, batch=512):
-  """float: mean NDCG@10 on validation of ``(h + s_u (u - h)) E^T + s_b b tags^T`` with seen
-  items removed and only items of ``tag`` allowed (the "dpr+filter" ranking)."""
-  _, targets, seen_len = data.eval_split("valid")
-  table = scorer.table
-  tags = jnp.asarray(scorer.item_tags, jnp.float32)
+@functools.partial(jax.jit, static_argnames="num_items")
+def _filtered_ndcg(h, u, b, g, history, seen_len, target, table, item_tags, s_u, s_b, num_items):
+  """float32[B]: NDCG@10 of ``h + s_u (u - h)`` with tag coordinates ``s_b b`` among the
+  unseen valid items of tag ``g`` -- the evaluation's "dpr+filter" ranking with the offset and
+  the tag coordinates scaled apart."""
   vocab = table.shape[0]
-  valid = valid_item_mask(vocab, scorer.num_items)
+  scores = retrieval.scores(h + s_u * (u - h), table, s_b * b, item_tags)
+  candidates = valid_item_mask(vocab, num_items)[None, :] & ~seen_mask(history, seen_len, target,
+                                                                        vocab)
+  candidates &= jnp.take(item_tags, g, axis=1).T
+  rank = target_rank(retrieval.mask(scores, candidates), target, candidates)
+  return metrics_at_k(rank, (10,))["ndcg@10"]
 
-  @jax.jit
-  def ndcg(h, u, b, g, history, seen_len, target):
-    scores = (h + s_u * (u - h)) @ table.T + s_b * b @ tags.T
-    allowed = valid[None, :] & ~seen_mask(history, seen_len, target, vocab)
-    allowed &= jnp.take(tags, g, axis=1).T > 0
-    scores = jnp.where(allowed, scores, -jnp.inf)
-    rank = jnp.sum(scores > jnp.take_along_axis(scores, target[:, None], 1), 1)
-    return jnp.where(rank < 10, 1.0 / jnp.log2(rank + 2.0), 0.0)
 
+def filtered_ndcg(scorer, data, users, tag, h, u, b, s_u, s_b, batch=512):
+  """float: mean over ``users`` (validation) of :func:`_filtered_ndcg`."""
+  _, targets, seen_len = data.eval_split("valid")
   out = []
   for s in range(0, len(users), batch):
     rows, us = slice(s, s + batch), users[s:s + batch]
-    out.append(np.asarray(ndcg(h[rows], u[rows], b[rows], tag[rows], data.history[us],
-                               seen_len[us], targets[us])))
+    out.append(np.asarray(_filtered_ndcg(
+        h[rows], u[rows], b[rows], tag[rows], data.history[us], seen_len[us], targets[us],
+        scorer.table, scorer.item_tags, s_u, s_b, num_items=scorer.num_items)))
   return float(np.concatenate(out).mean())
 
 
@@ -100,10 +102,10 @@ def study_tables(scorer, data, bank, seed, backbone_top10, domain=None, read=Non
     # way by the evaluation; counted, not studied).
     negative = (np.array([is_negative(t) for t in bank.texts], bool) if task.negative is None
                 else task.negative)
-    read = (task.prompt >= 0) & ~negative[np.maximum(task.prompt, 0)]
+    one_part = (task.prompt >= 0) & ~negative[np.maximum(task.prompt, 0)]
     if task.prompt2 is not None:
-      read &= task.prompt2 < 0
-    users, g, prompt = task.users[read], task.tag[read], task.prompt[read]
+      one_part &= task.prompt2 < 0
+    users, g, prompt = task.users[one_part], task.tag[one_part], task.prompt[one_part]
     rows = np.arange(len(users))
     h = scorer.user_table(data, "valid")[users]
     share = scorer.tag_share(data, "valid")[users].astype(np.float32)
@@ -135,7 +137,7 @@ def study_tables(scorer, data, bank, seed, backbone_top10, domain=None, read=Non
       table[label] = {s: ratio(bias, 0.0, s) for s in TAG_SCALES}
     table[f"the selection rule alone (-{RULE_PENALTY:g} per tag rarer than g)"] = {
         1.0: ratio(keep_g(-RULE_PENALTY * rarer), 0.0, 1.0)}
-    out[name] = {"users": len(users), "not_read": int((~read).sum()), "filter": base,
+    out[name] = {"users": len(users), "not_read": int((~one_part).sum()), "filter": base,
                  "rows": table, "rarer": extra, "other": plain,
                  "asked": float(b[rows, g].mean()), "scale": scale}
   return out

@@ -78,12 +78,37 @@ def tiny_config(tmp_path):
     c.run.dir = str(tmp_path / "run")
     c.data.cache_dir = str(tmp_path / "cache")
     c.run.progress = False
-    for key, value in overrides.items():
-      node = c
-      *parents, leaf = key.split(".")
-      for p in parents:
-        node = node[p]
-      node[leaf] = value
+    _override(c, overrides)
+    return c
+
+  return make
+
+
+def _override(c, overrides: dict) -> None:
+  """Sets ``{"group.field": value}`` on the (unlocked) config ``c``."""
+  for key, value in overrides.items():
+    node = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+
+
+@pytest.fixture
+def run_copy(tmp_path):
+  """``run_copy(config, name, ignore=(), **overrides)``: a copy of a trained run's folder at
+  tmp_path / name and its config pointing there (locked), with ``{"group.field": value}``
+  overrides. For tests that run more on a shared run (which they must not modify)."""
+  import shutil
+
+  def make(config, name: str = "run", ignore: tuple[str, ...] = (), **overrides):
+    run_dir = tmp_path / name
+    shutil.copytree(config.run.dir, run_dir, ignore=shutil.ignore_patterns(*ignore))
+    c = config.copy_and_resolve_references()
+    c.unlock()
+    c.run.dir = str(run_dir)
+    _override(c, overrides)
+    c.lock()
     return c
 
   return make

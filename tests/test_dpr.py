@@ -115,7 +115,7 @@ def _results(run_dir):
 @pytest.mark.slow
 @needs_encoder
 @pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
-def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
+def test_three_stages_end_to_end(tiny_config, request, model, run_copy):
   from dpr_jax.train import run
 
   if model == "sasrec":  # the session's shared run
@@ -224,14 +224,8 @@ def test_three_stages_end_to_end(tiny_config, request, model, tmp_path):
     return
   # A rerun of finished stages trains nothing and reproduces the results (on a copy: the run is
   # shared).
-  import shutil
-
-  run_dir = tmp_path / "rerun"
-  shutil.copytree(config.run.dir, run_dir)
-  config = config.copy_and_resolve_references()
-  config.unlock()
-  config.run.dir = str(run_dir)
-  config.lock()
+  config = run_copy(config, "rerun")
+  run_dir = pathlib.Path(config.run.dir)
   lines = (run_dir / "metrics.jsonl").read_text()
   again = run.run(config)
   new = (run_dir / "metrics.jsonl").read_text()[len(lines):]
@@ -396,22 +390,17 @@ def test_finetuned_group_moves_at_its_own_rate():
 @pytest.mark.slow
 @needs_encoder
 def test_stage3_with_the_backbone_tuning_ranks_and_serves_with_the_tuned_backbone(
-    dpr_run, tmp_path):
-  import shutil
-
+    dpr_run, run_copy):
   from dpr_jax import checkpoint, sharding
   from dpr_jax.data.prepare import prepare
   from dpr_jax.serve.recommender import Recommender
   from dpr_jax.train import run
 
   config, first = dpr_run
-  run_dir = tmp_path / "run"  # stages 1-2 of the shared run; stage 3 retrained with the backbone
-  shutil.copytree(config.run.dir, run_dir, ignore=shutil.ignore_patterns("stage3", "results_st*"))
-  c = config.copy_and_resolve_references()
-  c.unlock()
-  c.run.dir, c.stages = str(run_dir), "3"
-  c.stage3.backbone_lr, c.stage3.epochs = 3e-3, 2
-  c.lock()
+  # Stages 1-2 of the shared run; stage 3 retrained with the backbone.
+  c = run_copy(config, ignore=("stage3", "results_st*"), **{
+      "stages": "3", "stage3.backbone_lr": 3e-3, "stage3.epochs": 2})
+  run_dir = pathlib.Path(c.run.dir)
   tuned_results = run.run(c)["steering"]
   res = _results(run_dir)
   protocol = json.loads((run_dir / "results_steering.json").read_text())["protocol"]

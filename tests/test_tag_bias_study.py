@@ -2,7 +2,6 @@
 
 import importlib.util
 import pathlib
-import shutil
 
 import numpy as np
 import pytest
@@ -22,18 +21,14 @@ def _load_study():
   return module
 
 
-def test_the_study_reproduces_the_evaluations_filtered_ranking(dpr_run, tmp_path, monkeypatch):
+def test_the_study_reproduces_the_evaluations_filtered_ranking(dpr_run, run_copy, monkeypatch):
   from dpr_jax.eval import steering as steering_eval
   from dpr_jax.train import run
 
   config, results = dpr_run
   study = _load_study()
-  run_dir = tmp_path / "run"  # the run is shared: eval mode writes the parser's results
-  shutil.copytree(config.run.dir, run_dir)
-  config = config.copy_and_resolve_references()
-  config.unlock()
-  config.run.dir = str(run_dir)
-  config.lock()
+  config = run_copy(config)  # the run is shared: eval mode writes the parser's results
+  run_dir = pathlib.Path(config.run.dir)
   written = (run_dir / "results_steering.json").read_bytes()
   tables = {}
 
