@@ -79,10 +79,16 @@ def head_fingerprint(config, data, stage: int) -> dict:
   return out
 
 
+# Parser settings added after checkpoints existed, with the value every earlier one was trained
+# with: left out of the fingerprint at that value, so those checkpoints still restore.
+_PARSER_SINCE = {"composed_share": 0.0}
+
+
 def parser_fingerprint(config, tag_names) -> dict:
   """What a request-parser checkpoint (one member of the ensemble) must agree with; the
   ensemble's size is not part of it, so member k serves in any ensemble of more than k."""
-  parser = {k: v for k, v in config.parser.to_dict().items() if k != "members"}
+  parser = {k: v for k, v in config.parser.to_dict().items()
+            if k != "members" and not (k in _PARSER_SINCE and v == _PARSER_SINCE[k])}
   return {"parser": parser, "tags": list(tag_names), "domain": config.dpr.domain}
 
 

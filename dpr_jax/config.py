@@ -167,6 +167,9 @@ def default_config() -> ml_collections.ConfigDict:
   # encoder's similarity (chosen on validation: reports/experiments.md, 2026-12-02).
   c.parser.similarity_rank = 64
   c.parser.requests = 6000  # Generated training requests (plus the training templates).
+  # Share of the generated combined requests written as two clauses, a positive and a negative
+  # construction one after the other (dpr_jax.prompts.generator.compose).
+  c.parser.composed_share = 0.0
   c.parser.heldout_requests = 1000  # Generated held-out requests for results_parser.json.
   c.parser.epochs = 20
   c.parser.lr = 1e-3

@@ -157,3 +157,18 @@ def test_a_non_finite_loss_stops_the_loop_after_the_last_checkpoint_is_written()
              title="stage 2 (x)", show=False, at_point=lambda p: (called.append(p.step), ({}, False))[1],
              ckpts=ckpts, lr_key="stage2.lr")
   assert called == [2] and ckpts.waited
+
+
+def test_parser_fingerprint_leaves_out_later_settings_at_their_earlier_value():
+  """A parser checkpoint from before ``parser.composed_share`` existed still restores at its
+  default (0, what it was trained with); another value is another parser."""
+  from dpr_jax.config import default_config
+
+  config = default_config()
+  tags = ["Comedy", "Horror"]
+  plain = checkpoint.parser_fingerprint(config, tags)
+  assert "composed_share" not in plain["parser"] and "members" not in plain["parser"]
+  config.parser.composed_share = 0.5
+  changed = checkpoint.parser_fingerprint(config, tags)
+  assert changed["parser"]["composed_share"] == 0.5
+  assert "composed_share" in checkpoint.fingerprint_differences(plain, changed)

@@ -244,3 +244,35 @@ def test_forms_from_crosses_the_splits():
   assert all(f in train_forms for r in reqs for f in r.forms) and any(r.forms for r in reqs)
   with pytest.raises(ValueError, match="split"):
     g.generate("ml-1m", "heldout", 1, 0, forms_from="test")
+
+
+@pytest.mark.parametrize("split", g.SPLITS)
+def test_composed_requests_join_a_positive_and_a_negative_construction_of_the_split(split):
+  tag_of = {f: t for t in g.DOMAIN_TAGS["ml-1m"] for s in g.SPLITS
+            for f in g.surface_forms("ml-1m", t, s)}
+  pos, neg = (set(g.constructions("ml-1m", k, split)) for k in ("positive", "negative"))
+  reqs = g.generate("ml-1m", split, 1500, 0, composed=1.0, noise=0.0)
+  combined = [r for r in reqs if r.kind == "combined"]
+  assert combined and all(r.parts for r in combined)
+  assert not any(r.parts for r in reqs if r.kind != "combined")
+  for r in combined:
+    assert r.parts[0] in pos and r.parts[1] in neg, r  # never a construction of the other split
+    assert r.want and r.avoid and tuple(tag_of[f] for f in r.forms) == r.want + r.avoid, r
+    assert all(f in r.text.lower() for f in r.forms), r
+  # Both orders occur, and the joined texts are not one template's.
+  firsts = {r.construction.startswith(r.parts[0].strip()[:-1]) for r in combined}
+  assert firsts == {True, False}
+  assert len({r.construction for r in combined}) > 0.8 * len(combined)
+  # A share of it: about that share of the combined requests.
+  half = [r for r in g.generate("ml-1m", split, 3000, 1, composed=0.5) if r.kind == "combined"]
+  assert 0.4 < np.mean([bool(r.parts) for r in half]) < 0.6
+  assert g.generate("ml-1m", split, 300, 2, composed=0.0) == g.generate("ml-1m", split, 300, 2)
+  with pytest.raises(ValueError, match="composed"):
+    g.generate("ml-1m", split, 1, 0, composed=1.5)
+
+
+def test_compose_keeps_a_sentence_end_and_lowers_a_capital_after_a_joiner():
+  assert g.compose("any {X} picks?", "skip the {Y} ones", ", ") == "any {X} picks? skip the {Y} ones"
+  assert g.compose("Show me {X}", "Please no {Y}", ", but ") == "Show me {X}, but please no {Y}"
+  assert g.compose("{X} please", "I'm sick of {Y}", "; ") == "{X} please; I'm sick of {Y}"
+  assert g.compose("{X} please", "No {Y}", ". ") == "{X} please. No {Y}"

@@ -12,6 +12,13 @@ Slots: ``{X}``/``{X2}`` hold wanted tags, ``{Y}``/``{Y2}`` avoided tags, ``{N}``
 ``positive`` (X, optional X2), ``negative`` (Y, optional Y2), ``combined`` (X and Y) and ``vague``
 (no tag slot).
 
+Two clauses: with ``composed > 0`` that share of the combined requests is a positive and a
+negative construction of the split written one after the other (either order; a clause that ends
+in ``.``, ``?`` or ``!`` is followed by the next one, any other by a joiner such as ``", "`` or
+``" but "``), as people write a wish and an exclusion in one go; stance then has to be read per
+clause, not from the request's one negation word. (Ours; off by default, measured:
+reports/experiments.md, 2026-12-05 "two-clause requests".)
+
 Randomness: structural draws (kind, construction, tags, forms, nouns) come from
 ``default_rng([seed, 0])``; the noise of request ``i`` from ``default_rng([seed, 1, i])``. The
 noise-free text of a request therefore does not depend on ``noise``.
@@ -54,6 +61,8 @@ PROTECTED = frozenset("""
     wouldnt shouldnt didnt wasnt havent out drop bores than
     """.split())
 FILLERS_START = ("lol", "ok so", "hmm", "haha")
+# Between the two clauses of a composed request whose first clause has no final punctuation.
+JOINERS = (", ", "; ", ", but ", " but ", " and ", " - ", ". ")
 FILLERS_END = ("lol", "pls", "tonight", "haha", "hmm")
 
 _SLOT_RE = re.compile(r"\{([^{}]*)\}")
@@ -71,6 +80,7 @@ class GeneratedRequest:
   kind: str  # one of KINDS
   construction: str  # the construction template it came from
   forms: tuple[str, ...]  # surface forms used, in slot order X, X2, Y, Y2 (aligned with want + avoid)
+  parts: tuple[str, ...] = ()  # a two-clause request's positive and negative constructions
 
 
 def _phrases(text: str) -> set[str]:
@@ -279,16 +289,31 @@ def _tag_slots(template: str) -> tuple[str, ...]:
   return tuple(s for s in TAG_SLOTS if s in _parsed(template)[1])
 
 
+def compose(first: str, second: str, joiner: str) -> str:
+  """Two construction templates as one request: ``first``'s final ``.``/``?``/``!`` ends a
+  sentence (then a space), otherwise ``joiner`` links them; the second clause starts lower-case
+  after a joiner other than ``". "`` ("Show me" -> "show me"; "I'm" stays)."""
+  first, second = first.strip(), second.strip()
+  if first[-1] in ".?!":
+    return f"{first} {second}"
+  if joiner != ". " and re.match(r"[A-Z][a-z]", second):
+    second = second[0].lower() + second[1:]
+  return f"{first}{joiner}{second}"
+
+
 def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | None = None,
              kind_shares: Sequence[float] = (0.35, 0.35, 0.2, 0.1),
-             noise: float = 0.3, forms_from: str | None = None) -> list[GeneratedRequest]:
+             noise: float = 0.3, forms_from: str | None = None,
+             composed: float = 0.0) -> list[GeneratedRequest]:
   """Draw ``n`` labelled requests of ``split``; deterministic for a given ``seed``.
 
   Each request: a kind by ``kind_shares`` (over KINDS), a construction of that kind, distinct
   tags uniformly from ``tags`` (default: every domain tag with forms in ``split``), a form of
   ``split`` per tag slot, a noun per ``{N}``; with probability ``noise``, noise (see _add_noise).
   ``forms_from`` takes the surface forms from another split than the constructions (a
-  diagnosis: which of the two unseen parts a reader fails on); default ``split``.
+  diagnosis: which of the two unseen parts a reader fails on); default ``split``. ``composed``:
+  the share of combined requests written as a positive and a negative construction of the
+  split one after the other (module docstring); 0 draws exactly the requests it always did.
   """
   _check_split(split)
   construction_split, split = split, forms_from or split
@@ -298,6 +323,8 @@ def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | N
     raise ValueError(f"n must be >= 0, got {n}")
   if not 0.0 <= noise <= 1.0:
     raise ValueError(f"noise must be in [0, 1], got {noise}")
+  if not 0.0 <= composed <= 1.0:
+    raise ValueError(f"composed must be in [0, 1], got {composed}")
   shares = np.asarray(kind_shares, np.float64)
   if shares.shape != (len(KINDS),) or not np.all(np.isfinite(shares)) or np.any(shares < 0):
     raise ValueError(f"kind_shares must be {len(KINDS)} non-negative numbers, got {kind_shares!r}")
@@ -324,6 +351,16 @@ def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | N
   for i in range(n):
     k = int(rng.choice(len(KINDS), p=shares))
     template = usable[k][int(rng.integers(len(usable[k])))]
+    parts: tuple[str, ...] = ()
+    if composed > 0 and KINDS[k] == "combined" and rng.random() < composed:
+      pos, neg = (usable[KINDS.index(kind)] for kind in ("positive", "negative"))
+      parts = (pos[int(rng.integers(len(pos)))], neg[int(rng.integers(len(neg)))])
+      first, second = parts if rng.random() < 0.5 else parts[::-1]
+      joined = compose(first, second, JOINERS[int(rng.integers(len(JOINERS)))])
+      if len(_tag_slots(joined)) <= len(pool):
+        template = joined
+      else:
+        parts = ()
     slots = _tag_slots(template)
     chosen = [pool[j] for j in rng.choice(len(pool), size=len(slots), replace=False)]
     fill = {s: forms[t][int(rng.integers(len(forms[t])))] for s, t in zip(slots, chosen)}
@@ -338,7 +375,7 @@ def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | N
         text=text,
         want=tuple(t for s, t in zip(slots, chosen) if s.startswith("X")),
         avoid=tuple(t for s, t in zip(slots, chosen) if s.startswith("Y")),
-        kind=KINDS[k], construction=template, forms=tuple(fill[s] for s in slots)))
+        kind=KINDS[k], construction=template, forms=tuple(fill[s] for s in slots), parts=parts))
   return out
 
 
