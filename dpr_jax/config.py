@@ -170,6 +170,8 @@ def default_config() -> ml_collections.ConfigDict:
   # Share of the generated combined requests written as two clauses, a positive and a negative
   # construction one after the other (dpr_jax.prompts.generator.compose).
   c.parser.composed_share = 0.0
+  # The same for the generated positive (negative) requests: two one-tag constructions of the kind.
+  c.parser.composed_single_share = 0.0
   c.parser.heldout_requests = 1000  # Generated held-out requests for results_parser.json.
   c.parser.epochs = 20
   c.parser.lr = 1e-3

@@ -276,3 +276,18 @@ def test_compose_keeps_a_sentence_end_and_lowers_a_capital_after_a_joiner():
   assert g.compose("Show me {X}", "Please no {Y}", ", but ") == "Show me {X}, but please no {Y}"
   assert g.compose("{X} please", "I'm sick of {Y}", "; ") == "{X} please; I'm sick of {Y}"
   assert g.compose("{X} please", "No {Y}", ". ") == "{X} please. No {Y}"
+
+
+def test_composed_single_requests_are_two_clauses_of_their_kind():
+  pos, neg = (set(g.constructions("ml-1m", k, "train")) for k in ("positive", "negative"))
+  reqs = g.generate("ml-1m", "train", 1500, 3, composed_single=1.0, noise=0.0)
+  for kind, cons in (("positive", pos), ("negative", neg)):
+    mine = [r for r in reqs if r.kind == kind]
+    assert mine and all(len(r.parts) == 2 and set(r.parts) <= cons for r in mine)
+    for r in mine:
+      named = r.want if kind == "positive" else r.avoid
+      assert len(named) == 2 and not (r.avoid if kind == "positive" else r.want), r
+      assert all(f in r.text.lower() for f in r.forms), r
+  assert not any(r.parts for r in reqs if r.kind in ("combined", "vague"))
+  assert g.generate("ml-1m", "train", 300, 2, composed=0.5) == g.generate(
+      "ml-1m", "train", 300, 2, composed=0.5, composed_single=0.0)

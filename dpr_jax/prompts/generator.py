@@ -16,7 +16,9 @@ Two clauses: with ``composed > 0`` that share of the combined requests is a posi
 negative construction of the split written one after the other (either order; a clause that ends
 in ``.``, ``?`` or ``!`` is followed by the next one, any other by a joiner such as ``", "`` or
 ``" but "``), as people write a wish and an exclusion in one go; stance then has to be read per
-clause, not from the request's one negation word. (Ours; off by default, measured:
+clause, not from the request's one negation word. With ``composed_single > 0`` that share of the
+positive (negative) requests is two one-tag positive (negative) constructions joined the same
+way, so that two clauses do not by themselves mean that one of them avoids. (Ours; off by default, measured:
 reports/experiments.md, 2026-12-05 "two-clause requests".)
 
 Randomness: structural draws (kind, construction, tags, forms, nouns) come from
@@ -304,7 +306,7 @@ def compose(first: str, second: str, joiner: str) -> str:
 def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | None = None,
              kind_shares: Sequence[float] = (0.35, 0.35, 0.2, 0.1),
              noise: float = 0.3, forms_from: str | None = None,
-             composed: float = 0.0) -> list[GeneratedRequest]:
+             composed: float = 0.0, composed_single: float = 0.0) -> list[GeneratedRequest]:
   """Draw ``n`` labelled requests of ``split``; deterministic for a given ``seed``.
 
   Each request: a kind by ``kind_shares`` (over KINDS), a construction of that kind, distinct
@@ -313,7 +315,9 @@ def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | N
   ``forms_from`` takes the surface forms from another split than the constructions (a
   diagnosis: which of the two unseen parts a reader fails on); default ``split``. ``composed``:
   the share of combined requests written as a positive and a negative construction of the
-  split one after the other (module docstring); 0 draws exactly the requests it always did.
+  split one after the other (module docstring); ``composed_single``: the share of positive and of
+  negative requests written as two one-tag constructions of their kind; 0 and 0 draw exactly the
+  requests it always did.
   """
   _check_split(split)
   construction_split, split = split, forms_from or split
@@ -323,8 +327,9 @@ def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | N
     raise ValueError(f"n must be >= 0, got {n}")
   if not 0.0 <= noise <= 1.0:
     raise ValueError(f"noise must be in [0, 1], got {noise}")
-  if not 0.0 <= composed <= 1.0:
-    raise ValueError(f"composed must be in [0, 1], got {composed}")
+  for name, value in (("composed", composed), ("composed_single", composed_single)):
+    if not 0.0 <= value <= 1.0:
+      raise ValueError(f"{name} must be in [0, 1], got {value}")
   shares = np.asarray(kind_shares, np.float64)
   if shares.shape != (len(KINDS),) or not np.all(np.isfinite(shares)) or np.any(shares < 0):
     raise ValueError(f"kind_shares must be {len(KINDS)} non-negative numbers, got {kind_shares!r}")
@@ -346,6 +351,9 @@ def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | N
   nouns = grammar["noun"]
   forms = {t: surface_forms(domain, t, split) for t in pool}
 
+  # One-tag constructions, for two-clause positive / negative requests.
+  single = {kind: tuple(c for c in usable[KINDS.index(kind)] if len(_tag_slots(c)) == 1)
+            for kind in ("positive", "negative")}
   rng = np.random.default_rng([seed, 0])
   out = []
   for i in range(n):
@@ -356,6 +364,13 @@ def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | N
       pos, neg = (usable[KINDS.index(kind)] for kind in ("positive", "negative"))
       parts = (pos[int(rng.integers(len(pos)))], neg[int(rng.integers(len(neg)))])
       first, second = parts if rng.random() < 0.5 else parts[::-1]
+    elif (composed_single > 0 and KINDS[k] in ("positive", "negative") and single[KINDS[k]]
+          and rng.random() < composed_single):
+      one = single[KINDS[k]]
+      parts = (one[int(rng.integers(len(one)))], one[int(rng.integers(len(one)))])
+      slot = "{X}" if KINDS[k] == "positive" else "{Y}"
+      first, second = parts[0], parts[1].replace(slot, slot[:2] + "2}")
+    if parts:
       joined = compose(first, second, JOINERS[int(rng.integers(len(JOINERS)))])
       if len(_tag_slots(joined)) <= len(pool):
         template = joined

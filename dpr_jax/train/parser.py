@@ -67,11 +67,13 @@ def template_requests(bank, split: str) -> tuple[list[str], list[tuple[tuple, tu
 
 
 def generated_requests(domain: str, split: str, n: int, seed: int, tag_names: Sequence[str],
-                       composed: float = 0.0) -> tuple[list[str], list[tuple[tuple, tuple]]]:
+                       composed: float = 0.0, composed_single: float = 0.0
+                       ) -> tuple[list[str], list[tuple[tuple, tuple]]]:
   """``n`` generated requests of ``split`` (dpr_jax.prompts.generator.generate) and their
   (want, avoid) labels; the held-out sets are always drawn with ``composed=0``."""
   tags = [t for t in tag_names if generator.surface_forms(domain, t, split)]
-  reqs = generator.generate(domain, split, n, seed, tags=tags, composed=composed)
+  reqs = generator.generate(domain, split, n, seed, tags=tags, composed=composed,
+                            composed_single=composed_single)
   return [r.text for r in reqs], [(r.want, r.avoid) for r in reqs]
 
 
@@ -89,7 +91,8 @@ def parser_examples(config, bank, tag_names: Sequence[str],
   docstring)."""
   texts, labels = generated_requests(config.dpr.domain, "train", config.parser.requests,
                                      config.train.seed + member, tag_names,
-                                     config.parser.composed_share)
+                                     config.parser.composed_share,
+                                     config.parser.composed_single_share)
   t_texts, t_labels = template_requests(bank, "train")
   return texts + t_texts, labels_of(labels + t_labels, tag_names)
 
