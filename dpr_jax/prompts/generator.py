@@ -18,8 +18,8 @@ in ``.``, ``?`` or ``!`` is followed by the next one, any other by a joiner such
 ``" but "``), as people write a wish and an exclusion in one go; stance then has to be read per
 clause, not from the request's one negation word. With ``composed_single > 0`` that share of the
 positive (negative) requests is two one-tag positive (negative) constructions joined the same
-way, so that two clauses do not by themselves mean that one of them avoids. (Ours; off by default, measured:
-reports/experiments.md, 2026-12-05 "two-clause requests".)
+way, so that two clauses do not by themselves mean that one of them avoids. (Ours; both off by
+default, measured on validation: reports/experiments.md, 2026-12-05 afternoon.)
 
 Randomness: structural draws (kind, construction, tags, forms, nouns) come from
 ``default_rng([seed, 0])``; the noise of request ``i`` from ``default_rng([seed, 1, i])``. The
@@ -63,9 +63,9 @@ PROTECTED = frozenset("""
     wouldnt shouldnt didnt wasnt havent out drop bores than
     """.split())
 FILLERS_START = ("lol", "ok so", "hmm", "haha")
+FILLERS_END = ("lol", "pls", "tonight", "haha", "hmm")
 # Between the two clauses of a composed request whose first clause has no final punctuation.
 JOINERS = (", ", "; ", ", but ", " but ", " and ", " - ", ". ")
-FILLERS_END = ("lol", "pls", "tonight", "haha", "hmm")
 
 _SLOT_RE = re.compile(r"\{([^{}]*)\}")
 _FORM_RE = re.compile(r"^[a-z0-9][a-z0-9 '\-]*[a-z0-9]$|^[a-z0-9]$")
@@ -82,7 +82,7 @@ class GeneratedRequest:
   kind: str  # one of KINDS
   construction: str  # the construction template it came from
   forms: tuple[str, ...]  # surface forms used, in slot order X, X2, Y, Y2 (aligned with want + avoid)
-  parts: tuple[str, ...] = ()  # a two-clause request's positive and negative constructions
+  parts: tuple[str, ...] = ()  # the two constructions a two-clause request joins; else empty
 
 
 def _phrases(text: str) -> set[str]:

@@ -70,7 +70,7 @@ def generated_requests(domain: str, split: str, n: int, seed: int, tag_names: Se
                        composed: float = 0.0, composed_single: float = 0.0
                        ) -> tuple[list[str], list[tuple[tuple, tuple]]]:
   """``n`` generated requests of ``split`` (dpr_jax.prompts.generator.generate) and their
-  (want, avoid) labels; the held-out sets are always drawn with ``composed=0``."""
+  (want, avoid) labels; the held-out sets are always drawn without two-clause requests."""
   tags = [t for t in tag_names if generator.surface_forms(domain, t, split)]
   reqs = generator.generate(domain, split, n, seed, tags=tags, composed=composed,
                             composed_single=composed_single)
