@@ -114,6 +114,36 @@ def test_ensemble_members_live_beside_the_single_parser_and_share_its_fingerprin
     validate(one)
 
 
+def test_training_requests_follow_the_two_clause_settings():
+  """parser.composed_share / composed_single_share reach the generated training requests; at
+  0 (the default) they are the requests the parser was always trained on."""
+  import types
+
+  from dpr_jax.config import default_config
+  from dpr_jax.prompts import generator
+  from dpr_jax.models.parser import AVOID, WANT
+  from dpr_jax.train.parser import parser_examples
+
+  config = default_config()
+  config.parser.requests = 600
+  tags = generator.DOMAIN_TAGS["ml-1m"]
+  no_bank = types.SimpleNamespace(texts=[], split=[], polarity=[], tags=[])
+
+  def two_wanted(c):
+    texts, labels = parser_examples(c, no_bank, tags)
+    return texts, int(np.sum(((labels == WANT).sum(1) == 2) & ((labels == AVOID).sum(1) == 0)))
+
+  texts, base = two_wanted(config)
+  reqs = generator.generate("ml-1m", "train", 600, config.train.seed, tags=list(tags))
+  assert texts == [r.text for r in reqs]
+  config.parser.composed_single_share = 1.0
+  texts_single, single = two_wanted(config)
+  assert single > base + 100  # every positive request now names two wanted tags
+  config.parser.composed_single_share, config.parser.composed_share = 0.0, 1.0
+  texts_combined, _ = two_wanted(config)
+  assert texts_combined != texts and texts_single != texts
+
+
 def test_span_matches_against_a_loop():
   from dpr_jax.models.parser import span_matches
 
