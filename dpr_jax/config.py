@@ -178,8 +178,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.parser.batch_size = 128
   # Parsers trained independently (member k with seed train.seed + k: its own generated
   # requests, initialisation and order) whose stance probabilities are averaged (an ensemble;
-  # chosen on validation: reports/experiments.md, 2026-12-03 and 2026-12-05; 1 = a single parser).
-  c.parser.members = 5
+  # chosen on validation: reports/experiments.md, 2026-12-03, 2026-12-05 and 2026-12-05 evening;
+  # 1 = a single parser).
+  c.parser.members = 10
   c.stage2 = ml_collections.ConfigDict()
   c.stage2.epochs = 60
   c.stage2.lr = 1e-3
