@@ -1,6 +1,7 @@
 """Trains the request parser alone and scores it on its validation sets (reports/experiments.md).
 
     python launch/parser_validation.py ml-1m [parser.hidden=128 parser.form_dropout=0.6 ...]
+    python launch/parser_validation.py ml-1m dpr.text_encoder=~/models/all-mpnet-base-v2
 
 Validation = the generator's held-out constructions and forms (1,000 requests, seed 1) and the
 held-out templates; the everyday set is not read here (it is the reported figure, never a
@@ -39,14 +40,15 @@ def main(argv):
     node[leaf] = value.lower() in ("1", "true") if kind is bool else kind(value)
   tags = templates.tags_for(c.dpr.domain)
   cache = default_cache_dir()
-  bank = build_bank(c.dpr.domain, tags, cache)
+  encoder = c.dpr.text_encoder or None  # dpr.text_encoder=FOLDER: another frozen encoder
+  bank = build_bank(c.dpr.domain, tags, cache, encoder)
   start = time.time()
-  params = parser_lib.train_parser(c, tags, bank, sharding.make_mesh(1, 1), cache, None,
+  params = parser_lib.train_parser(c, tags, bank, sharding.make_mesh(1, 1), cache, encoder,
                                    Logbook(c.run.dir))
   print(f"trained in {time.time() - start:.0f} s", flush=True)
-  parse = make_parse(c, params, tags, cache, None)
+  parse = make_parse(c, params, tags, cache, encoder)
   # An ensemble (parser.members > 1): each member alone as well.
-  alone = [make_parse(c, jax.tree.map(lambda x, k=k: x[k:k + 1], params), tags, cache, None)
+  alone = [make_parse(c, jax.tree.map(lambda x, k=k: x[k:k + 1], params), tags, cache, encoder)
            for k in range(c.parser.members)] if c.parser.members > 1 else []
   sets = {"generator held-out": parser_lib.generated_requests(c.dpr.domain, "heldout", 1000, 1,
                                                               tags),
