@@ -89,7 +89,10 @@ def parser_fingerprint(config, tag_names) -> dict:
   ensemble's size is not part of it, so member k serves in any ensemble of more than k."""
   parser = {k: v for k, v in config.parser.to_dict().items()
             if k != "members" and not (k in _PARSER_SINCE and v == _PARSER_SINCE[k])}
-  return {"parser": parser, "tags": list(tag_names), "domain": config.dpr.domain}
+  out = {"parser": parser, "tags": list(tag_names), "domain": config.dpr.domain}
+  if config.dpr.text_encoder:  # the parser reads that encoder's token states (default: left out)
+    out["text_encoder"] = config.dpr.text_encoder
+  return out
 
 
 def fingerprint_differences(saved: dict, wanted: dict, prefix: str = "") -> str:

@@ -172,3 +172,18 @@ def test_parser_fingerprint_leaves_out_later_settings_at_their_earlier_value():
   changed = checkpoint.parser_fingerprint(config, tags)
   assert changed["parser"]["composed_share"] == 0.5
   assert "composed_share" in checkpoint.fingerprint_differences(plain, changed)
+
+
+def test_parser_fingerprint_names_another_text_encoder():
+  """A parser reads its encoder's token states: one trained on another encoder's is another
+  parser (a clear refusal, not a shape error); the default encoder leaves the fingerprint as it
+  always was."""
+  from dpr_jax.config import default_config
+
+  config = default_config()
+  plain = checkpoint.parser_fingerprint(config, ["Comedy"])
+  assert "text_encoder" not in plain
+  config.dpr.text_encoder = "/models/all-mpnet-base-v2"
+  other = checkpoint.parser_fingerprint(config, ["Comedy"])
+  assert "text_encoder: 'unset' -> '/models/all-mpnet-base-v2'" in (
+      checkpoint.fingerprint_differences(plain, other))
