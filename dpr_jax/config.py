@@ -166,6 +166,9 @@ def default_config() -> ml_collections.ConfigDict:
   # (dpr_jax.models.parser.SimilarityAdapter), trained with the parser; 0 keeps the frozen
   # encoder's similarity (chosen on validation: reports/experiments.md, 2026-12-02).
   c.parser.similarity_rank = 64
+  # A learned LayerNorm on the token states before the parser's token projection (for encoders
+  # whose states are on another scale; reports/experiments.md, 2026-12-06).
+  c.parser.input_norm = False
   c.parser.requests = 6000  # Generated training requests (plus the training templates).
   # Share of the generated combined requests written as two clauses, a positive and a negative
   # construction one after the other (dpr_jax.prompts.generator.compose).

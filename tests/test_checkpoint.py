@@ -167,11 +167,12 @@ def test_parser_fingerprint_leaves_out_later_settings_at_their_earlier_value():
   config = default_config()
   tags = ["Comedy", "Horror"]
   plain = checkpoint.parser_fingerprint(config, tags)
-  assert "composed_share" not in plain["parser"] and "members" not in plain["parser"]
-  config.parser.composed_share = 0.5
-  changed = checkpoint.parser_fingerprint(config, tags)
-  assert changed["parser"]["composed_share"] == 0.5
-  assert "composed_share" in checkpoint.fingerprint_differences(plain, changed)
+  assert not {"composed_share", "input_norm", "members"} & set(plain["parser"])
+  for field, value in (("composed_share", 0.5), ("input_norm", True)):
+    config.parser[field] = value
+    changed = checkpoint.parser_fingerprint(config, tags)
+    assert changed["parser"][field] == value
+    assert field in checkpoint.fingerprint_differences(plain, changed)
 
 
 def test_parser_fingerprint_names_another_text_encoder():

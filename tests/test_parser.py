@@ -70,6 +70,24 @@ def test_the_similarity_adapter_starts_as_the_frozen_similarity_and_learns():
                          adapted.apply({"params": both}, tokens, mask, cue, *known))
 
 
+def test_a_normalised_input_makes_the_parser_blind_to_the_encoders_scale():
+  """With ``input_norm`` the parser reads token states at a quarter of the scale (about
+  MPNet's against MiniLM's) exactly as at full scale -- the span matching is a cosine and the
+  token projection sees LayerNorm'd states; without it the scale changes the stances."""
+  model, params, tokens, mask, cue, known = _parser()
+  normed = RequestParser(num_tags=5, hidden=16, num_heads=2, max_tokens=8, dropout=0.0,
+                         input_norm=True)
+  init = nn.unbox(normed.init(jax.random.key(1), tokens, mask, cue, *known)["params"])
+  assert set(init) == set(params) | {"input_norm"}
+  assert init["input_norm"]["scale"].shape == (12,)
+  small = tokens * jnp.float16(0.25)  # a power of two: exact in float16
+  np.testing.assert_allclose(normed.apply({"params": init}, small, mask, cue, *known),
+                             normed.apply({"params": init}, tokens, mask, cue, *known),
+                             rtol=1e-4, atol=1e-4)
+  assert not np.allclose(model.apply({"params": params}, small, mask, cue, *known),
+                         model.apply({"params": params}, tokens, mask, cue, *known), atol=1e-3)
+
+
 def test_an_ensemble_reads_with_the_mean_of_its_members_probabilities():
   """``ensemble_probs`` on stacked members = the mean of each member's softmax (a reference
   loop); one member is that parser alone; the members' order does not matter."""

@@ -121,6 +121,9 @@ class RequestParser(nn.Module):
     dropout: dropout rate in training.
     similarity_rank: rank of the :class:`SimilarityAdapter` applied to the token states and the
       forms before :func:`span_matches` (0: the frozen encoder's similarity).
+    input_norm: a learned LayerNorm on the token states before the token projection, so that
+      encoders whose states differ in scale (MPNet's per-dimension std is about a quarter of
+      MiniLM's) feed the parser alike; the span matching reads the raw states either way.
   """
 
   num_tags: int
@@ -129,6 +132,7 @@ class RequestParser(nn.Module):
   max_tokens: int = 32
   dropout: float = 0.1
   similarity_rank: int = 0
+  input_norm: bool = False
 
   @nn.compact
   def __call__(self, tokens: Array, mask: Array, cue: Array, forms: Array, form_tag: Array,
@@ -146,8 +150,10 @@ class RequestParser(nn.Module):
       match = span_matches(states, mask, forms, form_tag, self.num_tags,
                            exclude=exclude)  # [B, S, T]
     with jax.named_scope("parser_tokens"):
-      x = nn.Dense(self.hidden, kernel_init=partitioned(init, ("text", "mlp")))(
-          tokens.astype(jnp.float32))  # [B, S, H]
+      x = tokens.astype(jnp.float32)  # [B, S, D]
+      if self.input_norm:
+        x = nn.LayerNorm(name="input_norm")(x)
+      x = nn.Dense(self.hidden, kernel_init=partitioned(init, ("text", "mlp")))(x)  # [B, S, H]
       pos = self.param("position", partitioned(nn.initializers.normal(0.02), (None, "mlp")),
                        (self.max_tokens, self.hidden), jnp.float32)
       x = x + pos[None, :s]
