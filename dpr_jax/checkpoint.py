@@ -81,7 +81,8 @@ def head_fingerprint(config, data, stage: int) -> dict:
 
 # Parser settings added after checkpoints existed, with the value every earlier one was trained
 # with: left out of the fingerprint at that value, so those checkpoints still restore.
-_PARSER_SINCE = {"composed_share": 0.0, "composed_single_share": 0.0, "input_norm": False}
+_PARSER_SINCE = {"composed_share": 0.0, "composed_single_share": 0.0, "input_norm": False,
+                 "slot_loss": 0.0}
 
 
 def parser_fingerprint(config, tag_names) -> dict:

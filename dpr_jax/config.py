@@ -169,6 +169,10 @@ def default_config() -> ml_collections.ConfigDict:
   # A learned LayerNorm on the token states before the parser's token projection (for encoders
   # whose states are on another scale; reports/experiments.md, 2026-12-06).
   c.parser.input_norm = False
+  # Weight of an auxiliary per-token loss marking where a generated request names a tag (its
+  # surface forms' tokens); > 0 also gates the span matches by that mark
+  # (dpr_jax.models.parser.RequestParser.slot_gate; reports/experiments.md, 2026-12-06).
+  c.parser.slot_loss = 0.0
   c.parser.requests = 6000  # Generated training requests (plus the training templates).
   # Share of the generated combined requests written as two clauses, a positive and a negative
   # construction one after the other (dpr_jax.prompts.generator.compose).

@@ -148,7 +148,7 @@ def test_training_requests_follow_the_two_clause_settings():
   no_bank = types.SimpleNamespace(texts=[], split=[], polarity=[], tags=[])
 
   def two_wanted(c):
-    texts, labels = parser_examples(c, no_bank, tags)
+    texts, labels, _ = parser_examples(c, no_bank, tags)
     return texts, int(np.sum(((labels == WANT).sum(1) == 2) & ((labels == AVOID).sum(1) == 0)))
 
   texts, base = two_wanted(config)

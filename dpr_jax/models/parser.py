@@ -133,6 +133,7 @@ class RequestParser(nn.Module):
   dropout: float = 0.1
   similarity_rank: int = 0
   input_norm: bool = False
+  slot_gate: bool = False
 
   @nn.compact
   def __call__(self, tokens: Array, mask: Array, cue: Array, forms: Array, form_tag: Array,
@@ -167,6 +168,11 @@ class RequestParser(nn.Module):
       y = nn.Dense(self.hidden)(nn.gelu(y))
       x = x + nn.Dropout(self.dropout, deterministic=deterministic)(y)
       x = nn.LayerNorm()(x)  # [B, S, H]
+    if self.slot_gate:
+      with jax.named_scope("parser_slots"):
+        mark = nn.Dense(1, name="slot")(x)[..., 0].astype(jnp.float32)  # [B, S]
+        self.sow("intermediates", "slot_logits", mark)
+        match = jax.nn.sigmoid(mark)[..., None] * (match + 1.0) - 1.0  # [B, S, T]
     with jax.named_scope("parser_tags"):
       # Each tag attends to where the request mentions it: a learned query plus a bias from
       # the span matches (sharpened by a learned temperature).
@@ -247,6 +253,20 @@ class Parse:
   def to_dict(self) -> dict:
     return {"want": {t: round(p, 4) for t, p in self.want},
             "avoid": {t: round(p, 4) for t, p in self.avoid}}
+
+
+def slot_loss(slot_logits: Array, targets: Array, mask: Array, known: Array) -> Array:
+  """Mean binary cross-entropy of the per-token marks over the real tokens of the requests
+  whose forms' positions are known, float32[].
+
+  Args:
+    slot_logits: float[B, S]; targets: bool[B, S] (token inside a tag's surface form);
+    mask: bool[B, S] real tokens; known: bool[B] (False: no targets, e.g. a template request).
+  """
+  bce = (jnp.maximum(slot_logits, 0) - slot_logits * targets.astype(jnp.float32)
+         + jnp.log1p(jnp.exp(-jnp.abs(slot_logits))))
+  w = (mask & known[:, None]).astype(jnp.float32)
+  return jnp.sum(bce * w) / jnp.maximum(jnp.sum(w), 1.0)
 
 
 def decode(probs: np.ndarray, tag_names) -> list[Parse]:

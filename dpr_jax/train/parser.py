@@ -33,7 +33,7 @@ from jax.sharding import Mesh
 from dpr_jax import atomic, checkpoint, sharding
 from dpr_jax.data import pipeline
 from dpr_jax.errors import CheckpointError
-from dpr_jax.models.parser import AVOID, WANT, Parse, stance_loss
+from dpr_jax.models.parser import AVOID, WANT, Parse, slot_loss, stance_loss
 from dpr_jax.prompts import everyday, generator
 from dpr_jax.prompts.reader import build_parser, form_texts, known_forms, token_inputs
 from dpr_jax.checkpoint import RunCheckpoints, abstract_with_shardings
@@ -67,14 +67,43 @@ def template_requests(bank, split: str) -> tuple[list[str], list[tuple[tuple, tu
 
 
 def generated_requests(domain: str, split: str, n: int, seed: int, tag_names: Sequence[str],
-                       composed: float = 0.0, composed_single: float = 0.0
-                       ) -> tuple[list[str], list[tuple[tuple, tuple]]]:
+                       composed: float = 0.0, composed_single: float = 0.0,
+                       with_forms: bool = False):
   """``n`` generated requests of ``split`` (dpr_jax.prompts.generator.generate) and their
-  (want, avoid) labels; the held-out sets are always drawn without two-clause requests."""
+  (want, avoid) labels (and, ``with_forms``, the surface forms each request was written
+  with); the held-out sets are always drawn without two-clause requests."""
   tags = [t for t in tag_names if generator.surface_forms(domain, t, split)]
   reqs = generator.generate(domain, split, n, seed, tags=tags, composed=composed,
                             composed_single=composed_single)
-  return [r.text for r in reqs], [(r.want, r.avoid) for r in reqs]
+  out = [r.text for r in reqs], [(r.want, r.avoid) for r in reqs]
+  return out + ([r.forms for r in reqs],) if with_forms else out
+
+
+def slot_targets(texts: Sequence[str], forms: Sequence[Sequence[str] | None], tokenizer,
+                 max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+  """Where each request names a tag, per token: (bool[n, S] the token overlaps one of the
+  request's surface forms, found as whole words case-insensitively; bool[n] every form was
+  found). ``forms[i]`` None (a template request) or a form a typo changed: known False.
+  ``tokenizer``: the encoder's (``encode_batch`` with offsets, [CLS] first, as the token
+  states)."""
+  import re
+
+  targets = np.zeros((len(texts), max_tokens), bool)
+  known = np.zeros((len(texts),), bool)
+  for i, (text, enc) in enumerate(zip(texts, tokenizer.encode_batch(list(texts)))):
+    if forms[i] is None:
+      continue
+    low, spans = text.lower(), []
+    for f in forms[i]:
+      spans += [m.span() for m in re.finditer(r"(?<![a-z0-9])" + re.escape(f.lower())
+                                               + r"(?![a-z0-9])", low)]
+    known[i] = bool(forms[i]) and all(re.search(r"(?<![a-z0-9])" + re.escape(f.lower())
+                                                + r"(?![a-z0-9])", low) for f in forms[i])
+    for j, ((a, b), special) in enumerate(zip(enc.offsets[:max_tokens],
+                                              enc.special_tokens_mask[:max_tokens])):
+      targets[i, j] = not special and b > a and any(a < e and b > s for s, e in spans)
+    known[i] |= not forms[i]  # a vague request: no token names a tag
+  return targets, known
 
 
 def contained_forms(texts: Sequence[str], forms: Sequence[str]) -> np.ndarray:
@@ -85,16 +114,17 @@ def contained_forms(texts: Sequence[str], forms: Sequence[str]) -> np.ndarray:
   return np.array([[bool(p.search(t.lower())) for p in patterns] for t in texts], bool)
 
 
-def parser_examples(config, bank, tag_names: Sequence[str],
-                    member: int = 0) -> tuple[list[str], np.ndarray]:
-  """Training texts of ensemble member ``member`` and their labels int32[n, T] (module
-  docstring)."""
-  texts, labels = generated_requests(config.dpr.domain, "train", config.parser.requests,
-                                     config.train.seed + member, tag_names,
-                                     config.parser.composed_share,
-                                     config.parser.composed_single_share)
+def parser_examples(config, bank, tag_names: Sequence[str], member: int = 0
+                    ) -> tuple[list[str], np.ndarray, list[tuple[str, ...] | None]]:
+  """Training texts of ensemble member ``member``, their labels int32[n, T] (module
+  docstring) and the surface forms each generated request names (None for a template)."""
+  texts, labels, forms = generated_requests(config.dpr.domain, "train", config.parser.requests,
+                                            config.train.seed + member, tag_names,
+                                            config.parser.composed_share,
+                                            config.parser.composed_single_share, with_forms=True)
   t_texts, t_labels = template_requests(bank, "train")
-  return texts + t_texts, labels_of(labels + t_labels, tag_names)
+  return (texts + t_texts, labels_of(labels + t_labels, tag_names),
+          list(forms) + [None] * len(t_texts))
 
 
 # ================================================================================ training
@@ -153,7 +183,7 @@ def _train_member(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
           "train stage 2 first" if member == 0
           else checkpoint.missing_members(member, config.parser.members)))
     return jax.device_get(state.params)
-  texts, labels = parser_examples(config, bank, tag_names, member)
+  texts, labels, names = parser_examples(config, bank, tag_names, member)
   forms, form_tag = (jnp.asarray(a) for a in known_forms(config.dpr.domain, tag_names,
                                                            cache_dir, encoder))
   batch_size = min(pc.batch_size, len(texts))
@@ -166,6 +196,11 @@ def _train_member(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
     arrays = token_inputs(texts, cache_dir, encoder, pc.max_tokens) | {
         "labels": labels,
         "contains": contained_forms(texts, form_texts(config.dpr.domain, tag_names)[0])}
+    if pc.slot_loss > 0:  # where each generated request names its tags
+      from dpr_jax.prompts.encoder import TextEncoder
+
+      arrays["slots"], arrays["slot_known"] = slot_targets(
+          texts, names, TextEncoder.from_pretrained(encoder).tokenizer, pc.max_tokens)
     dropout_key = jax.random.key(seed + 21)
 
     def one_step(st: TrainState, batch):
@@ -176,10 +211,14 @@ def _train_member(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
       exclude = batch["contains"] & drop[:, None]
 
       def loss_fn(p):
-        logits = model.apply({"params": p}, batch["tokens"], batch["mask"], batch["cue"],
-                             forms, form_tag, deterministic=False, exclude=exclude,
-                             rngs={"dropout": key})
-        return stance_loss(logits, batch["labels"])
+        logits, aux = model.apply({"params": p}, batch["tokens"], batch["mask"], batch["cue"],
+                                  forms, form_tag, deterministic=False, exclude=exclude,
+                                  rngs={"dropout": key}, mutable=["intermediates"])
+        loss = stance_loss(logits, batch["labels"])
+        if pc.slot_loss > 0:
+          loss += pc.slot_loss * slot_loss(aux["intermediates"]["slot_logits"][0],
+                                           batch["slots"], batch["mask"], batch["slot_known"])
+        return loss
 
       loss, grads = jax.value_and_grad(loss_fn)(st.params)
       updates, opt_state = tx.update(grads, st.opt_state, st.params)
