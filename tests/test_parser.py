@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dpr_jax.models.parser import (NONE, Parse, RequestParser, decode, ensemble_probs,
-                                   stance_loss)
+                                   slot_loss, stance_loss)
 
 
 def _parser(num_tags=5, hidden=16):
@@ -199,6 +199,77 @@ def test_stance_loss_against_numpy():
                                          jnp.asarray(weight)),
                              (per * weight).sum() / weight.sum(), rtol=1e-5)
 
+
+
+def test_slot_loss_against_numpy():
+  rng = np.random.default_rng(2)
+  logits = rng.normal(size=(3, 5)).astype(np.float32) * 3
+  targets = rng.random((3, 5)) < 0.4
+  mask = np.arange(5)[None] < np.array([[5], [3], [4]])
+  known = np.array([True, True, False])
+  p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+  bce = -(targets * np.log(p) + (1 - targets) * np.log(1 - p))
+  w = mask & known[:, None]
+  np.testing.assert_allclose(slot_loss(*map(jnp.asarray, (logits, targets, mask, known))),
+                             (bce * w).sum() / w.sum(), rtol=1e-5)
+  assert float(slot_loss(*map(jnp.asarray, (logits, targets, mask, known & False)))) == 0.0
+
+
+def test_the_slot_gate_marks_tokens_and_gates_the_matches():
+  model, params, tokens, mask, cue, known = _parser()
+  gated = RequestParser(num_tags=5, hidden=16, num_heads=2, max_tokens=8, dropout=0.0,
+                        slot_gate=True)
+  gp = nn.unbox(gated.init(jax.random.key(0), tokens, mask, cue, *known)["params"])
+  assert "slot" in gp and "slot" not in params
+  logits, aux = gated.apply({"params": gp}, tokens, mask, cue, *known, mutable=["intermediates"])
+  (marks,) = aux["intermediates"]["slot_logits"]
+  assert logits.shape == (3, 5, 3) and marks.shape == (3, 8)
+  # Inference (nothing mutable) gives the same stances without the marks.
+  np.testing.assert_allclose(gated.apply({"params": gp}, tokens, mask, cue, *known), logits,
+                             rtol=1e-6)
+  # A mark of "not a tag's name" everywhere leaves every match at -1: the stances then cannot
+  # depend on the forms; with marks of "a name" they do.
+  forms2 = known[0][::-1]
+
+  def with_bias(b):
+    q = jax.tree.map(lambda x: x, gp)
+    q["slot"] = {"kernel": jnp.zeros_like(gp["slot"]["kernel"]),
+                 "bias": jnp.full_like(gp["slot"]["bias"], b)}
+    return [gated.apply({"params": q}, tokens, mask, cue, f, known[1]) for f in (known[0], forms2)]
+
+  off, on = with_bias(-100.0), with_bias(100.0)
+  np.testing.assert_allclose(off[0], off[1], atol=1e-5)
+  assert np.abs(np.asarray(on[0]) - np.asarray(on[1])).max() > 1e-3
+
+  # The mark's kernel learns from the stance loss as well as from the position loss.
+  labels = jnp.zeros((3, 5), jnp.int32).at[:, 1].set(1)
+  grad = jax.grad(lambda p: stance_loss(gated.apply({"params": p}, tokens, mask, cue, *known),
+                                        labels))(gp)
+  assert float(jnp.abs(grad["slot"]["kernel"]).sum()) > 0
+
+
+def test_slot_targets_mark_the_tokens_of_the_requests_own_forms():
+  from dpr_jax.train.parser import slot_targets
+
+  class Enc:  # a whitespace tokenizer with [CLS] / [SEP] and character offsets
+    def __init__(self, text):
+      import re
+      words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+      self.offsets = [(0, 0)] + words + [(0, 0)]
+      self.special_tokens_mask = [1] + [0] * len(words) + [1]
+
+  class Tok:
+    def encode_batch(self, texts):
+      return [Enc(t) for t in texts]
+
+  texts = ["No Scary Movies tonight", "show me war films", "war is hell", "a template",
+           "show me nothing", "i want horor flicks"]
+  forms = [("scary movies",), ("war films",), ("war",), None, (), ("horror flicks",)]
+  targets, known = slot_targets(texts, forms, Tok(), max_tokens=4)
+  np.testing.assert_array_equal(targets, [[0, 0, 1, 1], [0, 0, 0, 1], [0, 1, 0, 0],
+                                          [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+  # A template has no forms, a typo hides one; a request with no tag knows it names none.
+  np.testing.assert_array_equal(known, [True, True, True, False, True, False])
 
 def test_decode_and_describe():
   probs = np.zeros((2, 3, 3), np.float32)
