@@ -124,6 +124,13 @@ class RequestParser(nn.Module):
     input_norm: a learned LayerNorm on the token states before the token projection, so that
       encoders whose states differ in scale (MPNet's per-dimension std is about a quarter of
       MiniLM's) feed the parser alike; the span matching reads the raw states either way.
+    slot_gate: a per-token mark "this token is part of a tag's name" (``Dense(1)`` on the
+      contextual states x, logits sown as ``intermediates/slot_logits`` float32[B, S] for an
+      auxiliary loss, :func:`slot_loss`) gates the span matches,
+      ``m' = sigmoid(mark) * (m + 1) - 1``: a span the request's construction does not present
+      as a tag's name ("stuff", "tonight") cannot name a tag, however close its words are. The
+      spans then cover the request's words only ([CLS] / [SEP] excluded: left in, the [CLS]
+      state's sentence-level similarity passes every gate).
   """
 
   num_tags: int
@@ -148,7 +155,11 @@ class RequestParser(nn.Module):
       if self.similarity_rank:
         adapt = SimilarityAdapter(self.similarity_rank, name="similarity")
         states, forms = adapt(tokens), _unit(adapt(forms))
-      match = span_matches(states, mask, forms, form_tag, self.num_tags,
+      words = mask
+      if self.slot_gate:  # the request's words only: no span starts at or covers [CLS] / [SEP]
+        pos = jnp.arange(s)[None]
+        words = mask & (pos > 0) & (pos < jnp.sum(mask, 1, keepdims=True) - 1)
+      match = span_matches(states, words, forms, form_tag, self.num_tags,
                            exclude=exclude)  # [B, S, T]
     with jax.named_scope("parser_tokens"):
       x = tokens.astype(jnp.float32)  # [B, S, D]
