@@ -38,8 +38,8 @@ for g, v in groups.items():
   print(g, "loaded", flush=True)
 for name, (texts, labels) in sets.items():
   row = {g: P.exact(decode(probs[g, name], tags), labels).mean() for g in groups}
-  mixed = P.exact(decode((probs["minilm", name] + probs["mpnet", name]) / 2, tags), labels)
-  print(f"{name}: MiniLM three {row['minilm']:.4f} | MPNet three {row['mpnet']:.4f} | all six {mixed.mean():.4f}", flush=True)
+  W = float(__import__("os").environ.get("MINILM_WEIGHT", "0.5")); mixed = P.exact(decode(W * probs["minilm", name] + (1 - W) * probs["mpnet", name], tags), labels)
+  print(f"{name}: MiniLM three {row['minilm']:.4f} | MPNet three {row['mpnet']:.4f} | all six (MiniLM weight {W}) {mixed.mean():.4f}", flush=True)
   if name == "templates held-out":
-    for t, l, p, ok in zip(texts, labels, decode((probs["minilm", name] + probs["mpnet", name]) / 2, tags), mixed):
+    for t, l, p, ok in zip(texts, labels, decode(W * probs["minilm", name] + (1 - W) * probs["mpnet", name], tags), mixed):
       if not ok: print(f"    {t!r}: labelled {l}, read as {p.describe()}")
