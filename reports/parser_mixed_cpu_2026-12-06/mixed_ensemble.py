@@ -11,8 +11,13 @@ from dpr_jax.train.logbook import Logbook
 
 MPNET = "/work/models/all-mpnet-base-v2"
 tags = templates.tags_for("ml-1m")
-groups = {"minilm": dict(cache="/work/mpnet/cache_minilm", enc=None, epochs=20, runs="/work/pr3/minilm_r18k_e20_s{}"),
-          "mpnet": dict(cache="/work/mpnet/cache_port", enc=MPNET, epochs=7, runs="/work/pr3/mpnet_r18k_s{}")}
+import os
+if os.environ.get("MEMBERS") == "default":  # the two ensembles of three at 6,000 requests, 20 epochs (2026-12-05 night)
+  groups = {"minilm": dict(cache="/work/mpnet/cache_minilm", enc=None, epochs=20, requests=6000, ensemble="/work/mpnet/ens_minilm"),
+            "mpnet": dict(cache="/work/mpnet/cache_port", enc=MPNET, epochs=20, requests=6000, ensemble="/work/mpnet/ens_mpnet")}
+else:  # plan 4's MiniLM three and plan 3's MPNet three (18,000 requests)
+  groups = {"minilm": dict(cache="/work/mpnet/cache_minilm", enc=None, epochs=20, requests=18000, runs="/work/pr3/minilm_r18k_e20_s{}"),
+            "mpnet": dict(cache="/work/mpnet/cache_port", enc=MPNET, epochs=7, requests=18000, runs="/work/pr3/mpnet_r18k_s{}")}
 bank = build_bank("ml-1m", tags, groups["minilm"]["cache"], None)
 sets = {"generator held-out": P.generated_requests("ml-1m", "heldout", 1000, 1, tags),
         "templates held-out": P.template_requests(bank, "eval")}
@@ -22,10 +27,11 @@ for forms_from, cons in (("train", "train"), ("heldout", "train"), ("train", "he
 probs = {}
 for g, v in groups.items():
   members = []
-  for s in range(3):
-    c = default_config(); c.dpr.domain = "ml-1m"; c.parser.members = 1; c.train.seed = s
-    c.parser.requests = 18000; c.parser.epochs = v["epochs"]; c.dpr.text_encoder = v["enc"] or ""
-    c.run.dir = v["runs"].format(s); c.run.progress = False
+  for s in range(1 if "ensemble" in v else 3):
+    c = default_config(); c.dpr.domain = "ml-1m"; c.train.seed = s
+    c.parser.members = 3 if "ensemble" in v else 1
+    c.parser.requests = v["requests"]; c.parser.epochs = v["epochs"]; c.dpr.text_encoder = "" if "ensemble" in v else (v["enc"] or "")  # 2026-12-05's MPNet members predate the port: no encoder in their fingerprint
+    c.run.dir = v.get("ensemble") or v["runs"].format(s); c.run.progress = False
     b = build_bank("ml-1m", tags, v["cache"], v["enc"])
     members.append(P.train_parser(c, tags, b, sharding.make_mesh(1, 1), v["cache"], v["enc"], Logbook(c.run.dir), train=False))
   params = jax.tree.map(lambda *x: jnp.concatenate(x), *members)
