@@ -45,10 +45,13 @@ def stage_dir(run_dir: str | pathlib.Path, stage: int) -> pathlib.Path:
   return atomic.as_path(run_dir) / f"stage{stage}"
 
 
-def parser_dir(run_dir: str | pathlib.Path, member: int = 0) -> pathlib.Path:
+def parser_dir(run_dir: str | pathlib.Path, member: int = 0, group: str = "") -> pathlib.Path:
   """The request parser's checkpoints (trained in stage 2): member ``member`` of the ensemble
-  (``parser.members``); member 0 is where a single parser has always lived."""
+  (``parser.members``); member 0 is where a single parser has always lived. ``group="mix"``:
+  the parsers of the second encoder (``parser.mix_encoder``), ``parser/mix<k>/checkpoints``."""
   base = stage_dir(run_dir, 2) / "parser"
+  if group:
+    return base / f"{group}{member}" / "checkpoints"
   return base / "checkpoints" if member == 0 else base / f"member{member}" / "checkpoints"
 
 
@@ -81,6 +84,8 @@ def head_fingerprint(config, data, stage: int) -> dict:
 
 # Parser settings added after checkpoints existed, with the value every earlier one was trained
 # with: left out of the fingerprint at that value, so those checkpoints still restore.
+# How the members are combined, not what one member is: never part of a member's fingerprint.
+_PARSER_ENSEMBLE = ("members", "mix_encoder", "mix_members", "mix_weight")
 _PARSER_SINCE = {"composed_share": 0.0, "composed_single_share": 0.0, "input_norm": False,
                  "slot_loss": 0.0}
 
@@ -89,7 +94,7 @@ def parser_fingerprint(config, tag_names) -> dict:
   """What a request-parser checkpoint (one member of the ensemble) must agree with; the
   ensemble's size is not part of it, so member k serves in any ensemble of more than k."""
   parser = {k: v for k, v in config.parser.to_dict().items()
-            if k != "members" and not (k in _PARSER_SINCE and v == _PARSER_SINCE[k])}
+            if k not in _PARSER_ENSEMBLE and not (k in _PARSER_SINCE and v == _PARSER_SINCE[k])}
   out = {"parser": parser, "tags": list(tag_names), "domain": config.dpr.domain}
   if config.dpr.text_encoder:  # the parser reads that encoder's token states (default: left out)
     out["text_encoder"] = config.dpr.text_encoder
@@ -332,6 +337,27 @@ def parser_params(config, tag_names, sharding=None):
                    else missing_members(k, config.parser.members), sharding)
              for k in range(config.parser.members)]
   return stack_members(members)
+
+
+def mix_config(config):
+  """The config the second encoder's parsers are trained and read with: ``config`` with
+  ``dpr.text_encoder`` set to ``parser.mix_encoder`` (so their fingerprint names it)."""
+  mixed = config.copy_and_resolve_references()
+  mixed.dpr.text_encoder = config.parser.mix_encoder
+  return mixed
+
+
+def mix_parser_params(config, tag_names, sharding=None):
+  """The second encoder's parsers (``parser.mix_members``, stacked like
+  :func:`parser_params`), or None without ``parser.mix_encoder``."""
+  if not config.parser.mix_encoder:
+    return None
+  mixed = mix_config(config)
+  return stack_members([
+      _read(parser_dir(config.run.dir, k, "mix"), "latest", parser_fingerprint(mixed, tag_names),
+            f"train stage 2 with parser.mix_encoder={config.parser.mix_encoder!r} (the run has"
+            f" {k} of its {config.parser.mix_members} parsers), or serve without it", sharding)
+      for k in range(config.parser.mix_members)])
 
 
 def missing_members(found: int, members: int) -> str:

@@ -188,6 +188,12 @@ def default_config() -> ml_collections.ConfigDict:
   # chosen on validation: reports/experiments.md, 2026-12-03, 2026-12-05 and 2026-12-05 evening;
   # 1 = a single parser).
   c.parser.members = 10
+  # A second frozen text encoder (a folder, e.g. all-mpnet-base-v2 from launch/get_mpnet.py)
+  # whose own parsers join the ensemble, each reading that encoder's token states; "" = none
+  # (reports/experiments.md, 2026-12-06 session 11).
+  c.parser.mix_encoder = ""
+  c.parser.mix_members = 3  # Parsers reading the second encoder (seeds train.seed + k).
+  c.parser.mix_weight = 0.25  # Their share of the vote: (1 - w) x the first group's mean + w x theirs.
   c.stage2 = ml_collections.ConfigDict()
   c.stage2.epochs = 60
   c.stage2.lr = 1e-3
@@ -353,6 +359,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 "batch_size", "members"):
     need(int(config.parser[field]) >= 1, f"parser.{field}", f"must be >= 1, got"
          f" {config.parser[field]}")
+  need(int(config.parser.mix_members) >= 1, "parser.mix_members",
+       f"must be >= 1, got {config.parser.mix_members}")
+  need(0.0 <= float(config.parser.mix_weight) <= 1.0, "parser.mix_weight",
+       f"must be in [0, 1], got {config.parser.mix_weight}")
+  need(not config.parser.mix_encoder or config.parser.mix_encoder != config.dpr.text_encoder,
+       "parser.mix_encoder", "must differ from dpr.text_encoder (it is the second encoder)")
   need(int(config.parser.similarity_rank) >= 0, "parser.similarity_rank",
        f"must be >= 0, got {config.parser.similarity_rank}")
   need(config.parser.hidden % config.parser.num_heads == 0, "parser.hidden",

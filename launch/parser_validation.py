@@ -45,8 +45,10 @@ def main(argv):
   start = time.time()
   params = parser_lib.train_parser(c, tags, bank, sharding.make_mesh(1, 1), cache, encoder,
                                    Logbook(c.run.dir))
+  mix = parser_lib.train_mix_parser(c, tags, bank, sharding.make_mesh(1, 1), cache,
+                                    Logbook(c.run.dir))  # parser.mix_encoder=FOLDER
   print(f"trained in {time.time() - start:.0f} s", flush=True)
-  parse = make_parse(c, params, tags, cache, encoder)
+  parse = make_parse(c, params, tags, cache, encoder, mix_params=mix)
   # An ensemble (parser.members > 1): each member alone as well.
   alone = [make_parse(c, jax.tree.map(lambda x, k=k: x[k:k + 1], params), tags, cache, encoder)
            for k in range(c.parser.members)] if c.parser.members > 1 else []

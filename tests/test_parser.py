@@ -443,3 +443,65 @@ def test_an_empty_prompt_is_an_error(parser_rec):
 
   with pytest.raises(RequestError, match="empty"):
     parser_rec.recommend(Request(user=parser_rec.data.user_ids[0], prompt="   "))
+
+
+def test_a_second_encoders_parsers_join_the_vote(dpr_run, run_copy):
+  """``parser.mix_encoder``: stage 2 trains that encoder's own parsers beside the run's (what
+  the run has is restored), they live in ``parser/mix<k>``, and the readers weight the two
+  groups -- weight 0 reads as the first group alone, weight 1 as the second alone. The second
+  encoder here is MiniLM again, named by its folder (so its parsers' fingerprint differs)."""
+  from dpr_jax import checkpoint
+  from dpr_jax.data.prepare import prepare
+  from dpr_jax.prompts.encoder import default_model_dir
+  from dpr_jax.prompts.reader import make_parse
+  from dpr_jax.serve.recommender import Recommender, Request
+  from dpr_jax.train import run
+
+  config, _ = dpr_run
+  folder = str(default_model_dir())
+  c = run_copy(config, "mix", **{"parser.mix_encoder": folder, "parser.mix_members": 1,
+                                 "stages": "2"})
+  run.run(c)
+  assert checkpoint.parser_dir(c.run.dir, 0, "mix").joinpath("latest").is_dir()
+  assert not checkpoint.parser_dir(c.run.dir, 1, "mix").exists()
+  tags = prepare(c.data).tag_names
+  params = checkpoint.parser_params(c, tags)
+  mix = checkpoint.mix_parser_params(c, tags)
+  texts = ["no horror tonight", "something funny", "surprise me", "a western but not a war film"]
+
+  def read(weight):
+    w = c.copy_and_resolve_references()
+    w.parser.mix_weight = weight
+    return [p.to_dict() for p in make_parse(w, params, tags, c.data.cache_dir,
+                                            mix_params=mix)(texts)]
+
+  alone = [p.to_dict() for p in make_parse(c, params, tags, c.data.cache_dir)(texts)]
+  second = [p.to_dict() for p in make_parse(checkpoint.mix_config(c), mix, tags,
+                                            c.data.cache_dir, folder)(texts)]
+  assert read(0.0) == alone and read(1.0) == second
+  # The recommender reads with both encoders.
+  served = c.copy_and_resolve_references()
+  served.dpr.reader = "parser"
+  rec = Recommender.load(c.run.dir, config=served)
+  answer = rec.recommend(Request(user=rec.data.user_ids[0], prompt="no horror tonight", k=5))
+  assert len(answer["items"]) == 5 and "read_as" in answer
+  # A member's fingerprint does not depend on how the ensemble is mixed; the second group's
+  # names its encoder.
+  assert checkpoint.parser_fingerprint(c, tags) == checkpoint.parser_fingerprint(config, tags)
+  assert checkpoint.parser_fingerprint(checkpoint.mix_config(c), tags)["text_encoder"] == folder
+
+
+def test_the_mix_settings_are_checked():
+  from dpr_jax.config import default_config, validate
+  from dpr_jax.errors import ConfigError
+
+  for key, value, match in (("mix_weight", 1.5, "parser.mix_weight"),
+                            ("mix_members", 0, "parser.mix_members")):
+    c = default_config()
+    c.parser[key] = value
+    with pytest.raises(ConfigError, match=match):
+      validate(c)
+  c = default_config()
+  c.dpr.text_encoder = c.parser.mix_encoder = "/models/x"
+  with pytest.raises(ConfigError, match="parser.mix_encoder"):
+    validate(c)

@@ -199,23 +199,17 @@ def known_forms(domain: str, tag_names: Sequence[str], cache_dir,
   return np.asarray(emb, np.float32), np.asarray(tags, np.int32)
 
 
-def make_parse(config, params, tag_names: Sequence[str], cache_dir,
-               encoder: str | None = None, text_encoder=None):
-  """``texts -> [Parse]``: the stance probabilities of the ensemble's members, averaged.
-
-  ``params``: the members' parameters stacked on a leading axis (leaves ``[K, ...]``,
-  dpr_jax.checkpoint.parser_params / dpr_jax.train.parser.train_parser). Token states come
-  from the cache (``cache_dir``) or, with ``text_encoder`` (serving), straight from the encoder.
-  """
+def _probs_fn(config, params, tag_names: Sequence[str], cache_dir, encoder: str | None,
+              text_encoder=None) -> Callable[[Sequence[str]], np.ndarray]:
+  """``texts -> float32[n, T, 3]``: one group of parsers' mean stance probabilities, on the
+  token states of its encoder (``encoder``: from the cache; ``text_encoder``: live)."""
   model = build_parser(config, len(tag_names))
   forms, form_tag = (jnp.asarray(a) for a in known_forms(config.dpr.domain, tag_names,
                                                            cache_dir, encoder))
   probs_fn = jax.jit(lambda p, t, m, c: ensemble_probs(model, p, t, m, c, forms, form_tag))
   max_tokens = config.parser.max_tokens
 
-  def parse(texts: Sequence[str]) -> list[Parse]:
-    if not len(texts):
-      return []
+  def probs(texts: Sequence[str]) -> np.ndarray:
     if text_encoder is not None:
       from dpr_jax.prompts.features import negation_cue
 
@@ -224,10 +218,35 @@ def make_parse(config, params, tag_names: Sequence[str], cache_dir,
                 "cue": np.array([negation_cue(t) for t in texts], np.float32)}
     else:
       inputs = token_inputs(list(texts), cache_dir, encoder, max_tokens)
-    out = []
-    for s in range(0, len(texts), 256):
-      out.append(np.asarray(probs_fn(params, *(inputs[k][s:s + 256]
-                                                for k in ("tokens", "mask", "cue")))))
-    return decode(np.concatenate(out), tag_names)
+    return np.concatenate([np.asarray(probs_fn(params, *(inputs[k][s:s + 256]
+                                                         for k in ("tokens", "mask", "cue"))))
+                           for s in range(0, len(texts), 256)])
+
+  return probs
+
+
+def make_parse(config, params, tag_names: Sequence[str], cache_dir,
+               encoder: str | None = None, text_encoder=None, mix_params=None,
+               mix_text_encoder=None):
+  """``texts -> [Parse]``: the stance probabilities of the ensemble's members, averaged.
+
+  ``params``: the members' parameters stacked on a leading axis (leaves ``[K, ...]``,
+  dpr_jax.checkpoint.parser_params / dpr_jax.train.parser.train_parser). Token states come
+  from the cache (``cache_dir``) or, with ``text_encoder`` (serving), straight from the encoder.
+  ``mix_params`` (dpr_jax.checkpoint.mix_parser_params): the second encoder's parsers
+  (``parser.mix_encoder``; ``mix_text_encoder`` to read it live); the answer is then
+  ``(1 - w) x`` the first group's mean ``+ w x`` theirs, ``w = parser.mix_weight``.
+  """
+  groups = [(1.0, _probs_fn(config, params, tag_names, cache_dir, encoder, text_encoder))]
+  if mix_params is not None:
+    w = float(config.parser.mix_weight)
+    groups = [(1.0 - w, groups[0][1]),
+              (w, _probs_fn(config, mix_params, tag_names, cache_dir,
+                            config.parser.mix_encoder, mix_text_encoder))]
+
+  def parse(texts: Sequence[str]) -> list[Parse]:
+    if not len(texts):
+      return []
+    return decode(sum(w * probs(texts) for w, probs in groups), tag_names)
 
   return parse

@@ -151,16 +151,20 @@ class Recommender:
     if config.dpr.reader == "parser":
       from dpr_jax.data.prepare import default_cache_dir
       from dpr_jax.prompts.bank import build_bank
+      from dpr_jax.prompts.encoder import TextEncoder
       from dpr_jax.prompts.reader import canonical_features, make_parse, parser_reader
 
       params = checkpoint.parser_params(config, data.tag_names)
+      mix = checkpoint.mix_parser_params(config, data.tag_names)
       bank = build_bank(config.dpr.domain, data.tag_names,
                         config.data.cache_dir or default_cache_dir(),
                         config.dpr.text_encoder or None)
       parser_read = parser_reader(
           make_parse(config, params, data.tag_names,
                                 config.data.cache_dir or default_cache_dir(),
-                                config.dpr.text_encoder or None, text_encoder=encoder),
+                                config.dpr.text_encoder or None, text_encoder=encoder,
+                                mix_params=mix, mix_text_encoder=None if mix is None else
+                                TextEncoder.from_pretrained(config.parser.mix_encoder)),
           canonical_features(bank, data.tag_names, config.dpr.canonical_want))
     logging.info("restored %s: %d users, %d items, %d tags", run_dir, data.num_users,
                  data.num_items, len(data.tag_names))

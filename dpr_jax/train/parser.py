@@ -10,7 +10,10 @@ An ensemble of ``parser.members`` parsers is trained one after the other, member
 ``train.seed + k`` (its own generated requests, initialisation, order and dropout); the
 readers average their stance probabilities (dpr_jax.prompts.reader.make_parse).
 Checkpoints: ``<run>/stage2/parser/checkpoints`` (member 0), ``.../parser/member<k>/checkpoints``;
-a finished member is only restored.
+a finished member is only restored. With ``parser.mix_encoder``, ``parser.mix_members`` more
+parsers read that second encoder's token states (``.../parser/mix<k>/checkpoints``, trained the
+same way with its own known forms); the readers weight the two groups' means
+(``parser.mix_weight``).
 
 Evaluation (``results_parser.json``): the share of requests whose every tag is read right, on
 the generator's *held-out* constructions and forms, on the held-out templates, and on the
@@ -128,12 +131,13 @@ def parser_examples(config, bank, tag_names: Sequence[str], member: int = 0
 
 
 # ================================================================================ training
-def _parser_state(config, tag_names: Sequence[str], text_dim: int, mesh: Mesh, member: int):
+def _parser_state(config, tag_names: Sequence[str], text_dim: int, mesh: Mesh, member: int,
+                  group: str = ""):
   """Member ``member``'s (model, optimizer, fresh state, its shardings, checkpoints,
   fingerprint, restored state or None)."""
   model = build_parser(config, len(tag_names))
   pc = config.parser
-  ckpts = RunCheckpoints(checkpoint.parser_dir(config.run.dir, member))
+  ckpts = RunCheckpoints(checkpoint.parser_dir(config.run.dir, member, group))
   fingerprint = checkpoint.parser_fingerprint(config, tag_names)
   tx = optax.adamw(pc.lr, weight_decay=1e-4)
   sample = (jnp.zeros((1, pc.max_tokens, text_dim), jnp.float16),
@@ -167,25 +171,38 @@ def train_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
       for k in range(config.parser.members)])
 
 
+def train_mix_parser(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir, logbook,
+                     train: bool = True):
+  """Trains (or restores) the second encoder's parsers (``parser.mix_encoder``); their params
+  stacked (leaves ``[parser.mix_members, ...]``), or None without a second encoder."""
+  if not config.parser.mix_encoder:
+    return None
+  mixed = checkpoint.mix_config(config)
+  return checkpoint.stack_members([
+      _train_member(mixed, tag_names, bank, mesh, cache_dir, mixed.dpr.text_encoder, logbook,
+                    train, k, group="mix")
+      for k in range(config.parser.mix_members)])
+
+
 def _train_member(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
-                  encoder: str | None, logbook, train: bool, member: int):
-  """Trains (or restores) member ``member``; returns its params."""
+                  encoder: str | None, logbook, train: bool, member: int, group: str = ""):
+  """Trains (or restores) member ``member`` (of ``group``: "" or "mix"); returns its params."""
   pc = config.parser
   seed = config.train.seed + member
+  known = known_forms(config.dpr.domain, tag_names, cache_dir, encoder)  # that encoder's width
   model, tx, state, shardings, ckpts, fingerprint, restored = _parser_state(
-      config, tag_names, bank.embeddings.shape[1], mesh, member)
+      config, tag_names, known[0].shape[1], mesh, member, group)
   if restored is not None:
     state = restored
   if not train:
     ckpts.close()
     if restored is None:
       raise CheckpointError(f"no parser checkpoint in {ckpts.directory}; " + (
-          "train stage 2 first" if member == 0
+          "train stage 2 first" if member == 0 or group
           else checkpoint.missing_members(member, config.parser.members)))
     return jax.device_get(state.params)
   texts, labels, names = parser_examples(config, bank, tag_names, member)
-  forms, form_tag = (jnp.asarray(a) for a in known_forms(config.dpr.domain, tag_names,
-                                                           cache_dir, encoder))
+  forms, form_tag = (jnp.asarray(a) for a in known)
   batch_size = min(pc.batch_size, len(texts))
   batch_size -= batch_size % mesh.shape["data"]
   order = pipeline.BatchOrder(len(texts), batch_size, seed + 20)
@@ -230,8 +247,10 @@ def _train_member(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
     steps = jax.jit(lambda st, b: jax.lax.scan(one_step, st, b), in_shardings=(shardings, batch_spec),
                     out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=(0,))
 
-    loss_key = "parser/loss" if member == 0 else f"parser/member{member}/loss"
-    title = ("stage 2 (request parser)" if pc.members == 1 else
+    loss_key = (f"parser/{group}{member}/loss" if group else
+                "parser/loss" if member == 0 else f"parser/member{member}/loss")
+    title = (f"stage 2 (request parser, second encoder {member + 1}/{pc.mix_members})" if group
+             else "stage 2 (request parser)" if pc.members == 1 else
              f"stage 2 (request parser {member + 1}/{pc.members})")
 
     def at_point(point: loop.Point):  # log and checkpoint

@@ -80,10 +80,12 @@ def run(config, mode: str = "train") -> dict:
   try:
     parser_params = parser_lib.train_parser(config, data.tag_names, bank, mesh, cache_dir,
                                             encoder, logbook, train=train and 2 in stages)
+    mix_params = parser_lib.train_mix_parser(config, data.tag_names, bank, mesh, cache_dir,
+                                             logbook, train=train and 2 in stages)
   except CheckpointError:
     if config.dpr.reader == "parser":
       raise
-    parser_params = None
+    parser_params = mix_params = None
 
   # ------------------------------------------------------------------ stage 3: steer
   h_all = examples.user_vectors(
@@ -132,7 +134,8 @@ def run(config, mode: str = "train") -> dict:
       mesh=mesh)
   top10 = {split: _backbone_top10(scorer, data, split) for split in ("valid", "test")}
   if parser_params is not None:
-    parse = reader.make_parse(config, parser_params, data.tag_names, cache_dir, encoder)
+    parse = reader.make_parse(config, parser_params, data.tag_names, cache_dir, encoder,
+                              mix_params=mix_params)
     parsed = parser_lib.evaluate_parser(config, parse, bank, data.tag_names)
     if jax.process_index() == 0:
       files.append(parser_lib.write_parser_results(config.run.dir, parsed))
