@@ -491,6 +491,16 @@ def test_a_second_encoders_parsers_join_the_vote(dpr_run, run_copy):
   assert checkpoint.parser_fingerprint(checkpoint.mix_config(c), tags)["text_encoder"] == folder
 
 
+def test_a_missing_second_encoder_is_refused_before_training(tiny_config, tmp_path):
+  from dpr_jax.errors import UserError
+  from dpr_jax.train import run
+
+  c = tiny_config(**{"parser.mix_encoder": str(tmp_path / "no_such_encoder"), "stages": "1,2,3"})
+  with pytest.raises(UserError, match="text encoder folder not found"):
+    run.run(c)
+  assert not (tmp_path / "run" / "stage1").exists()
+
+
 def test_the_mix_settings_are_checked():
   from dpr_jax.config import default_config, validate
   from dpr_jax.errors import ConfigError

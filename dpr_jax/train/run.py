@@ -39,6 +39,10 @@ def run(config, mode: str = "train") -> dict:
   if max(stages) > 1:  # refuse data without tags before stage 1 spends its time
     require_tags(distributed.first_process_then_others("prepare", lambda: prepare(config.data)),
                  config.data)
+    if config.parser.mix_encoder:  # and a second encoder that is not there
+      from dpr_jax.prompts.encoder import resolve_model_dir
+
+      resolve_model_dir(config.parser.mix_encoder)
 
   def save_config():  # what `dpr_jax.recommend --run` reads; only once the checkpoints fit it
     if mode == "train" and jax.process_index() == 0:
