@@ -193,7 +193,8 @@ def default_config() -> ml_collections.ConfigDict:
   # (reports/experiments.md, 2026-12-06 session 11).
   c.parser.mix_encoder = ""
   c.parser.mix_members = 3  # Parsers reading the second encoder (seeds train.seed + k).
-  c.parser.mix_weight = 0.25  # Their share of the vote: (1 - w) x the first group's mean + w x theirs.
+  # Their share of the vote: (1 - w) x the first group's mean + w x theirs.
+  c.parser.mix_weight = 0.25
   c.stage2 = ml_collections.ConfigDict()
   c.stage2.epochs = 60
   c.stage2.lr = 1e-3
