@@ -232,9 +232,8 @@ def test_the_slot_gate_marks_tokens_and_gates_the_matches():
   forms2 = known[0][::-1]
 
   def with_bias(b):
-    q = jax.tree.map(lambda x: x, gp)
-    q["slot"] = {"kernel": jnp.zeros_like(gp["slot"]["kernel"]),
-                 "bias": jnp.full_like(gp["slot"]["bias"], b)}
+    q = dict(gp, slot={"kernel": jnp.zeros_like(gp["slot"]["kernel"]),
+                       "bias": jnp.full_like(gp["slot"]["bias"], b)})
     return [gated.apply({"params": q}, tokens, mask, cue, f, known[1]) for f in (known[0], forms2)]
 
   off, on = with_bias(-100.0), with_bias(100.0)

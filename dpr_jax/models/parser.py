@@ -31,6 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from dpr_jax.models.layers import partitioned
 
@@ -274,8 +275,8 @@ def slot_loss(slot_logits: Array, targets: Array, mask: Array, known: Array) -> 
     slot_logits: float[B, S]; targets: bool[B, S] (token inside a tag's surface form);
     mask: bool[B, S] real tokens; known: bool[B] (False: no targets, e.g. a template request).
   """
-  bce = (jnp.maximum(slot_logits, 0) - slot_logits * targets.astype(jnp.float32)
-         + jnp.log1p(jnp.exp(-jnp.abs(slot_logits))))
+  bce = optax.sigmoid_binary_cross_entropy(slot_logits.astype(jnp.float32),
+                                          targets.astype(jnp.float32))
   w = (mask & known[:, None]).astype(jnp.float32)
   return jnp.sum(bce * w) / jnp.maximum(jnp.sum(w), 1.0)
 

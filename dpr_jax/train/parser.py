@@ -96,16 +96,13 @@ def slot_targets(texts: Sequence[str], forms: Sequence[Sequence[str] | None], to
   for i, (text, enc) in enumerate(zip(texts, tokenizer.encode_batch(list(texts)))):
     if forms[i] is None:
       continue
-    low, spans = text.lower(), []
-    for f in forms[i]:
-      spans += [m.span() for m in re.finditer(r"(?<![a-z0-9])" + re.escape(f.lower())
-                                               + r"(?![a-z0-9])", low)]
-    known[i] = bool(forms[i]) and all(re.search(r"(?<![a-z0-9])" + re.escape(f.lower())
-                                                + r"(?![a-z0-9])", low) for f in forms[i])
+    found = [[m.span() for m in re.finditer(r"(?<![a-z0-9])" + re.escape(f.lower())
+                                            + r"(?![a-z0-9])", text.lower())] for f in forms[i]]
+    known[i] = all(found)  # a vague request (no forms): known, no token names a tag
+    spans = [span for each in found for span in each]
     for j, ((a, b), special) in enumerate(zip(enc.offsets[:max_tokens],
                                               enc.special_tokens_mask[:max_tokens])):
       targets[i, j] = not special and b > a and any(a < e and b > s for s, e in spans)
-    known[i] |= not forms[i]  # a vague request: no token names a tag
   return targets, known
 
 
