@@ -170,20 +170,69 @@ def test_span_matches_against_a_loop():
   mask = np.arange(6)[None, :] < np.array([[6], [3]])
   forms = rng.normal(size=(5, 4)).astype(np.float32)
   forms /= np.linalg.norm(forms, axis=1, keepdims=True)
-  form_tag = np.array([0, 1, 1, 2, 0])
-  got = np.asarray(span_matches(jnp.asarray(tokens), jnp.asarray(mask), jnp.asarray(forms),
-                                jnp.asarray(form_tag), 3, max_span=3))
-  want = np.full((2, 6, 3), -1.0)
-  for b in range(2):
-    for s in range(6):
-      for w in range(1, 4):
-        if s + w > 6 or not mask[b, s:s + w].all():
-          continue
-        span = tokens[b, s:s + w].mean(0)
-        span /= np.linalg.norm(span)
-        for f, t in enumerate(form_tag):
-          want[b, s, t] = max(want[b, s, t], span @ forms[f])
-  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  form_tag = np.array([0, 1, 1, 3, 0])  # tag 2 has no forms
+  exclude = np.array([[False, True, False, False, False], [True, False, False, False, True]])
+  for ex in (None, exclude):
+    got = np.asarray(span_matches(jnp.asarray(tokens), jnp.asarray(mask), jnp.asarray(forms),
+                                  jnp.asarray(form_tag), 4, max_span=3,
+                                  exclude=None if ex is None else jnp.asarray(ex)))
+    want = np.full((2, 6, 4), -1.0)
+    for b in range(2):
+      for s in range(6):
+        for w in range(1, 4):
+          if s + w > 6 or not mask[b, s:s + w].all():
+            continue
+          span = tokens[b, s:s + w].mean(0)
+          span /= np.linalg.norm(span)
+          for f, t in enumerate(form_tag):
+            if ex is None or not ex[b, f]:
+              want[b, s, t] = max(want[b, s, t], span @ forms[f])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert (got[..., 2] == -1.0).all()
+
+
+def test_span_matches_gradient_against_a_direct_form():
+  """The prefix-sum form has the gradient of the direct one: each span's mean normalised, its
+  cosine with every form, the max over each tag's forms."""
+  from dpr_jax.models.parser import span_matches
+
+  rng = np.random.default_rng(4)
+  tokens = jnp.asarray(rng.normal(size=(3, 7, 6)), jnp.float32)
+  mask = jnp.asarray(np.arange(7)[None, :] < np.array([[7], [4], [1]]))
+  forms = rng.normal(size=(9, 6)).astype(np.float32)
+  forms = jnp.asarray(forms / np.linalg.norm(forms, axis=1, keepdims=True))
+  form_tag = np.array([0, 2, 1, 1, 2, 0, 2, 1, 0])
+  exclude = jnp.asarray(rng.random((3, 9)) < 0.3)
+
+  def direct(x):
+    best = jnp.full((3, 7, 3), -1.0)
+    for w in range(1, 5):
+      for s in range(7 - w + 1):
+        span = jnp.mean(x[:, s:s + w], 1)
+        cos = jnp.where(exclude, -1.0, (span / jnp.linalg.norm(span, axis=-1,
+                                                                keepdims=True)) @ forms.T)
+        by_tag = jnp.stack([jnp.max(jnp.where(form_tag == t, cos, -1.0), -1) for t in range(3)],
+                           -1)
+        ok = jnp.all(mask[:, s:s + w], 1)[:, None]
+        best = best.at[:, s].max(jnp.where(ok, by_tag, -1.0))
+    return best
+
+  def fast(x):
+    return span_matches(x, mask, forms, jnp.asarray(form_tag), 3, exclude=exclude)
+
+  np.testing.assert_allclose(fast(tokens), direct(tokens), rtol=1e-5, atol=1e-5)
+  weights = jnp.asarray(rng.normal(size=(3, 7, 3)), jnp.float32)
+  grad = lambda f: jax.grad(lambda x: jnp.sum(weights * f(x)))(tokens)  # noqa: E731
+  np.testing.assert_allclose(grad(fast), grad(direct), rtol=1e-4, atol=1e-5)
+
+
+def test_span_matches_needs_concrete_form_tags():
+  from dpr_jax.models.parser import span_matches
+
+  forms = jnp.eye(3)
+  with pytest.raises(TypeError, match="form_tag must be a concrete array"):
+    jax.jit(lambda tags: span_matches(jnp.ones((1, 2, 3)), jnp.ones((1, 2), bool), forms, tags,
+                                      2))(jnp.array([0, 1, 1]))
 
 
 def test_stance_loss_against_numpy():

@@ -47,6 +47,28 @@ def _unit(x: Array) -> Array:
   return x / jnp.sqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), 1e-12))
 
 
+def tag_groups(form_tag, num_tags: int) -> tuple[np.ndarray, np.ndarray]:
+  """The known forms grouped by tag, for a max over each tag's forms as a dense reduction (a
+  ``segment_max`` is a scatter, slow on CPUs and its gradient a gather).
+
+  ``form_tag``: int[M], concrete (the static table of the known forms, closed over by the
+  callers' jitted functions). Returns (int32[T, F] the forms' indices, each tag's padded to the
+  largest group F with form 0; bool[T, F] which entries are real forms)."""
+  try:
+    tags = np.asarray(form_tag)
+  except jax.errors.TracerArrayConversionError:
+    raise TypeError("span_matches: form_tag must be a concrete array (the known forms' tags "
+                    "are static; close over them instead of passing them as a traced "
+                    "argument)") from None
+  groups = [np.flatnonzero(tags == t) for t in range(num_tags)]
+  width = max([1] + [len(g) for g in groups])
+  index = np.zeros((num_tags, width), np.int32)
+  real = np.zeros((num_tags, width), bool)
+  for t, g in enumerate(groups):
+    index[t, :len(g)], real[t, :len(g)] = g, True
+  return index, real
+
+
 def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_tags: int,
                  max_span: int = 4, exclude: Array | None = None) -> Array:
   """How much each token position starts a phrase like one of a tag's known surface forms.
@@ -56,34 +78,41 @@ def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_
   similarity, so a form never seen in training ("star-crossed lovers") still lands near the
   known ones ("love story"). -1 where nothing can start.
 
+  Computed with one token-form product: ``cos(mean span, f) = (sum_i x_i . f) / |sum_i x_i|``,
+  so every span's dot products are differences of prefix sums of ``x_i . f`` (float32[B, S,
+  T*F]) and its norm one of prefix sums of the states; the max over a tag's forms is a dense
+  reduction over :func:`tag_groups`.
+
   Args:
     tokens: float[B, S, D] token states; mask: bool[B, S]; forms: float[M, D] unit embeddings of
-    the known forms; form_tag: int[M] the tag of each form; exclude: bool[B, M] or None, forms
-    left out per request (training: the forms the request itself contains, so that the parser
-    learns to find a tag from *other* forms' similarity, as it must for unseen ones).
+    the known forms; form_tag: int[M] the tag of each form (concrete, :func:`tag_groups`);
+    exclude: bool[B, M] or None, forms left out per request (training: the forms the request
+    itself contains, so that the parser learns to find a tag from *other* forms' similarity, as
+    it must for unseen ones).
   Returns:
     float32[B, S, T].
   """
+  index, real = tag_groups(form_tag, num_tags)  # int32[T, F], bool[T, F]
+  b, s = tokens.shape[:2]
   x = jnp.where(mask[..., None], tokens.astype(jnp.float32), 0.0)
   m = mask.astype(jnp.float32)
+  grouped = forms.astype(jnp.float32)[index.reshape(-1)]  # [T*F, D]
+  dots = jnp.einsum("bsd,md->bsm", x, grouped)  # [B, S, T*F]
+  cdots = jnp.pad(jnp.cumsum(dots, 1), ((0, 0), (1, 0), (0, 0)))  # [B, S+1, T*F]
   csum = jnp.pad(jnp.cumsum(x, 1), ((0, 0), (1, 0), (0, 0)))  # [B, S+1, D]
   ccount = jnp.pad(jnp.cumsum(m, 1), ((0, 0), (1, 0)))  # [B, S+1]
-  s = tokens.shape[1]
-  best = jnp.full(tokens.shape[:2] + (num_tags,), -1.0, jnp.float32)
+  usable = jnp.asarray(real)[None, None]  # [1, 1, T, F]: a tag without forms gets -1
+  if exclude is not None:
+    usable = usable & ~exclude[:, index][:, None]  # [B, 1, T, F]
+  best = jnp.full((b, s, num_tags), -1.0, jnp.float32)
   for w in range(1, max_span + 1):
     end = jnp.minimum(jnp.arange(s) + w, s)  # [S]
-    total = csum[:, end] - csum[:, :s]  # [B, S, D]
-    count = ccount[:, end] - ccount[:, :s]  # [B, S]
-    full = (count == (end - jnp.arange(s))[None]) & mask  # the whole span is real tokens
-    span = total / jnp.maximum(count, 1.0)[..., None]
-    span = _unit(span)  # empty spans are zero vectors
-    cos = jnp.einsum("bsd,md->bsm", span, forms.astype(jnp.float32))  # [B, S, M]
-    if exclude is not None:
-      cos = jnp.where(exclude[:, None, :], -1.0, cos)
-    # max over the forms of each tag (a segment max over M: no [B, S, M, T] intermediate);
-    # a tag without forms gets -1.
-    by_tag = jax.ops.segment_max(jnp.moveaxis(cos, -1, 0), form_tag, num_segments=num_tags)
-    by_tag = jnp.maximum(jnp.moveaxis(by_tag, 0, -1), -1.0)  # [B, S, T]
+    count = jnp.maximum(ccount[:, end] - ccount[:, :s], 1.0)  # [B, S]
+    full = (ccount[:, end] - ccount[:, :s] == (end - jnp.arange(s))[None]) & mask  # whole span real
+    span = (csum[:, end] - csum[:, :s]) / count[..., None]  # [B, S, D] its mean
+    scale = 1.0 / (count * jnp.sqrt(jnp.maximum(jnp.sum(span * span, -1), 1e-12)))  # [B, S]
+    cos = ((cdots[:, end] - cdots[:, :s]) * scale[..., None]).reshape(b, s, *index.shape)
+    by_tag = jnp.max(jnp.where(usable, cos, -1.0), -1)  # [B, S, T]
     best = jnp.maximum(best, jnp.where(full[..., None], by_tag, -1.0))
   return best
 
