@@ -254,3 +254,16 @@ def test_ttq_peer_trains_like_ours(tmp_path, monkeypatch):
   assert abs(ours[-1]["valid_ndcg@10"] - peer[-1]["valid_ndcg@10"]) < 0.05
   assert abs(ours[-1]["train_loss"] - peer[-1]["train_loss"]) < 0.3
   assert record["summary"]["torch compact"]["test_ndcg@10"] > 0.1
+
+
+def test_parser_suite_times_training_and_reading(tmp_path):
+  from dpr_jax.bench import parser as parser_bench
+
+  parser_bench.main(["--config", str(ROOT / "configs" / "tiny.py"), "--dim", "16", "--batches", "1", "3",
+                     "--reps", "1", "--out", str(tmp_path)])
+  saved = json.loads((tmp_path / "parser.json").read_text())
+  assert [(r["what"], r["batch"]) for r in saved["rows"]] == [("train", 128), ("read", 1),
+                                                             ("read", 3)]
+  assert saved["rows"][1]["members"] == 2  # tiny's ensemble
+  assert all(r["p50_ms"] > 0 and r["requests_per_s"] > 0 for r in saved["rows"])
+  assert saved["params"]["known_forms"] > saved["params"]["tags"] == 18

@@ -162,6 +162,35 @@ def test_training_requests_follow_the_two_clause_settings():
   assert texts_combined != texts and texts_single != texts
 
 
+def test_an_ensemble_reads_the_same_with_its_forms_adapted_once():
+  """Each member's forms through its similarity adapter, computed once (``adapted_forms``, as
+  the reader does), give the probabilities of adapting them in every call."""
+  from dpr_jax.checkpoint import stack_members
+  from dpr_jax.models.parser import adapted_forms
+
+  rng = np.random.default_rng(5)
+  model = RequestParser(num_tags=5, hidden=16, num_heads=2, max_tokens=8, dropout=0.0,
+                        similarity_rank=3)
+  _, _, tokens, mask, cue, (forms, form_tag) = _parser()
+  members = []
+  for k in range(3):
+    p = nn.unbox(model.init(jax.random.key(k), tokens, mask, cue, forms, form_tag)["params"])
+    # the adapter starts as the identity (V = 0): give it a real map
+    p["similarity"]["up"] = jnp.asarray(rng.normal(size=p["similarity"]["up"].shape) * 0.5,
+                                        jnp.float32)
+    members.append(p)
+  params = stack_members(members)
+  adapted = jax.vmap(lambda p: adapted_forms(model, p, forms))(params)  # [3, M, D]
+  assert adapted.shape == (3,) + forms.shape
+  assert not np.allclose(adapted[0], forms, atol=1e-3)  # the adapter moved them
+  np.testing.assert_allclose(np.linalg.norm(adapted, axis=-1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(
+      ensemble_probs(model, params, tokens, mask, cue, forms, form_tag, adapted),
+      ensemble_probs(model, params, tokens, mask, cue, forms, form_tag), rtol=1e-5, atol=1e-6)
+  plain = RequestParser(num_tags=5, hidden=16, num_heads=2, max_tokens=8)  # rank 0: as given
+  np.testing.assert_array_equal(adapted_forms(plain, members[0], forms), forms)
+
+
 def test_span_matches_against_a_loop():
   from dpr_jax.models.parser import span_matches
 

@@ -7,7 +7,8 @@ from dpr_jax.errors import UserError
 
 # Suite name -> module under dpr_jax.bench (imported only when asked for).
 SUITES = {"ce": "ce", "train": "train", "eval": "eval", "serve": "serve", "moe": "moe",
-          "scale": "scale", "peer": "peer", "shard": "shard", "ttq": "ttq"}
+          "scale": "scale", "peer": "peer", "shard": "shard", "ttq": "ttq",
+          "parser": "parser"}
 
 
 def _summary(name: str) -> str:

@@ -79,9 +79,9 @@ def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_
   known ones ("love story"). -1 where nothing can start.
 
   Computed with one token-form product: ``cos(mean span, f) = (sum_i x_i . f) / |sum_i x_i|``,
-  so every span's dot products are differences of prefix sums of ``x_i . f`` (float32[B, S,
-  T*F]) and its norm one of prefix sums of the states; the max over a tag's forms is a dense
-  reduction over :func:`tag_groups`.
+  so a span of width w is the span of width w - 1 starting at the same token plus one shifted
+  row of ``x_i . f`` (float32[B, S, T*F]) and of the states; the max over a tag's forms is a
+  dense reduction over :func:`tag_groups`.
 
   Args:
     tokens: float[B, S, D] token states; mask: bool[B, S]; forms: float[M, D] unit embeddings of
@@ -94,26 +94,27 @@ def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_
   """
   index, real = tag_groups(form_tag, num_tags)  # int32[T, F], bool[T, F]
   b, s = tokens.shape[:2]
-  x = jnp.where(mask[..., None], tokens.astype(jnp.float32), 0.0)
-  m = mask.astype(jnp.float32)
+  x = jnp.where(mask[..., None], tokens.astype(jnp.float32), 0.0)  # [B, S, D]
+  m = mask.astype(jnp.float32)  # [B, S]
   grouped = forms.astype(jnp.float32)[index.reshape(-1)]  # [T*F, D]
   dots = jnp.einsum("bsd,md->bsm", x, grouped)  # [B, S, T*F]
-  cdots = jnp.pad(jnp.cumsum(dots, 1), ((0, 0), (1, 0), (0, 0)))  # [B, S+1, T*F]
-  csum = jnp.pad(jnp.cumsum(x, 1), ((0, 0), (1, 0), (0, 0)))  # [B, S+1, D]
-  ccount = jnp.pad(jnp.cumsum(m, 1), ((0, 0), (1, 0)))  # [B, S+1]
   usable = jnp.asarray(real)[None, None]  # [1, 1, T, F]: a tag without forms gets -1
   if exclude is not None:
     usable = usable & ~exclude[:, index][:, None]  # [B, 1, T, F]
+
+  def shifted(a, by):  # a[:, s + by] at s, zeros past the end
+    return jnp.pad(a[:, by:], ((0, 0), (0, by)) + ((0, 0),) * (a.ndim - 2))
+
+  span_dots, span_sum, count = jnp.zeros_like(dots), jnp.zeros_like(x), jnp.zeros_like(m)
   best = jnp.full((b, s, num_tags), -1.0, jnp.float32)
-  for w in range(1, max_span + 1):
-    end = jnp.minimum(jnp.arange(s) + w, s)  # [S]
-    count = jnp.maximum(ccount[:, end] - ccount[:, :s], 1.0)  # [B, S]
-    full = (ccount[:, end] - ccount[:, :s] == (end - jnp.arange(s))[None]) & mask  # whole span real
-    span = (csum[:, end] - csum[:, :s]) / count[..., None]  # [B, S, D] its mean
-    scale = 1.0 / (count * jnp.sqrt(jnp.maximum(jnp.sum(span * span, -1), 1e-12)))  # [B, S]
-    cos = ((cdots[:, end] - cdots[:, :s]) * scale[..., None]).reshape(b, s, *index.shape)
+  for w in range(1, max_span + 1):  # the spans tokens[s : s + w]
+    span_dots += shifted(dots, w - 1)
+    span_sum += shifted(x, w - 1)
+    count += shifted(m, w - 1)
+    norm = jnp.sqrt(jnp.maximum(jnp.sum(span_sum * span_sum, -1), w * w * 1e-12))  # [B, S]
+    cos = (span_dots / norm[..., None]).reshape(b, s, *index.shape)  # [B, S, T, F]
     by_tag = jnp.max(jnp.where(usable, cos, -1.0), -1)  # [B, S, T]
-    best = jnp.maximum(best, jnp.where(full[..., None], by_tag, -1.0))
+    best = jnp.maximum(best, jnp.where((count == w)[..., None], by_tag, -1.0))  # all real
   return best
 
 
@@ -174,17 +175,20 @@ class RequestParser(nn.Module):
 
   @nn.compact
   def __call__(self, tokens: Array, mask: Array, cue: Array, forms: Array, form_tag: Array,
-               deterministic: bool = True, exclude: Array | None = None) -> Array:
+               deterministic: bool = True, exclude: Array | None = None,
+               forms_adapted: bool = False) -> Array:
     """tokens float[B, S, D], mask bool[B, S], cue float[B], forms float[M, D] and form_tag
     int[M] (the known surface forms, :func:`span_matches`; ``exclude`` bool[B, M] leaves some
-    out per request) -> logits float32[B, T, 3]."""
+    out per request; ``forms_adapted``: ``forms`` are already this parser's
+    :func:`adapted_forms`) -> logits float32[B, T, 3]."""
     init = nn.initializers.xavier_uniform()
     b, s, _ = tokens.shape
     with jax.named_scope("parser_matches"):
       states = tokens
       if self.similarity_rank:
         adapt = SimilarityAdapter(self.similarity_rank, name="similarity")
-        states, forms = adapt(tokens), _unit(adapt(forms))
+        states = adapt(tokens)
+        forms = forms if forms_adapted else _unit(adapt(forms))
       words = mask
       if self.slot_gate:  # the request's words only: no span starts at or covers [CLS] / [SEP]
         pos = jnp.arange(s)[None]
@@ -243,21 +247,37 @@ class RequestParser(nn.Module):
       return nn.Dense(len(STANCES))(z).astype(jnp.float32)  # [B, T, 3]
 
 
+def adapted_forms(model: RequestParser, params, forms: Array) -> Array:
+  """The known forms as one parser's span matching reads them: through its
+  :class:`SimilarityAdapter`, unit rows (unchanged with ``similarity_rank`` 0). They depend on
+  the parameters only, so a reader computes them once, not per request (for ten parsers they
+  are about half the time of reading one request). float[M, D] -> float32[M, D]."""
+  if not model.similarity_rank:
+    return forms.astype(jnp.float32)
+  adapter = SimilarityAdapter(model.similarity_rank)
+  return _unit(adapter.apply({"params": params["similarity"]}, forms))
+
+
 def ensemble_probs(model: RequestParser, params, tokens: Array, mask: Array, cue: Array,
-                   forms: Array, form_tag: Array) -> Array:
+                   forms: Array, form_tag: Array, member_forms: Array | None = None) -> Array:
   """Stance probabilities of an ensemble of parsers, averaged over its members.
 
-  ``params``: the members' parameters stacked on a leading axis (leaves ``[K, ...]``); the
-  other arguments as :meth:`RequestParser.__call__`. Returns float32[B, T, 3]. Averaging the
-  probabilities (not the logits) keeps each member's confidence: a tag one member is sure of
-  and the others doubt ends near the middle, and its stance is the average's argmax.
+  ``params``: the members' parameters stacked on a leading axis (leaves ``[K, ...]``);
+  ``member_forms``: float32[K, M, D], each member's :func:`adapted_forms` (``jax.vmap`` of it
+  over ``params``, computed once per set of parameters), or None to adapt ``forms`` in the
+  call; the other arguments as :meth:`RequestParser.__call__`. Returns float32[B, T, 3].
+  Averaging the probabilities (not the logits) keeps each member's confidence: a tag one member
+  is sure of and the others doubt ends near the middle, and its stance is the average's argmax.
   """
 
-  def member(p):  # float32[B, T, 3]
-    return jax.nn.softmax(model.apply({"params": p}, tokens, mask, cue, forms, form_tag), -1)
+  def member(p, f):  # float32[B, T, 3]
+    return jax.nn.softmax(model.apply({"params": p}, tokens, mask, cue, f, form_tag,
+                                      forms_adapted=member_forms is not None), -1)
 
   with jax.named_scope("parser_ensemble"):
-    return jnp.mean(jax.vmap(member)(params), axis=0)
+    if member_forms is None:
+      return jnp.mean(jax.vmap(member, in_axes=(0, None))(params, forms), axis=0)
+    return jnp.mean(jax.vmap(member)(params, member_forms), axis=0)
 
 
 def stance_loss(logits: Array, labels: Array, weight: Array | None = None) -> Array:

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dpr_jax import atomic
-from dpr_jax.models.parser import Parse, RequestParser, decode, ensemble_probs
+from dpr_jax.models.parser import (Parse, RequestParser, adapted_forms, decode,
+                                   ensemble_probs)
 from dpr_jax.prompts import generator
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import negation_cue
@@ -206,7 +207,9 @@ def _probs_fn(config, params, tag_names: Sequence[str], cache_dir, encoder: str 
   model = build_parser(config, len(tag_names))
   forms, form_tag = (jnp.asarray(a) for a in known_forms(config.dpr.domain, tag_names,
                                                            cache_dir, encoder))
-  probs_fn = jax.jit(lambda p, t, m, c: ensemble_probs(model, p, t, m, c, forms, form_tag))
+  # Each member's forms through its similarity adapter, once (not per request).
+  member_forms = jax.jit(jax.vmap(lambda p: adapted_forms(model, p, forms)))(params)
+  probs_fn = jax.jit(lambda p, f, t, m, c: ensemble_probs(model, p, t, m, c, forms, form_tag, f))
   max_tokens = config.parser.max_tokens
 
   def probs(texts: Sequence[str]) -> np.ndarray:
@@ -218,9 +221,10 @@ def _probs_fn(config, params, tag_names: Sequence[str], cache_dir, encoder: str 
                 "cue": np.array([negation_cue(t) for t in texts], np.float32)}
     else:
       inputs = token_inputs(list(texts), cache_dir, encoder, max_tokens)
-    return np.concatenate([np.asarray(probs_fn(params, *(inputs[k][s:s + 256]
-                                                         for k in ("tokens", "mask", "cue"))))
-                           for s in range(0, len(texts), 256)])
+    return np.concatenate([
+        np.asarray(probs_fn(params, member_forms,
+                            *(inputs[k][s:s + 256] for k in ("tokens", "mask", "cue"))))
+        for s in range(0, len(texts), 256)])
 
   return probs
 
