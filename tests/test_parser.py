@@ -191,6 +191,23 @@ def test_an_ensemble_reads_the_same_with_its_forms_adapted_once():
   np.testing.assert_array_equal(adapted_forms(plain, members[0], forms), forms)
 
 
+def _span_matches_loop(tokens, mask, forms, form_tag, num_tags, max_span, exclude=None):
+  """The definition of span_matches, one span and one form at a time."""
+  n, length, _ = tokens.shape
+  want = np.full((n, length, num_tags), -1.0)
+  for b in range(n):
+    for s in range(length):
+      for w in range(1, max_span + 1):
+        if s + w > length or not mask[b, s:s + w].all():
+          continue
+        span = tokens[b, s:s + w].mean(0)
+        span /= np.linalg.norm(span)
+        for f, t in enumerate(form_tag):
+          if exclude is None or not exclude[b, f]:
+            want[b, s, t] = max(want[b, s, t], span @ forms[f])
+  return want
+
+
 def test_span_matches_against_a_loop():
   from dpr_jax.models.parser import span_matches
 
@@ -205,19 +222,14 @@ def test_span_matches_against_a_loop():
     got = np.asarray(span_matches(jnp.asarray(tokens), jnp.asarray(mask), jnp.asarray(forms),
                                   jnp.asarray(form_tag), 4, max_span=3,
                                   exclude=None if ex is None else jnp.asarray(ex)))
-    want = np.full((2, 6, 4), -1.0)
-    for b in range(2):
-      for s in range(6):
-        for w in range(1, 4):
-          if s + w > 6 or not mask[b, s:s + w].all():
-            continue
-          span = tokens[b, s:s + w].mean(0)
-          span /= np.linalg.norm(span)
-          for f, t in enumerate(form_tag):
-            if ex is None or not ex[b, f]:
-              want[b, s, t] = max(want[b, s, t], span @ forms[f])
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, _span_matches_loop(tokens, mask, forms, form_tag, 4, 3, ex),
+                               rtol=1e-5, atol=1e-5)
     assert (got[..., 2] == -1.0).all()
+  # requests shorter than the widest span: only the spans that fit
+  got = np.asarray(span_matches(jnp.asarray(tokens[:, :2]), jnp.asarray(mask[:, :2]),
+                                jnp.asarray(forms), jnp.asarray(form_tag), 4, max_span=4))
+  np.testing.assert_allclose(got, _span_matches_loop(tokens[:, :2], mask[:, :2], forms, form_tag,
+                                                     4, 4), rtol=1e-5, atol=1e-5)
 
 
 def test_span_matches_gradient_against_a_direct_form():

@@ -103,6 +103,8 @@ def span_matches(tokens: Array, mask: Array, forms: Array, form_tag: Array, num_
     usable = usable & ~exclude[:, index][:, None]  # [B, 1, T, F]
 
   def shifted(a, by):  # a[:, s + by] at s, zeros past the end
+    if by >= s:
+      return jnp.zeros_like(a)
     return jnp.pad(a[:, by:], ((0, 0), (0, by)) + ((0, 0),) * (a.ndim - 2))
 
   span_dots, span_sum, count = jnp.zeros_like(dots), jnp.zeros_like(x), jnp.zeros_like(m)
