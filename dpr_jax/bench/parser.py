@@ -9,15 +9,14 @@ of ``parser.max_tokens`` token states of width ``--dim``: 384 for all-MiniLM-L6-
 all-mpnet-base-v2; the domain's real table of known surface forms, ``dpr_jax.prompts.reader.
 form_texts``, with random unit embeddings), on random token states (no text encoder needed):
 
-- ``train``: ``train.steps_per_call`` scanned steps of the stance loss with form dropout and
-  AdamW, as ``dpr_jax.train.parser`` runs them; per step, and requests / s.
+- ``train``: ``train.steps_per_call`` scanned steps of ``dpr_jax.train.parser.parser_step``
+  (the stance loss with form dropout, AdamW); per step, and requests / s.
 - ``read``: ``parser.members`` parsers' mean stance probabilities
   (``dpr_jax.models.parser.ensemble_probs``, each member's forms adapted once, as
   ``dpr_jax.prompts.reader`` reads) for batches of ``--batches`` requests.
 
-p50 of ``--reps`` calls after a compile and a warm-up call. To compare two versions of the code
-back to back, run this file with the other checkout first on ``PYTHONPATH`` (``python
-dpr_jax/bench/parser.py``; code before ``adapted_forms`` adapts the forms in every call).
+p50 of ``--reps`` calls after a compile and a warm-up call; compare two versions of the code by
+running the suite at each, back to back.
 """
 
 from __future__ import annotations
@@ -28,17 +27,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from dpr_jax.bench import common
-from dpr_jax.models.parser import RequestParser, ensemble_probs, stance_loss
+from dpr_jax.models.parser import adapted_forms, ensemble_probs
 from dpr_jax.prompts import generator
-from dpr_jax.prompts.reader import form_texts
-
-try:  # each member's forms adapted once, as dpr_jax.prompts.reader reads
-  from dpr_jax.models.parser import adapted_forms
-except ImportError:  # older code (before 2026-12-06), for a back-to-back comparison
-  adapted_forms = None
+from dpr_jax.prompts.reader import build_parser, form_texts
+from dpr_jax.train.parser import parser_optimizer, parser_step
+from dpr_jax.train.step import TrainState
 
 COLUMNS = ("what", "members", "batch", "p50_ms", "p90_ms", "per_step_ms", "requests_per_s")
 
@@ -75,31 +70,15 @@ def main(argv: list[str] | None = None) -> None:
   forms = rng.standard_normal((len(texts), a.dim)).astype(np.float32)
   forms = jnp.asarray(forms / np.linalg.norm(forms, axis=1, keepdims=True))
   form_tag = jnp.asarray(form_tag, jnp.int32)
-  model = RequestParser(num_tags=len(tags), hidden=pc.hidden, num_heads=pc.num_heads,
-                        max_tokens=pc.max_tokens, dropout=pc.dropout,
-                        similarity_rank=pc.similarity_rank)
+  model = build_parser(config, len(tags))
   spc = config.train.steps_per_call
   batch = _inputs(rng, spc, pc.batch_size, pc.max_tokens, a.dim, len(texts), len(tags))
   params = nn.unbox(model.init(jax.random.key(0), batch["tokens"][0, :1], batch["mask"][0, :1],
                                batch["cue"][0, :1], forms, form_tag)["params"])
-  tx = optax.adamw(pc.lr, weight_decay=1e-4)
-
-  def one_step(carry, b):  # as dpr_jax.train.parser's step
-    params, opt_state, key = carry
-    exclude = b["contains"] & jax.random.bernoulli(key, pc.form_dropout, b["contains"].shape[:1]
-                                                   )[:, None]
-
-    def loss_fn(q):
-      logits = model.apply({"params": q}, b["tokens"], b["mask"], b["cue"], forms, form_tag,
-                           deterministic=False, exclude=exclude, rngs={"dropout": key})
-      return stance_loss(logits, b["labels"])
-
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state, jax.random.fold_in(key, 1)), loss
-
+  tx = parser_optimizer(pc)
+  one_step = parser_step(model, tx, pc, forms, form_tag, jax.random.key(1))  # the trainer's
   steps = jax.jit(lambda carry, b: jax.lax.scan(one_step, carry, b))
-  carry = (params, tx.init(params), jax.random.key(1))
+  carry = TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
   compiled, _ = common.compile_timed(steps, carry, batch)
   times = common.time_calls(lambda: compiled(carry, batch), a.reps)
   s = common.summary(times)
@@ -109,12 +88,8 @@ def main(argv: list[str] | None = None) -> None:
   print(f"train: {rows[-1]['per_step_ms']:.1f} ms per step of {pc.batch_size}", flush=True)
 
   stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (pc.members,) + x.shape), params)
-  if adapted_forms is None:
-    read = jax.jit(lambda q, f, t, m, c: ensemble_probs(model, q, t, m, c, forms, form_tag))
-    member_forms = None
-  else:
-    read = jax.jit(lambda q, f, t, m, c: ensemble_probs(model, q, t, m, c, forms, form_tag, f))
-    member_forms = jax.jit(jax.vmap(lambda q: adapted_forms(model, q, forms)))(stacked)
+  read = jax.jit(lambda q, f, t, m, c: ensemble_probs(model, q, t, m, c, forms, form_tag, f))
+  member_forms = jax.jit(jax.vmap(lambda q: adapted_forms(model, q, forms)))(stacked)
   for size in a.batches:
     r = _inputs(rng, 1, size, pc.max_tokens, a.dim, len(texts), len(tags))
     args = (stacked, member_forms, r["tokens"][0], r["mask"][0], r["cue"][0])

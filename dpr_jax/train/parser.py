@@ -128,6 +128,42 @@ def parser_examples(config, bank, tag_names: Sequence[str], member: int = 0
 
 
 # ================================================================================ training
+def parser_optimizer(pc) -> optax.GradientTransformation:
+  """A parser's optimizer (``pc``: ``config.parser``)."""
+  return optax.adamw(pc.lr, weight_decay=1e-4)
+
+
+def parser_step(model, tx, pc, forms: jax.Array, form_tag: jax.Array, dropout_key: jax.Array):
+  """One training step of a parser: ``(TrainState, batch) -> (TrainState, {"loss"})``, the
+  batch's ``tokens``, ``mask``, ``cue``, ``labels`` int32[B, T], ``contains`` bool[B, M] (the
+  known forms each request contains; form dropout hides them from a share of the requests) and,
+  with ``pc.slot_loss``, ``slots`` / ``slot_known`` (:func:`slot_targets`)."""
+
+  def one_step(st: TrainState, batch):
+    key = jax.random.fold_in(dropout_key, st.step)
+    # Form dropout: a share of the requests cannot match the forms they contain.
+    drop = jax.random.bernoulli(jax.random.fold_in(key, 1), pc.form_dropout,
+                                batch["contains"].shape[:1])
+    exclude = batch["contains"] & drop[:, None]
+
+    def loss_fn(p):
+      logits, aux = model.apply({"params": p}, batch["tokens"], batch["mask"], batch["cue"],
+                                forms, form_tag, deterministic=False, exclude=exclude,
+                                rngs={"dropout": key}, mutable=["intermediates"])
+      loss = stance_loss(logits, batch["labels"])
+      if pc.slot_loss > 0:
+        loss += pc.slot_loss * slot_loss(aux["intermediates"]["slot_logits"][0],
+                                         batch["slots"], batch["mask"], batch["slot_known"])
+      return loss
+
+    loss, grads = jax.value_and_grad(loss_fn)(st.params)
+    updates, opt_state = tx.update(grads, st.opt_state, st.params)
+    return (TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state),
+            {"loss": loss})
+
+  return one_step
+
+
 def _parser_state(config, tag_names: Sequence[str], text_dim: int, mesh: Mesh, member: int,
                   group: str = ""):
   """Member ``member``'s (model, optimizer, fresh state, its shardings, checkpoints,
@@ -136,7 +172,7 @@ def _parser_state(config, tag_names: Sequence[str], text_dim: int, mesh: Mesh, m
   pc = config.parser
   ckpts = RunCheckpoints(checkpoint.parser_dir(config.run.dir, member, group))
   fingerprint = checkpoint.parser_fingerprint(config, tag_names)
-  tx = optax.adamw(pc.lr, weight_decay=1e-4)
+  tx = parser_optimizer(pc)
   sample = (jnp.zeros((1, pc.max_tokens, text_dim), jnp.float16),
             jnp.ones((1, pc.max_tokens), bool), jnp.zeros((1,), jnp.float32),
             jnp.zeros((1, text_dim), jnp.float32), jnp.zeros((1,), jnp.int32))
@@ -217,27 +253,7 @@ def _train_member(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
           texts, names, TextEncoder.from_pretrained(encoder).tokenizer, pc.max_tokens)
     dropout_key = jax.random.key(seed + 21)
 
-    def one_step(st: TrainState, batch):
-      key = jax.random.fold_in(dropout_key, st.step)
-      # Form dropout: a share of the requests cannot match the forms they contain.
-      drop = jax.random.bernoulli(jax.random.fold_in(key, 1), pc.form_dropout,
-                                  batch["contains"].shape[:1])
-      exclude = batch["contains"] & drop[:, None]
-
-      def loss_fn(p):
-        logits, aux = model.apply({"params": p}, batch["tokens"], batch["mask"], batch["cue"],
-                                  forms, form_tag, deterministic=False, exclude=exclude,
-                                  rngs={"dropout": key}, mutable=["intermediates"])
-        loss = stance_loss(logits, batch["labels"])
-        if pc.slot_loss > 0:
-          loss += pc.slot_loss * slot_loss(aux["intermediates"]["slot_logits"][0],
-                                           batch["slots"], batch["mask"], batch["slot_known"])
-        return loss
-
-      loss, grads = jax.value_and_grad(loss_fn)(st.params)
-      updates, opt_state = tx.update(grads, st.opt_state, st.params)
-      return (TrainState(st.step + 1, optax.apply_updates(st.params, updates), opt_state),
-              {"loss": loss})
+    one_step = parser_step(model, tx, pc, forms, form_tag, dropout_key)
 
     batch_spec = {k: sharding.batch_sharding(mesh, v.ndim + 1, batch_axis=1)
                   for k, v in arrays.items()}
