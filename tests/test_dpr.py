@@ -112,6 +112,19 @@ def _results(run_dir):
   return json.loads((run_dir / "results_steering.json").read_text())["results"]
 
 
+def test_results_record_how_requests_were_read(tiny_config):
+  """The steering results' protocol names the reader: the parser's settings (its ensemble and a
+  second encoder's mix), or None for the rules."""
+  from dpr_jax.train import run
+
+  mixed = tiny_config("sasrec", **{"dpr.reader": "parser", "parser.members": 3,
+                                   "parser.mix_encoder": "/models/mpnet", "parser.mix_members": 2})
+  reading = run.request_reading(mixed)
+  assert (reading["members"], reading["mix_encoder"], reading["mix_members"]) == (
+      3, "/models/mpnet", 2)
+  assert run.request_reading(tiny_config("sasrec", **{"dpr.reader": "rules"})) is None
+
+
 @pytest.mark.slow
 @needs_encoder
 @pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
@@ -219,6 +232,7 @@ def test_three_stages_end_to_end(tiny_config, request, model, run_copy):
   assert res["EVERYDAY-"]["methods"]["filter"]["violation@10"] == 0.0
   protocol = json.loads((run_dir / "results_steering.json").read_text())["protocol"]
   assert "held-out" in protocol["templates"] and protocol["model"] == model
+  assert protocol["parser"] == run.request_reading(config)  # how requests were read
   assert (run_dir / "results_steering.png").stat().st_size > 1000
   if model != "sasrec":  # (the rerun below checks the restore path once, on SASRec)
     return

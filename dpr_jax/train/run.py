@@ -159,6 +159,7 @@ def run(config, mode: str = "train") -> dict:
         config.run.dir, results, data.manifest, config.train.seed,
         {"model": config.model.name, "dpr": config.dpr.to_dict(),
          "prompt_bank": bank.manifest,
+         "parser": request_reading(config),
          "dpr_backbone": ("stage 1 (frozen in stage 3)" if tuned is None else
                           f"stage 3 (tuned at lr {config.stage3.backbone_lr}); every primary"
                           " row uses it, the 'stage1' rows stage 1's")})]
@@ -170,6 +171,13 @@ def run(config, mode: str = "train") -> dict:
   logging.info("steering results: %s", {k: results[k] for k in steering_eval.TABLE_KEYS[1:]
                                          if k in results})
   return out | {"steering": results, "files": files}
+
+
+def request_reading(config) -> dict | None:
+  """How the steering evaluation read its requests, for the results' protocol: the parser's
+  settings (its ensemble: ``members``, a second encoder's ``mix_*``), or None when the rules
+  reader read them (``dpr.reader = "rules"``)."""
+  return config.parser.to_dict() if config.dpr.reader == "parser" else None
 
 
 def _backbone_top10(scorer, data, split: str, batch_size: int = 512) -> np.ndarray:
