@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import jax
 from jax.experimental import multihost_utils
 
@@ -21,13 +23,41 @@ def initialize(dist_config) -> None:
     pass
   if dist_config.auto:
     jax.distributed.initialize()
-    return
-  if not 0 <= dist_config.process_id < dist_config.num_processes:
-    raise ConfigError(f"config.distributed.process_id={dist_config.process_id} must be in"
-                      f" [0, num_processes={dist_config.num_processes})")
-  jax.distributed.initialize(coordinator_address=dist_config.coordinator,
-                             num_processes=dist_config.num_processes,
-                             process_id=dist_config.process_id)
+  else:
+    if not 0 <= dist_config.process_id < dist_config.num_processes:
+      raise ConfigError(f"config.distributed.process_id={dist_config.process_id} must be in"
+                        f" [0, num_processes={dist_config.num_processes})")
+    jax.distributed.initialize(coordinator_address=dist_config.coordinator,
+                               num_processes=dist_config.num_processes,
+                               process_id=dist_config.process_id)
+  guard_compilation_cache()
+
+
+def guard_compilation_cache() -> bool:
+  """Turns JAX's persistent compilation cache off in a multi-process CPU run; True if it did.
+
+  In jax 0.12.1 the cache key of one program differs between the processes of a CPU run (its
+  ``accelerator_config`` part), so process 0 (the only writer) finds its programs in the cache
+  while the others compile theirs afresh, and the cross-process collectives of a loaded and a
+  freshly compiled program never meet: a rerun of the same run (``--mode eval``, a resume)
+  hangs in its first collective. Measured with two processes on one machine: jax 0.10.2,
+  0.11.2 and 0.12.0.1 run it, 0.12.1 hangs (docs/usage.md). Must run before the first
+  compilation.
+  """
+  if jax.process_count() == 1 or jax.default_backend() != "cpu":
+    return False
+  if not (jax.config.jax_enable_compilation_cache and _cache_dir()):
+    return False
+  jax.config.update("jax_enable_compilation_cache", False)
+  logging.warning("persistent compilation cache off (%s) in this multi-process CPU run: with"
+                  " it, processes can load different programs and hang in their first"
+                  " collective (docs/usage.md)", _cache_dir())
+  return True
+
+
+def _cache_dir() -> str | None:
+  """The persistent compilation cache's folder (None: no cache)."""
+  return jax.config.jax_compilation_cache_dir
 
 
 def first_process_then_others(name: str, fn):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import warnings
 
 import flax.linen as nn
 import jax
@@ -515,7 +516,11 @@ def test_what_is_not_understood_gets_the_unprompted_list_and_a_note(parser_rec, 
   from dpr_jax.serve.recommender import Request
 
   user = parser_rec.data.user_ids[1]
-  answer = parser_rec.recommend(Request(user=user, prompt=prompt))
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    answer = parser_rec.recommend(Request(user=user, prompt=prompt))
+  # What is said to the person is in the notes, not in a warning on stderr.
+  assert not [w for w in caught if "truncated" in str(w.message)]
   plain = parser_rec.recommend(Request(user=user))
   if answer["parse"]["want"] or answer["parse"]["avoid"]:
     # Read as a wish after all: the list follows the parse, never silently inverted.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -249,7 +250,10 @@ class Recommender:
                       self.prompt_features(parts.negative) if parts.negative else None,
                       {"positive": parts.positive, "negative": parts.negative})
     if prompt not in self._read_cache:
-      r = self._parser_read([prompt])
+      with warnings.catch_warnings():  # the answer's note below says it, in the person's terms
+        warnings.filterwarnings("ignore", message=r".*longer than the text encoder",
+                                category=UserWarning)
+        r = self._parser_read([prompt])
       parse = r.parses[0]
       notes = []
       ids, _ = self.encoder.tokenize([prompt])
