@@ -36,13 +36,12 @@ def initialize(dist_config) -> None:
 def guard_compilation_cache() -> bool:
   """Turns JAX's persistent compilation cache off in a multi-process CPU run; True if it did.
 
-  In jax 0.12.1 the cache key of one program differs between the processes of a CPU run (its
-  ``accelerator_config`` part), so process 0 (the only writer) finds its programs in the cache
-  while the others compile theirs afresh, and the cross-process collectives of a loaded and a
-  freshly compiled program never meet: a rerun of the same run (``--mode eval``, a resume)
-  hangs in its first collective. Measured with two processes on one machine: jax 0.10.2,
-  0.11.2 and 0.12.0.1 run it, 0.12.1 hangs (docs/usage.md). Must run before the first
-  compilation.
+  In a CPU run of several processes only process 0, the cache's only writer, finds its programs
+  there on a rerun (``--mode eval``, a resume): the others' cache keys differ (the key's
+  ``accelerator_config`` part), so they compile theirs afresh. jax 0.10.2, 0.11.2 and
+  0.12.0.1 run such a rerun; with jax 0.12.1 the rerun of a two-process stage-1 run hangs in its first evaluation's
+  collective, and runs with the cache off (docs/usage.md,
+  reports/jax_cache_multiprocess_2026-12-06/). Must run before the first compilation.
   """
   if jax.process_count() == 1 or jax.default_backend() != "cpu":
     return False

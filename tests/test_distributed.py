@@ -24,8 +24,8 @@ def cache_flags(tmp_path):
                                                     (2, "tpu", False)])
 def test_the_compilation_cache_is_off_only_in_a_multi_process_cpu_run(
     cache_flags, monkeypatch, caplog, processes, platform, off):
-  # jax 0.12.1 keys CPU programs by each process's own device: process 0 loads, the others
-  # compile, and the two kinds of program hang in their first collective.
+  # On a rerun with the cache, process 0 loads its programs and the others compile theirs; with
+  # jax 0.12.1 a two-process run then hung in its first collective (dpr_jax.distributed).
   monkeypatch.setattr(jax, "process_count", lambda: processes)
   monkeypatch.setattr(jax, "default_backend", lambda: platform)
   with caplog.at_level("WARNING"):

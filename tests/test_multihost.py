@@ -121,8 +121,8 @@ def test_two_processes_match_one(tmp_path):
   again = json.loads((tmp_path / "two" / "results_seq.json").read_text())["results"]
   assert again == res_b
   # The suite's persistent compilation cache (conftest.py) is turned off in these processes: with
-  # jax 0.12.1, this rerun's process 0 would load its programs from the cache, process 1 compile
-  # its own, and the evaluation hang in its first collective (dpr_jax.distributed).
+  # it, this rerun's process 0 loads its programs from the cache, process 1 compiles its own, and
+  # with jax 0.12.1 the evaluation hung in its first collective (dpr_jax.distributed).
   if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     for i in range(2):
       assert "persistent compilation cache off" in (tmp_path / f"eval{i}.log").read_text()
