@@ -38,10 +38,11 @@ def guard_compilation_cache() -> bool:
 
   In a CPU run of several processes only process 0, the cache's only writer, finds its programs
   there on a rerun (``--mode eval``, a resume): the others' cache keys differ (the key's
-  ``accelerator_config`` part), so they compile theirs afresh. jax 0.10.2, 0.11.2 and
-  0.12.0.1 run such a rerun; with jax 0.12.1 the rerun of a two-process stage-1 run hangs in its first evaluation's
-  collective, and runs with the cache off (docs/usage.md,
-  reports/jax_cache_multiprocess_2026-12-06/). Must run before the first compilation.
+  ``accelerator_config`` part), so they compile theirs afresh. With jax 0.12.1 a program with
+  two cross-process collectives, loaded in one process and compiled in the other, never
+  completes: the rerun of a two-process stage-1 run hangs in its first evaluation (jax 0.10.2,
+  0.11.2 and 0.12.0.1 run it; docs/usage.md, reports/jax_cache_multiprocess_2026-12-06/). Must
+  run before the first compilation.
   """
   if jax.process_count() == 1 or jax.default_backend() != "cpu":
     return False
