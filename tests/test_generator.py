@@ -33,6 +33,7 @@ def clean_and_noisy():
 
 def _texts(domain: str, split: str) -> tuple[set[str], set[str]]:
   forms = {f for t in g.DOMAIN_TAGS[domain] for f in g.surface_forms(domain, t, split)}
+  forms |= {f for t in g.DOMAIN_TAGS[domain] for f in g.compound_forms(domain, t, split)}
   cons = {c for k in g.KINDS for c in g.constructions(domain, k, split)}
   return forms, cons
 
@@ -90,7 +91,8 @@ def test_determinism(train_ml):
 
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_labels_match_text_and_kind(domain):
-  tag_of = {f: t for t in g.DOMAIN_TAGS[domain] for s in g.SPLITS for f in g.surface_forms(domain, t, s)}
+  tag_of = {f: t for t in g.DOMAIN_TAGS[domain] for s in g.SPLITS
+            for f in g.surface_forms(domain, t, s) + g.compound_forms(domain, t, s)}
   for split in g.SPLITS:
     for r in g.generate(domain, split, 1000, 3, noise=0.0):
       assert r.kind in g.KINDS
@@ -215,6 +217,14 @@ def test_noise_effects_all_occur():
     (lambda d: d["constructions"]["vague"].append({"text": "something funny", "split": "train"}), "funny"),
     (lambda d: d["surface_forms"]["Comedy"].append({"text": "gore fests", "split": "train"}), "contains 'gore'"),
     (lambda d: d["constructions"]["combined"].append({"text": "{X} but not {Y2}", "split": "train"}), r"\{Y\}"),
+    (lambda d: d["compound_forms"]["Horror"].append({"text": "scary stuff", "split": "train"}), "one lower-case word"),
+    (lambda d: d["compound_forms"]["Comedy"].append({"text": "slasher", "split": "train"}), "appears twice"),
+    (lambda d: d["compound_forms"]["Comedy"].append({"text": "zombies", "split": "train"}), "contains 'zombies'"),
+    (lambda d: d["compound_forms"].__setitem__("Zombie", [{"text": "undead", "split": "train"}]), "Zombie"),
+    (lambda d: d["compound_forms"].__setitem__("War", [{"text": "battle", "split": "heldout"}]),
+     "no train compound form"),
+    (lambda d: d.__setitem__("extra", {}), "compound_forms"),
+    (lambda d: d["compound_forms"]["Horror"].append({"text": "hauntings", "split": "heldout"}), "surface form is train"),
 ])
 def test_validation_names_the_problem(mutate, message):
   data = copy.deepcopy(g.load_grammar("ml-1m"))
@@ -238,7 +248,7 @@ def test_forms_from_crosses_the_splits():
       g.constructions("ml-1m", "negative", "heldout")) | set(
       g.constructions("ml-1m", "combined", "heldout")) | set(
       g.constructions("ml-1m", "vague", "heldout"))
-  train_forms = {f for t in tags for f in g.surface_forms("ml-1m", t, "train")}
+  train_forms = {f for t in tags for f in g.surface_forms("ml-1m", t, "train") + g.compound_forms("ml-1m", t, "train")}
   reqs = g.generate("ml-1m", "heldout", 200, 0, forms_from="train", noise=0.0)
   assert all(r.construction in held for r in reqs)
   assert all(f in train_forms for r in reqs for f in r.forms) and any(r.forms for r in reqs)
@@ -249,7 +259,7 @@ def test_forms_from_crosses_the_splits():
 @pytest.mark.parametrize("split", g.SPLITS)
 def test_composed_requests_join_a_positive_and_a_negative_construction_of_the_split(split):
   tag_of = {f: t for t in g.DOMAIN_TAGS["ml-1m"] for s in g.SPLITS
-            for f in g.surface_forms("ml-1m", t, s)}
+            for f in g.surface_forms("ml-1m", t, s) + g.compound_forms("ml-1m", t, s)}
   pos, neg = (set(g.constructions("ml-1m", k, split)) for k in ("positive", "negative"))
   reqs = g.generate("ml-1m", split, 1500, 0, composed=1.0, noise=0.0)
   combined = [r for r in reqs if r.kind == "combined"]
@@ -291,3 +301,36 @@ def test_composed_single_requests_are_two_clauses_of_their_kind():
   assert not any(r.parts for r in reqs if r.kind in ("combined", "vague"))
   assert g.generate("ml-1m", "train", 300, 2, composed=0.5) == g.generate(
       "ml-1m", "train", 300, 2, composed=0.5, composed_single=0.0)
+
+
+def test_compound_slots_take_one_word_forms_of_their_split():
+  """``{Y}-free``: the slot before a hyphen takes a compound form of its split and tag; the labels
+  follow the slot (``-free`` on an X slot would still be a want: the kind decides, not the
+  suffix); a grammar without compound constructions (MIND) draws no compound form."""
+  assert g.compound_slots("{X}, but {Y}-free") == {"Y"}
+  assert g.compound_slots("make it {Y}-free and {Y2}-free") == {"Y", "Y2"}
+  assert g.compound_slots("{X} - no {Y}") == frozenset()
+  for split in g.SPLITS:
+    requests = g.generate("ml-1m", split, 3000, 11, noise=0.0)
+    compound = [r for r in requests if g.compound_slots(r.construction)]
+    assert len(compound) > 50, split
+    assert {r.kind for r in compound} == {"positive", "negative", "combined"}
+    for r in compound:
+      slots = g._tag_slots(r.construction)  # pylint: disable=protected-access
+      for slot, form, tag in zip(slots, r.forms, r.want + r.avoid):
+        pool = g.compound_forms if slot in g.compound_slots(r.construction) else g.surface_forms
+        assert form in pool("ml-1m", tag, split), (r, slot)
+        if slot in g.compound_slots(r.construction):
+          assert re.search(re.escape(form) + "-[a-z]", r.text), r
+    # Every "-free" request of a negative construction labels only avoided tags.
+    assert all(not r.want for r in compound if r.kind == "negative")
+  assert not any(g.compound_forms("mind", t, s) for t in g.DOMAIN_TAGS["mind"] for s in g.SPLITS)
+
+
+def test_typos_never_touch_a_protected_part_of_a_hyphenated_word():
+  noisy = g.generate("ml-1m", "train", 4000, 12, noise=1.0)
+  clean = g.generate("ml-1m", "train", 4000, 12, noise=0.0)
+  free = [(c, n) for c, n in zip(clean, noisy) if "}-free" in c.construction]
+  assert len(free) > 100
+  for c, n in free:
+    assert n.text.lower().count("-free") == c.text.lower().count("-free"), (c.text, n.text)

@@ -12,6 +12,15 @@ Slots: ``{X}``/``{X2}`` hold wanted tags, ``{Y}``/``{Y2}`` avoided tags, ``{N}``
 ``positive`` (X, optional X2), ``negative`` (Y, optional Y2), ``combined`` (X and Y) and ``vague``
 (no tag slot).
 
+Compounds: a tag slot written directly before a hyphen (``"keep it {Y}-free"``, ``"something
+{X}-heavy"``) is a *compound slot*. It takes one of the tag's ``compound_forms`` (single words
+such as ``"horror"`` or ``"gore"``, split like the surface forms), since a noun phrase such as
+``"scary movies"`` does not take a suffix. People write avoidance this way ("horror-free
+please") with no negation word of its own, so the parser has to learn the suffix; constructions
+with other suffixes ("-heavy", "-themed") and with "-free" on a word that is no tag ("a
+stress-free night of {X}") keep the hyphen itself from meaning "avoid". (Ours:
+reports/experiments.md, 2026-12-06 session 16.)
+
 Two clauses: with ``composed > 0`` that share of the combined requests is a positive and a
 negative construction of the split written one after the other (either order; a clause that ends
 in ``.``, ``?`` or ``!`` is followed by the next one, any other by a joiner such as ``", "`` or
@@ -54,13 +63,14 @@ _REQUIRED = {"positive": {"X"}, "negative": {"Y"}, "combined": {"X", "Y"}, "vagu
 _ALLOWED = {"positive": {"X", "X2"}, "negative": {"Y", "Y2"}, "combined": {"X", "X2", "Y", "Y2"},
             "vague": set()}
 
-# Words a typo never touches: negations and the words that carry an avoid / a preference.
+# Words a typo never touches (also as a part of a hyphenated word: the "free" of "gore-free"):
+# negations and the words that carry an avoid / a preference.
 PROTECTED = frozenset("""
     no not nor none nothing never neither without but except instead minus less fewer rather
     avoid skip hate stop enough tired sick over done pass hide mute block spare steer clear hold
     away last again dealbreaker whatsoever anything isn't doesn't don't won't can't cannot aren't
     couldn't wouldn't shouldn't didn't wasn't haven't isnt doesnt dont wont cant arent couldnt
-    wouldnt shouldnt didnt wasnt havent out drop bores than
+    wouldnt shouldnt didnt wasnt havent out drop bores than free
     """.split())
 FILLERS_START = ("lol", "ok so", "hmm", "haha")
 FILLERS_END = ("lol", "pls", "tonight", "haha", "hmm")
@@ -68,6 +78,8 @@ FILLERS_END = ("lol", "pls", "tonight", "haha", "hmm")
 JOINERS = (", ", "; ", ", but ", " but ", " and ", " - ", ". ")
 
 _SLOT_RE = re.compile(r"\{([^{}]*)\}")
+_COMPOUND_RE = re.compile(r"\{(X|X2|Y|Y2)\}-[a-z]")  # a tag slot that takes a suffix
+_COMPOUND_FORM_RE = re.compile(r"^[a-z0-9]+(?:['-][a-z0-9]+)*$")
 _FORM_RE = re.compile(r"^[a-z0-9][a-z0-9 '\-]*[a-z0-9]$|^[a-z0-9]$")
 _WORD_RE = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
 
@@ -81,7 +93,7 @@ class GeneratedRequest:
   avoid: tuple[str, ...]
   kind: str  # one of KINDS
   construction: str  # the construction template it came from
-  forms: tuple[str, ...]  # surface forms used, in slot order X, X2, Y, Y2 (aligned with want + avoid)
+  forms: tuple[str, ...]  # surface (or compound) forms used, in slot order X, X2, Y, Y2 (aligned with want + avoid)
   parts: tuple[str, ...] = ()  # the two constructions a two-clause request joins; else empty
 
 
@@ -112,8 +124,10 @@ def validate_grammar(data: Any, domain: str) -> dict:
   """Check a parsed grammar of ``domain``; returns it, or raises ValueError naming the problem."""
   if domain not in DOMAIN_TAGS:
     raise ValueError(f"unknown domain {domain!r} (expected one of {sorted(DOMAIN_TAGS)})")
-  if not isinstance(data, dict) or set(data) != {"noun", "surface_forms", "constructions"}:
-    raise ValueError(f"{domain}: expected exactly the keys 'noun', 'surface_forms', 'constructions'")
+  keys = {"noun", "surface_forms", "constructions"}
+  if not isinstance(data, dict) or not keys <= set(data) <= keys | {"compound_forms"}:
+    raise ValueError(f"{domain}: expected the keys 'noun', 'surface_forms', 'constructions' "
+                     "(and optionally 'compound_forms')")
   nouns = data["noun"]
   if not isinstance(nouns, list) or not nouns or not all(isinstance(n, str) and n for n in nouns):
     raise ValueError(f"{domain}: 'noun' must be a non-empty list of strings")
@@ -140,6 +154,30 @@ def validate_grammar(data: Any, domain: str) -> dict:
     for b in sorted(_phrases(a)):
       if owner.get(b, tag_a) != tag_a:
         raise ValueError(f"{domain}: surface form {a!r} of {tag_a!r} contains {b!r} of {owner[b]!r}")
+  compounds = data.get("compound_forms", {})
+  if not isinstance(compounds, dict):
+    raise ValueError(f"{domain}: 'compound_forms' must be an object")
+  compound_owner: dict[str, str] = {}
+  for tag, items in compounds.items():
+    if tag not in DOMAIN_TAGS[domain]:
+      raise ValueError(f"{domain}: unknown tag {tag!r} in compound_forms")
+    for text, split in _check_items(f"{domain}: compound_forms[{tag!r}]", items):
+      if not _COMPOUND_FORM_RE.match(text):
+        raise ValueError(f"{domain}: compound form {text!r} of {tag!r} must be one lower-case word "
+                         "(letters, digits, inner apostrophes or hyphens)")
+      if text in compound_owner:
+        raise ValueError(f"{domain}: compound form {text!r} appears twice ({compound_owner[text]!r} "
+                         f"and {tag!r})")
+      compound_owner[text] = tag
+      same = [it["split"] for it in forms.get(tag, []) if it["text"] == text]
+      if same and same[0] != split:
+        raise ValueError(f"{domain}: compound form {text!r} of {tag!r} is {split} but the same surface "
+                         f"form is {same[0]}")
+      if text in nouns:
+        raise ValueError(f"{domain}: compound form {text!r} of {tag!r} is also a noun")
+      for b in sorted(_phrases(text)):
+        if owner.get(b, tag) != tag:
+          raise ValueError(f"{domain}: compound form {text!r} of {tag!r} contains {b!r} of {owner[b]!r}")
   cons = data["constructions"]
   if not isinstance(cons, dict) or set(cons) != set(KINDS):
     raise ValueError(f"{domain}: 'constructions' must have exactly the kinds {KINDS}")
@@ -169,6 +207,13 @@ def validate_grammar(data: Any, domain: str) -> dict:
       for form in sorted(_phrases(_SLOT_RE.sub(" | ", text))):
         if form in owner:
           raise ValueError(f"{domain}: construction {text!r} contains surface form {form!r} of {owner[form]!r}")
+      if _COMPOUND_RE.search(text):
+        # Every tag a compound slot can be drawn for must have a compound form in that split.
+        for tag, items in forms.items():
+          for split in {it["split"] for it in items}:
+            if not any(it["split"] == split for it in compounds.get(tag, [])):
+              raise ValueError(f"{domain}: construction {text!r} has a compound slot, but {tag!r} "
+                               f"has no {split} compound form")
   return data
 
 
@@ -198,6 +243,22 @@ def surface_forms(domain: str, tag: str, split: str) -> tuple[str, ...]:
   if tag not in DOMAIN_TAGS[domain]:
     raise ValueError(f"unknown tag {tag!r} for domain {domain!r}")
   return tuple(it["text"] for it in grammar["surface_forms"].get(tag, []) if it["split"] == split)
+
+
+@functools.lru_cache(maxsize=None)
+def compound_forms(domain: str, tag: str, split: str) -> tuple[str, ...]:
+  """The one-word forms of ``tag`` in ``split`` that a compound slot (``{Y}-free``) takes."""
+  _check_split(split)
+  grammar = load_grammar(domain)
+  if tag not in DOMAIN_TAGS[domain]:
+    raise ValueError(f"unknown tag {tag!r} for domain {domain!r}")
+  return tuple(it["text"] for it in grammar.get("compound_forms", {}).get(tag, [])
+               if it["split"] == split)
+
+
+def compound_slots(template: str) -> frozenset[str]:
+  """The tag slots of ``template`` written directly before a hyphen (module docstring)."""
+  return frozenset(_COMPOUND_RE.findall(template))
 
 
 @functools.lru_cache(maxsize=None)
@@ -241,7 +302,11 @@ def _typo(text: str, spans: list[tuple[int, int]], rng: np.random.Generator) -> 
     word = m.group()
     if sum(c.isalpha() for c in word) < 5 or word.lower() in PROTECTED:
       continue
+    parts = {m.start() + i for p in re.finditer(r"[A-Za-z]+", word) if p.group().lower() in PROTECTED
+             for i in range(p.start(), p.end())}
     for i in range(m.start(), m.end()):
+      if i in parts:
+        continue
       if i in forbidden or not text[i].isalpha():
         continue
       edits.append(("drop", i))
@@ -350,6 +415,7 @@ def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | N
   shares = shares / shares.sum()
   nouns = grammar["noun"]
   forms = {t: surface_forms(domain, t, split) for t in pool}
+  compounds = {t: compound_forms(domain, t, split) for t in pool}
 
   # One-tag constructions, for two-clause positive / negative requests.
   single = {kind: tuple(c for c in usable[KINDS.index(kind)] if len(_tag_slots(c)) == 1)
@@ -378,7 +444,11 @@ def generate(domain: str, split: str, n: int, seed: int, tags: Sequence[str] | N
         parts = ()
     slots = _tag_slots(template)
     chosen = [pool[j] for j in rng.choice(len(pool), size=len(slots), replace=False)]
-    fill = {s: forms[t][int(rng.integers(len(forms[t])))] for s, t in zip(slots, chosen)}
+    bound = compound_slots(template)
+    fill = {}
+    for s, t in zip(slots, chosen):
+      options = compounds[t] if s in bound else forms[t]
+      fill[s] = options[int(rng.integers(len(options)))]
     if "N" in _parsed(template)[1]:
       fill["N"] = nouns[int(rng.integers(len(nouns)))]
     text, spans = _render(template, fill)
