@@ -2,6 +2,11 @@
 
     python launch/parser_validation.py ml-1m [parser.hidden=128 parser.form_dropout=0.6 ...]
     python launch/parser_validation.py ml-1m dpr.text_encoder=~/models/all-mpnet-base-v2
+    python launch/parser_validation.py mind read=requests.tsv   # also reads a labelled file
+
+``read=FILE``: a TSV of ``text<TAB>wanted tags<TAB>avoided tags`` (tags comma-separated, as
+``python launch/compound_requests.py`` writes), read and scored beside the validation sets, so
+that two grammars can be scored on the same requests.
 
 Validation = the generator's held-out constructions and forms (1,000 requests, seed 1) and the
 held-out templates; the everyday set is not read here (it is the reported figure, never a
@@ -30,8 +35,12 @@ def main(argv):
   c.dpr.domain = argv[1] if len(argv) > 1 else "ml-1m"
   c.run.dir = f"runs/parser_validation_{c.dpr.domain}_{int(time.time())}"
   c.run.progress = False
+  extra = None
   for kv in argv[2:]:
     key, value = kv.split("=")
+    if key == "read":
+      extra = value
+      continue
     node = c
     *parents, leaf = key.split(".")
     for p in parents:
@@ -55,6 +64,10 @@ def main(argv):
   sets = {"generator held-out": parser_lib.generated_requests(c.dpr.domain, "heldout", 1000, 1,
                                                               tags),
           "templates held-out": parser_lib.template_requests(bank, "eval")}
+  if extra:
+    rows = [line.rstrip("\n").split("\t") for line in open(extra, encoding="utf-8") if line.strip()]
+    split = lambda field: tuple(t for t in field.split(",") if t)
+    sets[f"file {extra}"] = ([r[0] for r in rows], [(split(r[1]), split(r[2])) for r in rows])
   for name, (texts, labels) in sets.items():
     parses = parse(texts)
     ok = parser_lib.exact(parses, labels)
