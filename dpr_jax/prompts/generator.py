@@ -120,6 +120,25 @@ def _check_items(where: str, value: Any) -> list[tuple[str, str]]:
   return out
 
 
+def _form_table(domain: str, key: str, what: str, table: dict, pattern: re.Pattern, shape: str,
+                nouns: Sequence[str]) -> dict[str, tuple[str, str]]:
+  """``text -> (tag, split)`` of a form table (``surface_forms``, ``compound_forms``): known tags,
+  well-formed items, each text of ``pattern``, once in the table and not a noun."""
+  out: dict[str, tuple[str, str]] = {}
+  for tag, items in table.items():
+    if tag not in DOMAIN_TAGS[domain]:
+      raise ValueError(f"{domain}: unknown tag {tag!r} in {key}")
+    for text, split in _check_items(f"{domain}: {key}[{tag!r}]", items):
+      if not pattern.match(text):
+        raise ValueError(f"{domain}: {what} {text!r} of {tag!r} must be {shape}")
+      if text in out:
+        raise ValueError(f"{domain}: {what} {text!r} appears twice ({out[text][0]!r} and {tag!r})")
+      out[text] = (tag, split)
+      if text in nouns:
+        raise ValueError(f"{domain}: {what} {text!r} of {tag!r} is also a noun")
+  return out
+
+
 def validate_grammar(data: Any, domain: str) -> dict:
   """Check a parsed grammar of ``domain``; returns it, or raises ValueError naming the problem."""
   if domain not in DOMAIN_TAGS:
@@ -136,19 +155,9 @@ def validate_grammar(data: Any, domain: str) -> dict:
   forms = data["surface_forms"]
   if not isinstance(forms, dict) or not forms:
     raise ValueError(f"{domain}: 'surface_forms' must be a non-empty object")
-  owner: dict[str, str] = {}
-  for tag, items in forms.items():
-    if tag not in DOMAIN_TAGS[domain]:
-      raise ValueError(f"{domain}: unknown tag {tag!r} in surface_forms")
-    for text, _ in _check_items(f"{domain}: surface_forms[{tag!r}]", items):
-      if not _FORM_RE.match(text):
-        raise ValueError(f"{domain}: surface form {text!r} of {tag!r} must be lower-case letters, digits, "
-                         "spaces, apostrophes or hyphens")
-      if text in owner:
-        raise ValueError(f"{domain}: surface form {text!r} appears twice ({owner[text]!r} and {tag!r})")
-      owner[text] = tag
-      if text in nouns:
-        raise ValueError(f"{domain}: surface form {text!r} of {tag!r} is also a noun")
+  owner = {text: tag for text, (tag, _) in _form_table(
+      domain, "surface_forms", "surface form", forms, _FORM_RE,
+      "lower-case letters, digits, spaces, apostrophes or hyphens", nouns).items()}
   # A form that contains another tag's form would give a request two readings.
   for a, tag_a in owner.items():
     for b in sorted(_phrases(a)):
@@ -157,27 +166,16 @@ def validate_grammar(data: Any, domain: str) -> dict:
   compounds = data.get("compound_forms", {})
   if not isinstance(compounds, dict):
     raise ValueError(f"{domain}: 'compound_forms' must be an object")
-  compound_owner: dict[str, str] = {}
-  for tag, items in compounds.items():
-    if tag not in DOMAIN_TAGS[domain]:
-      raise ValueError(f"{domain}: unknown tag {tag!r} in compound_forms")
-    for text, split in _check_items(f"{domain}: compound_forms[{tag!r}]", items):
-      if not _COMPOUND_FORM_RE.match(text):
-        raise ValueError(f"{domain}: compound form {text!r} of {tag!r} must be one lower-case word "
-                         "(letters, digits, inner apostrophes or hyphens)")
-      if text in compound_owner:
-        raise ValueError(f"{domain}: compound form {text!r} appears twice ({compound_owner[text]!r} "
-                         f"and {tag!r})")
-      compound_owner[text] = tag
-      same = [it["split"] for it in forms.get(tag, []) if it["text"] == text]
-      if same and same[0] != split:
-        raise ValueError(f"{domain}: compound form {text!r} of {tag!r} is {split} but the same surface "
-                         f"form is {same[0]}")
-      if text in nouns:
-        raise ValueError(f"{domain}: compound form {text!r} of {tag!r} is also a noun")
-      for b in sorted(_phrases(text)):
-        if owner.get(b, tag) != tag:
-          raise ValueError(f"{domain}: compound form {text!r} of {tag!r} contains {b!r} of {owner[b]!r}")
+  for text, (tag, split) in _form_table(
+      domain, "compound_forms", "compound form", compounds, _COMPOUND_FORM_RE,
+      "one lower-case word (letters, digits, inner apostrophes or hyphens)", nouns).items():
+    same = [it["split"] for it in forms.get(tag, []) if it["text"] == text]
+    if same and same[0] != split:
+      raise ValueError(f"{domain}: compound form {text!r} of {tag!r} is {split} but the same surface "
+                       f"form is {same[0]}")
+    for b in sorted(_phrases(text)):
+      if owner.get(b, tag) != tag:
+        raise ValueError(f"{domain}: compound form {text!r} of {tag!r} contains {b!r} of {owner[b]!r}")
   cons = data["constructions"]
   if not isinstance(cons, dict) or set(cons) != set(KINDS):
     raise ValueError(f"{domain}: 'constructions' must have exactly the kinds {KINDS}")
@@ -207,13 +205,14 @@ def validate_grammar(data: Any, domain: str) -> dict:
       for form in sorted(_phrases(_SLOT_RE.sub(" | ", text))):
         if form in owner:
           raise ValueError(f"{domain}: construction {text!r} contains surface form {form!r} of {owner[form]!r}")
-      if _COMPOUND_RE.search(text):
-        # Every tag a compound slot can be drawn for must have a compound form in that split.
-        for tag, items in forms.items():
-          for split in {it["split"] for it in items}:
-            if not any(it["split"] == split for it in compounds.get(tag, [])):
-              raise ValueError(f"{domain}: construction {text!r} has a compound slot, but {tag!r} "
-                               f"has no {split} compound form")
+  # Every tag a compound slot can be drawn for must have a compound form in that split.
+  first = next((c["text"] for k in KINDS for c in cons[k] if _COMPOUND_RE.search(c["text"])), None)
+  if first is not None:
+    for tag, items in forms.items():
+      for split in {it["split"] for it in items}:
+        if not any(it["split"] == split for it in compounds.get(tag, [])):
+          raise ValueError(f"{domain}: construction {first!r} has a compound slot, but {tag!r} "
+                           f"has no {split} compound form")
   return data
 
 
