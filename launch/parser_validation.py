@@ -4,14 +4,15 @@
     python launch/parser_validation.py ml-1m dpr.text_encoder=~/models/all-mpnet-base-v2
     python launch/parser_validation.py mind read=requests.tsv   # also reads a labelled file
 
-``read=FILE``: a TSV of ``text<TAB>wanted tags<TAB>avoided tags`` (tags comma-separated, as
-``python launch/compound_requests.py`` writes), read and scored beside the validation sets, so
-that two grammars can be scored on the same requests.
+``read=FILE[,FILE...]``: TSVs of ``text<TAB>wanted tags<TAB>avoided tags`` (tags
+comma-separated, as ``python launch/compound_requests.py`` writes), each read and scored beside
+the validation sets, so that two grammars can be scored on the same requests.
 
 Validation = the generator's held-out constructions and forms (1,000 requests, seed 1) and the
 held-out templates; the everyday set is not read here (it is the reported figure, never a
 choice). Prints the share of requests with every tag read right (with ``parser.members=K``,
-the ensemble's and each member's), a few misreadings, and the same share for forms of one
+the ensemble's and each member's) and of those read as their opposite (a wanted tag read as
+avoided or back), a few misreadings, and the same share for forms of one
 split in constructions of the other.
 """
 
@@ -19,6 +20,7 @@ import sys
 import time
 
 import jax
+import numpy as np
 
 from dpr_jax import sharding
 from dpr_jax.config import default_config
@@ -35,11 +37,11 @@ def main(argv):
   c.dpr.domain = argv[1] if len(argv) > 1 else "ml-1m"
   c.run.dir = f"runs/parser_validation_{c.dpr.domain}_{int(time.time())}"
   c.run.progress = False
-  extra = None
+  extra = []
   for kv in argv[2:]:
     key, value = kv.split("=")
     if key == "read":
-      extra = value
+      extra = [f for f in value.split(",") if f]
       continue
     node = c
     *parents, leaf = key.split(".")
@@ -64,15 +66,18 @@ def main(argv):
   sets = {"generator held-out": parser_lib.generated_requests(c.dpr.domain, "heldout", 1000, 1,
                                                               tags),
           "templates held-out": parser_lib.template_requests(bank, "eval")}
-  if extra:
-    rows = [line.rstrip("\n").split("\t") for line in open(extra, encoding="utf-8") if line.strip()]
+  for path in extra:
+    rows = [line.rstrip("\n").split("\t") for line in open(path, encoding="utf-8") if line.strip()]
     split = lambda field: tuple(t for t in field.split(",") if t)
-    sets[f"file {extra}"] = ([r[0] for r in rows], [(split(r[1]), split(r[2])) for r in rows])
+    sets[f"file {path}"] = ([r[0] for r in rows], [(split(r[1]), split(r[2])) for r in rows])
   for name, (texts, labels) in sets.items():
     parses = parse(texts)
     ok = parser_lib.exact(parses, labels)
     members = " / ".join(f"{parser_lib.exact(p(texts), labels).mean():.4f}" for p in alone)
-    print(f"{name}: {len(texts)} requests, accuracy {ok.mean():.4f}"
+    # Read as the opposite: a wanted tag read as avoided, or an avoided one as wanted.
+    inverted = np.mean([bool({t for t, _ in p.want} & set(avoid) | {t for t, _ in p.avoid}
+                             & set(want)) for p, (want, avoid) in zip(parses, labels)])
+    print(f"{name}: {len(texts)} requests, accuracy {ok.mean():.4f}, inverted {inverted:.4f}"
           + (f" (members alone: {members})" if alone else ""), flush=True)
     for text, label, p, good in list(zip(texts, labels, parses, ok))[:400]:
       if not good:
