@@ -7,6 +7,11 @@ evaluation template or an existing construction too much (Jaccard >= 0.5 on word
 words, as on 2026-12-02), with about 30% of each kind held out by a seeded draw.
 
     PYTHONPATH=. python reports/mind_breadth_cpu_2026-12-06/build_candidate.py OUT.json
+    PYTHONPATH=. python reports/mind_breadth_cpu_2026-12-06/build_candidate.py OUT.json --without-compound
+
+``--without-compound``: the same grammar with session 16's additions (its compound forms and
+its 15 constructions) taken out again: the current grammar plus the same new constructions in
+the same splits (the breadth-only arm).
 """
 
 import json
@@ -32,7 +37,7 @@ def jaccard(a: frozenset, b: frozenset) -> float:
   return len(a & b) / max(len(a | b), 1)
 
 
-def main(out: str) -> None:
+def main(out: str, without_compound: bool = False) -> None:
   grammar = json.loads((ROOT / "reports/mind_compound_cpu_2026-12-06/mind_compound.json")
                        .read_text(encoding="utf-8"))
   new = json.loads((HERE / "new_constructions.json").read_text(encoding="utf-8"))
@@ -67,9 +72,15 @@ def main(out: str) -> None:
     print(f"{kind}: {len(kept)} new ({len(held)} held out), {len(texts) - len(kept)} dropped")
   for kind, text in dropped:
     print(f"  dropped ({kind}): {text!r}")
+  if without_compound:  # session 16's additions out again: its compound forms and constructions
+    del grammar["compound_forms"]
+    current = json.loads((ROOT / "dpr_jax/prompts/generator/mind.json").read_text(encoding="utf-8"))
+    for kind, items in grammar["constructions"].items():
+      grammar["constructions"][kind] = [c for c in items if c in current["constructions"][kind]
+                                        or c["text"] in new[kind]]
   pathlib.Path(out).write_text(json.dumps(grammar, indent=1, ensure_ascii=False) + "\n",
                                encoding="utf-8")
 
 
 if __name__ == "__main__":
-  main(sys.argv[1])
+  main(sys.argv[1], "--without-compound" in sys.argv[2:])
