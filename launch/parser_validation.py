@@ -16,6 +16,7 @@ avoided or back), a few misreadings, and the same share for forms of one
 split in constructions of the other.
 """
 
+import os
 import sys
 import time
 
@@ -35,7 +36,8 @@ from dpr_jax.train.logbook import Logbook
 def main(argv):
   c = default_config()
   c.dpr.domain = argv[1] if len(argv) > 1 else "ml-1m"
-  c.run.dir = f"runs/parser_validation_{c.dpr.domain}_{int(time.time())}"
+  # One folder per process: two runs started in the same second must not share one.
+  c.run.dir = f"runs/parser_validation_{c.dpr.domain}_{int(time.time())}_{os.getpid()}"
   c.run.progress = False
   extra = []
   for kv in argv[2:]:
