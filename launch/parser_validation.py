@@ -21,7 +21,6 @@ import sys
 import time
 
 import jax
-import numpy as np
 
 from dpr_jax import sharding
 from dpr_jax.config import default_config
@@ -76,9 +75,7 @@ def main(argv):
     parses = parse(texts)
     ok = parser_lib.exact(parses, labels)
     members = " / ".join(f"{parser_lib.exact(p(texts), labels).mean():.4f}" for p in alone)
-    # Read as the opposite: a wanted tag read as avoided, or an avoided one as wanted.
-    inverted = np.mean([bool({t for t, _ in p.want} & set(avoid) | {t for t, _ in p.avoid}
-                             & set(want)) for p, (want, avoid) in zip(parses, labels)])
+    inverted = parser_lib.inverted(parses, labels).mean()
     print(f"{name}: {len(texts)} requests, accuracy {ok.mean():.4f}, inverted {inverted:.4f}"
           + (f" (members alone: {members})" if alone else ""), flush=True)
     for text, label, p, good in list(zip(texts, labels, parses, ok))[:400]:

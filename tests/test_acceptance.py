@@ -92,6 +92,13 @@ def test_the_table_marks_targets_and_names_what_a_run_lacks(tmp_path):
   assert polarity.cell(run) == ("0.930", True, "loose 0.990; ceiling 0.880")
   everyday = next(line for line in lines if line.startswith("| parser, everyday"))
   assert "(pos 1.00, neg 0.96, comb 0.50)" in everyday and "not in results_parser.json" in everyday
+  # The share read as the opposite, where a results file records it, stands beside.
+  run.parser["everyday"]["inverted"] = 0.02
+  run.parser["generator held-out"]["inverted"] = 0.2
+  parser_rows = [c for c in acceptance.CHECKS if c.label.startswith("parser")]
+  assert [c.cell(run)[2] for c in parser_rows] == [
+      "read as the opposite 0.200",
+      "pos 1.00, neg 0.96, comb 0.50; read as the opposite 0.020"]
 
 
 def test_the_command_line_prints_the_table_or_a_clear_error(tmp_path, capsys):

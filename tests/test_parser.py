@@ -372,6 +372,25 @@ def test_decode_and_describe():
   assert parses[1].empty and parses[1].describe() == "nothing recognised"
 
 
+def test_a_request_is_inverted_when_a_stance_is_read_the_other_way():
+  """``exact`` (every tag right) and ``inverted`` (a wanted tag read as avoided or back) against
+  hand-read cases; an inverted request is never right."""
+  from dpr_jax.train.parser import exact, inverted
+
+  labels = [(("Comedy",), ()), ((), ("Horror",)), (("Comedy",), ("Horror",)),
+            (("Comedy",), ()), ((), ()), (("Comedy",), ("Horror",)), ((), ("Horror",))]
+  parses = [Parse(want=(), avoid=(("Comedy", 0.9),)),             # a wish read as an avoid
+            Parse(want=(("Horror", 0.8),), avoid=()),             # "horror-free" read as a wish
+            Parse(want=(("Comedy", 0.9), ("Horror", 0.6)), avoid=()),  # half of it inverted
+            Parse(want=(("Drama", 0.9),), avoid=()),              # wrong tag, right stance
+            Parse(want=(), avoid=()),                             # nothing asked, nothing read
+            Parse(want=(("Comedy", 0.9),), avoid=(("Horror", 0.9),)),  # right
+            Parse(want=(), avoid=())]                             # missed: not inverted
+  inv, ok = inverted(parses, labels), exact(parses, labels)
+  assert inv.tolist() == [True, True, True, False, False, False, False]
+  assert ok.tolist() == [False, False, False, False, True, True, False]
+  assert not (inv & ok).any()
+
 def _fake_bank():
   import types
 
@@ -473,6 +492,7 @@ def test_stage2_trains_the_parser_and_reports_it(dpr_run):
   assert set(report) == {"generator held-out", "templates held-out", "everyday"}
   for name, r in report.items():
     assert r["requests"] > 0 and 0.0 <= r["accuracy"] <= 1.0, name
+    assert 0.0 <= r["inverted"] <= 1.0 - r["accuracy"] + 1e-9, name  # never both
   assert set(report["everyday"]) >= {"positive", "negative", "combined", "vague"}
 
 

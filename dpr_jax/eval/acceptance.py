@@ -106,6 +106,8 @@ def _parser(name, target, families=False):
       note = ", ".join(f"{short} {float(entry[k]):.2f}" for k, short in
                        (("positive", "pos"), ("negative", "neg"), ("combined", "comb"),
                         ("vague", "vague")) if k in entry)
+    if "inverted" in entry:  # results files written since 2026-12-06 (session 17)
+      note = "; ".join(filter(None, (note, f"read as the opposite {float(entry['inverted']):.3f}")))
     return f"{v:.3f}", v >= target, note
   return cell
 

@@ -290,9 +290,17 @@ def exact(parses: Sequence[Parse], labels: Sequence[tuple[Sequence[str], Sequenc
                    for p, (w, a) in zip(parses, labels)], bool)
 
 
+def inverted(parses: Sequence[Parse], labels: Sequence[tuple[Sequence[str], Sequence[str]]]) -> np.ndarray:
+  """bool[n]: the request read as its opposite somewhere -- a wanted tag read as avoided or an
+  avoided one as wanted (the misreading that turns a list against the person's wish)."""
+  return np.array([bool({t for t, _ in p.want} & set(a) or {t for t, _ in p.avoid} & set(w))
+                   for p, (w, a) in zip(parses, labels)], bool)
+
+
 def evaluate_parser(config, parse, bank, tag_names: Sequence[str]) -> dict:
-  """Per-request accuracy (every tag right) on held-out generated requests, held-out
-  templates and the everyday set (requests about tags the catalogue has)."""
+  """Per-request accuracy (every tag right) and the share read as its opposite
+  (:func:`inverted`) on held-out generated requests, held-out templates and the everyday set
+  (requests about tags the catalogue has)."""
   sets = {"generator held-out": generated_requests(config.dpr.domain, "heldout",
                                                    config.parser.heldout_requests,
                                                    config.train.seed + 1, tag_names),
@@ -302,8 +310,10 @@ def evaluate_parser(config, parse, bank, tag_names: Sequence[str]) -> dict:
   sets["everyday"] = ([r.text for r in daily], [(r.want, r.avoid) for r in daily])
   out = {}
   for name, (texts, labels) in sets.items():
-    ok = exact(parse(texts), labels)
-    out[name] = {"requests": len(texts), "accuracy": float(ok.mean()) if len(ok) else 0.0}
+    parses = parse(texts)
+    ok, inv = exact(parses, labels), inverted(parses, labels)
+    out[name] = {"requests": len(texts), "accuracy": float(ok.mean()) if len(ok) else 0.0,
+                 "inverted": float(inv.mean()) if len(inv) else 0.0}
     if name == "everyday":
       for kind in everyday.KINDS:
         sel = np.array([r.kind == kind for r in daily], bool)
