@@ -391,6 +391,7 @@ def test_a_request_is_inverted_when_a_stance_is_read_the_other_way():
   assert ok.tolist() == [False, False, False, False, True, True, False]
   assert not (inv & ok).any()
 
+
 def _fake_bank():
   import types
 
