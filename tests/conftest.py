@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pathlib
 import sys
@@ -12,6 +13,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def launch_script(name: str):
+  """``launch/NAME.py`` loaded as a module (the launchers are scripts, not a package)."""
+  spec = importlib.util.spec_from_file_location(name, ROOT / "launch" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 # The real ML-1M benchmark files (ml-1m.txt, sasrec_item_to_movie.txt, movies.dat) for the tests
 # that need them: $DPR_DATA_DIR when it holds them, else the workplace's shared folder; tests skip
 # where neither has them. (dpr_jax itself has no such default: it downloads.)

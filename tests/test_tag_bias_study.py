@@ -1,24 +1,15 @@
 """launch/tag_bias_study.py: its DPR + filter ranking is the evaluation's, on the shared run."""
 
-import importlib.util
 import pathlib
 
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from conftest import launch_script
 
 
 class _Done(Exception):
   pass
-
-
-def _load_study():
-  spec = importlib.util.spec_from_file_location("tag_bias_study",
-                                                ROOT / "launch" / "tag_bias_study.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def test_the_study_reproduces_the_evaluations_filtered_ranking(dpr_run, run_copy, monkeypatch):
@@ -26,7 +17,7 @@ def test_the_study_reproduces_the_evaluations_filtered_ranking(dpr_run, run_copy
   from dpr_jax.train import run
 
   config, results = dpr_run
-  study = _load_study()
+  study = launch_script("tag_bias_study")
   config = run_copy(config)  # the run is shared: eval mode writes the parser's results
   run_dir = pathlib.Path(config.run.dir)
   written = (run_dir / "results_steering.json").read_bytes()

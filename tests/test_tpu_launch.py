@@ -3,7 +3,6 @@ is never called: the one run without --dry-run has an empty PATH)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 import subprocess
@@ -11,11 +10,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, launch_script
 
-_spec = importlib.util.spec_from_file_location("tpu_launch", ROOT / "launch" / "tpu.py")
-tpu = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tpu)
+tpu = launch_script("tpu")
 
 COMMON = ["--name", "dpr-v5e", "--zone", "us-west4-a"]
 ALL = ["all", *COMMON, "--accelerator-type", "v5litepod-32", "--spot", "--bucket", "gs://my-bkt/",
