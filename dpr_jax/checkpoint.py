@@ -87,7 +87,7 @@ def head_fingerprint(config, data, stage: int) -> dict:
 # How the members are combined, not what one member is: never part of a member's fingerprint.
 _PARSER_ENSEMBLE = ("members", "mix_encoder", "mix_members", "mix_weight")
 _PARSER_SINCE = {"composed_share": 0.0, "composed_single_share": 0.0, "input_norm": False,
-                 "slot_loss": 0.0}
+                 "slot_loss": 0.0, "negation_cue": True}
 
 
 def parser_fingerprint(config, tag_names) -> dict:

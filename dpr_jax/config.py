@@ -169,6 +169,9 @@ def default_config() -> ml_collections.ConfigDict:
   # A learned LayerNorm on the token states before the parser's token projection (for encoders
   # whose states are on another scale; reports/experiments.md, 2026-12-06).
   c.parser.input_norm = False
+  # Whether the parser reads the lexical negation cue (dpr_jax.prompts.features.negation_cue)
+  # beside the token states; False feeds it zeros in training and reading.
+  c.parser.negation_cue = True
   # Weight of an auxiliary per-token loss marking where a generated request names a tag (its
   # surface forms' tokens); > 0 also gates the span matches by that mark
   # (dpr_jax.models.parser.RequestParser.slot_gate; reports/experiments.md, 2026-12-06).

@@ -89,6 +89,21 @@ def test_a_normalised_input_makes_the_parser_blind_to_the_encoders_scale():
                          model.apply({"params": params}, tokens, mask, cue, *known), atol=1e-3)
 
 
+def test_without_the_negation_cue_the_parser_reads_the_tokens_alone():
+  """``use_cue=False`` (config ``parser.negation_cue``): the stances do not depend on the cue
+  input (the same parameters read cue 0 and 1 alike); with it they do."""
+  model, params, tokens, mask, cue, known = _parser()
+  blind = RequestParser(num_tags=5, hidden=16, num_heads=2, max_tokens=8, dropout=0.0,
+                        use_cue=False)
+  on, off = jnp.ones_like(cue), jnp.zeros_like(cue)
+  np.testing.assert_array_equal(blind.apply({"params": params}, tokens, mask, on, *known),
+                                blind.apply({"params": params}, tokens, mask, off, *known))
+  np.testing.assert_array_equal(blind.apply({"params": params}, tokens, mask, on, *known),
+                                model.apply({"params": params}, tokens, mask, off, *known))
+  assert not np.allclose(model.apply({"params": params}, tokens, mask, on, *known),
+                         model.apply({"params": params}, tokens, mask, off, *known), atol=1e-4)
+
+
 def test_an_ensemble_reads_with_the_mean_of_its_members_probabilities():
   """``ensemble_probs`` on stacked members = the mean of each member's softmax (a reference
   loop); one member is that parser alone; the members' order does not matter."""

@@ -174,6 +174,7 @@ class RequestParser(nn.Module):
   similarity_rank: int = 0
   input_norm: bool = False
   slot_gate: bool = False
+  use_cue: bool = True  # False: the negation cue input is zero (config parser.negation_cue)
 
   @nn.compact
   def __call__(self, tokens: Array, mask: Array, cue: Array, forms: Array, form_tag: Array,
@@ -185,6 +186,7 @@ class RequestParser(nn.Module):
     :func:`adapted_forms`) -> logits float32[B, T, 3]."""
     init = nn.initializers.xavier_uniform()
     b, s, _ = tokens.shape
+    cue = cue if self.use_cue else jnp.zeros_like(cue)
     with jax.named_scope("parser_matches"):
       states = tokens
       if self.similarity_rank:

@@ -175,7 +175,7 @@ def build_parser(config, num_tags: int) -> RequestParser:
   return RequestParser(num_tags=num_tags, hidden=p.hidden, num_heads=p.num_heads,
                        max_tokens=p.max_tokens, dropout=p.dropout,
                        similarity_rank=p.similarity_rank, input_norm=p.input_norm,
-                       slot_gate=p.slot_loss > 0)
+                       slot_gate=p.slot_loss > 0, use_cue=p.negation_cue)
 
 
 def form_texts(domain: str, tag_names: Sequence[str]) -> tuple[list[str], list[int]]:
