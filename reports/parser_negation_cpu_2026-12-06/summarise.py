@@ -1,10 +1,13 @@
 """The rule's table (reports/experiments.md, 2026-12-06 session 18) from the readings' logs.
 
-    python reports/parser_negation_cpu_2026-12-06/summarise.py
+    python reports/parser_negation_cpu_2026-12-06/summarise.py [ARM]
+
+ARM: ``cand`` (the grammar candidate, default) or ``nocue`` (``parser.negation_cue=false``).
 """
 
 import pathlib
 import re
+import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROWS = {"(a) B read as its opposite (<= -0.03)": ("heldout_all.tsv", "inverted"),
@@ -23,11 +26,12 @@ def reading(arm: str, seed: int, where: str, what: str) -> float:
   return float(re.search(what + r" ([0-9.]+)", line).group(1))
 
 
-print("| validation row | current, seeds 0 / 1 / 2, mean | candidate | change of the mean |")
+ARM = sys.argv[1] if len(sys.argv) > 1 else "cand"
+print(f"| validation row | current, seeds 0 / 1 / 2, mean | {ARM} | change of the mean |")
 print("|---|---|---|---|")
 for name, (where, what) in ROWS.items():
   cells = []
-  for arm in ("base", "cand"):
+  for arm in ("base", ARM):
     v = [reading(arm, s, where, what) for s in range(3)]
     cells.append((" / ".join(f"{x:.3f}" for x in v) + f", {sum(v) / 3:.3f}", sum(v) / 3))
   print(f"| {name} | {cells[0][0]} | {cells[1][0]} | {cells[1][1] - cells[0][1]:+.3f} |")
