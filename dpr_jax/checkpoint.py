@@ -84,8 +84,9 @@ def head_fingerprint(config, data, stage: int) -> dict:
 
 # Parser settings added after checkpoints existed, with the value every earlier one was trained
 # with: left out of the fingerprint at that value, so those checkpoints still restore.
-# How the members are combined, not what one member is: never part of a member's fingerprint.
-_PARSER_ENSEMBLE = ("members", "mix_encoder", "mix_members", "mix_weight")
+# How the members are combined and their reading shown, not what one member is: never part of
+# a member's fingerprint.
+_PARSER_ENSEMBLE = ("members", "mix_encoder", "mix_members", "mix_weight", "unsure_at")
 _PARSER_SINCE = {"composed_share": 0.0, "composed_single_share": 0.0, "input_norm": False,
                  "slot_loss": 0.0, "negation_cue": True}
 

@@ -198,6 +198,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.parser.mix_members = 3  # Parsers reading the second encoder (seeds train.seed + k).
   # Their share of the vote: (1 - w) x the first group's mean + w x theirs.
   c.parser.mix_weight = 0.25
+  # A read tag whose other polarity (avoid for a wanted tag, want for an avoided one) gets at
+  # least this probability is shown as unsure in the answer; the list does not change (chosen on
+  # validation: reports/experiments.md, 2026-12-06 session 18).
+  c.parser.unsure_at = 0.15
   c.stage2 = ml_collections.ConfigDict()
   c.stage2.epochs = 60
   c.stage2.lr = 1e-3
@@ -367,6 +371,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
        f"must be >= 1, got {config.parser.mix_members}")
   need(0.0 <= float(config.parser.mix_weight) <= 1.0, "parser.mix_weight",
        f"must be in [0, 1], got {config.parser.mix_weight}")
+  need(0.0 < float(config.parser.unsure_at) <= 1.0, "parser.unsure_at",
+       f"must be in (0, 1], got {config.parser.unsure_at}")
   need(not config.parser.mix_encoder or config.parser.mix_encoder != config.dpr.text_encoder,
        "parser.mix_encoder", "must differ from dpr.text_encoder (it is the second encoder)")
   need(int(config.parser.similarity_rank) >= 0, "parser.similarity_rank",

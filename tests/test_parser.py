@@ -383,8 +383,30 @@ def test_decode_and_describe():
   probs[0, 2] = [0.05, 0.04, 0.91]
   parses = decode(probs, ("Comedy", "Drama", "Romance"))
   assert parses[0].describe() == "want Comedy 0.97; avoid Romance 0.91"
-  assert parses[0].to_dict() == {"want": {"Comedy": 0.97}, "avoid": {"Romance": 0.91}}
+  assert parses[0].to_dict() == {"want": {"Comedy": 0.97}, "avoid": {"Romance": 0.91},
+                                 "unsure": {}}
   assert parses[1].empty and parses[1].describe() == "nothing recognised"
+
+
+def test_a_stance_whose_other_polarity_is_likely_too_is_shown_as_unsure():
+  """``decode(..., unsure_at)``: a read tag whose other polarity (avoid for a wanted tag, want
+  for an avoided one) has at least that probability is listed as unsure, with it; "none" never
+  counts, and a tag not read is never unsure. Without a threshold nothing is."""
+  probs = np.zeros((1, 4, 3), np.float32)
+  probs[0, 0] = [0.02, 0.75, 0.23]  # want, the avoid 0.23: unsure
+  probs[0, 1] = [0.30, 0.05, 0.65]  # avoid, want 0.05 (none 0.30 does not count): sure
+  probs[0, 2] = [0.10, 0.20, 0.70]  # avoid, want 0.20: unsure
+  probs[0, 3] = [0.50, 0.30, 0.20]  # not read: never unsure
+  tags = ("Comedy", "Drama", "Romance", "Horror")
+  (parse,) = decode(probs, tags, unsure_at=0.2)
+  assert [t for t, _ in parse.want] == ["Comedy"] and [t for t, _ in parse.avoid] == [
+      "Drama", "Romance"]
+  assert [(t, round(p, 2)) for t, p in parse.unsure] == [("Comedy", 0.23), ("Romance", 0.2)]
+  assert parse.describe() == ("want Comedy 0.75 (unsure: avoid 0.23); avoid Drama 0.65; "
+                              "avoid Romance 0.70 (unsure: want 0.20)")
+  assert parse.to_dict()["unsure"] == {"Comedy": 0.23, "Romance": 0.2}
+  assert not decode(probs, tags, unsure_at=0.25)[0].unsure
+  assert not decode(probs, tags)[0].unsure
 
 
 def test_a_request_is_inverted_when_a_stance_is_read_the_other_way():
@@ -536,12 +558,43 @@ def test_the_answer_shows_how_the_request_was_read(parser_rec):
   from dpr_jax.serve.recommender import Request
 
   answer = parser_rec.recommend(Request(user=user, prompt="no horror tonight please"))
-  assert "read_as" in answer and set(answer["parse"]) == {"want", "avoid"}
+  assert "read_as" in answer and set(answer["parse"]) == {"want", "avoid", "unsure"}
   # The parts DPR steered with are the parse's tags (the canonical wording of each).
   assert answer["prompt_parts"] == {"positive": ", ".join(answer["parse"]["want"]),
                                     "negative": ", ".join(answer["parse"]["avoid"])}
   text = __import__("dpr_jax.recommend", fromlist=["format_answer"]).format_answer(answer)
   assert "read as: " + answer["read_as"] in text.splitlines()[0]
+
+
+def test_an_unsure_reading_is_said_in_the_answer_and_leaves_the_list_as_it_is(dpr_run,
+                                                                               parser_rec):
+  """``parser.unsure_at`` only changes what the answer says: at a threshold every read tag passes
+  (1e-9), each read tag is in ``parse["unsure"]`` and has a note naming it; the items are the
+  default threshold's."""
+  from dpr_jax import config as config_lib
+  from dpr_jax.serve.recommender import Recommender, Request
+
+  config, _ = dpr_run
+  c = config_lib.load_run_config(config.run.dir)
+  c.unlock()
+  c.dpr.reader, c.parser.unsure_at = "parser", 1e-9
+  c.lock()
+  doubting = Recommender.load(config.run.dir, config=c)
+  user = parser_rec.data.user_ids[2]
+  tags = parser_rec.data.tag_names[:3]
+  read = 0
+  for prompt in [f"{t} please" for t in tags] + [f"no {t} tonight" for t in tags]:
+    answer = doubting.recommend(Request(user=user, prompt=prompt))
+    plain = parser_rec.recommend(Request(user=user, prompt=prompt))
+    assert [i["item"] for i in answer["items"]] == [i["item"] for i in plain["items"]]
+    named = set(answer["parse"]["want"]) | set(answer["parse"]["avoid"])
+    assert set(answer["parse"]["unsure"]) == named
+    for tag in named:
+      assert any(n.startswith(f"unsure whether you want or avoid {tag} ") for n in answer["notes"])
+      assert f"{tag} " in answer["read_as"] and "(unsure: " in answer["read_as"]
+    assert not any(n.startswith("unsure") for n in plain["notes"]) or plain["parse"]["unsure"]
+    read += bool(named)
+  assert read  # the tiny parser reads some of these, so the checks above ran
 
 
 @pytest.mark.parametrize("prompt", ["🎬🍿🎉", ("so yeah i was thinking maybe " * 180)[:5000],

@@ -300,24 +300,38 @@ def stance_loss(logits: Array, labels: Array, weight: Array | None = None) -> Ar
 
 @dataclasses.dataclass(frozen=True)
 class Parse:
-  """How one request was read: the tags it wants and avoids, with their probabilities."""
+  """How one request was read: the tags it wants and avoids, with their probabilities.
+
+  ``unsure``: (tag, probability of the other polarity) for each read tag whose other polarity
+  got at least the reader's threshold (:func:`decode`, ``parser.unsure_at``) -- the ensemble's
+  members disagree on whether it is wanted or avoided, so the answer says so.
+  """
 
   want: tuple[tuple[str, float], ...]
   avoid: tuple[tuple[str, float], ...]
+  unsure: tuple[tuple[str, float], ...] = ()
 
   @property
   def empty(self) -> bool:
     return not self.want and not self.avoid
 
   def describe(self) -> str:
-    """'want Comedy 0.97; avoid Romance 0.91', or 'nothing recognised'."""
-    parts = [f"want {t} {p:.2f}" for t, p in self.want] + [
-        f"avoid {t} {p:.2f}" for t, p in self.avoid]
+    """'want Comedy 0.97; avoid Romance 0.91', 'avoid Thriller 0.75 (unsure: want 0.22)', or
+    'nothing recognised'."""
+    other = dict(self.unsure)
+
+    def one(stance: str, tag: str, p: float, opposite: str) -> str:
+      doubt = f" (unsure: {opposite} {other[tag]:.2f})" if tag in other else ""
+      return f"{stance} {tag} {p:.2f}{doubt}"
+
+    parts = [one("want", t, p, "avoid") for t, p in self.want] + [
+        one("avoid", t, p, "want") for t, p in self.avoid]
     return "; ".join(parts) if parts else "nothing recognised"
 
   def to_dict(self) -> dict:
     return {"want": {t: round(p, 4) for t, p in self.want},
-            "avoid": {t: round(p, 4) for t, p in self.avoid}}
+            "avoid": {t: round(p, 4) for t, p in self.avoid},
+            "unsure": {t: round(p, 4) for t, p in self.unsure}}
 
 
 def slot_loss(slot_logits: Array, targets: Array, mask: Array, known: Array) -> Array:
@@ -334,15 +348,19 @@ def slot_loss(slot_logits: Array, targets: Array, mask: Array, known: Array) -> 
   return jnp.sum(bce * w) / jnp.maximum(jnp.sum(w), 1.0)
 
 
-def decode(probs: np.ndarray, tag_names) -> list[Parse]:
+def decode(probs: np.ndarray, tag_names, unsure_at: float | None = None) -> list[Parse]:
   """float[B, T, 3] stance probabilities -> one :class:`Parse` per request (each tag's most
-  probable stance)."""
+  probable stance; with ``unsure_at``, a read tag whose other polarity -- avoid for a wanted
+  tag, want for an avoided one -- has at least that probability is also listed as unsure)."""
   probs = np.asarray(probs)
   best = probs.argmax(-1)  # [B, T]
+  other = np.where(best == WANT, probs[..., AVOID], probs[..., WANT])  # [B, T]
+  doubt = (best != NONE) & (other >= (np.inf if unsure_at is None else unsure_at))  # [B, T]
   out = []
   for b in range(probs.shape[0]):
     want = tuple((tag_names[t], float(probs[b, t, WANT])) for t in np.nonzero(best[b] == WANT)[0])
     avoid = tuple((tag_names[t], float(probs[b, t, AVOID]))
                   for t in np.nonzero(best[b] == AVOID)[0])
-    out.append(Parse(want, avoid))
+    unsure = tuple((tag_names[t], float(other[b, t])) for t in np.nonzero(doubt[b])[0])
+    out.append(Parse(want, avoid, unsure))
   return out

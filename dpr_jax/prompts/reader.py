@@ -251,6 +251,7 @@ def make_parse(config, params, tag_names: Sequence[str], cache_dir,
   def parse(texts: Sequence[str]) -> list[Parse]:
     if not len(texts):
       return []
-    return decode(sum(w * probs(texts) for w, probs in groups), tag_names)
+    return decode(sum(w * probs(texts) for w, probs in groups), tag_names,
+                  float(config.parser.unsure_at))
 
   return parse

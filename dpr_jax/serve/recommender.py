@@ -263,6 +263,12 @@ class Recommender:
       if parse.empty:
         notes.append("no genre or category of this catalogue was recognised in the request:"
                      " this is the unprompted list")
+      read = {t: "want" for t, _ in parse.want} | {t: "avoid" for t, _ in parse.avoid}
+      for tag, p in parse.unsure:  # the parsers disagree on its polarity: never silently
+        opposite = "avoid" if read[tag] == "want" else "want"
+        notes.append(f"unsure whether you want or avoid {tag} (read as {read[tag]}; {opposite}"
+                     f" {p:.2f}): if the list goes the wrong way, say it plainly, e.g."
+                     f" \"more {tag}\" or \"no {tag}\"")
       self._read_cache[prompt] = _Reading(
           r.features[r.positive[0]] if r.positive[0] >= 0 else None,
           r.features[r.negative[0]] if r.negative[0] >= 0 else None,
@@ -340,7 +346,8 @@ class Recommender:
               scores, plain) -> dict:
     """``{"items": [{rank, item, title, tags, score}], "prompt_parts": {...}, "explain": {...}}``,
     with the parser also ``read_as`` ("want Comedy 0.97; avoid Romance 0.91"), ``parse`` (each
-    recognised tag's stance probability) and ``notes`` (what was not understood).
+    recognised tag's stance probability, and ``unsure``: the other polarity's where the parsers
+    disagree, ``parser.unsure_at``) and ``notes`` (what was not understood or is unsure).
 
     ``explain`` compares the list with the unprompted one: items that entered and left, and each
     tag's share of the top-k before and after.
