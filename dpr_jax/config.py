@@ -200,7 +200,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.parser.mix_weight = 0.25
   # A read tag whose other polarity (avoid for a wanted tag, want for an avoided one) gets at
   # least this probability is shown as unsure in the answer; the list does not change (chosen on
-  # validation: reports/experiments.md, 2026-12-06 session 18).
+  # ML-1M's validation: reports/experiments.md, 2026-12-06 session 18).
   c.parser.unsure_at = 0.15
   c.stage2 = ml_collections.ConfigDict()
   c.stage2.epochs = 60
