@@ -12,7 +12,8 @@ Validation = the generator's held-out constructions and forms (1,000 requests, s
 held-out templates; the everyday set is not read here (it is the reported figure, never a
 choice). Prints the share of requests with every tag read right (with ``parser.members=K``,
 the ensemble's and each member's) and of those read as their opposite (a wanted tag read as
-avoided or back), a few misreadings, and the same share for forms of one
+avoided or back), how many of those and of the right ones the answer would mark as unsure
+(``parser.unsure_at``), a few misreadings, and the same share for forms of one
 split in constructions of the other.
 """
 
@@ -75,9 +76,12 @@ def main(argv):
     parses = parse(texts)
     ok = parser_lib.exact(parses, labels)
     members = " / ".join(f"{parser_lib.exact(p(texts), labels).mean():.4f}" for p in alone)
-    inverted = parser_lib.inverted(parses, labels).mean()
-    print(f"{name}: {len(texts)} requests, accuracy {ok.mean():.4f}, inverted {inverted:.4f}"
-          + (f" (members alone: {members})" if alone else ""), flush=True)
+    inv = parser_lib.inverted(parses, labels)
+    marked = parser_lib.marked_unsure(parses)
+    share = lambda m, sel: f"{m[sel].mean():.3f}" if sel.any() else "-"  # noqa: E731
+    print(f"{name}: {len(texts)} requests, accuracy {ok.mean():.4f}, inverted {inv.mean():.4f}"
+          f" (marked unsure: {share(marked, inv)} of those inverted, {share(marked, ok)} of"
+          " those right)" + (f" (members alone: {members})" if alone else ""), flush=True)
     for text, label, p, good in list(zip(texts, labels, parses, ok))[:400]:
       if not good:
         print(f"    {text!r}: labelled {label}, read as {p.describe()}")

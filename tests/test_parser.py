@@ -429,6 +429,14 @@ def test_a_request_is_inverted_when_a_stance_is_read_the_other_way():
   assert not (inv & ok).any()
 
 
+def test_marked_unsure_is_any_read_tag_marked():
+  from dpr_jax.train.parser import marked_unsure
+
+  parses = [Parse((("Comedy", 0.7),), (), (("Comedy", 0.25),)), Parse((("Comedy", 0.9),), ()),
+            Parse((), ()), Parse((("Comedy", 0.8),), (("Horror", 0.6),), (("Horror", 0.3),))]
+  assert marked_unsure(parses).tolist() == [True, False, False, True]
+
+
 def _fake_bank():
   import types
 
@@ -531,6 +539,10 @@ def test_stage2_trains_the_parser_and_reports_it(dpr_run):
   for name, r in report.items():
     assert r["requests"] > 0 and 0.0 <= r["accuracy"] <= 1.0, name
     assert 0.0 <= r["inverted"] <= 1.0 - r["accuracy"] + 1e-9, name  # never both
+    for key, share in (("inverted_marked_unsure", r["inverted"]),
+                       ("right_marked_unsure", r["accuracy"])):
+      assert (r[key] is None) == (share == 0.0), (name, key)  # null exactly when there are none
+      assert r[key] is None or 0.0 <= r[key] <= 1.0, (name, key)
   assert set(report["everyday"]) >= {"positive", "negative", "combined", "vague"}
 
 

@@ -297,10 +297,17 @@ def inverted(parses: Sequence[Parse], labels: Sequence[tuple[Sequence[str], Sequ
                    for p, (w, a) in zip(parses, labels)], bool)
 
 
+def marked_unsure(parses: Sequence[Parse]) -> np.ndarray:
+  """bool[n]: the answer marks some read tag of the request as unsure (``Parse.unsure``,
+  ``parser.unsure_at``)."""
+  return np.array([bool(p.unsure) for p in parses], bool)
+
+
 def evaluate_parser(config, parse, bank, tag_names: Sequence[str]) -> dict:
-  """Per-request accuracy (every tag right) and the share read as its opposite
-  (:func:`inverted`) on held-out generated requests, held-out templates and the everyday set
-  (requests about tags the catalogue has)."""
+  """Per-request accuracy (every tag right), the share read as its opposite (:func:`inverted`)
+  and the shares of those read as their opposite and of those read right that the answer marks
+  as unsure (:func:`marked_unsure`; null where there are none) on held-out generated requests,
+  held-out templates and the everyday set (requests about tags the catalogue has)."""
   sets = {"generator held-out": generated_requests(config.dpr.domain, "heldout",
                                                    config.parser.heldout_requests,
                                                    config.train.seed + 1, tag_names),
@@ -312,8 +319,11 @@ def evaluate_parser(config, parse, bank, tag_names: Sequence[str]) -> dict:
   for name, (texts, labels) in sets.items():
     parses = parse(texts)
     ok, inv = exact(parses, labels), inverted(parses, labels)
+    marked = marked_unsure(parses)
     out[name] = {"requests": len(texts), "accuracy": float(ok.mean()) if len(ok) else 0.0,
-                 "inverted": float(inv.mean()) if len(inv) else 0.0}
+                 "inverted": float(inv.mean()) if len(inv) else 0.0,
+                 "inverted_marked_unsure": float(marked[inv].mean()) if inv.any() else None,
+                 "right_marked_unsure": float(marked[ok].mean()) if ok.any() else None}
     if name == "everyday":
       for kind in everyday.KINDS:
         sel = np.array([r.kind == kind for r in daily], bool)
