@@ -604,7 +604,9 @@ def test_an_unsure_reading_is_said_in_the_answer_and_leaves_the_list_as_it_is(dp
     for tag in named:
       assert any(n.startswith(f"unsure whether you want or avoid {tag} ") for n in answer["notes"])
       assert f"{tag} " in answer["read_as"] and "(unsure: " in answer["read_as"]
-    assert not any(n.startswith("unsure") for n in plain["notes"]) or plain["parse"]["unsure"]
+    # One note per marked tag, at either threshold.
+    for a in (answer, plain):
+      assert sum(n.startswith("unsure") for n in a["notes"]) == len(a["parse"]["unsure"])
     read += bool(named)
   assert read  # the tiny parser reads some of these, so the checks above ran
 
@@ -701,7 +703,9 @@ def test_the_mix_settings_are_checked():
   from dpr_jax.errors import ConfigError
 
   for key, value, match in (("mix_weight", 1.5, "parser.mix_weight"),
-                            ("mix_members", 0, "parser.mix_members")):
+                            ("mix_members", 0, "parser.mix_members"),
+                            ("unsure_at", 0.0, "parser.unsure_at"),
+                            ("unsure_at", 1.5, "parser.unsure_at")):
     c = default_config()
     c.parser[key] = value
     with pytest.raises(ConfigError, match=match):
