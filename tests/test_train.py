@@ -25,7 +25,7 @@ def test_tiny_run_learns_and_beats_popularity(tiny_config, tmp_path, model):
   assert results["test"]["ndcg@10"] > 1.5 * pop["ndcg@10"]
   assert results["test"]["users"] == config.data.synthetic_users
   written = json.loads((tmp_path / "run" / "results_seq.json").read_text())
-  for field in ("dataset", "split", "max_len", "masking", "seed", "commit", "device"):
+  for field in ("dataset", "split", "max_len", "masking", "seed", "commit", "device", "host"):
     assert field in written["protocol"]
   assert written["results"]["test (seen masked)"]["ndcg@10"] == pytest.approx(
       results["test"]["ndcg@10"])

@@ -28,6 +28,7 @@ import numpy as np
 
 from dpr_jax import atomic
 from dpr_jax.errors import ConfigError, UserError
+from dpr_jax.eval import report
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -172,16 +173,6 @@ def device_info() -> dict[str, Any]:
           "device_count": jax.device_count()}
 
 
-def _cpu_model() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict[str, Any]:
   """Host and device facts recorded with every run (load: 1-minute load average)."""
   try:
@@ -192,7 +183,7 @@ def machine_info() -> dict[str, Any]:
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
   except (ValueError, OSError):
     mem_gib = float("nan")
-  return {"host": platform.node(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+  return {"host": platform.node(), "cpu": report.cpu_model(), "cpu_count": os.cpu_count(),
           "mem_gib": round(mem_gib, 1), "load_1min": round(load, 2),
           "python": platform.python_version(), "jax": jax.__version__, **device_info()}
 

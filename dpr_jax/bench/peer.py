@@ -589,7 +589,7 @@ def run(args) -> dict:
       "command": "python -m dpr_jax.bench peer " + " ".join(sys.argv[1:]),
       "config": args.config, "model": config.model.to_dict(), "data": data_desc,
       "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
-                 f"{os.cpu_count()} cpus", "cpu": _cpu_name(),
+                 f"{os.cpu_count()} cpus", "cpu": report.cpu_model(),
       "device": report.device_description(), "jax": jax.__version__,
       "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else jax.__version__,
       "flax": _version("flax"), "optax": _version("optax"), "torch": torch.__version__,
@@ -606,16 +606,6 @@ def _version(name: str) -> str:
     return __import__(name).__version__
   except (ImportError, AttributeError):
     return "?"
-
-
-def _cpu_name() -> str:
-  try:
-    for line in open("/proc/cpuinfo"):
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor()
 
 
 def markdown(results: dict) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import pathlib
+import platform
 import subprocess
 
 import jax
@@ -31,6 +33,23 @@ def device_description() -> str:
   return f"{len(jax.devices())} x {d.platform}:{getattr(d, 'device_kind', '?')}"
 
 
+def cpu_model() -> str:
+  """The host CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def host_description() -> str:
+  """The host's CPU model and core count. XLA:CPU's floating-point results can differ between
+  CPU models, so a run is reproduced bit for bit only on the same kind of host."""
+  return f"{cpu_model()}, {os.cpu_count()} cpus"
+
+
 def protocol_fields(manifest: dict, seed: int, masking: str, templates: str = "none") -> dict:
   """The fields every results file records (docs/protocol.md, top)."""
   return {
@@ -45,6 +64,7 @@ def protocol_fields(manifest: dict, seed: int, masking: str, templates: str = "n
       "seed": seed,
       "commit": git_commit(),
       "device": device_description(),
+      "host": host_description(),
       "jax": jax.__version__,
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
   }
