@@ -1,6 +1,7 @@
 """One tiny training run end to end (as flax's lm1b train_test), checkpoints and resume."""
 
 import json
+import os
 
 import pytest
 
@@ -27,6 +28,7 @@ def test_tiny_run_learns_and_beats_popularity(tiny_config, tmp_path, model):
   written = json.loads((tmp_path / "run" / "results_seq.json").read_text())
   for field in ("dataset", "split", "max_len", "masking", "seed", "commit", "device", "host"):
     assert field in written["protocol"]
+  assert written["protocol"]["host"].endswith(f", {os.cpu_count()} cpus")  # CPU model, cores
   assert written["results"]["test (seen masked)"]["ndcg@10"] == pytest.approx(
       results["test"]["ndcg@10"])
 
