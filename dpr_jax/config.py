@@ -158,6 +158,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.parser.hidden = 128  # Width of the parser.
   c.parser.num_heads = 4  # Heads of its self-attention and tag attention.
   c.parser.max_tokens = 32  # Tokens read per request (the first ones, [CLS] included).
+  # Whether each sentence of a request is encoded on its own before the parser reads the token
+  # states (dpr_jax.prompts.encoder.TextEncoder.token_states, by_sentence).
+  c.parser.sentence_states = False
   c.parser.dropout = 0.1
   # Share of training requests whose own surface forms are hidden from the span matching, so
   # that tags are also found through similar forms (as unseen ones must be).
@@ -363,6 +366,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
        f"must be 'positive' or 'positive,nuanced', got {config.dpr.canonical_want!r}")
   need(config.dpr.reader in ("parser", "rules"), "dpr.reader",
        f"must be 'parser' or 'rules', got {config.dpr.reader!r}")
+  need(not (config.parser.sentence_states and config.parser.slot_loss > 0),
+       "parser.sentence_states", "cannot be combined with parser.slot_loss > 0 (the slot"
+       " targets are laid out on the whole request's tokens)")
   for field in ("hidden", "num_heads", "max_tokens", "requests", "heldout_requests", "epochs",
                 "batch_size", "members"):
     need(int(config.parser[field]) >= 1, f"parser.{field}", f"must be >= 1, got"

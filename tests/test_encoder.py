@@ -68,6 +68,38 @@ def test_unit_norm(encoder: enc_lib.TextEncoder) -> None:
   np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-6)
 
 
+@pytest.mark.parametrize("text, want", [
+    ("any comedy picks? skip the romance ones", ["any comedy picks?", "skip the romance ones"]),
+    ("show me a western. no gore though.", ["show me a western.", "no gore though."]),
+    ("horror?! no thanks", ["horror?!", "no thanks"]),
+    ("i want a comedy; romance is not my thing", ["i want a comedy;", "romance is not my thing"]),
+    ("a comedy film, but no romance please", ["a comedy film, but no romance please"]),
+    ("Dr. Strangelove or sci-fi vs. horror", ["Dr. Strangelove or sci-fi vs. horror"]),
+    ("??? surprise me", ["??? surprise me"]),
+    ("wow !!! ok", ["wow !!!", "ok"]),
+    ("no gore.", ["no gore."]),
+])
+def test_sentences(text: str, want: list[str]) -> None:
+  assert enc_lib.sentences(text) == want
+
+
+def test_token_states_by_sentence(encoder: enc_lib.TextEncoder) -> None:
+  """Each sentence's states as if encoded alone, laid end to end; one sentence: unchanged."""
+  texts = ["any comedy picks? skip the romance ones", "a comedy film, but no romance please"]
+  split, split_real = encoder.token_states(texts, 32, by_sentence=True)
+  whole, whole_real = encoder.token_states(texts, 32)
+  alone, alone_real = encoder.token_states(["any comedy picks?", "skip the romance ones"], 32)
+  np.testing.assert_array_equal(split_real[1], whole_real[1])
+  np.testing.assert_allclose(split[1], whole[1], atol=2e-3)  # one sentence: the same states
+  ends = np.concatenate([alone[0][alone_real[0]], alone[1][alone_real[1]]])
+  assert split_real[0].sum() == len(ends) == whole_real[0].sum() + 2  # a [SEP] [CLS] between
+  np.testing.assert_allclose(split[0][split_real[0]], ends, atol=2e-3)
+  comedy = 2  # [CLS] any comedy: coloured by "skip" in the whole request, not when split
+  assert np.abs(whole[0][comedy] - alone[0][comedy]).max() > 0.05
+  short, short_real = encoder.token_states(texts[:1], 6, by_sentence=True)  # cut at S tokens
+  assert short_real.sum() == 6 and np.array_equal(short[0], ends[:6].astype(np.float16))
+
+
 def test_batching_does_not_change_results(encoder: enc_lib.TextEncoder, reference: dict) -> None:
   texts = reference["sentences"]
   with warnings.catch_warnings():

@@ -494,7 +494,7 @@ def test_token_states_are_cached_per_text_list(tmp_path, monkeypatch):
   class Fake:
     calls = 0
 
-    def token_states(self, texts, max_tokens):
+    def token_states(self, texts, max_tokens, by_sentence=False):
       Fake.calls += 1
       return (np.ones((len(texts), max_tokens, 3), np.float16),
               np.ones((len(texts), max_tokens), bool))
@@ -512,6 +512,10 @@ def test_token_states_are_cached_per_text_list(tmp_path, monkeypatch):
   weights[0] = "sha256:bbbb"  # other weights under the same name: not the cached states
   token_inputs(["no horror"], tmp_path, None, 4)
   assert Fake.calls == 3
+  token_inputs(["no horror"], tmp_path, None, 4, by_sentence=True)  # other states, own entry
+  assert Fake.calls == 4
+  token_inputs(["no horror"], tmp_path, None, 4, by_sentence=True)
+  assert Fake.calls == 4
   assert not list(tmp_path.glob("*.tmp*"))  # written atomically
 
 
@@ -713,4 +717,8 @@ def test_the_mix_settings_are_checked():
   c = default_config()
   c.dpr.text_encoder = c.parser.mix_encoder = "/models/x"
   with pytest.raises(ConfigError, match="parser.mix_encoder"):
+    validate(c)
+  c = default_config()
+  c.parser.sentence_states, c.parser.slot_loss = True, 0.5
+  with pytest.raises(ConfigError, match="parser.sentence_states"):
     validate(c)

@@ -617,6 +617,34 @@ def check_prompt(text: Any, index: int | None = None) -> str:
   return text.strip()
 
 
+# A sentence ends at ".", "?", "!" or ";" (any run of them) followed by white space, except
+# after a common abbreviation ("Dr. Strangelove"); a piece without a letter or digit ("???")
+# joins its neighbour.
+_SENTENCE_END = re.compile(r"(?<=[.?!;])\s+")
+_ABBREVIATIONS = frozenset("mr mrs ms dr st vs jr sr prof mt ft etc e.g i.e approx vol".split())
+
+
+def sentences(text: str) -> list[str]:
+  """``text`` cut into its sentences (:func:`TextEncoder.token_states` with ``by_sentence``).
+
+  >>> sentences("any comedy picks? skip the romance ones")
+  ['any comedy picks?', 'skip the romance ones']
+  """
+  out: list[str] = []
+  glue = False  # the last piece ends in an abbreviation or holds no word
+  for piece in _SENTENCE_END.split(text.strip()):
+    if not piece:
+      continue
+    if out and (glue or not re.search(r"\w", piece)):
+      out[-1] = f"{out[-1]} {piece}"
+    else:
+      out.append(piece)
+    words = out[-1].split()
+    glue = (not re.search(r"\w", out[-1])
+            or (out[-1].endswith(".") and words[-1].lower().rstrip(".") in _ABBREVIATIONS))
+  return out or [text]
+
+
 def _bucket(n: int, multiple: int, cap: int) -> int:
   return min(-(-n // multiple) * multiple, cap)
 
@@ -721,16 +749,34 @@ class TextEncoder:
       out[chunk] = np.asarray(self._embed(self.params, input_ids, mask))[:len(chunk)]
     return out
 
-  def token_states(self, texts: Sequence[str], max_tokens: int,
-                   batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+  def token_states(self, texts: Sequence[str], max_tokens: int, batch_size: int = 64,
+                   by_sentence: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The last layer's token states, for readers that need more than the pooled vector
     (negation scope lives in the tokens; dpr_jax.models.parser).
 
     Args:
       texts: n prompts; max_tokens: S, tokens kept per text (the first S, [CLS] included).
+      by_sentence: encode each sentence (:func:`sentences`) on its own and lay their token
+        states ([CLS] ... [SEP] each) one after the other, so that no word's state is coloured
+        by another sentence ("any comedy picks? skip the romance ones": "comedy" is not read
+        in the light of "skip"); what spans sentences is left to the reader. A one-sentence
+        text gets the states it gets without it (up to the round-off of other batch shapes).
     Returns:
       (float16[n, S, dim] token states, zero at padding; bool[n, S] real-token mask).
     """
+    if by_sentence:
+      pieces = [sentences(check_prompt(t, index=i)) for i, t in enumerate(texts)]
+      flat = [p for ps in pieces for p in ps]
+      part_states, part_real = self.token_states(flat, max_tokens, batch_size)
+      states = np.zeros((len(texts), max_tokens, self.dim), np.float16)
+      real = np.zeros((len(texts), max_tokens), bool)
+      at = 0
+      for i, ps in enumerate(pieces):
+        row = np.concatenate([part_states[at + k][part_real[at + k]] for k in range(len(ps))])
+        at += len(ps)
+        row = row[:max_tokens]
+        states[i, :len(row)], real[i, :len(row)] = row, True
+      return states, real
     states = np.zeros((len(texts), max_tokens, self.dim), np.float16)
     real = np.zeros((len(texts), max_tokens), bool)
     for chunk, input_ids, mask in self._batches(texts, batch_size):

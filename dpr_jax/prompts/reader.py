@@ -147,24 +147,28 @@ def parser_reader(parse: Callable[[Sequence[str]], list[Parse]],
 
 
 def token_inputs(texts: Sequence[str], cache_dir, encoder_path: str | None,
-                 max_tokens: int) -> dict[str, np.ndarray]:
-  """The parser's inputs for ``texts``, cached per (texts, encoder, max_tokens):
-  tokens float16[n, S, D_t], mask bool[n, S], cue float32[n] (the lexical negation cue)."""
+                 max_tokens: int, by_sentence: bool = False) -> dict[str, np.ndarray]:
+  """The parser's inputs for ``texts``, cached per (texts, encoder, max_tokens, by_sentence):
+  tokens float16[n, S, D_t], mask bool[n, S], cue float32[n] (the lexical negation cue).
+  ``by_sentence``: each sentence encoded on its own (TextEncoder.token_states)."""
   from dpr_jax.prompts.bank import _cache_key
   from dpr_jax.prompts.encoder import encoder_id
 
   name = encoder_id(encoder_path)  # includes the weights' sha256
-  path = atomic.as_path(cache_dir) / f"tokens-{_cache_key(texts, f'{name} {max_tokens}')}.npz"
+  what = f"{name} {max_tokens}" + (" by-sentence" if by_sentence else "")
+  path = atomic.as_path(cache_dir) / f"tokens-{_cache_key(texts, what)}.npz"
   cue = np.array([negation_cue(t) for t in texts], np.float32)
   if path.exists():
     with path.open("rb") as f, np.load(f) as z:
       return {"tokens": z["tokens"], "mask": z["mask"], "cue": cue}
   from dpr_jax.prompts.encoder import TextEncoder
 
-  tokens, mask = TextEncoder.from_pretrained(encoder_path).token_states(list(texts), max_tokens)
+  tokens, mask = TextEncoder.from_pretrained(encoder_path).token_states(
+      list(texts), max_tokens, by_sentence=by_sentence)
   atomic.write_with(path, lambda f: np.savez(f, tokens=tokens, mask=mask))
   atomic.write_text(path.with_suffix(".json"), json.dumps(
-      {"encoder": name, "count": len(texts), "max_tokens": max_tokens}))
+      {"encoder": name, "count": len(texts), "max_tokens": max_tokens,
+       "by_sentence": by_sentence}))
   return {"tokens": tokens, "mask": mask, "cue": cue}
 
 
@@ -210,17 +214,18 @@ def _probs_fn(config, params, tag_names: Sequence[str], cache_dir, encoder: str 
   # Each member's forms through its similarity adapter, once (not per request).
   member_forms = jax.jit(jax.vmap(lambda p: adapted_forms(model, p, forms)))(params)
   probs_fn = jax.jit(lambda p, f, t, m, c: ensemble_probs(model, p, t, m, c, forms, form_tag, f))
-  max_tokens = config.parser.max_tokens
+  max_tokens, by_sentence = config.parser.max_tokens, bool(config.parser.sentence_states)
 
   def probs(texts: Sequence[str]) -> np.ndarray:
     if text_encoder is not None:
       from dpr_jax.prompts.features import negation_cue
 
-      tokens, mask = text_encoder.token_states(list(texts), max_tokens)
+      tokens, mask = text_encoder.token_states(list(texts), max_tokens,
+                                               by_sentence=by_sentence)
       inputs = {"tokens": tokens, "mask": mask,
                 "cue": np.array([negation_cue(t) for t in texts], np.float32)}
     else:
-      inputs = token_inputs(list(texts), cache_dir, encoder, max_tokens)
+      inputs = token_inputs(list(texts), cache_dir, encoder, max_tokens, by_sentence)
     return np.concatenate([
         np.asarray(probs_fn(params, member_forms,
                             *(inputs[k][s:s + 256] for k in ("tokens", "mask", "cue"))))

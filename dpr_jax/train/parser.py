@@ -243,7 +243,7 @@ def _train_member(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
   total = max(spc, -(-pc.epochs * order.steps_per_epoch // spc) * spc)
   start = int(state.step)
   if start < total:
-    arrays = token_inputs(texts, cache_dir, encoder, pc.max_tokens) | {
+    arrays = token_inputs(texts, cache_dir, encoder, pc.max_tokens, pc.sentence_states) | {
         "labels": labels,
         "contains": contained_forms(texts, form_texts(config.dpr.domain, tag_names)[0])}
     if pc.slot_loss > 0:  # where each generated request names its tags
