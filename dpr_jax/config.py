@@ -159,7 +159,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.parser.num_heads = 4  # Heads of its self-attention and tag attention.
   c.parser.max_tokens = 32  # Tokens read per request (the first ones, [CLS] included).
   # Whether each sentence of a request is encoded on its own before the parser reads the token
-  # states (dpr_jax.prompts.encoder.TextEncoder.token_states, by_sentence).
+  # states (dpr_jax.prompts.encoder.TextEncoder.token_states, by_sentence; measured on
+  # validation: reports/experiments.md, 2026-12-07 session 20).
   c.parser.sentence_states = False
   c.parser.dropout = 0.1
   # Share of training requests whose own surface forms are hidden from the span matching, so
