@@ -1,8 +1,8 @@
 """Per COMBINED phrasing: the share of genre pairs read right, and how the rest are read (g: the
 wanted genre, h: the avoided one; capitals: read as the opposite; extra: another genre read too)."""
 import json, collections, sys
+from dpr_jax.models.parser import AVOID as A, WANT as W
 from dpr_jax.prompts import templates
-W,A,N=1,2,0
 rows=[json.loads(l) for l in open(sys.argv[1])]
 def classify(r):
   p=r["p"]; g,h=r["want"],r["avoid"]

@@ -16,7 +16,7 @@ import numpy as np
 from dpr_jax import sharding
 from dpr_jax.config import default_config
 from dpr_jax.data.prepare import default_cache_dir
-from dpr_jax.models.parser import AVOID, NONE, WANT
+from dpr_jax.models.parser import NONE
 from dpr_jax.prompts import templates
 from dpr_jax.prompts.bank import build_bank
 from dpr_jax.prompts.reader import _probs_fn
