@@ -88,7 +88,8 @@ def head_fingerprint(config, data, stage: int) -> dict:
 # a member's fingerprint.
 _PARSER_ENSEMBLE = ("members", "mix_encoder", "mix_members", "mix_weight", "unsure_at")
 _PARSER_SINCE = {"composed_share": 0.0, "composed_single_share": 0.0, "input_norm": False,
-                 "slot_loss": 0.0, "negation_cue": True, "sentence_states": False}
+                 "slot_loss": 0.0, "negation_cue": True, "sentence_states": False,
+                 "clause_cue": False}
 
 
 def parser_fingerprint(config, tag_names) -> dict:

