@@ -1,9 +1,10 @@
 """Diagnostic (session 20; no choice is made on it): a restored ten-member ML-1M parser (a
 `launch/parser_validation.py` run folder; nothing is retrained) reads every COMBINED phrasing x
 every ordered pair of genres and writes each request's stance probabilities (JSON lines).
-SENT=1 reads with each sentence encoded on its own (`parser.sentence_states`).
+SENT=1 reads with each sentence encoded on its own (`parser.sentence_states`); CLAUSE=1 restores
+and reads parsers trained with `parser.clause_cue` (session 21).
 
-    PYTHONPATH=. [SENT=1] python read_combined.py RUN OUT.jsonl [sentence_states of the run: 0/1]
+    PYTHONPATH=. [SENT=1] [CLAUSE=1] python read_combined.py RUN OUT.jsonl [sentence_states of the run: 0/1]
     PYTHONPATH=. python analyse.py OUT.jsonl
 """
 import itertools
@@ -29,6 +30,7 @@ c.dpr.domain, c.run.dir, c.run.progress = "ml-1m", run, False
 c.parser.members, c.train.seed = 10, 0
 c.parser.sentence_states = len(sys.argv) > 3 and sys.argv[3] == "1"  # how RUN was trained
 SENT = os.environ.get("SENT") == "1"
+c.parser.clause_cue = os.environ.get("CLAUSE") == "1"  # session 21: how RUN was trained
 tags = templates.tags_for("ml-1m")
 cache = default_cache_dir()
 bank = build_bank("ml-1m", tags, cache, None)
