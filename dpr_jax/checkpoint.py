@@ -82,21 +82,19 @@ def head_fingerprint(config, data, stage: int) -> dict:
   return out
 
 
-# Parser settings added after checkpoints existed, with the value every earlier one was trained
-# with: left out of the fingerprint at that value, so those checkpoints still restore.
 # How the members are combined and their reading shown, not what one member is: never part of
 # a member's fingerprint.
 _PARSER_ENSEMBLE = ("members", "mix_encoder", "mix_members", "mix_weight", "unsure_at")
-_PARSER_SINCE = {"composed_share": 0.0, "composed_single_share": 0.0, "input_norm": False,
-                 "slot_loss": 0.0, "negation_cue": True, "sentence_states": False,
-                 "clause_cue": False}
 
 
 def parser_fingerprint(config, tag_names) -> dict:
   """What a request-parser checkpoint (one member of the ensemble) must agree with; the
-  ensemble's size is not part of it, so member k serves in any ensemble of more than k."""
+  ensemble's size is not part of it, so member k serves in any ensemble of more than k. A
+  setting added later is left out at the value earlier checkpoints were trained with
+  (config.EARLIER_PARSER_VALUES), so they still restore."""
+  earlier = config_lib.EARLIER_PARSER_VALUES
   parser = {k: v for k, v in config.parser.to_dict().items()
-            if k not in _PARSER_ENSEMBLE and not (k in _PARSER_SINCE and v == _PARSER_SINCE[k])}
+            if k not in _PARSER_ENSEMBLE and not (k in earlier and v == earlier[k])}
   out = {"parser": parser, "tags": list(tag_names), "domain": config.dpr.domain}
   if config.dpr.text_encoder:  # the parser reads that encoder's token states (default: left out)
     out["text_encoder"] = config.dpr.text_encoder
@@ -274,11 +272,32 @@ def fingerprint_check(expected: dict, where, ignore: tuple[str, ...] = ()):
   def check(meta: dict):
     got = {k: v for k, v in (meta.get("fingerprint") or {}).items() if k not in ignore}
     if got != expected:
+      saved, wanted = _with_earlier_parser_values(got), _with_earlier_parser_values(expected)
+      flags = _parser_flags(saved, wanted)
       raise CheckpointError(f"checkpoint in {where} was made with another config"
-                            f" ({fingerprint_differences(got, expected)}); use the run's own"
-                            " settings or a fresh --config.run.dir")
+                            f" ({fingerprint_differences(saved, wanted)}); use the run's own"
+                            f" settings{f' ({flags})' if flags else ''} or a fresh"
+                            " --config.run.dir")
 
   return check
+
+
+def _with_earlier_parser_values(fingerprint: dict) -> dict:
+  """A parser fingerprint with the settings it leaves out at their earlier value written in
+  (for messages: 'parser.clause_cue: False -> True', not 'unset -> True'); others unchanged."""
+  if not isinstance(fingerprint.get("parser"), dict):
+    return fingerprint
+  return fingerprint | {"parser": config_lib.EARLIER_PARSER_VALUES | fingerprint["parser"]}
+
+
+def _parser_flags(saved: dict, wanted: dict) -> str:
+  """The ``--config.parser.*`` flags that give ``wanted``'s parser settings ``saved``'s values
+  (numbers and switches only), e.g. for a parser trained before a setting's default changed."""
+  a, b = saved.get("parser"), wanted.get("parser")
+  if not (isinstance(a, dict) and isinstance(b, dict)):
+    return ""
+  return " ".join(f"--config.parser.{k}={v}" for k, v in sorted(a.items())
+                  if k in b and b[k] != v and isinstance(v, (bool, int, float)))
 
 
 def _read(directory, which: str, expected: dict, missing: str, sharding=None,

@@ -178,9 +178,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.parser.negation_cue = True
   # Whether each tag also reads the negation cue of its own clause (the per-token cue of the
   # clause its attention lands on, dpr_jax.prompts.features.clause_cues), so that an avoid in
-  # one clause does not reach a wish in another (measured on validation: reports/experiments.md,
-  # 2026-12-07 session 21).
-  c.parser.clause_cue = False
+  # one clause does not reach a wish in another (chosen on validation: reports/experiments.md,
+  # 2026-12-07 session 21; runs trained before it existed read with False, EARLIER_PARSER_VALUES).
+  c.parser.clause_cue = True
   # Weight of an auxiliary per-token loss marking where a generated request names a tag (its
   # surface forms' tokens); > 0 also gates the span matches by that mark
   # (dpr_jax.models.parser.RequestParser.slot_gate; reports/experiments.md, 2026-12-06).
@@ -377,9 +377,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
        " targets are laid out on the whole request's tokens)")
   need(not (config.parser.clause_cue and config.parser.sentence_states), "parser.clause_cue",
        "cannot be combined with parser.sentence_states (the clause cues are laid out on the"
-       " whole request's tokens)")
+       " whole request's tokens); set parser.clause_cue=False with it")
   need(not (config.parser.clause_cue and not config.parser.negation_cue), "parser.clause_cue",
-       "needs parser.negation_cue = True (it is that cue, read per clause)")
+       "needs parser.negation_cue = True (it is that cue, read per clause); set"
+       " parser.clause_cue=False with parser.negation_cue=False")
   for field in ("hidden", "num_heads", "max_tokens", "requests", "heldout_requests", "epochs",
                 "batch_size", "members"):
     need(int(config.parser[field]) >= 1, f"parser.{field}", f"must be >= 1, got"
@@ -412,6 +413,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 
 CONFIG_FILE = "config.json"
+# Parser settings added after runs and checkpoints existed, with the value every earlier one was
+# trained with. A run's config.json that lacks one was written before it existed and loads with
+# this value (:func:`load_run_config`), and a parser checkpoint's fingerprint leaves a setting
+# out at this value (dpr_jax.checkpoint.parser_fingerprint), so earlier checkpoints restore.
+EARLIER_PARSER_VALUES = {"composed_share": 0.0, "composed_single_share": 0.0,
+                         "input_norm": False, "slot_loss": 0.0, "negation_cue": True,
+                         "sentence_states": False, "clause_cue": False}
 # Model fields that change how a step computes, not what a checkpoint holds: a checkpoint stays
 # usable when they change (e.g. train in bfloat16, evaluate in float32).
 RUNTIME_MODEL_FIELDS = ("compute_dtype", "attention_query_blocks")
@@ -456,7 +464,8 @@ def save_run_config(config: ml_collections.ConfigDict, run_dir) -> None:
 def load_run_config(run_dir) -> ml_collections.ConfigDict:
   """The config a run was trained with (see :func:`save_run_config`), locked and validated.
 
-  Keys the file lacks keep their defaults (runs made before a field existed); keys the current
+  Keys the file lacks (runs made before a field existed) keep their defaults, or for the parser
+  the value runs had before the field existed (:data:`EARLIER_PARSER_VALUES`); keys the current
   code does not know are an error.
   """
   import json
@@ -479,6 +488,10 @@ def load_run_config(run_dir) -> ml_collections.ConfigDict:
   config.lock()
   try:
     config.update(values)
+    saved_parser = values.get("parser") or {}
+    for key, earlier in EARLIER_PARSER_VALUES.items():
+      if key not in saved_parser:
+        config.parser[key] = earlier
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     raise ConfigError(f"{path}: {e}") from None
   config.run.dir = os.fspath(run_dir)

@@ -160,11 +160,13 @@ def test_a_non_finite_loss_stops_the_loop_after_the_last_checkpoint_is_written()
 
 
 def test_parser_fingerprint_leaves_out_later_settings_at_their_earlier_value():
-  """A parser checkpoint from before ``parser.composed_share`` existed still restores at its
-  default (0, what it was trained with); another value is another parser."""
+  """A parser checkpoint from before a setting existed still restores at the value it was
+  trained with (``config.EARLIER_PARSER_VALUES``); another value is another parser -- also for
+  ``parser.clause_cue``, whose default changed after checkpoints existed."""
   from dpr_jax.config import default_config
 
   config = default_config()
+  config.parser.clause_cue = False  # what every parser before the setting was
   tags = ["Comedy", "Horror"]
   plain = checkpoint.parser_fingerprint(config, tags)
   assert not {"composed_share", "input_norm", "negation_cue", "clause_cue",
@@ -175,6 +177,48 @@ def test_parser_fingerprint_leaves_out_later_settings_at_their_earlier_value():
     changed = checkpoint.parser_fingerprint(config, tags)
     assert changed["parser"][field] == value
     assert field in checkpoint.fingerprint_differences(plain, changed)
+  assert checkpoint.parser_fingerprint(default_config(), tags)["parser"]["clause_cue"] is True
+
+
+def test_a_parser_from_before_the_clause_cue_default_is_refused_with_the_flag_to_read_it():
+  """A parser checkpoint saved before ``parser.clause_cue`` existed (its fingerprint lacks it)
+  is refused under today's default with the setting's earlier value and the flag that restores
+  it, and is accepted with that flag."""
+  from dpr_jax.config import default_config
+
+  tags = ["Comedy", "Horror"]
+  earlier = default_config()
+  earlier.parser.clause_cue = False
+  saved = {"fingerprint": checkpoint.parser_fingerprint(earlier, tags)}
+  assert "clause_cue" not in saved["fingerprint"]["parser"]
+  check = checkpoint.fingerprint_check(checkpoint.parser_fingerprint(default_config(), tags),
+                                       "runs/old/stage2/parser")
+  with pytest.raises(CheckpointError) as e:
+    check(saved)
+  assert "parser.clause_cue: False -> True" in str(e.value)
+  assert "--config.parser.clause_cue=False" in str(e.value)
+  checkpoint.fingerprint_check(checkpoint.parser_fingerprint(earlier, tags), "x")(saved)
+
+
+def test_a_run_config_saved_before_a_parser_setting_existed_loads_its_earlier_value(tmp_path):
+  """``load_run_config``: a config.json without ``parser.clause_cue`` (a run trained before it)
+  reads with False, what that run's parser was trained with; one that names it keeps it; other
+  missing keys keep today's defaults."""
+  import json
+
+  from dpr_jax import config as config_lib
+
+  config = config_lib.default_config()
+  config.run.dir = str(tmp_path / "run")
+  config_lib.save_run_config(config, tmp_path)
+  values = json.loads((tmp_path / config_lib.CONFIG_FILE).read_text())
+  assert values["parser"]["clause_cue"] is True
+  assert config_lib.load_run_config(tmp_path).parser.clause_cue is True
+  del values["parser"]["clause_cue"], values["parser"]["hidden"]
+  (tmp_path / config_lib.CONFIG_FILE).write_text(json.dumps(values))
+  loaded = config_lib.load_run_config(tmp_path)
+  assert loaded.parser.clause_cue is False
+  assert loaded.parser.hidden == config.parser.hidden
 
 
 def test_parser_fingerprint_names_another_text_encoder():
