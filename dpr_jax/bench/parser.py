@@ -39,16 +39,20 @@ COLUMNS = ("what", "members", "batch", "p50_ms", "p90_ms", "per_step_ms", "reque
 
 
 def _inputs(rng: np.random.Generator, n: int, batch: int, tokens: int, dim: int, num_forms: int,
-            num_tags: int) -> dict[str, jax.Array]:
+            num_tags: int, clause_cue: bool) -> dict[str, jax.Array]:
   """``n`` batches of random requests: token states float16[n, B, S, D], their mask (lengths
-  4..S), no negation cue, random stance labels int32[n, B, T], and which known forms each
-  contains (bool[n, B, M], about one per request, as generated requests do)."""
+  4..S), no negation cue (nor, with ``clause_cue``, a per-token one: float32[n, B, S]), random
+  stance labels int32[n, B, T], and which known forms each contains (bool[n, B, M], about one
+  per request, as generated requests do)."""
   lengths = rng.integers(4, tokens + 1, (n, batch))
-  return {"tokens": jnp.asarray(rng.standard_normal((n, batch, tokens, dim)), jnp.float16),
-          "mask": jnp.asarray(np.arange(tokens)[None, None] < lengths[..., None]),
-          "cue": jnp.zeros((n, batch), jnp.float32),
-          "labels": jnp.asarray(rng.integers(0, 3, (n, batch, num_tags)), jnp.int32),
-          "contains": jnp.asarray(rng.random((n, batch, num_forms)) < 1.0 / num_forms)}
+  out = {"tokens": jnp.asarray(rng.standard_normal((n, batch, tokens, dim)), jnp.float16),
+         "mask": jnp.asarray(np.arange(tokens)[None, None] < lengths[..., None]),
+         "cue": jnp.zeros((n, batch), jnp.float32),
+         "labels": jnp.asarray(rng.integers(0, 3, (n, batch, num_tags)), jnp.int32),
+         "contains": jnp.asarray(rng.random((n, batch, num_forms)) < 1.0 / num_forms)}
+  if clause_cue:
+    out["clause_cue"] = jnp.zeros((n, batch, tokens), jnp.float32)
+  return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,9 +76,12 @@ def main(argv: list[str] | None = None) -> None:
   form_tag = jnp.asarray(form_tag, jnp.int32)
   model = build_parser(config, len(tags))
   spc = config.train.steps_per_call
-  batch = _inputs(rng, spc, pc.batch_size, pc.max_tokens, a.dim, len(texts), len(tags))
+  batch = _inputs(rng, spc, pc.batch_size, pc.max_tokens, a.dim, len(texts), len(tags),
+                  pc.clause_cue)
+  sample_cue = batch["clause_cue"][0, :1] if pc.clause_cue else None
   params = nn.unbox(model.init(jax.random.key(0), batch["tokens"][0, :1], batch["mask"][0, :1],
-                               batch["cue"][0, :1], forms, form_tag)["params"])
+                               batch["cue"][0, :1], forms, form_tag,
+                               clause_cue=sample_cue)["params"])
   tx = parser_optimizer(pc)
   one_step = parser_step(model, tx, pc, forms, form_tag, jax.random.key(1))  # the trainer's
   steps = jax.jit(lambda carry, b: jax.lax.scan(one_step, carry, b))
@@ -88,11 +95,13 @@ def main(argv: list[str] | None = None) -> None:
   print(f"train: {rows[-1]['per_step_ms']:.1f} ms per step of {pc.batch_size}", flush=True)
 
   stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (pc.members,) + x.shape), params)
-  read = jax.jit(lambda q, f, t, m, c: ensemble_probs(model, q, t, m, c, forms, form_tag, f))
+  read = jax.jit(lambda q, f, t, m, c, cc: ensemble_probs(model, q, t, m, c, forms, form_tag, f,
+                                                         clause_cue=cc))
   member_forms = jax.jit(jax.vmap(lambda q: adapted_forms(model, q, forms)))(stacked)
   for size in a.batches:
-    r = _inputs(rng, 1, size, pc.max_tokens, a.dim, len(texts), len(tags))
-    args = (stacked, member_forms, r["tokens"][0], r["mask"][0], r["cue"][0])
+    r = _inputs(rng, 1, size, pc.max_tokens, a.dim, len(texts), len(tags), pc.clause_cue)
+    args = (stacked, member_forms, r["tokens"][0], r["mask"][0], r["cue"][0],
+            r["clause_cue"][0] if pc.clause_cue else None)
     compiled, _ = common.compile_timed(read, *args)
     s = common.summary(common.time_calls(lambda c=compiled, x=args: c(*x), a.reps))
     rows.append({"what": "read", "members": pc.members, "batch": size, "p50_ms": s["p50_ms"],
