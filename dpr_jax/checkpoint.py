@@ -114,6 +114,14 @@ def fingerprint_differences(saved: dict, wanted: dict, prefix: str = "") -> str:
   return "; ".join(out)
 
 
+def has_checkpoint(directory: str | pathlib.Path) -> bool:
+  """Whether a :class:`RunCheckpoints` folder holds any saved step (latest or best), readable or
+  not; a missing folder holds none. Reads the folder only (creates nothing)."""
+  folder = atomic.as_path(directory)
+  return any(sub.is_dir() and any(step.name.isdigit() for step in sub.iterdir())
+             for sub in (folder / "latest", folder / "best") if sub.is_dir())
+
+
 def abstract_with_shardings(state: Any, shardings: Any) -> Any:
   """ShapeDtypeStructs carrying the target shardings, for a sharded restore."""
   return jax.tree.map(

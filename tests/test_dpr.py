@@ -125,6 +125,27 @@ def test_results_record_how_requests_were_read(tiny_config):
   assert run.request_reading(tiny_config("sasrec", **{"dpr.reader": "rules"})) is None
 
 
+@needs_encoder
+def test_stages_without_stage_3_stop_after_stage_2_until_it_is_trained(dpr_run, run_copy, caplog):
+  """``--config.stages=1,2`` (here 2) on a run whose stage 3 was never trained ends after stage
+  2 -- its parser evaluated, a warning naming --config.stages=3, nothing of stage 3 written --
+  instead of failing on the missing stage-3 checkpoint; ``--mode eval`` still refuses it."""
+  from dpr_jax.errors import CheckpointError
+  from dpr_jax.train import run
+
+  config, _ = dpr_run
+  c = run_copy(config, ignore=("stage3", "results_*"), stages="2")
+  run_dir = pathlib.Path(c.run.dir)
+  with caplog.at_level("WARNING"):
+    out = run.run(c)
+  assert "steering" not in out and "--config.stages=3" in caplog.text
+  assert out["files"] == [str(run_dir / "results_parser.json")]
+  assert json.loads((run_dir / "results_parser.json").read_text())["generator held-out"]["requests"] > 0
+  assert not (run_dir / "stage3").exists() and not (run_dir / "results_steering.json").exists()
+  with pytest.raises(CheckpointError, match="no stage-3 checkpoint"):
+    run.run(c, mode="eval")
+
+
 @pytest.mark.slow
 @needs_encoder
 @pytest.mark.parametrize("model", ["sasrec", "gru4rec"])

@@ -6,7 +6,8 @@
     stage 3  steering.run_stage(3)          -> <run>/stage3, results_steering.{json,md,png}
 
 Stages not listed in ``config.stages`` are restored from their checkpoints when a later stage
-or the steering evaluation needs them.
+or the steering evaluation needs them; a training run without stage 3 on a run whose stage 3 was
+never trained (``--config.stages=1,2``) stops after stage 2, its parser evaluated.
 """
 
 from __future__ import annotations
@@ -90,6 +91,19 @@ def run(config, mode: str = "train") -> dict:
     if config.dpr.reader == "parser":
       raise
     parser_params = mix_params = None
+  if parser_params is not None:
+    parse = reader.make_parse(config, parser_params, data.tag_names, cache_dir, encoder,
+                              mix_params=mix_params)
+    parsed = parser_lib.evaluate_parser(config, parse, bank, data.tag_names)
+    if jax.process_index() == 0:
+      files.append(parser_lib.write_parser_results(config.run.dir, parsed))
+  if train and 3 not in stages and not checkpoint.has_checkpoint(
+      checkpoint.stage_dir(config.run.dir, 3) / "checkpoints"):
+    # e.g. --config.stages=1,2: nothing to restore for stage 3, so no steering evaluation yet.
+    logging.warning("stage 3 has not been trained in %s: stopping after stage 2 (train it with"
+                    " --config.stages=3; the steering evaluation follows it)", config.run.dir)
+    logbook.close()
+    return out | {"files": files}
 
   # ------------------------------------------------------------------ stage 3: steer
   h_all = examples.user_vectors(
@@ -137,12 +151,6 @@ def run(config, mode: str = "train") -> dict:
       routes=steering_eval.head_routes(head, head_params),
       mesh=mesh)
   top10 = {split: _backbone_top10(scorer, data, split) for split in ("valid", "test")}
-  if parser_params is not None:
-    parse = reader.make_parse(config, parser_params, data.tag_names, cache_dir, encoder,
-                              mix_params=mix_params)
-    parsed = parser_lib.evaluate_parser(config, parse, bank, data.tag_names)
-    if jax.process_index() == 0:
-      files.append(parser_lib.write_parser_results(config.run.dir, parsed))
   if config.dpr.reader == "parser":  # requests read as the recommender reads them
     read = reader.parser_reader(parse, reader.canonical_features(bank, data.tag_names,
                                                                 config.dpr.canonical_want))
