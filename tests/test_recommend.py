@@ -239,10 +239,14 @@ def test_request_json_is_validated():
 
   assert Request.from_json({"history": [1, "Heat (1995)"], "k": 3}) == Request(
       history=("1", "Heat (1995)"), k=3)
+  # An absent or null prompt asks for the unprompted list; an empty string is a mistake.
+  assert Request.from_json({"user": 7, "prompt": None}) == Request(user="7")
   for obj, message in [([], "expected a JSON object"), ({"user": "1", "kk": 3}, "unknown field"),
                        ({"history": "Heat"}, "history must be a list"),
                        ({"user": "1", "k": "ten"}, "k must be an integer"),
-                       ({"user": "1", "prompt": 5}, "prompt must be a string")]:
+                       ({"user": "1", "prompt": 5}, "prompt must be a string"),
+                       ({"user": "1", "prompt": ""}, "prompt is empty; leave it out"),
+                       ({"user": "1", "prompt": " \t"}, "prompt is empty; leave it out")]:
     with pytest.raises(RequestError, match=message):
       Request.from_json(obj, "x.jsonl:3")
 

@@ -74,9 +74,14 @@ class Request:
     k = obj.get("k", 10)
     if not isinstance(k, int) or isinstance(k, bool):
       raise RequestError(f"{where}: k must be an integer, got {k!r}")
-    prompt = obj.get("prompt") or ""
-    if not isinstance(prompt, str):
+    prompt = obj.get("prompt")  # absent or null: no prompt, the unprompted list
+    if prompt is None:
+      prompt = ""
+    elif not isinstance(prompt, str):
       raise RequestError(f"{where}: prompt must be a string")
+    elif not prompt.strip():  # as --prompt "": a typed request that says nothing is a mistake
+      raise RequestError(f"{where}: the prompt is empty; leave it out (or null) for the"
+                         " unprompted list")
     user = obj.get("user")
     return cls(user=None if user is None else str(user), history=tuple(str(h) for h in history),
                prompt=prompt, k=k)
