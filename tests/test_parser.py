@@ -717,6 +717,26 @@ def test_what_is_not_understood_gets_the_unprompted_list_and_a_note(parser_rec, 
     assert any("first" in n and "read" in n for n in answer["notes"])
 
 
+@pytest.mark.parametrize("prompt, language", [("keine Horrorfilme bitte", "German"),
+                                              ("sin dramas, solo comedia", "Spanish"),
+                                              ("не хочу ужасов", "Cyrillic")])
+def test_a_request_in_another_language_gets_the_unprompted_list_and_says_why(parser_rec, prompt,
+                                                                             language):
+  """Read by the English parser, these were inverted lists (want Horror, want Drama); they are
+  answered with the unprompted list and a note naming the language, whatever the parser would
+  have read."""
+  from dpr_jax.serve.recommender import Request
+
+  user = parser_rec.data.user_ids[1]
+  answer = parser_rec.recommend(Request(user=user, prompt=prompt))
+  plain = parser_rec.recommend(Request(user=user))
+  assert [i["item"] for i in answer["items"]] == [i["item"] for i in plain["items"]]
+  assert answer["read_as"] == "nothing recognised" and not answer["explain"]["entered"]
+  assert answer["parse"] == {"want": {}, "avoid": {}, "unsure": {}}
+  assert len(answer["notes"]) == 1 and language in answer["notes"][0]
+  assert "read in English only" in answer["notes"][0]
+
+
 def test_an_empty_prompt_is_an_error(parser_rec):
   from dpr_jax.serve.recommender import Request, RequestError
 

@@ -11,7 +11,8 @@ backbone and stage 3's latest steering head. A request is
   want / avoid / none; the answer shows the parse, "want Comedy 0.97; avoid Romance 0.91") or
   the rules (dpr_jax.prompts.combine). Both parts steer the user vector together
   (dpr_jax.models.dpr.compose); a prompt in which the parser recognises no tag leaves the
-  unprompted list unchanged, and the answer says so;
+  unprompted list unchanged, and the answer says so, as does a prompt in another language
+  (dpr_jax.prompts.language: the encoder and the parser read English);
 * ``k``.
 
 Ranking is one product of the (steered) user vector with the whole item table on device; the
@@ -40,7 +41,9 @@ from dpr_jax.errors import UserError
 from dpr_jax.eval.ranking import length_buckets
 from dpr_jax.models import build_head, retrieval, valid_item_mask
 from dpr_jax.models.dpr import compose, negative_part, positive_part, scale_offset, tag_profile
+from dpr_jax.models.parser import Parse
 from dpr_jax.prompts.combine import split_request
+from dpr_jax.prompts import language
 from dpr_jax.prompts.features import prompt_features
 
 MAX_K = 100
@@ -254,6 +257,12 @@ class Recommender:
       return _Reading(self.prompt_features(parts.positive) if parts.positive else None,
                       self.prompt_features(parts.negative) if parts.negative else None,
                       {"positive": parts.positive, "negative": parts.negative})
+    if prompt not in self._read_cache and (lang := language.other_language(prompt)):
+      # The encoder and the parser read English: another language gets the unprompted list.
+      self._read_cache[prompt] = _Reading(
+          None, None, {"positive": "", "negative": ""}, Parse((), ()),
+          (f"the request looks written in {lang}; requests are read in English only, so this"
+           " is the unprompted list",))
     if prompt not in self._read_cache:
       with warnings.catch_warnings():  # the answer's note below says it, in the person's terms
         warnings.filterwarnings("ignore", message=r".*longer than the text encoder",
