@@ -43,8 +43,8 @@ part() {  # part NAME SECONDS COMMAND...: runs one part under its time limit, lo
 }
 
 start_all=$(date +%s)
-# The full training first: it is the number that matters most if time runs short. All 200
-# epochs run (patience 0: no early stop), so its wall time is the full training's.
+# The full training first: it is the number that matters most if time runs short. All of the
+# preset's 55 epochs run (patience 0: no early stop), so its wall time is the full training's.
 if [[ "${QUICK:-0}" != 1 ]]; then
   part ml1m_sasrec 150 env OUT="$OUT" CONFIGS=ml1m_sasrec bash launch/gpu_ml1m.sh \
     --config.train.patience=0
