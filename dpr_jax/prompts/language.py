@@ -40,7 +40,7 @@ _SCRIPT_NAMES = {"CJK": "Chinese or Japanese", "HIRAGANA": "Japanese", "KATAKANA
                  "DEVANAGARI": "Hindi or another Devanagari-script language"}
 
 ENGLISH = """
-the an and or but no not nor nothing none some something any anything everything me my mine
+the an and or but no not nor nothing none something any anything everything me my mine
 you your we our us it its is are was be been am do does don doesn didn won wouldn can could
 would should will shall let lets please pls plz thanks tonight today tomorrow now again
 movie movies film films flick flicks show shows series watch watching see seen news story

@@ -42,8 +42,8 @@ from dpr_jax.eval.ranking import length_buckets
 from dpr_jax.models import build_head, retrieval, valid_item_mask
 from dpr_jax.models.dpr import compose, negative_part, positive_part, scale_offset, tag_profile
 from dpr_jax.models.parser import Parse
-from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts import language
+from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import prompt_features
 
 MAX_K = 100
@@ -257,38 +257,42 @@ class Recommender:
       return _Reading(self.prompt_features(parts.positive) if parts.positive else None,
                       self.prompt_features(parts.negative) if parts.negative else None,
                       {"positive": parts.positive, "negative": parts.negative})
-    if prompt not in self._read_cache and (lang := language.other_language(prompt)):
+    if prompt not in self._read_cache:
+      lang = language.other_language(prompt)
       # The encoder and the parser read English: another language gets the unprompted list.
       self._read_cache[prompt] = _Reading(
           None, None, {"positive": "", "negative": ""}, Parse((), ()),
           (f"the request looks written in {lang}; requests are read in English only, so this"
-           " is the unprompted list",))
-    if prompt not in self._read_cache:
-      with warnings.catch_warnings():  # the answer's note below says it, in the person's terms
-        warnings.filterwarnings("ignore", message=r".*longer than the text encoder",
-                                category=UserWarning)
-        r = self._parser_read([prompt])
-      parse = r.parses[0]
-      notes = []
-      ids, _ = self.encoder.tokenize([prompt])
-      if len(ids[0]) > self.config.parser.max_tokens:
-        notes.append(f"only the first {self.config.parser.max_tokens - 2} word pieces of the"
-                     " request were read")
-      if parse.empty:
-        notes.append("no genre or category of this catalogue was recognised in the request:"
-                     " this is the unprompted list")
-      read = {t: "want" for t, _ in parse.want} | {t: "avoid" for t, _ in parse.avoid}
-      for tag, p in parse.unsure:  # the parsers disagree on its polarity: never silently
-        opposite = "avoid" if read[tag] == "want" else "want"
-        notes.append(f"unsure whether you want or avoid {tag} (read as {read[tag]}; {opposite}"
-                     f" {p:.2f}): if the list goes the wrong way, say it plainly, e.g."
-                     f" \"more {tag}\" or \"no {tag}\"")
-      self._read_cache[prompt] = _Reading(
-          r.features[r.positive[0]] if r.positive[0] >= 0 else None,
-          r.features[r.negative[0]] if r.negative[0] >= 0 else None,
-          {"positive": ", ".join(t for t, _ in parse.want),
-           "negative": ", ".join(t for t, _ in parse.avoid)}, parse, tuple(notes))
+           " is the unprompted list",)) if lang else self._parse_one(prompt)
     return self._read_cache[prompt]
+
+  def _parse_one(self, prompt: str) -> _Reading:
+    """``prompt`` (English) read by the parsers, with notes on what was cut, not recognised or
+    unsure."""
+    with warnings.catch_warnings():  # the answer's note below says it, in the person's terms
+      warnings.filterwarnings("ignore", message=r".*longer than the text encoder",
+                              category=UserWarning)
+      r = self._parser_read([prompt])
+    parse = r.parses[0]
+    notes = []
+    ids, _ = self.encoder.tokenize([prompt])
+    if len(ids[0]) > self.config.parser.max_tokens:
+      notes.append(f"only the first {self.config.parser.max_tokens - 2} word pieces of the"
+                   " request were read")
+    if parse.empty:
+      notes.append("no genre or category of this catalogue was recognised in the request:"
+                   " this is the unprompted list")
+    read = {t: "want" for t, _ in parse.want} | {t: "avoid" for t, _ in parse.avoid}
+    for tag, p in parse.unsure:  # the parsers disagree on its polarity: never silently
+      opposite = "avoid" if read[tag] == "want" else "want"
+      notes.append(f"unsure whether you want or avoid {tag} (read as {read[tag]}; {opposite}"
+                   f" {p:.2f}): if the list goes the wrong way, say it plainly, e.g."
+                   f" \"more {tag}\" or \"no {tag}\"")
+    return _Reading(
+        r.features[r.positive[0]] if r.positive[0] >= 0 else None,
+        r.features[r.negative[0]] if r.negative[0] >= 0 else None,
+        {"positive": ", ".join(t for t, _ in parse.want),
+         "negative": ", ".join(t for t, _ in parse.avoid)}, parse, tuple(notes))
 
   def recommend_many(self, requests: Sequence[Request], errors: str = "raise") -> list:
     """Answers a batch of requests with one device call (see :meth:`_answer` for the format).
