@@ -90,7 +90,7 @@ def polarity_table(scorer: Scorer, data: SplitData, split: str, tasks: dict[str,
 
 
 # The strengths of steering compared on validation (``dpr.positive_scale`` and the filter's).
-SCALE_GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+SCALE_GRID = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 # A strength competes only if each task's tag figure stays within this of the head as trained
 # (scale 1, on the grid): a fixed anchor, so a preset that takes a chosen scale does not move it.
 TAG_TOLERANCE = 0.01
