@@ -825,3 +825,18 @@ def test_the_mix_settings_are_checked():
     c.parser.clause_cue, c.parser[field] = True, value
     with pytest.raises(ConfigError, match="parser.clause_cue"):
       validate(c)
+
+
+@pytest.mark.parametrize("form", ["🚫 {}", "{} 👎", "❌ {} tonight"])
+def test_a_symbol_that_says_no_is_read_as_the_word(parser_rec, form):
+  """The encoder has no word piece for emoji: "🚫 horror" used to reach the parser as
+  "horror", a wish. Served, it is read and answered exactly as "no horror"."""
+  from dpr_jax.serve.recommender import Request
+
+  user = parser_rec.data.user_ids[1]
+  for tag in parser_rec.data.tag_names[:2]:
+    words = "no " + form.format(tag).replace("🚫 ", "").replace(" 👎", "").replace("❌ ", "")
+    got = parser_rec.recommend(Request(user=user, prompt=form.format(tag)))
+    want = parser_rec.recommend(Request(user=user, prompt=words))
+    assert got["parse"] == want["parse"] and got["read_as"] == want["read_as"]
+    assert [i["item"] for i in got["items"]] == [i["item"] for i in want["items"]]

@@ -15,8 +15,10 @@ steer from a :class:`Reading`, whichever reader made it (``config.dpr.reader``):
 * ``"rules"``: ``dpr_jax.prompts.combine.split_request`` cuts the text into clauses by a cue
   lexicon; each part is embedded as written.
 
-Token states for the parser are computed once per distinct text and cached
-(:func:`token_inputs`), like the prompt embeddings.
+Both readers first spell out symbols that say "no" ("🚫 westerns" -> "no westerns",
+dpr_jax.prompts.symbol_words): the encoder has no word piece for them. Token states for the
+parser are computed once per distinct text and cached (:func:`token_inputs`), like the prompt
+embeddings.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from dpr_jax.models.parser import (Parse, RequestParser, adapted_forms, decode,
 from dpr_jax.prompts import generator
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_cues, negation_cue
+from dpr_jax.prompts.symbol_words import spell_out
 
 READERS = ("parser", "rules")
 
@@ -74,7 +77,7 @@ def rules_reader(embed: Callable[[Sequence[str]], np.ndarray]) -> Callable[[Sequ
 
   @_each_text_once
   def read(texts: Sequence[str]) -> Reading:
-    parts = [split_request(t) for t in texts]
+    parts = [split_request(spell_out(t)) for t in texts]
     unique = sorted({(p, s) for r in parts for p, s in r.parts})
     row = {key: i for i, key in enumerate(unique)}
     features = (np.asarray(embed([t for t, _ in unique]), np.float32) if unique
@@ -276,6 +279,7 @@ def make_parse(config, params, tag_names: Sequence[str], cache_dir,
   def parse(texts: Sequence[str]) -> list[Parse]:
     if not len(texts):
       return []
+    texts = [spell_out(t) for t in texts]  # "🚫 westerns" -> "no westerns" (else unchanged)
     return decode(sum(w * probs(texts) for w, probs in groups), tag_names,
                   float(config.parser.unsure_at))
 
