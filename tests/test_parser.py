@@ -840,3 +840,33 @@ def test_a_symbol_that_says_no_is_read_as_the_word(parser_rec, form):
     want = parser_rec.recommend(Request(user=user, prompt=words))
     assert got["parse"] == want["parse"] and got["read_as"] == want["read_as"]
     assert [i["item"] for i in got["items"]] == [i["item"] for i in want["items"]]
+
+
+def test_a_named_title_is_read_as_that_item(parser_rec):
+  """"like TITLE": the answer names the item, ranks as the history with it appended (as a cold
+  history of those items would), masks it, and compares with the history's own unprompted list."""
+  from dpr_jax.serve.recommender import Request
+
+  rec, user = parser_rec, parser_rec.data.user_ids[1]
+  hist = rec.user_history(user)
+  item = next(i for i in range(1, rec.data.num_items + 1)
+              if i not in set(hist.tolist()) and rec.data.item_titles[i - 1])
+  typed = rec.data.item_titles[item - 1].lower()
+  answer = rec.recommend(Request(user=user, prompt=f"like {typed}"))
+  assert answer["title"]["item"] == str(rec.data.item_ids[item - 1])
+  assert answer["notes"][0].startswith(f"read {typed!r} as the title ")
+  assert answer["history_length"] == len(hist)
+  ids = tuple(str(rec.data.item_ids[i - 1]) for i in np.append(hist, item))
+  cold = rec.recommend(Request(history=ids))
+  assert [i["item"] for i in answer["items"]] == [i["item"] for i in cold["items"]]
+  assert answer["title"]["item"] not in [i["item"] for i in answer["items"]]
+  plain = rec.recommend(Request(user=user))
+  assert answer["explain"]["unprompted"] == [i["title"] for i in plain["items"]]
+  # In a batch beside other requests, each answer is its own.
+  batch = rec.recommend_many([Request(user=user), Request(user=user, prompt=f"like {typed}"),
+                              Request(user=rec.data.user_ids[2])])
+  assert batch[1]["items"] == answer["items"] and batch[0]["items"] == plain["items"]
+  assert batch[2]["items"] == rec.recommend(Request(user=rec.data.user_ids[2]))["items"]
+  # Not a title: the verb, and words that only start one.
+  for prompt in (f"i like {typed}", f"like {typed}x"):
+    assert "title" not in rec.recommend(Request(user=user, prompt=prompt))

@@ -12,7 +12,10 @@ backbone and stage 3's latest steering head. A request is
   the rules (dpr_jax.prompts.combine). Both parts steer the user vector together
   (dpr_jax.models.dpr.compose); a prompt in which the parser recognises no tag leaves the
   unprompted list unchanged, and the answer says so, as does a prompt in another language
-  (dpr_jax.prompts.language: the encoder and the parser read English);
+  (dpr_jax.prompts.language: the encoder and the parser read English). With the parser, a
+  title named after "like" ("something like die hard", dpr_jax.serve.titles) is read as that
+  item: the list is ranked as if it had just been watched (the item appended to the history),
+  and the rest of the prompt is read as usual;
 * ``k``.
 
 Ranking is one product of the (steered) user vector with the whole item table on device; the
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +47,7 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import prompt_features
+from dpr_jax.serve.titles import TitleFinder, casefold_name, genre_names, title_names
 
 MAX_K = 100
 
@@ -98,13 +101,15 @@ def _bucket(n: int) -> int:
 @dataclasses.dataclass(frozen=True)
 class _Reading:
   """One prompt as read: the parts' head features (None: no such part), their description,
-  the parser's parse (None with the rules) and notes for the person who asked."""
+  the parser's parse (None with the rules), notes for the person who asked and the item a
+  title in it named (``title``, dpr_jax.serve.titles; None: none)."""
 
   positive: np.ndarray | None
   negative: np.ndarray | None
   parts: dict
   parse: Any = None
   notes: tuple[str, ...] = ()
+  title: int | None = None
 
 
 class Recommender:
@@ -127,6 +132,10 @@ class Recommender:
     self._prompt_cache: dict[str, np.ndarray] = {}
     self._read_cache: dict[str, _Reading] = {}
     self._items = ItemIndex(data.item_ids, data.item_titles)
+    watched = np.bincount(np.concatenate([data.history[data.history > 0].ravel(),
+                                          data.test_targets]), minlength=data.num_items + 2)
+    self._titles = TitleFinder(data.item_titles, watched,
+                               genre_names(config.dpr.domain, data.tag_names))
     self._users = {u: i for i, u in enumerate(data.user_ids)}
     vocab = int(model.apply({"params": backbone_params}, method=model.item_table).shape[0])
     tags = np.zeros((vocab, data.item_tags.shape[1]), np.float32)
@@ -259,16 +268,25 @@ class Recommender:
                       {"positive": parts.positive, "negative": parts.negative})
     if prompt not in self._read_cache:
       lang = language.other_language(prompt)
-      # The encoder and the parser read English: another language gets the unprompted list.
-      self._read_cache[prompt] = _Reading(
-          None, None, {"positive": "", "negative": ""}, Parse((), ()),
-          (f"the request looks written in {lang}; requests are read in English only, so this"
-           " is the unprompted list",)) if lang else self._parse_one(prompt)
+      if lang:  # the encoder and the parser read English: the unprompted list
+        reading = _Reading(None, None, {"positive": "", "negative": ""}, Parse((), ()),
+                           (f"the request looks written in {lang}; requests are read in English"
+                            " only, so this is the unprompted list",))
+      elif match := self._titles.find(prompt):  # "something like die hard": that item
+        title = self.item(match.item)["title"]
+        rest = (self._parse_one(match.rest, titled=True) if any(c.isalpha() for c in match.rest)
+                else _Reading(None, None, {"positive": "", "negative": ""}, Parse((), ())))
+        reading = dataclasses.replace(rest, title=match.item, notes=(
+            f"read {match.typed!r} as the title {title}: the list is ranked as if you had just"
+            " watched it",) + rest.notes)
+      else:
+        reading = self._parse_one(prompt)
+      self._read_cache[prompt] = reading
     return self._read_cache[prompt]
 
-  def _parse_one(self, prompt: str) -> _Reading:
+  def _parse_one(self, prompt: str, titled: bool = False) -> _Reading:
     """``prompt`` (English) read by the parsers, with notes on what was cut, not recognised or
-    unsure."""
+    unsure (``titled``: the rest of a request that named a title, which is what it asked)."""
     with warnings.catch_warnings():  # the answer's note below says it, in the person's terms
       warnings.filterwarnings("ignore", message=r".*longer than the text encoder",
                               category=UserWarning)
@@ -279,7 +297,7 @@ class Recommender:
     if len(ids[0]) > self.config.parser.max_tokens:
       notes.append(f"only the first {self.config.parser.max_tokens - 2} word pieces of the"
                    " request were read")
-    if parse.empty:
+    if parse.empty and not titled:
       notes.append("no genre or category of this catalogue was recognised in the request:"
                    " this is the unprompted list")
     read = {t: "want" for t, _ in parse.want} | {t: "avoid" for t, _ in parse.avoid}
@@ -312,9 +330,21 @@ class Recommender:
     out: list = list(resolved)
     if not good:
       return out
+    # One row per request, ranked with its history and prompt; a request that named a title
+    # ranks with that item appended to the history and gets a second row, its history as given
+    # and no prompt, for the unprompted list it is compared with.
+    rows, plain_row = [], {}
+    for i in good:
+      hist, reading = resolved[i]
+      if reading is not None and reading.title is not None:
+        rows.append((np.append(hist, reading.title).astype(hist.dtype), reading))
+        plain_row[i] = len(rows)
+        rows.append((hist, None))
+      else:
+        rows.append((hist, reading))
     k = min(max(requests[i].k for i in good), self.data.num_items)
-    b, dim = _bucket(len(good)), self.encoder.dim + 1
-    longest = max(len(resolved[i][0]) for i in good)
+    b, dim = _bucket(len(rows)), self.encoder.dim + 1
+    longest = max(len(h) for h, _ in rows)
     # Inputs as wide as the longest history needs, on the evaluator's few static widths: the
     # columns cut are pure left padding, which the backbones ignore, so the answer is the same
     # and short histories cost less (the GRU runs one step per column).
@@ -324,8 +354,7 @@ class Recommender:
     seen = np.zeros((b, max(64, _bucket(longest))), np.int32)
     pos, neg = np.zeros((b, dim), np.float32), np.zeros((b, dim), np.float32)
     has_pos, has_neg = np.zeros(b, bool), np.zeros(b, bool)
-    for row, i in enumerate(good):
-      hist, reading = resolved[i]
+    for row, (hist, reading) in enumerate(rows):
       tail = hist[-self.data.max_len:]  # at most `length` items (see above)
       inputs[row, length - len(tail):] = tail
       seen[row, :len(hist)] = hist
@@ -336,10 +365,13 @@ class Recommender:
     (s_scores, s_items), (_, p_items) = jax.device_get(self._rank(
         self._backbone, self._head_params, self._item_tags, inputs, seen, pos, neg, has_pos,
         has_neg, k=k))
-    for row, i in enumerate(good):
+    row = 0
+    for i in good:
       kk = requests[i].k
+      plain = p_items[plain_row.get(i, row)][:kk]
       out[i] = self._answer(requests[i], resolved[i][1], resolved[i][0], s_items[row][:kk],
-                            s_scores[row][:kk], p_items[row][:kk])
+                            s_scores[row][:kk], plain)
+      row += 2 if i in plain_row else 1
     return out
 
   def recommend(self, request: Request) -> dict:
@@ -382,6 +414,8 @@ class Recommender:
     if reading is not None and reading.parse is not None:
       answer |= {"read_as": reading.parse.describe(), "parse": reading.parse.to_dict(),
                  "notes": list(reading.notes)}
+    if reading is not None and reading.title is not None:
+      answer["title"] = self.item(reading.title)  # the title the request named
     old_rank = {i: r + 1 for r, i in enumerate(plain)}
     answer["explain"] = {
         "unprompted": [self.item(i)["title"] for i in plain],
@@ -413,7 +447,7 @@ class ItemIndex:
     for i, title in enumerate(titles, start=1):
       if title:
         self._by_title.setdefault(title.casefold(), i)
-        for name in _title_names(title):
+        for name in title_names(title):
           self._by_name.setdefault(name, []).append(i)
 
   def resolve(self, refs: Sequence[str]) -> np.ndarray:
@@ -428,7 +462,7 @@ class ItemIndex:
       if key in self._by_title:
         out.append(self._by_title[key])
         continue
-      named = self._by_name.get(_casefold_name(ref), [])
+      named = self._by_name.get(casefold_name(ref), [])
       if len(named) == 1:
         out.append(named[0])
         continue
@@ -443,25 +477,3 @@ class ItemIndex:
       raise RequestError(f"unknown item {ref!r}: neither an item id nor a title of the dataset")
     return np.asarray(out, np.int32)
 
-
-_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
-_TRAILING_ARTICLE = re.compile(r"^(.*), (the|a|an|les|la|le|il|el|der|die|das)$", re.IGNORECASE)
-
-
-def _casefold_name(text: str) -> str:
-  return " ".join(text.casefold().split())
-
-
-def _title_names(title: str) -> set[str]:
-  """The names a person may type for a catalogue title: "Matrix, The (1999)" -> {"matrix, the",
-  "the matrix", "the matrix (1999)"} (case-folded; the full title is matched apart)."""
-  bare = _YEAR.sub("", title)
-  year = _YEAR.search(title)
-  names = {_casefold_name(bare)}
-  moved = _TRAILING_ARTICLE.match(bare.strip())
-  if moved:
-    front = f"{moved.group(2)} {moved.group(1)}"
-    names.add(_casefold_name(front))
-    if year:
-      names.add(_casefold_name(f"{front} ({year.group(1)})"))
-  return names

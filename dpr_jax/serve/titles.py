@@ -1,0 +1,147 @@
+"""Catalogue titles as people name them: in a history ("Toy Story") and in a request ("something
+like die hard").
+
+:func:`title_names` gives the names a person may type for a title. :class:`TitleFinder` finds
+a title named after "like" / "similar to" / "in the vein of" in a request, so that "something
+like die hard" is read as the item Die Hard (1988) rather than by the request parser, which
+knows the catalogue's genres, not its titles. What a match needs (each rule keeps ordinary
+requests from reading as titles; none of the project's requests does):
+
+* a cue (:data:`CUES`) not used as a verb: "like" right after "i", "we", "would", "feel"... is
+  the verb ("i like horror", "i'd like a western"), see :data:`VERB_BEFORE`;
+* the longest run of words right after the cue (an article may lead) that is a name of a
+  title: case, punctuation and the year aside, with a trailing article in front ("the matrix"
+  for "Matrix, The (1999)"), and as a second choice the part before a subtitle ("terminator 2"
+  for "Terminator 2: Judgment Day (1991)");
+* the run ends the request, or is followed by punctuation or by a word of :data:`AFTER_TITLE`
+  ("... but no romance", "... for the kids"): "anything like big budget action" names no title
+  although "Big (1988)" is one;
+* the run is not a genre's name or one of its everyday forms (``genre_names``): "something
+  along the lines of romance" asks for the genre, not for *Romance (1999)*.
+
+Of several items with the name, the most watched is read (people who type "titanic" mean the
+1997 one); a full name beats a name before a subtitle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+CUES = ("like", "similar to", "in the vein of", "along the lines of", "reminds me of",
+        "the likes of")
+# Words after which "like" is the verb: "i like", "we'd like", "would like", "feel like".
+VERB_BEFORE = frozenset("i we you they he she it i'd we'd you'd they'd would 'd do does did dont"
+                        " don't doesn't didn't really also might may to feel feels felt kinda"
+                        " just".split())
+# Words that may follow a title in a request.
+AFTER_TITLE = frozenset("but and or for with without no not nothing please pls plz tonight today"
+                        " except only though yet plus minus again too as so that which maybe"
+                        " this".split())
+MAX_WORDS = 10  # the longest name looked for, in words
+
+_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
+_TRAILING_ARTICLE = re.compile(r"^(.*), (the|a|an|les|la|le|il|el|der|die|das)$", re.IGNORECASE)
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
+def casefold_name(text: str) -> str:
+  return " ".join(text.casefold().split())
+
+
+def title_names(title: str) -> set[str]:
+  """The names a person may type for a catalogue title: "Matrix, The (1999)" -> {"matrix, the",
+  "the matrix", "the matrix (1999)"} (case-folded; the full title is matched apart)."""
+  bare = _YEAR.sub("", title)
+  year = _YEAR.search(title)
+  names = {casefold_name(bare)}
+  moved = _TRAILING_ARTICLE.match(bare.strip())
+  if moved:
+    front = f"{moved.group(2)} {moved.group(1)}"
+    names.add(casefold_name(front))
+    if year:
+      names.add(casefold_name(f"{front} ({year.group(1)})"))
+  return names
+
+
+def _words(text: str) -> str:
+  """The words of ``text``, case-folded, punctuation dropped: "Airplane!" -> "airplane"."""
+  return " ".join(_WORD.findall(text.casefold()))
+
+
+@dataclasses.dataclass(frozen=True)
+class TitleMatch:
+  """A title named in a request: the item (1-based index), the name as typed and the rest of
+  the request with the cue and the name taken out."""
+
+  item: int
+  typed: str
+  rest: str
+
+
+class TitleFinder:
+  """Finds a catalogue title named in a request (module docstring)."""
+
+  def __init__(self, titles: Sequence[str], watched: np.ndarray,
+               genre_names: Iterable[str] = ()):
+    """``titles``: the catalogue's titles, item i at ``titles[i - 1]``; ``watched``: int[V]
+    how often each item was watched (indexed by item); ``genre_names``: names never read as a
+    title (the domain's tags and their surface forms, :func:`genre_names`)."""
+    full: dict[str, list[int]] = {}
+    short: dict[str, list[int]] = {}
+    for i, title in enumerate(titles, start=1):
+      if not title:
+        continue
+      names = {_words(n) for n in title_names(title) | {title}} - {""}
+      for name in names:
+        full.setdefault(name, []).append(i)
+      bare = _YEAR.sub("", title)
+      if ":" in bare:  # the part before a subtitle, as a second choice
+        head = _words(bare.split(":", 1)[0])
+        if head and head not in names:
+          short.setdefault(head, []).append(i)
+    pick = lambda items: max(items, key=lambda i: (int(watched[i]), -i))  # noqa: E731
+    self._names = {n: pick(items) for n, items in short.items()}
+    self._names |= {n: pick(items) for n, items in full.items()}  # a full name wins
+    for name in genre_names:  # the parser reads genres
+      self._names.pop(_words(name), None)
+    cue = "|".join(c.replace(" ", r"\s+") for c in CUES)
+    self._cue = re.compile(rf"(?<![^\W_])({cue})(?![^\W_])", re.IGNORECASE)
+
+  def find(self, text: str) -> TitleMatch | None:
+    """The first title named after a cue in ``text``; None when there is none."""
+    for cue in self._cue.finditer(text):
+      before = _WORD.findall(text[:cue.start()].casefold())
+      if cue.group(1).casefold() == "like" and before and before[-1] in VERB_BEFORE:
+        continue
+      after = list(_WORD.finditer(text, cue.end()))[:MAX_WORDS]
+      for n in range(len(after), 0, -1):
+        name = " ".join(m.group(0).casefold() for m in after[:n])
+        if name not in self._names:
+          continue
+        end = after[n - 1].end()
+        following = text[end:].lstrip()
+        if (n == len(after) and not following.strip("!?.,;:() ")) or (
+            following[:1] in ",.;:!?)") or (
+            n < len(after) and after[n].group(0).casefold() in AFTER_TITLE):
+          rest = " ".join((text[:cue.start()] + " " + text[end:].lstrip("!?)")).split())
+          return TitleMatch(self._names[name], text[after[0].start():end], rest)
+    return None
+
+
+def genre_names(domain: str, tag_names: Sequence[str]) -> list[str]:
+  """The words that name a genre of ``domain`` rather than a title: each tag's name and the
+  generator's surface forms of it (training and held-out; none for a domain the generator does
+  not know)."""
+  from dpr_jax.prompts import generator
+
+  names = [t.lower().replace("-", " ") for t in tag_names] + list(tag_names)
+  if domain in generator.DOMAIN_TAGS:
+    for tag in tag_names:
+      if tag in generator.DOMAIN_TAGS[domain]:
+        names += [f for split in ("train", "heldout")
+                  for f in generator.surface_forms(domain, tag, split)]
+  return names
