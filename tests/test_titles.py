@@ -86,3 +86,23 @@ def test_the_title_sets_requests_against_their_titles_and_decoys():
       assert m is None, r["text"]
     else:
       assert m is not None and titles[m.item - 1] == r["title"], r["text"]
+
+
+def test_a_title_alone_of_two_words_or_more():
+  f = finder(["Die Hard (1988)", "Matrix, The (1999)", "Heat (1995)", "Whatever (1998)"])
+  for text, item in [("die hard", 1), ("Die Hard!", 1), ("die hard please", 1), ("the matrix", 2),
+                     ("THE MATRIX pls", 2)]:
+    m = f.find(text)
+    assert m is not None and (m.item, m.rest) == (item, ""), text
+  for text in ["heat", "whatever", "die hard tonight", "die", "a die hard fan"]:
+    assert f.find(text) is None, text
+
+
+def test_the_bare_title_sets_requests():
+  rows = [json.loads(line) for line in (SET.parent / "bare.jsonl").read_text().splitlines()]
+  titles = sorted({r["title"] for r in rows if r["title"]}) + [
+      "Big (1988)", "True Lies (1994)", "Date with an Angel (1987)", "Family Thing, A (1996)"]
+  f = finder(titles)
+  for r in rows:
+    m = f.find(r["text"])
+    assert (titles[m.item - 1] if m else None) == r["title"], r["text"]

@@ -19,6 +19,10 @@ requests from reading as titles; none of the project's requests does):
 * the run is not a genre's name or one of its everyday forms (``genre_names``): "something
   along the lines of romance" asks for the genre, not for *Romance (1999)*.
 
+A request that is a title's name alone, of two words or more ("die hard", "pulp fiction
+please"), is read as that title too; a one-word title ("Heat", "Big", "Whatever") alone is left
+to the parser, as the ordinary word it also is.
+
 Of several items with the name, the most watched is read (people who type "titanic" mean the
 1997 one); a full name beats a name before a subtitle.
 """
@@ -42,6 +46,8 @@ AFTER_TITLE = frozenset("but and or for with without no not nothing please pls p
                         " except only though yet plus minus again too as so that which maybe"
                         " this".split())
 MAX_WORDS = 10  # the longest name looked for, in words
+# Words that may follow a title that is the whole request ("pulp fiction please").
+BARE_AFTER = frozenset("please pls plz".split())
 
 _YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
 _TRAILING_ARTICLE = re.compile(r"^(.*), (the|a|an|les|la|le|il|el|der|die|das)$", re.IGNORECASE)
@@ -129,6 +135,13 @@ class TitleFinder:
             n < len(after) and after[n].group(0).casefold() in AFTER_TITLE):
           rest = " ".join((text[:cue.start()] + " " + text[end:].lstrip("!?)")).split())
           return TitleMatch(self._names[name], text[after[0].start():end], rest)
+    # A title alone ("die hard", "pulp fiction please"), of two words or more.
+    words = list(_WORD.finditer(text))
+    while words and words[-1].group(0).casefold() in BARE_AFTER:
+      words.pop()
+    name = " ".join(m.group(0).casefold() for m in words)
+    if len(words) >= 2 and name in self._names:  # every word of the request is the name's
+      return TitleMatch(self._names[name], text[words[0].start():words[-1].end()], "")
     return None
 
 
