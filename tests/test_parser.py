@@ -855,6 +855,7 @@ def test_a_named_title_is_read_as_that_item(parser_rec):
   answer = rec.recommend(Request(user=user, prompt=f"like {typed}"))
   assert answer["title"]["item"] == str(rec.data.item_ids[item - 1])
   assert answer["notes"][0].startswith(f"read {typed!r} as the title ")
+  assert answer["read_as"] == f"like {answer['title']['title']}"  # nothing else was asked
   assert answer["history_length"] == len(hist)
   ids = tuple(str(rec.data.item_ids[i - 1]) for i in np.append(hist, item))
   cold = rec.recommend(Request(history=ids))

@@ -414,8 +414,10 @@ class Recommender:
     if reading is not None and reading.parse is not None:
       answer |= {"read_as": reading.parse.describe(), "parse": reading.parse.to_dict(),
                  "notes": list(reading.notes)}
-    if reading is not None and reading.title is not None:
-      answer["title"] = self.item(reading.title)  # the title the request named
+    if reading is not None and reading.title is not None:  # the title the request named
+      answer["title"] = self.item(reading.title)
+      like = f"like {answer['title']['title']}"
+      answer["read_as"] = like if reading.parse.empty else f"{like}; {answer['read_as']}"
     old_rank = {i: r + 1 for r, i in enumerate(plain)}
     answer["explain"] = {
         "unprompted": [self.item(i)["title"] for i in plain],
