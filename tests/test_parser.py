@@ -853,14 +853,14 @@ def test_a_named_title_is_read_as_that_item(parser_rec):
               if i not in set(hist.tolist()) and rec.data.item_titles[i - 1])
   typed = rec.data.item_titles[item - 1].lower()
   answer = rec.recommend(Request(user=user, prompt=f"like {typed}"))
-  assert answer["title"]["item"] == str(rec.data.item_ids[item - 1])
+  assert [t["item"] for t in answer["titles"]] == [str(rec.data.item_ids[item - 1])]
   assert answer["notes"][0].startswith(f"read {typed!r} as the title ")
-  assert answer["read_as"] == f"like {answer['title']['title']}"  # nothing else was asked
+  assert answer["read_as"] == f"like {answer['titles'][0]['title']}"  # nothing else was asked
   assert answer["history_length"] == len(hist)
   ids = tuple(str(rec.data.item_ids[i - 1]) for i in np.append(hist, item))
   cold = rec.recommend(Request(history=ids))
   assert [i["item"] for i in answer["items"]] == [i["item"] for i in cold["items"]]
-  assert answer["title"]["item"] not in [i["item"] for i in answer["items"]]
+  assert answer["titles"][0]["item"] not in [i["item"] for i in answer["items"]]
   plain = rec.recommend(Request(user=user))
   assert answer["explain"]["unprompted"] == [i["title"] for i in plain["items"]]
   # In a batch beside other requests, each answer is its own.
@@ -870,4 +870,4 @@ def test_a_named_title_is_read_as_that_item(parser_rec):
   assert batch[2]["items"] == rec.recommend(Request(user=rec.data.user_ids[2]))["items"]
   # Not a title: the verb, and words that only start one.
   for prompt in (f"i like {typed}", f"like {typed}x"):
-    assert "title" not in rec.recommend(Request(user=user, prompt=prompt))
+    assert "titles" not in rec.recommend(Request(user=user, prompt=prompt))

@@ -101,15 +101,15 @@ def _bucket(n: int) -> int:
 @dataclasses.dataclass(frozen=True)
 class _Reading:
   """One prompt as read: the parts' head features (None: no such part), their description,
-  the parser's parse (None with the rules), notes for the person who asked and the item a
-  title in it named (``title``, dpr_jax.serve.titles; None: none)."""
+  the parser's parse (None with the rules), notes for the person who asked and the items the
+  titles in it named (``titles``, in the order typed; dpr_jax.serve.titles)."""
 
   positive: np.ndarray | None
   negative: np.ndarray | None
   parts: dict
   parse: Any = None
   notes: tuple[str, ...] = ()
-  title: int | None = None
+  titles: tuple[int, ...] = ()
 
 
 class Recommender:
@@ -273,12 +273,13 @@ class Recommender:
                            (f"the request looks written in {lang}; requests are read in English"
                             " only, so this is the unprompted list",))
       elif match := self._titles.find(prompt):  # "something like die hard": that item
-        title = self.item(match.item)["title"]
         rest = (self._parse_one(match.rest, titled=True) if any(c.isalpha() for c in match.rest)
                 else _Reading(None, None, {"positive": "", "negative": ""}, Parse((), ())))
-        reading = dataclasses.replace(rest, title=match.item, notes=(
-            f"read {match.typed!r} as the title {title}: the list is ranked as if you had just"
-            " watched it",) + rest.notes)
+        read = "; ".join(f"{t!r} as the title {self.item(i)['title']}"
+                         for t, i in zip(match.typed, match.items))
+        reading = dataclasses.replace(rest, titles=match.items, notes=(
+            f"read {read}: the list is ranked as if you had just watched"
+            f" {'it' if len(match.items) == 1 else 'them'}",) + rest.notes)
       else:
         reading = self._parse_one(prompt)
       self._read_cache[prompt] = reading
@@ -330,14 +331,14 @@ class Recommender:
     out: list = list(resolved)
     if not good:
       return out
-    # One row per request, ranked with its history and prompt; a request that named a title
-    # ranks with that item appended to the history and gets a second row, its history as given
-    # and no prompt, for the unprompted list it is compared with.
+    # One row per request, ranked with its history and prompt; a request that named titles
+    # ranks with those items appended to the history and gets a second row, its history as
+    # given and no prompt, for the unprompted list it is compared with.
     rows, plain_row = [], {}
     for i in good:
       hist, reading = resolved[i]
-      if reading is not None and reading.title is not None:
-        rows.append((np.append(hist, reading.title).astype(hist.dtype), reading))
+      if reading is not None and reading.titles:
+        rows.append((np.append(hist, reading.titles).astype(hist.dtype), reading))
         plain_row[i] = len(rows)
         rows.append((hist, None))
       else:
@@ -414,9 +415,9 @@ class Recommender:
     if reading is not None and reading.parse is not None:
       answer |= {"read_as": reading.parse.describe(), "parse": reading.parse.to_dict(),
                  "notes": list(reading.notes)}
-    if reading is not None and reading.title is not None:  # the title the request named
-      answer["title"] = self.item(reading.title)
-      like = f"like {answer['title']['title']}"
+    if reading is not None and reading.titles:  # the titles the request named
+      answer["titles"] = [self.item(i) for i in reading.titles]
+      like = "like " + " / ".join(t["title"] for t in answer["titles"])
       answer["read_as"] = like if reading.parse.empty else f"{like}; {answer['read_as']}"
     old_rank = {i: r + 1 for r, i in enumerate(plain)}
     answer["explain"] = {

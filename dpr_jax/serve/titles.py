@@ -19,7 +19,9 @@ requests from reading as titles; none of the project's requests does):
 * the run is not a genre's name or one of its everyday forms (``genre_names``): "something
   along the lines of romance" asks for the genre, not for *Romance (1999)*.
 
-A request that is a title's name alone, of two words or more ("die hard", "pulp fiction
+Titles listed right after the first ("the godfather or goodfellas", "alien, aliens, the
+terminator": joined by a comma, "or" or "and") are read too, by the same rules. A request that is
+a title's name alone, of two words or more ("die hard", "pulp fiction
 please"), is read as that title too; a one-word title ("Heat", "Big", "Whatever") alone is left
 to the parser, as the ordinary word it also is.
 
@@ -52,6 +54,8 @@ BARE_AFTER = frozenset("please pls plz".split())
 _YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
 _TRAILING_ARTICLE = re.compile(r"^(.*), (the|a|an|les|la|le|il|el|der|die|das)$", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+# What joins a listed title to the one before it: a comma, "or", "and", or a comma and either.
+_JOINER = re.compile(r"[!?]*(?:\s*,\s*(?:(?:or|and)\s+)?|\s+(?:or|and)\s+)", re.IGNORECASE)
 
 
 def casefold_name(text: str) -> str:
@@ -80,11 +84,11 @@ def _words(text: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class TitleMatch:
-  """A title named in a request: the item (1-based index), the name as typed and the rest of
-  the request with the cue and the name taken out."""
+  """The titles named in a request: the items (1-based indices, in the order typed), the names
+  as typed and the rest of the request with the cue and the names taken out."""
 
-  item: int
-  typed: str
+  items: tuple[int, ...]
+  typed: tuple[str, ...]
   rest: str
 
 
@@ -117,31 +121,49 @@ class TitleFinder:
     cue = "|".join(c.replace(" ", r"\s+") for c in CUES)
     self._cue = re.compile(rf"(?<![^\W_])({cue})(?![^\W_])", re.IGNORECASE)
 
+  def _title_at(self, text: str, pos: int) -> tuple[int, int, int] | None:
+    """(item, start, end) of the longest title name starting at the first word from ``pos``
+    and ending the text or followed by punctuation or a word of :data:`AFTER_TITLE`."""
+    after = list(_WORD.finditer(text, pos))[:MAX_WORDS]
+    for n in range(len(after), 0, -1):
+      name = " ".join(m.group(0).casefold() for m in after[:n])
+      if name not in self._names:
+        continue
+      end = after[n - 1].end()
+      following = text[end:].lstrip()
+      if (not following.strip("!?.,;:() ")) or following[:1] in ",.;:!?)" or (
+          n < len(after) and after[n].group(0).casefold() in AFTER_TITLE):
+        return self._names[name], after[0].start(), end
+    return None
+
   def find(self, text: str) -> TitleMatch | None:
-    """The first title named after a cue in ``text``; None when there is none."""
+    """The titles named after the first cue in ``text`` that names one -- the first and those
+    listed right after it ("the godfather or goodfellas", "alien, aliens, the terminator") --
+    or the whole request if it is a title's name; None when there is none."""
     for cue in self._cue.finditer(text):
       before = _WORD.findall(text[:cue.start()].casefold())
       if cue.group(1).casefold() == "like" and before and before[-1] in VERB_BEFORE:
         continue
-      after = list(_WORD.finditer(text, cue.end()))[:MAX_WORDS]
-      for n in range(len(after), 0, -1):
-        name = " ".join(m.group(0).casefold() for m in after[:n])
-        if name not in self._names:
-          continue
-        end = after[n - 1].end()
-        following = text[end:].lstrip()
-        if (n == len(after) and not following.strip("!?.,;:() ")) or (
-            following[:1] in ",.;:!?)") or (
-            n < len(after) and after[n].group(0).casefold() in AFTER_TITLE):
-          rest = " ".join((text[:cue.start()] + " " + text[end:].lstrip("!?)")).split())
-          return TitleMatch(self._names[name], text[after[0].start():end], rest)
+      found = self._title_at(text, cue.end())
+      if found is None:
+        continue
+      items, typed, end = [found[0]], [text[found[1]:found[2]]], found[2]
+      while joined := _JOINER.match(text, end):  # "..., or TITLE", "... and TITLE"
+        more = self._title_at(text, joined.end())
+        if more is None or more[1] != _WORD.search(text, joined.end()).start():
+          break
+        items.append(more[0])
+        typed.append(text[more[1]:more[2]])
+        end = more[2]
+      rest = " ".join((text[:cue.start()] + " " + text[end:].lstrip("!?)")).split())
+      return TitleMatch(tuple(items), tuple(typed), rest)
     # A title alone ("die hard", "pulp fiction please"), of two words or more.
     words = list(_WORD.finditer(text))
     while words and words[-1].group(0).casefold() in BARE_AFTER:
       words.pop()
     name = " ".join(m.group(0).casefold() for m in words)
     if len(words) >= 2 and name in self._names:  # every word of the request is the name's
-      return TitleMatch(self._names[name], text[words[0].start():words[-1].end()], "")
+      return TitleMatch((self._names[name],), (text[words[0].start():words[-1].end()],), "")
     return None
 
 

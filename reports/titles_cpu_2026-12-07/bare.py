@@ -13,7 +13,7 @@ right = wrong = missed = ctrl = 0
 for line in open("dpr_jax/prompts/titles/bare.jsonl"):
   r = json.loads(line)
   m = rec._titles.find(r["text"])
-  got = titles[m.item - 1] if m else None
+  got = titles[m.items[0] - 1] if m else None
   if r["title"] is None:
     ctrl += got is not None
   else:

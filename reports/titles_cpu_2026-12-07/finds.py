@@ -33,13 +33,13 @@ print("(a) the project's requests read as naming an ML-1M title")
 for name, texts in sets.items():
   hits = read(texts)
   print(f"  {name}: {len(hits)} of {len(texts)}" + "".join(
-      f"\n    {t!r} -> {titles[m.item - 1]}" for t, m in hits[:10]))
+      f"\n    {t!r} -> {titles[m.items[0] - 1]}" for t, m in hits[:10]))
 print("(b) the set (dpr_jax/prompts/titles/requests.jsonl)")
 rows = [json.loads(line) for line in open("dpr_jax/prompts/titles/requests.jsonl")]
 right = wrong = missed = ctrl = 0
 for r in rows:
   m = find(r["text"])
-  got = titles[m.item - 1] if m else None
+  got = titles[m.items[0] - 1] if m else None
   if r["title"] is None:
     ctrl += got is not None
     verdict = "ok " if got is None else "NO "

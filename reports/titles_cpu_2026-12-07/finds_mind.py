@@ -18,4 +18,4 @@ print(f"MIND titles: {sum(bool(t) for t in rec.data.item_titles)}")
 for name, texts in sets.items():
   hits = [(t, m) for t in texts if (m := rec._titles.find(t))]
   print(f"  {name}: {len(hits)} of {len(texts)}" + "".join(
-      f"\n    {t!r} -> {rec.data.item_titles[m.item - 1]}" for t, m in hits[:10]))
+      f"\n    {t!r} -> {rec.data.item_titles[m.items[0] - 1]}" for t, m in hits[:10]))
