@@ -32,6 +32,7 @@ Of several items with the name, the most watched is read (people who type "titan
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -124,7 +125,7 @@ class TitleFinder:
   def _title_at(self, text: str, pos: int) -> tuple[int, int, int] | None:
     """(item, start, end) of the longest title name starting at the first word from ``pos``
     and ending the text or followed by punctuation or a word of :data:`AFTER_TITLE`."""
-    after = list(_WORD.finditer(text, pos))[:MAX_WORDS]
+    after = list(itertools.islice(_WORD.finditer(text, pos), MAX_WORDS))
     for n in range(len(after), 0, -1):
       name = " ".join(m.group(0).casefold() for m in after[:n])
       if name not in self._names:
