@@ -19,11 +19,11 @@ requests from reading as titles; none of the project's requests does):
 * the run is not a genre's name or one of its everyday forms (``genre_names``): "something
   along the lines of romance" asks for the genre, not for *Romance (1999)*.
 
-Titles listed right after the first ("the godfather or goodfellas", "alien, aliens, the
-terminator": joined by a comma, "or" or "and") are read too, by the same rules. A request that is
-a title's name alone, of two words or more ("die hard", "pulp fiction
-please"), is read as that title too; a one-word title ("Heat", "Big", "Whatever") alone is left
-to the parser, as the ordinary word it also is.
+Titles listed right after the first ("the godfather or goodfellas", "jaws, jurassic park and
+big": joined by a comma, "or" or "and") are read too, by the same rules. A request that is a
+title's name alone, of two words or more ("die hard", "pulp fiction please"), is read as that
+title too; a one-word title ("Heat", "Big", "Whatever") alone is left to the parser, as the
+ordinary word it also is.
 
 Of several items with the name, the most watched is read (people who type "titanic" mean the
 1997 one); a full name beats a name before a subtitle.
@@ -41,7 +41,7 @@ import numpy as np
 CUES = ("like", "similar to", "in the vein of", "along the lines of", "reminds me of",
         "the likes of")
 # Words after which "like" is the verb: "i like", "we'd like", "would like", "feel like".
-VERB_BEFORE = frozenset("i we you they he she it i'd we'd you'd they'd would 'd do does did dont"
+VERB_BEFORE = frozenset("i we you they he she it i'd we'd you'd they'd would do does did dont"
                         " don't doesn't didn't really also might may to feel feels felt kinda"
                         " just".split())
 # Words that may follow a title in a request.
