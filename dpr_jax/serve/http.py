@@ -40,7 +40,7 @@ MAX_BODY = 1 << 20
 EXAMPLES = {
     "ml-1m": ["something light, no horror tonight", "a comedy, but no romance",
               "sci-fi or fantasy, nothing scary", "cartoons the little ones can watch",
-              "I'm tired of dramas"],
+              "I'm tired of dramas", "something like die hard, no war"],
     "mind": ["more sports news please", "catch me up on finance, but no sports",
              "nothing about the weather", "what's new in the world of celebrities"],
 }
