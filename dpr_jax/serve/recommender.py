@@ -40,6 +40,7 @@ from dpr_jax import checkpoint, sharding
 from dpr_jax.data.prepare import prepare
 from dpr_jax.data.split import SplitData
 from dpr_jax.errors import UserError
+from dpr_jax.eval.baselines import popularity_counts
 from dpr_jax.eval.ranking import length_buckets
 from dpr_jax.models import build_head, retrieval, valid_item_mask
 from dpr_jax.models.dpr import compose, negative_part, positive_part, scale_offset, tag_profile
@@ -111,6 +112,11 @@ class _Reading:
   notes: tuple[str, ...] = ()
   titles: tuple[int, ...] = ()
 
+  @classmethod
+  def nothing(cls, notes: tuple[str, ...] = ()) -> _Reading:
+    """A reading with no part and an empty parse: the unprompted list."""
+    return cls(None, None, {"positive": "", "negative": ""}, Parse((), ()), notes)
+
 
 class Recommender:
   """Restored stage checkpoints + dataset side information, answering :class:`Request` s."""
@@ -132,9 +138,7 @@ class Recommender:
     self._prompt_cache: dict[str, np.ndarray] = {}
     self._read_cache: dict[str, _Reading] = {}
     self._items = ItemIndex(data.item_ids, data.item_titles)
-    watched = np.bincount(np.concatenate([data.history[data.history > 0].ravel(),
-                                          data.test_targets]), minlength=data.num_items + 2)
-    self._titles = TitleFinder(data.item_titles, watched,
+    self._titles = TitleFinder(data.item_titles, popularity_counts(data),
                                genre_names(config.dpr.domain, data.tag_names))
     self._users = {u: i for i, u in enumerate(data.user_ids)}
     vocab = int(model.apply({"params": backbone_params}, method=model.item_table).shape[0])
@@ -269,12 +273,11 @@ class Recommender:
     if prompt not in self._read_cache:
       lang = language.other_language(prompt)
       if lang:  # the encoder and the parser read English: the unprompted list
-        reading = _Reading(None, None, {"positive": "", "negative": ""}, Parse((), ()),
-                           (f"the request looks written in {lang}; requests are read in English"
-                            " only, so this is the unprompted list",))
+        reading = _Reading.nothing((f"the request looks written in {lang}; requests are read in"
+                                    " English only, so this is the unprompted list",))
       elif match := self._titles.find(prompt):  # "something like die hard": that item
         rest = (self._parse_one(match.rest, titled=True) if any(c.isalpha() for c in match.rest)
-                else _Reading(None, None, {"positive": "", "negative": ""}, Parse((), ())))
+                else _Reading.nothing())
         read = "; ".join(f"{t!r} as the title {self.item(i)['title']}"
                          for t, i in zip(match.typed, match.items))
         reading = dataclasses.replace(rest, titles=match.items, notes=(
@@ -334,14 +337,14 @@ class Recommender:
     # One row per request, ranked with its history and prompt; a request that named titles
     # ranks with those items appended to the history and gets a second row, its history as
     # given and no prompt, for the unprompted list it is compared with.
-    rows, plain_row = [], {}
+    rows, at = [], {}  # at[i]: (the row of request i, the row of its unprompted list)
     for i in good:
       hist, reading = resolved[i]
       if reading is not None and reading.titles:
-        rows.append((np.append(hist, reading.titles).astype(hist.dtype), reading))
-        plain_row[i] = len(rows)
-        rows.append((hist, None))
+        at[i] = (len(rows), len(rows) + 1)
+        rows += [(np.append(hist, reading.titles).astype(hist.dtype), reading), (hist, None)]
       else:
+        at[i] = (len(rows), len(rows))
         rows.append((hist, reading))
     k = min(max(requests[i].k for i in good), self.data.num_items)
     b, dim = _bucket(len(rows)), self.encoder.dim + 1
@@ -366,13 +369,10 @@ class Recommender:
     (s_scores, s_items), (_, p_items) = jax.device_get(self._rank(
         self._backbone, self._head_params, self._item_tags, inputs, seen, pos, neg, has_pos,
         has_neg, k=k))
-    row = 0
-    for i in good:
+    for i, (row, plain) in at.items():
       kk = requests[i].k
-      plain = p_items[plain_row.get(i, row)][:kk]
       out[i] = self._answer(requests[i], resolved[i][1], resolved[i][0], s_items[row][:kk],
-                            s_scores[row][:kk], plain)
-      row += 2 if i in plain_row else 1
+                            s_scores[row][:kk], p_items[plain][:kk])
     return out
 
   def recommend(self, request: Request) -> dict:

@@ -99,7 +99,8 @@ class TitleFinder:
   def __init__(self, titles: Sequence[str], watched: np.ndarray,
                genre_names: Iterable[str] = ()):
     """``titles``: the catalogue's titles, item i at ``titles[i - 1]``; ``watched``: int[V]
-    how often each item was watched (indexed by item); ``genre_names``: names never read as a
+    how often each item was watched (indexed by item; more watched wins a name shared by
+    several items); ``genre_names``: names never read as a
     title (the domain's tags and their surface forms, :func:`genre_names`)."""
     full: dict[str, list[int]] = {}
     short: dict[str, list[int]] = {}
@@ -174,7 +175,7 @@ def genre_names(domain: str, tag_names: Sequence[str]) -> list[str]:
   not know)."""
   from dpr_jax.prompts import generator
 
-  names = [t.lower().replace("-", " ") for t in tag_names] + list(tag_names)
+  names = list(tag_names)  # matched by their words: "Sci-Fi" is "sci fi"
   if domain in generator.DOMAIN_TAGS:
     for tag in tag_names:
       if tag in generator.DOMAIN_TAGS[domain]:
