@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="item ids or titles, oldest first (a cold user)")
   p.add_argument("--prompt", default=None,
                  help='what the user asks for, in plain words (genres to want or avoid;'
-                      ' "something like TITLE")')
+                      ' "something like TITLE"; an era, "80s action movies")')
   p.add_argument("--k", type=int, default=10, help="how many items (1-100; default 10)")
   p.add_argument("--explain", action="store_true",
                  help="also show what changed against the unprompted list")

@@ -871,3 +871,97 @@ def test_a_named_title_is_read_as_that_item(parser_rec):
   # Not a title: the verb, and words that only start one.
   for prompt in (f"i like {typed}", f"like {typed}x"):
     assert "titles" not in rec.recommend(Request(user=user, prompt=prompt))
+
+
+def _with_years(rec, year_of):
+  """The same restored run over a catalogue whose titles carry release years."""
+  import dataclasses
+
+  from dpr_jax.serve.recommender import Recommender
+
+  titles = tuple(f"{t} ({year_of(i)})" for i, t in enumerate(rec.data.item_titles, start=1))
+  return Recommender(rec.config, dataclasses.replace(rec.data, item_titles=titles), rec._model,
+                     rec._backbone, rec._head, rec._head_params, rec.encoder, rec._parser_read)
+
+
+def test_an_era_keeps_the_list_to_its_years_or_away_from_them(parser_rec, monkeypatch):
+  """"from the 80s": every item of the list is of those years (an avoided era: none is), the
+  answer says so, and the unprompted list it is compared with is the catalogue's; fewer items
+  than k where the years hold fewer; years past the catalogue's, or a catalogue without years,
+  get a note and no era."""
+  from dpr_jax.serve.recommender import Recommender, Request
+
+  user = parser_rec.data.user_ids[1]
+  plain = parser_rec.recommend(Request(user=user))
+  no_years = parser_rec.recommend(Request(user=user, prompt="something from the 80s"))
+  assert "era" not in no_years and no_years["notes"][0].startswith(
+      "this catalogue has no release years")
+
+  def year_of(i):
+    return 1950 + i % 50
+
+  rec = _with_years(parser_rec, year_of)
+  seen = set(rec.user_history(user).tolist())
+  stance = {"something from the 80s": "want", "nothing from the 80s": "avoid"}
+  monkeypatch.setattr(Recommender, "_era_stance", lambda self, text, era: stance[text])
+  want = rec.recommend(Request(user=user, prompt="something from the 80s"))
+  avoid = rec.recommend(Request(user=user, prompt="nothing from the 80s"))
+  index = {str(i): n for n, i in enumerate(rec.data.item_ids, start=1)}
+  assert want["era"] == {"from": 1980, "to": 1989, "avoid": False}
+  assert avoid["era"] == {"from": 1980, "to": 1989, "avoid": True}
+  assert want["read_as"].startswith("from 1980 to 1989")
+  assert avoid["read_as"].startswith("not from 1980 to 1989")
+  assert want["notes"][0] == ("read 'from the 80s' as the years 1980 to 1989: the list keeps to"
+                              " items released then")
+  assert len(want["items"]) == 10 and len(avoid["items"]) == 10
+  assert all(1980 <= year_of(index[i["item"]]) <= 1989 for i in want["items"])
+  assert not any(1980 <= year_of(index[i["item"]]) <= 1989 for i in avoid["items"])
+  assert not seen & {index[i["item"]] for i in want["items"]}
+  assert want["explain"]["unprompted"] == [i["title"] for i in rec.recommend(Request(user=user))[
+      "items"]] == [f"{t} ({year_of(index[i['item']])})" for t, i in
+                    zip(plain["explain"]["unprompted"], plain["items"])]
+  # A single year holds fewer items than k: the list is shorter, never a masked item.
+  stance["from 1951"] = "want"
+  few = rec.recommend(Request(user=user, prompt="from 1951", k=10))
+  allowed = {i for i in range(1, rec.data.num_items + 1) if year_of(i) == 1951} - seen
+  assert {index[i["item"]] for i in few["items"]} == allowed and len(few["items"]) < 10
+  # Years the catalogue does not have: a note, the list as without them.
+  stance["something from the 2010s"] = "want"
+  late = rec.recommend(Request(user=user, prompt="something from the 2010s"))
+  assert "era" not in late and "no item of this catalogue was released" in late["notes"][0]
+  # In a batch beside other requests, each answer is its own.
+  batch = rec.recommend_many([Request(user=user, prompt="nothing from the 80s"),
+                              Request(user=user),
+                              Request(user=user, prompt="something from the 80s")])
+  assert batch[0]["items"] == avoid["items"] and batch[2]["items"] == want["items"]
+  assert [i["item"] for i in batch[1]["items"]] == [i["item"] for i in plain["items"]]
+
+
+def test_an_eras_stance_is_read_from_its_clause():
+  """The era's clause without its words: wanting a genre keeps to the years, avoiding one only
+  describes it, neither is the era alone -- avoided under a negation cue or "i'm over"."""
+  from types import SimpleNamespace
+
+  from dpr_jax.models.parser import Parse
+  from dpr_jax.serve.recommender import Recommender
+  from dpr_jax.serve.years import find_era
+
+  read = {"action movies": Parse((("Action", 0.9),), ()),
+          "no detective pictures": Parse((), (("Film-Noir", 0.9),)),
+          "horror and no comedy": Parse((("Horror", 0.9),), (("Comedy", 0.9),))}
+  asked = []
+
+  def parser_read(texts):
+    asked.extend(texts)
+    return SimpleNamespace(parses=[read.get(t, Parse((), ())) for t in texts])
+
+  fake = SimpleNamespace(_parser_read=parser_read)
+  for text, stance in [("80s action movies", "want"),
+                       ("no 1940s detective pictures", "avoid a tag"),
+                       ("something from the 90s", "want"), ("nothing from the 90s", "avoid"),
+                       ("i'm so over the 80s", "avoid"), ("anything after 1995", "want"),
+                       ("westerns please, nothing from the 90s", "avoid"),
+                       ("horror and no comedy from the 80s", "unsure"),
+                       ("horror but no comedy from the 80s", "avoid")]:
+    assert Recommender._era_stance(fake, text, find_era(text)) == stance, text
+  assert "westerns please" not in " ".join(asked)  # only the era's clause, cut at commas

@@ -40,7 +40,8 @@ MAX_BODY = 1 << 20
 EXAMPLES = {
     "ml-1m": ["something light, no horror tonight", "a comedy, but no romance",
               "sci-fi or fantasy, nothing scary", "cartoons the little ones can watch",
-              "I'm tired of dramas", "something like die hard, no war"],
+              "I'm tired of dramas", "something like die hard, no war",
+              "80s action movies, no comedy"],
     "mind": ["more sports news please", "catch me up on finance, but no sports",
              "nothing about the weather", "what's new in the world of celebrities"],
 }

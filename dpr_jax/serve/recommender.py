@@ -15,7 +15,8 @@ backbone and stage 3's latest steering head. A request is
   (dpr_jax.prompts.language: the encoder and the parser read English). With the parser, a
   title named after "like" ("something like die hard", dpr_jax.serve.titles) is read as that
   item: the list is ranked as if it had just been watched (the item appended to the history),
-  and the rest of the prompt is read as usual;
+  and the rest of the prompt is read as usual; an era ("80s action movies", "before 1970",
+  dpr_jax.serve.years) keeps the list to items released in those years;
 * ``k``.
 
 Ranking is one product of the (steered) user vector with the whole item table on device; the
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -47,8 +49,9 @@ from dpr_jax.models.dpr import compose, negative_part, positive_part, scale_offs
 from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
-from dpr_jax.prompts.features import prompt_features
+from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
 from dpr_jax.serve.titles import TitleFinder, casefold_name, genre_names, title_names
+from dpr_jax.serve.years import AVOID_OVER, find_era, item_years
 
 MAX_K = 100
 
@@ -102,8 +105,10 @@ def _bucket(n: int) -> int:
 @dataclasses.dataclass(frozen=True)
 class _Reading:
   """One prompt as read: the parts' head features (None: no such part), their description,
-  the parser's parse (None with the rules), notes for the person who asked and the items the
-  titles in it named (``titles``, in the order typed; dpr_jax.serve.titles)."""
+  the parser's parse (None with the rules), notes for the person who asked, the items the
+  titles in it named (``titles``, in the order typed; dpr_jax.serve.titles) and the release
+  years it keeps the list to (``era``: first, last, inclusive; dpr_jax.serve.years), or away
+  from (``era_avoided``)."""
 
   positive: np.ndarray | None
   negative: np.ndarray | None
@@ -111,6 +116,8 @@ class _Reading:
   parse: Any = None
   notes: tuple[str, ...] = ()
   titles: tuple[int, ...] = ()
+  era: tuple[int, int] | None = None
+  era_avoided: bool = False
 
   @classmethod
   def nothing(cls, notes: tuple[str, ...] = ()) -> _Reading:
@@ -145,6 +152,11 @@ class Recommender:
     tags = np.zeros((vocab, data.item_tags.shape[1]), np.float32)
     tags[:len(data.item_tags)] = data.item_tags
     self._item_tags = jnp.asarray(tags)  # float32[V, T]
+    years = np.zeros((vocab,), np.int32)  # 0: no known year (padding rows too)
+    years[1:len(data.item_titles) + 1] = item_years(data.item_titles)
+    self._item_years = jnp.asarray(years)  # int32[V]
+    known = years[years > 0]
+    self._year_range = (int(known.min()), int(known.max())) if len(known) else None
     self._rank = jax.jit(self._rank_fn, static_argnames=("k",))
 
   # ------------------------------------------------------------------ loading
@@ -215,17 +227,21 @@ class Recommender:
     return self._prompt_cache[text]
 
   # ------------------------------------------------------------------ ranking
-  def _rank_fn(self, backbone, head, item_tags, inputs, seen, pos, neg, has_pos, has_neg, *,
-               k: int):
+  def _rank_fn(self, backbone, head, item_tags, item_years, inputs, seen, pos, neg, has_pos,
+               has_neg, first, last, away, *, k: int):
     """Top-k with and without the prompt.
 
     Args:
       backbone, head: the two models' params.
       item_tags: float32[V, T] multi-hot tags (padding rows zero).
+      item_years: int32[V] release years (0: unknown).
       inputs: int32[B, L] left-padded histories.
       seen: int32[B, H] items to mask (0 = padding).
       pos, neg: float32[B, D_t + 1] prompt features of the positive / negative part.
       has_pos, has_neg: bool[B].
+      first, last: int32[B] the release years each row keeps to (inclusive; 0 and a year past
+        every item's for a row without an era).
+      away: bool[B] the row keeps away from those years instead (items of unknown year stay).
     Returns:
       (steered (scores, items), unprompted (scores, items)), each float32/int32[B, k].
     """
@@ -247,7 +263,9 @@ class Recommender:
     steered = retrieval.scores(user, table, tag_bias, item_tags)
     masked = jnp.zeros((inputs.shape[0], vocab), bool).at[
         jnp.arange(inputs.shape[0])[:, None], seen].set(True)
-    ok = valid_item_mask(vocab, self.data.num_items)[None, :] & ~masked
+    in_era = (item_years[None, :] >= first[:, None]) & (item_years[None, :] <= last[:, None])
+    in_era = jnp.where(away[:, None], ~in_era, in_era)
+    ok = valid_item_mask(vocab, self.data.num_items)[None, :] & ~masked & in_era
     return retrieval.top_k(steered, ok, k), retrieval.top_k(plain, ok, k)
 
   def _resolve(self, r: Request):
@@ -275,22 +293,88 @@ class Recommender:
       if lang:  # the encoder and the parser read English: the unprompted list
         reading = _Reading.nothing((f"the request looks written in {lang}; requests are read in"
                                     " English only, so this is the unprompted list",))
-      elif match := self._titles.find(prompt):  # "something like die hard": that item
-        rest = (self._parse_one(match.rest, titled=True) if any(c.isalpha() for c in match.rest)
-                else _Reading.nothing())
-        read = "; ".join(f"{t!r} as the title {self.item(i)['title']}"
-                         for t, i in zip(match.typed, match.items))
-        reading = dataclasses.replace(rest, titles=match.items, notes=(
-            f"read {read}: the list is ranked as if you had just watched"
-            f" {'it' if len(match.items) == 1 else 'them'}",) + rest.notes)
       else:
-        reading = self._parse_one(prompt)
+        # A title first ("something like 2001 a space odyssey" names no year), then an era in
+        # the rest; the parsers read what is left.
+        match = self._titles.find(prompt)  # "something like die hard": that item
+        era = find_era(match.rest if match else prompt)  # "80s action movies"
+        rest = era.rest if era else match.rest if match else prompt
+        if match or era:
+          reading = (self._parse_one(rest, named=True) if any(c.isalpha() for c in rest)
+                     else _Reading.nothing())
+        else:
+          reading = self._parse_one(prompt)
+        if era:
+          reading = self._with_era(reading, era, self._era_stance(
+              match.rest if match else prompt, era))
+        if match:
+          read = "; ".join(f"{t!r} as the title {self.item(i)['title']}"
+                           for t, i in zip(match.typed, match.items))
+          reading = dataclasses.replace(reading, titles=match.items, notes=(
+              f"read {read}: the list is ranked as if you had just watched"
+              f" {'it' if len(match.items) == 1 else 'them'}",) + reading.notes)
       self._read_cache[prompt] = reading
     return self._read_cache[prompt]
 
-  def _parse_one(self, prompt: str, titled: bool = False) -> _Reading:
+  def _era_stance(self, text: str, era) -> str:
+    """Whether ``text`` wants ``era``'s years ("want"), avoids them ("avoid") or avoids a genre
+    the era only describes ("avoid a tag": "no 1940s detective pictures"); "unsure" where the
+    era's clause both wants and avoids.
+
+    Read from the era's clause (dpr_jax.prompts.features.clause_spans, cut again at commas)
+    without the era's words, by the parsers and the negation cue: a clause with no cue keeps to
+    the years unless the parsers read it as avoiding a genre ("80s action movies", "something
+    from the 90s"; "1940s detective pictures are a hard pass" describes what it avoids); a
+    clause with a cue and no genre avoids the years ("nothing from the 90s", "anything but 80s
+    stuff", "i'm so over the 80s": years.AVOID_OVER), one that wants a genre keeps to them
+    ("nothing but 80s action").
+    """
+    a, b = next(((s, e) for s, e in clause_spans(text) if s <= era.span[0] < e),
+                (0, len(text)))
+    cuts = [a] + [a + m.end() for m in re.finditer(r",", text[a:b])] + [b + 1]
+    a, b = next((s, min(e - 1, b)) for s, e in zip(cuts, cuts[1:]) if s <= era.span[0] < e)
+    clause = " ".join(f"{text[a:era.span[0]]} {text[era.span[1]:b]}".split())
+    own = self._parser_read([clause or "."]).parses[0]
+    if own.want and own.avoid:
+      return "unsure"
+    if own.avoid:
+      return "avoid a tag"
+    if not own.want and (negation_cue(text[a:b]) or AVOID_OVER.search(text[a:b])):
+      return "avoid"
+    return "want"
+
+  def _with_era(self, reading: _Reading, era, stance: str) -> _Reading:
+    """``reading`` keeping the list to ``era``'s years (dpr_jax.serve.years.Era), clipped to the
+    catalogue's, or away from them (``stance``, :meth:`_era_stance`); a note says so, or why
+    the era was not used."""
+    def noted(note, **kw):
+      return dataclasses.replace(reading, notes=(note,) + reading.notes, **kw)
+
+    if self._year_range is None:
+      return noted(f"this catalogue has no release years, so {era.typed!r} was not used")
+    lo, hi = self._year_range
+    first, last = max(era.first or lo, lo), min(era.last or hi, hi)
+    if first > last:
+      return noted(f"no item of this catalogue was released in the years asked ({era.typed!r};"
+                   f" it has {lo} to {hi}), so they were not used")
+    years = f"{first}" if first == last else f"{first} to {last}"
+    if stance == "want":
+      return noted(f"read {era.typed!r} as the years {years}: the list keeps to items released"
+                   " then", era=(first, last))
+    if stance == "avoid":
+      return noted(f"read {era.typed!r} as the years {years}, to avoid: the list leaves out"
+                   " items released then", era=(first, last), era_avoided=True)
+    if stance == "avoid a tag":
+      return noted(f"read {era.typed!r} as describing what you want to avoid, so the list is not"
+                   f" kept to or away from the years {years}")
+    return noted(f"unsure whether you want or avoid the years {years} ({era.typed!r}), so they"
+                 " were not used: say it in a clause of its own, e.g. \"..., from the 80s\" or"
+                 " \"..., nothing from the 80s\"")
+
+  def _parse_one(self, prompt: str, named: bool = False) -> _Reading:
     """``prompt`` (English) read by the parsers, with notes on what was cut, not recognised or
-    unsure (``titled``: the rest of a request that named a title, which is what it asked)."""
+    unsure (``named``: the rest of a request that named a title or an era, which is what it
+    asked)."""
     with warnings.catch_warnings():  # the answer's note below says it, in the person's terms
       warnings.filterwarnings("ignore", message=r".*longer than the text encoder",
                               category=UserWarning)
@@ -301,7 +385,7 @@ class Recommender:
     if len(ids[0]) > self.config.parser.max_tokens:
       notes.append(f"only the first {self.config.parser.max_tokens - 2} word pieces of the"
                    " request were read")
-    if parse.empty and not titled:
+    if parse.empty and not named:
       notes.append("no genre or category of this catalogue was recognised in the request:"
                    " this is the unprompted list")
     read = {t: "want" for t, _ in parse.want} | {t: "avoid" for t, _ in parse.avoid}
@@ -335,12 +419,13 @@ class Recommender:
     if not good:
       return out
     # One row per request, ranked with its history and prompt; a request that named titles
-    # ranks with those items appended to the history and gets a second row, its history as
-    # given and no prompt, for the unprompted list it is compared with.
+    # ranks with those items appended to the history, one that named an era among the items of
+    # those years, and either gets a second row, its history as given, no prompt and every
+    # year, for the unprompted list it is compared with.
     rows, at = [], {}  # at[i]: (the row of request i, the row of its unprompted list)
     for i in good:
       hist, reading = resolved[i]
-      if reading is not None and reading.titles:
+      if reading is not None and (reading.titles or reading.era):
         at[i] = (len(rows), len(rows) + 1)
         rows += [(np.append(hist, reading.titles).astype(hist.dtype), reading), (hist, None)]
       else:
@@ -358,6 +443,8 @@ class Recommender:
     seen = np.zeros((b, max(64, _bucket(longest))), np.int32)
     pos, neg = np.zeros((b, dim), np.float32), np.zeros((b, dim), np.float32)
     has_pos, has_neg = np.zeros(b, bool), np.zeros(b, bool)
+    first, last = np.zeros(b, np.int32), np.full(b, np.iinfo(np.int32).max, np.int32)
+    away = np.zeros(b, bool)
     for row, (hist, reading) in enumerate(rows):
       tail = hist[-self.data.max_len:]  # at most `length` items (see above)
       inputs[row, length - len(tail):] = tail
@@ -366,9 +453,11 @@ class Recommender:
         pos[row], has_pos[row] = reading.positive, True
       if reading is not None and reading.negative is not None:
         neg[row], has_neg[row] = reading.negative, True
+      if reading is not None and reading.era:
+        (first[row], last[row]), away[row] = reading.era, reading.era_avoided
     (s_scores, s_items), (_, p_items) = jax.device_get(self._rank(
-        self._backbone, self._head_params, self._item_tags, inputs, seen, pos, neg, has_pos,
-        has_neg, k=k))
+        self._backbone, self._head_params, self._item_tags, self._item_years, inputs, seen, pos,
+        neg, has_pos, has_neg, first, last, away, k=k))
     for i, (row, plain) in at.items():
       kk = requests[i].k
       out[i] = self._answer(requests[i], resolved[i][1], resolved[i][0], s_items[row][:kk],
@@ -390,6 +479,8 @@ class Recommender:
     return out
 
   def _tag_shares(self, items: np.ndarray) -> dict[str, float]:
+    if not len(items):
+      return {}
     counts = self.data.item_tags[items].sum(0)
     return {t: round(float(c) / len(items), 2) for t, c in zip(self.data.tag_names, counts) if c}
 
@@ -403,7 +494,10 @@ class Recommender:
     ``explain`` compares the list with the unprompted one: items that entered and left, and each
     tag's share of the top-k before and after.
     """
-    items, plain = [int(i) for i in items], [int(i) for i in plain]
+    # An era can leave fewer than k items: the masked ones that filled the list are dropped.
+    keep = [r for r, s in enumerate(scores) if s > retrieval.NEG / 2]
+    items, scores = [int(items[r]) for r in keep], [scores[r] for r in keep]
+    plain = [int(i) for i in plain]
     answer = {
         "items": [dict(rank=r + 1, **self.item(i, s))
                   for r, (i, s) in enumerate(zip(items, scores))],
@@ -415,10 +509,18 @@ class Recommender:
     if reading is not None and reading.parse is not None:
       answer |= {"read_as": reading.parse.describe(), "parse": reading.parse.to_dict(),
                  "notes": list(reading.notes)}
+    named = []  # what the request named besides genres, before the parse in read_as
     if reading is not None and reading.titles:  # the titles the request named
       answer["titles"] = [self.item(i) for i in reading.titles]
-      like = "like " + " / ".join(t["title"] for t in answer["titles"])
-      answer["read_as"] = like if reading.parse.empty else f"{like}; {answer['read_as']}"
+      named.append("like " + " / ".join(t["title"] for t in answer["titles"]))
+    if reading is not None and reading.era:  # the years the list keeps to
+      answer["era"] = {"from": reading.era[0], "to": reading.era[1],
+                       "avoid": reading.era_avoided}
+      years = (f"{reading.era[0]}" if reading.era[0] == reading.era[1]
+               else f"{reading.era[0]} to {reading.era[1]}")
+      named.append(f"not from {years}" if reading.era_avoided else f"from {years}")
+    if named:
+      answer["read_as"] = "; ".join(named + ([] if reading.parse.empty else [answer["read_as"]]))
     old_rank = {i: r + 1 for r, i in enumerate(plain)}
     answer["explain"] = {
         "unprompted": [self.item(i)["title"] for i in plain],
