@@ -965,3 +965,17 @@ def test_an_eras_stance_is_read_from_its_clause():
                        ("horror but no comedy from the 80s", "avoid")]:
     assert Recommender._era_stance(fake, text, find_era(text)) == stance, text
   assert "westerns please" not in " ".join(asked)  # only the era's clause, cut at commas
+
+
+def test_a_genre_alone_is_read_as_a_wish(parser_rec):
+  """The restored Recommender reads a request that is one genre alone as wanting it (and only
+  it), whatever its (tiny) parsers make of the word, and steers with that wish."""
+  from dpr_jax.serve.recommender import Request
+
+  user = parser_rec.data.user_ids[1]
+  for tag in parser_rec.data.tag_names[:3]:
+    answer = parser_rec.recommend(Request(user=user, prompt=f"{tag.upper()}!"))
+    assert list(answer["parse"]["want"]) == [tag] and not answer["parse"]["avoid"], tag
+    assert answer["read_as"].startswith(f"want {tag} ") and ";" not in answer["read_as"]
+    reading = parser_rec.read(f"{tag.upper()}!")
+    assert reading.negative is None and reading.positive is not None

@@ -15,7 +15,8 @@ backbone and stage 3's latest steering head. A request is
   (dpr_jax.prompts.language: the encoder and the parser read English). With the parser, a
   title named after "like" ("something like die hard", dpr_jax.serve.titles) is read as that
   item: the list is ranked as if it had just been watched (the item appended to the history),
-  and the rest of the prompt is read as usual; an era ("80s action movies", "before 1970",
+  and the rest of the prompt is read as usual; a request that is one genre alone ("horror") is
+  read as wanting it (dpr_jax.serve.one_genre); an era ("80s action movies", "before 1970",
   dpr_jax.serve.years) keeps the list to items released in those years;
 * ``k``.
 
@@ -50,6 +51,7 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
+from dpr_jax.serve.one_genre import genre_forms, reading_genres_alone
 from dpr_jax.serve.titles import TitleFinder, casefold_name, genre_names, title_names
 from dpr_jax.serve.years import AVOID_OVER, find_era, item_years
 
@@ -193,13 +195,15 @@ class Recommender:
       bank = build_bank(config.dpr.domain, data.tag_names,
                         config.data.cache_dir or default_cache_dir(),
                         config.dpr.text_encoder or None)
+      parse = make_parse(config, params, data.tag_names,
+                         config.data.cache_dir or default_cache_dir(),
+                         config.dpr.text_encoder or None, text_encoder=encoder, mix_params=mix,
+                         mix_text_encoder=None if mix is None else
+                         TextEncoder.from_pretrained(config.parser.mix_encoder))
+      # "horror", "Westerns!": one genre alone is a wish, whatever the parsers make of it.
+      parse = reading_genres_alone(parse, genre_forms(config.dpr.domain, data.tag_names))
       parser_read = parser_reader(
-          make_parse(config, params, data.tag_names,
-                                config.data.cache_dir or default_cache_dir(),
-                                config.dpr.text_encoder or None, text_encoder=encoder,
-                                mix_params=mix, mix_text_encoder=None if mix is None else
-                                TextEncoder.from_pretrained(config.parser.mix_encoder)),
-          canonical_features(bank, data.tag_names, config.dpr.canonical_want))
+          parse, canonical_features(bank, data.tag_names, config.dpr.canonical_want))
     logging.info("restored %s: %d users, %d items, %d tags", run_dir, data.num_users,
                  data.num_items, len(data.tag_names))
     return cls(config, data, model, backbone, head, head_params, encoder, parser_read)

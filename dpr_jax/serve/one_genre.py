@@ -1,0 +1,72 @@
+"""A request that is one genre alone: "horror", "Westerns!", "cartoons", "sports".
+
+The parsers learnt requests as sentences; typed alone, some genre names are read as nothing
+("horror", "musical", "western" with the README's ML-1M parsers, every MIND category with a
+small run's), though a single genre word can only mean "this, please". So a request that is
+nothing but one genre's name or one of the generator's surface forms of it -- case, surrounding
+punctuation, a plural and a trailing "please" aside -- is read as wanting that genre, whatever
+the parsers say; every other request is left to them. Serving only: the steering tasks read
+their requests with the parsers alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from dpr_jax.models.parser import Parse
+from dpr_jax.prompts.symbol_words import spell_out
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_PLEASE = re.compile(r"(?:\s*,?\s*\b(?:please|pls|plz)\b)+\s*$")
+
+
+def words(text: str) -> str:
+  """``text``'s words, case-folded, punctuation and hyphens dropped: "Sci-Fi!" -> "sci fi"."""
+  return " ".join(_WORD.findall(text.casefold()))
+
+
+def genre_forms(domain: str, tag_names: Sequence[str]) -> dict[str, str]:
+  """Each tag's name and the generator's surface forms of it (training and held-out; none for
+  a domain the generator does not know), by their :func:`words`, to the tag; a form of two
+  tags is left out."""
+  from dpr_jax.prompts import generator
+
+  known = generator.DOMAIN_TAGS.get(domain, ())
+  owners: dict[str, set[str]] = {}
+  for tag in tag_names:
+    forms = [tag] + ([f for split in generator.SPLITS
+                      for f in generator.surface_forms(domain, tag, split)] if tag in known else [])
+    for form in forms:
+      owners.setdefault(words(form), set()).add(tag)
+  return {w: next(iter(tags)) for w, tags in owners.items() if w and len(tags) == 1}
+
+
+def genre_alone(text: str, forms: dict[str, str]) -> str | None:
+  """The tag ``text`` is alone (module docstring), or None; a symbol that says "no" is a word
+  here as for the parsers ("🚫 horror" is "no horror", dpr_jax.prompts.symbol_words)."""
+  key = words(_PLEASE.sub("", spell_out(text).casefold()))
+  if not key:
+    return None
+  for k in (key, key + "s", key + "es", key[:-1] if key.endswith("s") else "",
+            key[:-3] + "y" if key.endswith("ies") else ""):
+    if k in forms:
+      return forms[k]
+  return None
+
+
+def reading_genres_alone(parse: Callable[[Sequence[str]], list[Parse]],
+                         forms: dict[str, str]) -> Callable[[Sequence[str]], list[Parse]]:
+  """``parse`` (texts -> [Parse]) with a request that is one genre alone read as wanting it
+  (probability 1: read by rule) where the parsers read anything else."""
+
+  def read(texts: Sequence[str]) -> list[Parse]:
+    out = list(parse(texts))
+    for i, text in enumerate(texts):
+      tag = genre_alone(text, forms)
+      if tag is not None and not (len(out[i].want) == 1 and out[i].want[0][0] == tag
+                                  and not out[i].avoid):
+        out[i] = Parse(((tag, 1.0),), ())
+    return out
+
+  return read
