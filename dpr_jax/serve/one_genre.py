@@ -26,10 +26,9 @@ def words(text: str) -> str:
   return " ".join(_WORD.findall(text.casefold()))
 
 
-def genre_forms(domain: str, tag_names: Sequence[str]) -> dict[str, str]:
+def genre_words(domain: str, tag_names: Sequence[str]) -> dict[str, set[str]]:
   """Each tag's name and the generator's surface forms of it (training and held-out; none for
-  a domain the generator does not know), by their :func:`words`, to the tag; a form of two
-  tags is left out."""
+  a domain the generator does not know), by their :func:`words`, to the tags they name."""
   from dpr_jax.prompts import generator
 
   known = generator.DOMAIN_TAGS.get(domain, ())
@@ -39,7 +38,14 @@ def genre_forms(domain: str, tag_names: Sequence[str]) -> dict[str, str]:
                       for f in generator.surface_forms(domain, tag, split)] if tag in known else [])
     for form in forms:
       owners.setdefault(words(form), set()).add(tag)
-  return {w: next(iter(tags)) for w, tags in owners.items() if w and len(tags) == 1}
+  owners.pop("", None)
+  return owners
+
+
+def genre_forms(domain: str, tag_names: Sequence[str]) -> dict[str, str]:
+  """:func:`genre_words` to the one tag each names (a form of two tags is left out)."""
+  return {w: next(iter(tags)) for w, tags in genre_words(domain, tag_names).items()
+          if len(tags) == 1}
 
 
 def genre_alone(text: str, forms: dict[str, str]) -> str | None:

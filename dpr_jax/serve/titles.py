@@ -172,13 +172,7 @@ class TitleFinder:
 def genre_names(domain: str, tag_names: Sequence[str]) -> list[str]:
   """The words that name a genre of ``domain`` rather than a title: each tag's name and the
   generator's surface forms of it (training and held-out; none for a domain the generator does
-  not know)."""
-  from dpr_jax.prompts import generator
+  not know), lower-case, by their words (dpr_jax.serve.one_genre.genre_words)."""
+  from dpr_jax.serve.one_genre import genre_words
 
-  names = list(tag_names)  # matched by their words: "Sci-Fi" is "sci fi"
-  if domain in generator.DOMAIN_TAGS:
-    for tag in tag_names:
-      if tag in generator.DOMAIN_TAGS[domain]:
-        names += [f for split in ("train", "heldout")
-                  for f in generator.surface_forms(domain, tag, split)]
-  return names
+  return list(genre_words(domain, tag_names))  # "Sci-Fi" is "sci fi"
