@@ -903,7 +903,7 @@ def test_an_era_keeps_the_list_to_its_years_or_away_from_them(parser_rec, monkey
   rec = _with_years(parser_rec, year_of)
   seen = set(rec.user_history(user).tolist())
   stance = {"something from the 80s": "want", "nothing from the 80s": "avoid"}
-  monkeypatch.setattr(Recommender, "_era_stance", lambda self, text, era: stance[text])
+  monkeypatch.setattr(Recommender, "_era_stance", lambda self, text, era, rest: stance[text])
   want = rec.recommend(Request(user=user, prompt="something from the 80s"))
   avoid = rec.recommend(Request(user=user, prompt="nothing from the 80s"))
   index = {str(i): n for n, i in enumerate(rec.data.item_ids, start=1)}
@@ -963,8 +963,11 @@ def test_an_eras_stance_is_read_from_its_clause():
                        ("westerns please, nothing from the 90s", "avoid"),
                        ("horror and no comedy from the 80s", "unsure"),
                        ("horror but no comedy from the 80s", "avoid")]:
-    assert Recommender._era_stance(fake, text, find_era(text)) == stance, text
+    era = find_era(text)
+    rest = read.get(era.rest, Parse((), ()))  # the request without the era, as read before
+    assert Recommender._era_stance(fake, text, era, rest) == stance, text
   assert "westerns please" not in " ".join(asked)  # only the era's clause, cut at commas
+  assert "action movies" not in asked  # the whole request's clause: its parse, not read again
 
 
 def test_a_genre_alone_is_read_as_a_wish(parser_rec):

@@ -7,7 +7,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from dpr_jax.serve.titles import TitleFinder, genre_names
+from dpr_jax.serve.one_genre import genre_words
+from dpr_jax.serve.titles import TitleFinder
 
 SET = pathlib.Path(__file__).parents[1] / "dpr_jax" / "prompts" / "titles" / "requests.jsonl"
 
@@ -63,10 +64,10 @@ def test_the_rest_of_the_request_is_kept_for_the_parser():
   assert (m.typed, m.rest) == (("Home Alone",), "Something")
 
 
-def test_genre_names_hold_the_tags_and_their_forms():
-  names = genre_names("ml-1m", ["Drama", "Sci-Fi"])
+def test_genre_words_hold_the_tags_and_their_forms():
+  names = genre_words("ml-1m", ["Drama", "Sci-Fi"])
   assert {"drama", "sci fi"} <= set(names) and len(names) > 6  # and their everyday forms
-  assert genre_names("elsewhere", ["Drama"]) == ["drama"]
+  assert genre_words("elsewhere", ["Drama"]) == {"drama": {"Drama"}}
   # A tag is matched by its words, however it is written.
   f = finder(["Sci-Fi (1999)", "Film-Noir (1990)"], genres=["Sci-Fi", "Film-Noir"])
   assert f.find("something like sci fi") is None and f.find("something like film noir") is None
@@ -82,7 +83,7 @@ def test_the_title_sets_requests_against_their_titles_and_decoys():
       "Romance (1999)", "Comedy (2000)", "Crying Game, The (1992)", "Terminator, The (1984)"]
   watched = np.ones(len(titles) + 1, np.int64)
   watched[titles.index("Titanic (1997)") + 1] = 9
-  f = finder(titles, watched, genres=genre_names("ml-1m", ["Romance", "Comedy", "Western"]))
+  f = finder(titles, watched, genres=genre_words("ml-1m", ["Romance", "Comedy", "Western"]))
   for r in rows:
     m = f.find(r["text"])
     if r["title"] is None:
@@ -129,7 +130,7 @@ def test_the_several_titles_sets_requests():
   ("aliens" is one of Sci-Fi's: the parser reads it)."""
   rows = [json.loads(line) for line in (SET.parent / "several.jsonl").read_text().splitlines()]
   titles = sorted({t for r in rows for t in r["titles"]})
-  f = finder(titles, genres=genre_names("ml-1m", ["Sci-Fi", "Comedy", "Romance"]))
+  f = finder(titles, genres=genre_words("ml-1m", ["Sci-Fi", "Comedy", "Romance"]))
   for r in rows:
     got = [titles[i - 1] for i in f.find(r["text"]).items]
     want = r["titles"]  # a list stops at a genre word (what follows is the parser's)

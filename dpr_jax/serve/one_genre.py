@@ -11,24 +11,17 @@ their requests with the parsers alone.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 from dpr_jax.models.parser import Parse
 from dpr_jax.prompts.symbol_words import spell_out
-
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_PLEASE = re.compile(r"(?:\s*,?\s*\b(?:please|pls|plz)\b)+\s*$")
-
-
-def words(text: str) -> str:
-  """``text``'s words, case-folded, punctuation and hyphens dropped: "Sci-Fi!" -> "sci fi"."""
-  return " ".join(_WORD.findall(text.casefold()))
+from dpr_jax.serve.titles import BARE_AFTER, words
 
 
 def genre_words(domain: str, tag_names: Sequence[str]) -> dict[str, set[str]]:
   """Each tag's name and the generator's surface forms of it (training and held-out; none for
-  a domain the generator does not know), by their :func:`words`, to the tags they name."""
+  a domain the generator does not know), by their words (dpr_jax.serve.titles.words), to the
+  tags they name."""
   from dpr_jax.prompts import generator
 
   known = generator.DOMAIN_TAGS.get(domain, ())
@@ -51,7 +44,10 @@ def genre_forms(domain: str, tag_names: Sequence[str]) -> dict[str, str]:
 def genre_alone(text: str, forms: dict[str, str]) -> str | None:
   """The tag ``text`` is alone (module docstring), or None; a symbol that says "no" is a word
   here as for the parsers ("🚫 horror" is "no horror", dpr_jax.prompts.symbol_words)."""
-  key = words(_PLEASE.sub("", spell_out(text).casefold()))
+  typed = words(spell_out(text)).split()
+  while typed and typed[-1] in BARE_AFTER:  # "comedy please"
+    typed.pop()
+  key = " ".join(typed)
   if not key:
     return None
   for k in (key, key + "s", key + "es", key[:-1] if key.endswith("s") else "",

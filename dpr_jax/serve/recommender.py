@@ -51,8 +51,8 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
-from dpr_jax.serve.one_genre import genre_forms, reading_genres_alone
-from dpr_jax.serve.titles import TitleFinder, casefold_name, genre_names, title_names
+from dpr_jax.serve.one_genre import genre_forms, genre_words, reading_genres_alone
+from dpr_jax.serve.titles import TitleFinder, casefold_name, title_names
 from dpr_jax.serve.years import AVOID_OVER, find_era, item_years
 
 MAX_K = 100
@@ -148,7 +148,7 @@ class Recommender:
     self._read_cache: dict[str, _Reading] = {}
     self._items = ItemIndex(data.item_ids, data.item_titles)
     self._titles = TitleFinder(data.item_titles, popularity_counts(data),
-                               genre_names(config.dpr.domain, data.tag_names))
+                               genre_words(config.dpr.domain, data.tag_names))
     self._users = {u: i for i, u in enumerate(data.user_ids)}
     vocab = int(model.apply({"params": backbone_params}, method=model.item_table).shape[0])
     tags = np.zeros((vocab, data.item_tags.shape[1]), np.float32)
@@ -310,7 +310,7 @@ class Recommender:
           reading = self._parse_one(prompt)
         if era:
           reading = self._with_era(reading, era, self._era_stance(
-              match.rest if match else prompt, era))
+              match.rest if match else prompt, era, reading.parse))
         if match:
           read = "; ".join(f"{t!r} as the title {self.item(i)['title']}"
                            for t, i in zip(match.typed, match.items))
@@ -320,7 +320,7 @@ class Recommender:
       self._read_cache[prompt] = reading
     return self._read_cache[prompt]
 
-  def _era_stance(self, text: str, era) -> str:
+  def _era_stance(self, text: str, era, rest: Parse) -> str:
     """Whether ``text`` wants ``era``'s years ("want"), avoids them ("avoid") or avoids a genre
     the era only describes ("avoid a tag": "no 1940s detective pictures"); "unsure" where the
     era's clause both wants and avoids.
@@ -331,14 +331,15 @@ class Recommender:
     from the 90s"; "1940s detective pictures are a hard pass" describes what it avoids); a
     clause with a cue and no genre avoids the years ("nothing from the 90s", "anything but 80s
     stuff", "i'm so over the 80s": years.AVOID_OVER), one that wants a genre keeps to them
-    ("nothing but 80s action").
+    ("nothing but 80s action"). ``rest``: the parse of ``era.rest``, the clause's own where the
+    era's clause is the whole request (not read twice).
     """
     a, b = next(((s, e) for s, e in clause_spans(text) if s <= era.span[0] < e),
                 (0, len(text)))
     cuts = [a] + [a + m.end() for m in re.finditer(r",", text[a:b])] + [b + 1]
     a, b = next((s, min(e - 1, b)) for s, e in zip(cuts, cuts[1:]) if s <= era.span[0] < e)
     clause = " ".join(f"{text[a:era.span[0]]} {text[era.span[1]:b]}".split())
-    own = self._parser_read([clause or "."]).parses[0]
+    own = rest if clause == era.rest else self._parser_read([clause or "."]).parses[0]
     if own.want and own.avoid:
       return "unsure"
     if own.avoid:

@@ -16,8 +16,9 @@ requests from reading as titles; none of the project's requests does):
 * the run ends the request, or is followed by punctuation or by a word of :data:`AFTER_TITLE`
   ("... but no romance", "... for the kids"): "anything like big budget action" names no title
   although "Big (1988)" is one;
-* the run is not a genre's name or one of its everyday forms (``genre_names``): "something
-  along the lines of romance" asks for the genre, not for *Romance (1999)*.
+* the run is not a genre's name or one of its everyday forms (``genre_names``,
+  dpr_jax.serve.one_genre.genre_words): "something along the lines of romance" asks for the
+  genre, not for *Romance (1999)*.
 
 Titles listed right after the first ("the godfather or goodfellas", "jaws, jurassic park and
 big": joined by a comma, "or" or "and") are read too, by the same rules. A request that is a
@@ -52,7 +53,7 @@ MAX_WORDS = 10  # the longest name looked for, in words
 # Words that may follow a title that is the whole request ("pulp fiction please").
 BARE_AFTER = frozenset("please pls plz".split())
 
-_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
+TITLE_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")  # a catalogue title's year: "Heat (1995)"
 _TRAILING_ARTICLE = re.compile(r"^(.*), (the|a|an|les|la|le|il|el|der|die|das)$", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 # What joins a listed title to the one before it: a comma, "or", "and", or a comma and either.
@@ -66,8 +67,8 @@ def casefold_name(text: str) -> str:
 def title_names(title: str) -> set[str]:
   """The names a person may type for a catalogue title: "Matrix, The (1999)" -> {"matrix, the",
   "the matrix", "the matrix (1999)"} (case-folded; the full title is matched apart)."""
-  bare = _YEAR.sub("", title)
-  year = _YEAR.search(title)
+  bare = TITLE_YEAR.sub("", title)
+  year = TITLE_YEAR.search(title)
   names = {casefold_name(bare)}
   moved = _TRAILING_ARTICLE.match(bare.strip())
   if moved:
@@ -78,8 +79,9 @@ def title_names(title: str) -> set[str]:
   return names
 
 
-def _words(text: str) -> str:
-  """The words of ``text``, case-folded, punctuation dropped: "Airplane!" -> "airplane"."""
+def words(text: str) -> str:
+  """The words of ``text``, case-folded, punctuation dropped: "Airplane!" -> "airplane",
+  "Sci-Fi" -> "sci fi"."""
   return " ".join(_WORD.findall(text.casefold()))
 
 
@@ -100,26 +102,26 @@ class TitleFinder:
                genre_names: Iterable[str] = ()):
     """``titles``: the catalogue's titles, item i at ``titles[i - 1]``; ``watched``: int[V]
     how often each item was watched (indexed by item; more watched wins a name shared by
-    several items); ``genre_names``: names never read as a
-    title (the domain's tags and their surface forms, :func:`genre_names`)."""
+    several items); ``genre_names``: names never read as a title (the domain's tags and their
+    surface forms, dpr_jax.serve.one_genre.genre_words)."""
     full: dict[str, list[int]] = {}
     short: dict[str, list[int]] = {}
     for i, title in enumerate(titles, start=1):
       if not title:
         continue
-      names = {_words(n) for n in title_names(title) | {title}} - {""}
+      names = {words(n) for n in title_names(title) | {title}} - {""}
       for name in names:
         full.setdefault(name, []).append(i)
-      bare = _YEAR.sub("", title)
+      bare = TITLE_YEAR.sub("", title)
       if ":" in bare:  # the part before a subtitle, as a second choice
-        head = _words(bare.split(":", 1)[0])
+        head = words(bare.split(":", 1)[0])
         if head and head not in names:
           short.setdefault(head, []).append(i)
     pick = lambda items: max(items, key=lambda i: (int(watched[i]), -i))  # noqa: E731
     self._names = {n: pick(items) for n, items in short.items()}
     self._names |= {n: pick(items) for n, items in full.items()}  # a full name wins
     for name in genre_names:  # the parser reads genres
-      self._names.pop(_words(name), None)
+      self._names.pop(words(name), None)
     cue = "|".join(c.replace(" ", r"\s+") for c in CUES)
     self._cue = re.compile(rf"(?<![^\W_])({cue})(?![^\W_])", re.IGNORECASE)
 
@@ -168,11 +170,3 @@ class TitleFinder:
       return TitleMatch((self._names[name],), (text[words[0].start():words[-1].end()],), "")
     return None
 
-
-def genre_names(domain: str, tag_names: Sequence[str]) -> list[str]:
-  """The words that name a genre of ``domain`` rather than a title: each tag's name and the
-  generator's surface forms of it (training and held-out; none for a domain the generator does
-  not know), lower-case, by their words (dpr_jax.serve.one_genre.genre_words)."""
-  from dpr_jax.serve.one_genre import genre_words
-
-  return list(genre_words(domain, tag_names))  # "Sci-Fi" is "sci fi"

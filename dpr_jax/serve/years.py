@@ -29,6 +29,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dpr_jax.serve.titles import TITLE_YEAR
+
 _WORDS = {"twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
           "seventies": 1970, "eighties": 1980, "nineties": 1990}
 # A decade: '80s / 80's / 1980s / eighties (groups: two digits, four digits, word).
@@ -58,7 +60,6 @@ _PATTERNS = [(kind, re.compile(p, re.IGNORECASE)) for kind, p in _FORMS]
 AVOID_OVER = re.compile(
     r"\b(?:i'?m|i am|we'?re|we are)\s+(?:so\s+|totally\s+|completely\s+)?over\b", re.IGNORECASE)
 _AGE = re.compile(r"\b(?:my|our|their|his|her|your)\s+$", re.IGNORECASE)
-_TITLE_YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Era:
   last: int | None
   typed: str
   rest: str
-  span: tuple[int, int] = (0, 0)
+  span: tuple[int, int]
 
 
 def _decade(m: re.Match, n: str) -> int:
@@ -106,5 +107,5 @@ def find_era(text: str) -> Era | None:
 
 def item_years(titles: Sequence[str]) -> np.ndarray:
   """int32[n]: each title's release year from its trailing "(1985)", 0 where it has none."""
-  return np.array([int(m.group(1)) if (m := _TITLE_YEAR.search(t or "")) else 0 for t in titles],
+  return np.array([int(m.group(1)) if (m := TITLE_YEAR.search(t or "")) else 0 for t in titles],
                   np.int32)

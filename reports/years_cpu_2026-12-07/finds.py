@@ -9,6 +9,7 @@ whether an era inside an avoided phrase is ever kept to (an inversion).
 import json
 import sys
 
+from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import everyday, generator, templates
 from dpr_jax.serve.recommender import Recommender
 from dpr_jax.serve.years import find_era
@@ -24,7 +25,11 @@ def era_of(text, stance=True):
   if era is None:
     return None
   years = (max(era.first or lo, lo), min(era.last or hi, hi))
-  return years + (rec._era_stance(m.rest if m else text, era) if stance else "",)
+  if not stance:
+    return years + ("",)
+  rest = (rec._parse_one(era.rest, named=True).parse if any(c.isalpha() for c in era.rest)
+          else Parse((), ()))  # as Recommender.read reads the rest
+  return years + (rec._era_stance(m.rest if m else text, era, rest),)
 
 
 def lines(path):
