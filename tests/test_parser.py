@@ -982,3 +982,31 @@ def test_a_genre_alone_is_read_as_a_wish(parser_rec):
     assert answer["read_as"].startswith(f"want {tag} ") and ";" not in answer["read_as"]
     reading = parser_rec.read(f"{tag.upper()}!")
     assert reading.negative is None and reading.positive is not None
+
+
+def test_a_mistyped_genre_is_read_as_the_genre_and_the_answer_says_so(parser_rec):
+  """A genre's name with a letter doubled ("commedy"), alone or in a request, is read as the
+  genre (the correction, then the one-genre rule / the parsers), with a note naming the typo;
+  the rightly spelt request gets no such note."""
+  from dpr_jax.serve.recommender import Request
+
+  user = parser_rec.data.user_ids[1]
+  names = [t for t in parser_rec.data.tag_names if t.isalpha() and len(t) >= 5][:3]
+  assert names
+  for tag in names:
+    typo = tag.lower()[:3] + tag.lower()[3] + tag.lower()[3:]
+    reading = parser_rec.read(typo)
+    assert [t for t, _ in reading.parse.want] == [tag] and not reading.parse.avoid, typo
+    assert reading.notes[0] == f"read {typo!r} as {tag.lower()!r} (a typo?)"
+    answer = parser_rec.recommend(Request(user=user, prompt=f"{typo} please"))
+    assert list(answer["parse"]["want"]) == [tag] and any(typo in n for n in answer["notes"])
+    assert not any("typo" in n for n in parser_rec.read(tag.lower()).notes)
+
+
+def test_an_intensifying_idiom_is_read_as_the_plain_wish(parser_rec):
+  """The restored Recommender reads "X the hell out of me" as "X me" and "X my head off" as
+  "X": the same parse as the plain request (dpr_jax.serve.idioms)."""
+  tag = parser_rec.data.tag_names[0]
+  for idiom, plain_text in ((f"{tag} that scares the hell out of me", f"{tag} that scares me"),
+                            (f"laugh my head off with {tag}", f"laugh with {tag}")):
+    assert parser_rec.read(idiom).parse == parser_rec.read(plain_text).parse

@@ -51,8 +51,10 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
+from dpr_jax.serve.idioms import plain
 from dpr_jax.serve.one_genre import genre_forms, genre_words, reading_genres_alone
 from dpr_jax.serve.titles import TitleFinder, casefold_name, title_names
+from dpr_jax.serve.typos import Speller
 from dpr_jax.serve.years import AVOID_OVER, find_era, item_years
 
 MAX_K = 100
@@ -149,6 +151,13 @@ class Recommender:
     self._items = ItemIndex(data.item_ids, data.item_titles)
     self._titles = TitleFinder(data.item_titles, popularity_counts(data),
                                genre_words(config.dpr.domain, data.tag_names))
+    # "horor", "no romace": mistyped genre words, read as the word meant by the parser's
+    # reading; words the encoder knows and the titles' stay as typed (no word is read without
+    # the encoder's vocabulary).
+    tokenizer = getattr(encoder, "tokenizer", None)
+    vocabulary = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    self._speller = (Speller.build(config.dpr.domain, data.tag_names, vocabulary, data.item_titles)
+                     if vocabulary and config.dpr.reader == "parser" else None)
     self._users = {u: i for i, u in enumerate(data.user_ids)}
     vocab = int(model.apply({"params": backbone_params}, method=model.item_table).shape[0])
     tags = np.zeros((vocab, data.item_tags.shape[1]), np.float32)
@@ -298,25 +307,32 @@ class Recommender:
         reading = _Reading.nothing((f"the request looks written in {lang}; requests are read in"
                                     " English only, so this is the unprompted list",))
       else:
-        # A title first ("something like 2001 a space odyssey" names no year), then an era in
-        # the rest; the parsers read what is left.
-        match = self._titles.find(prompt)  # "something like die hard": that item
-        era = find_era(match.rest if match else prompt)  # "80s action movies"
-        rest = era.rest if era else match.rest if match else prompt
+        # Mistyped genre words first ("no horor": "no horror") and intensifying idioms out
+        # ("scare the hell out of me": "scare me"), then a title ("something like 2001 a space
+        # odyssey" names no year), then an era in the rest; the parsers read what is left.
+        text, fixes = self._speller.correct(prompt) if self._speller else (prompt, ())
+        text = plain(text)
+        match = self._titles.find(text)  # "something like die hard": that item
+        era = find_era(match.rest if match else text)  # "80s action movies"
+        rest = era.rest if era else match.rest if match else text
         if match or era:
           reading = (self._parse_one(rest, named=True) if any(c.isalpha() for c in rest)
                      else _Reading.nothing())
         else:
-          reading = self._parse_one(prompt)
+          reading = self._parse_one(text)
         if era:
           reading = self._with_era(reading, era, self._era_stance(
-              match.rest if match else prompt, era, reading.parse))
+              match.rest if match else text, era, reading.parse))
         if match:
           read = "; ".join(f"{t!r} as the title {self.item(i)['title']}"
                            for t, i in zip(match.typed, match.items))
           reading = dataclasses.replace(reading, titles=match.items, notes=(
               f"read {read}: the list is ranked as if you had just watched"
               f" {'it' if len(match.items) == 1 else 'them'}",) + reading.notes)
+        if fixes:
+          read = ", ".join(f"{typed!r} as {meant!r}" for typed, meant in fixes)
+          reading = dataclasses.replace(reading, notes=(f"read {read} (a typo?)",)
+                                        + reading.notes)
       self._read_cache[prompt] = reading
     return self._read_cache[prompt]
 
