@@ -122,3 +122,46 @@ def test_every_edit_of_a_long_genre_word_is_read_back():
     for typo in typos:
       meant = s.meant(typo)
       assert meant is not None and s.targets[meant] == s.targets[word], (word, typo, meant)
+
+
+def test_candidates_find_every_target_within_reach():
+  """The deletion index gives the same reading as comparing a word with every target: random
+  edits of targets and random words."""
+  s = Speller.build("ml-1m", ML1M_TAGS + ("Adventure", "Mystery", "Sci-Fi"), ("thrilled",))
+  rng = np.random.default_rng(1)
+  letters = list("abcdefghijklmnopqrstuvwxyz")
+  targets = sorted(s.targets)
+
+  def brute(word):
+    w = word.lower()
+    if len(w) < 4 or w in s.known or w in s.targets or s._inflected(w):  # pylint: disable=protected-access
+      return None
+    limit = 2 if len(w) >= 8 else 1
+    d = {t: edit_distance(w, t, limit) for t in targets}
+    best = min(d.values())
+    nearest = [t for t in targets if d[t] == best]
+    if best > limit or len({s.targets[t] for t in nearest}) != 1:
+      return None
+    return min(nearest, key=lambda t: (abs(len(t) - len(w)), t))
+
+  words = []
+  for _ in range(600):
+    w = list(targets[int(rng.integers(len(targets)))])
+    for _ in range(int(rng.integers(1, 4))):  # 1-3 random edits
+      i = int(rng.integers(len(w)))
+      op = int(rng.integers(4))
+      if op == 0 and len(w) > 1:
+        del w[i]
+      elif op == 1:
+        w.insert(i, str(rng.choice(letters)))
+      elif op == 2:
+        w[i] = str(rng.choice(letters))
+      elif i + 1 < len(w):
+        w[i], w[i + 1] = w[i + 1], w[i]
+    words.append("".join(w))
+  words += ["".join(rng.choice(letters, size=int(rng.integers(4, 11)))) for _ in range(200)]
+  read = 0
+  for word in words:
+    assert s.meant(word) == brute(word), word
+    read += s.meant(word) is not None
+  assert read > 200  # most edited targets are read back
