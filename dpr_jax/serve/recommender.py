@@ -51,7 +51,7 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
-from dpr_jax.serve.idioms import plain
+from dpr_jax.serve import idioms
 from dpr_jax.serve.one_genre import genre_forms, genre_words, reading_genres_alone
 from dpr_jax.serve.titles import TitleFinder, casefold_name, title_names
 from dpr_jax.serve.typos import Speller
@@ -311,7 +311,7 @@ class Recommender:
         # ("scare the hell out of me": "scare me"), then a title ("something like 2001 a space
         # odyssey" names no year), then an era in the rest; the parsers read what is left.
         text, fixes = self._speller.correct(prompt) if self._speller else (prompt, ())
-        text = plain(text)
+        text = idioms.plain(text)
         match = self._titles.find(text)  # "something like die hard": that item
         era = find_era(match.rest if match else text)  # "80s action movies"
         rest = era.rest if era else match.rest if match else text

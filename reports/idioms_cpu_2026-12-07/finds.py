@@ -12,6 +12,8 @@ from unittest import mock
 from dpr_jax.prompts import everyday, generator, templates
 from dpr_jax.serve import idioms
 
+rewrite = idioms.plain  # the listing's own reference: not switched off with the reading below
+
 rec = None
 if len(sys.argv) > 1:
   from dpr_jax.serve.recommender import Recommender
@@ -19,11 +21,11 @@ if len(sys.argv) > 1:
   rec = Recommender.load(sys.argv[1])
 
 
-def parse(text, rewrite):
+def parse(text, with_rewrite):
   rec._read_cache.clear()  # pylint: disable=protected-access
-  if rewrite:
+  if with_rewrite:
     return rec.read(text).parse
-  with mock.patch("dpr_jax.serve.recommender.plain", lambda t: t):
+  with mock.patch("dpr_jax.serve.idioms.plain", lambda t: t):
     return rec.read(text).parse
 
 
@@ -59,18 +61,18 @@ for domain in ("ml-1m", "mind"):
     plain |= {"twenty-six hand-typed": lines("reports/hand_probe_cpu_2026-12-07/mind_requests.txt")}
   print(f"== {domain}")
   for name, rows in labelled.items():
-    hits = [(t, w, a) for t, w, a in rows if idioms.plain(t) != t]
+    hits = [(t, w, a) for t, w, a in rows if rewrite(t) != t]
     line = f"  {name}: {len(hits)} of {len(rows)} rewritten"
     if rec is not None and domain == "ml-1m" and hits:
       before = [right(parse(t, False), w, a) for t, w, a in hits]
       after = [right(parse(t, True), w, a) for t, w, a in hits]
       line += f"; of them read right {sum(before)} -> {sum(after)}"
-    print(line + "".join(f"\n    {t!r} -> {idioms.plain(t)!r}" for t, _, _ in hits))
+    print(line + "".join(f"\n    {t!r} -> {rewrite(t)!r}" for t, _, _ in hits))
   for name, texts in plain.items():
-    hits = [t for t in texts if idioms.plain(t) != t]
+    hits = [t for t in texts if rewrite(t) != t]
     line = f"  {name}: {len(hits)} of {len(texts)} rewritten"
     for t in hits:
-      line += f"\n    {t!r} -> {idioms.plain(t)!r}"
+      line += f"\n    {t!r} -> {rewrite(t)!r}"
       if rec is not None and domain == "ml-1m":
         line += f": {parse(t, False).describe()} -> {parse(t, True).describe()}"
     print(line)
