@@ -1010,3 +1010,22 @@ def test_an_intensifying_idiom_is_read_as_the_plain_wish(parser_rec):
   for idiom, plain_text in ((f"{tag} that scares the hell out of me", f"{tag} that scares me"),
                             (f"laugh my head off with {tag}", f"laugh with {tag}")):
     assert parser_rec.read(idiom).parse == parser_rec.read(plain_text).parse
+
+
+def test_what_the_catalogue_does_not_record_is_not_used_and_the_answer_says_so(parser_rec):
+  """The restored Recommender reads "a highly rated X" as "X", notes that the rating was not
+  used, and answers "an oscar winner" alone with the unprompted list (dpr_jax.serve.ratings)."""
+  from dpr_jax.serve.recommender import NOTHING_RECOGNISED, Request
+
+  tag = parser_rec.data.tag_names[0]
+  reading = parser_rec.read(f"a highly rated {tag}, r-rated")
+  assert reading.parse == parser_rec.read(tag).parse
+  assert reading.notes[:2] == (
+      "'highly rated' was not used: this catalogue records no ratings, reviews or awards",
+      "'r-rated' was not used: this catalogue records no age ratings")
+  user = parser_rec.data.user_ids[1]
+  answer = parser_rec.recommend(Request(user=user, prompt="an oscar winner"))
+  assert not answer["parse"]["want"] and not answer["parse"]["avoid"]
+  assert answer["notes"][-1] == NOTHING_RECOGNISED and "'oscar winner'" in answer["notes"][0]
+  assert [i["item"] for i in answer["items"]] == [
+      i["item"] for i in parser_rec.recommend(Request(user=user))["items"]]

@@ -17,7 +17,9 @@ backbone and stage 3's latest steering head. A request is
   item: the list is ranked as if it had just been watched (the item appended to the history),
   and the rest of the prompt is read as usual; a request that is one genre alone ("horror") is
   read as wanting it (dpr_jax.serve.one_genre); an era ("80s action movies", "before 1970",
-  dpr_jax.serve.years) keeps the list to items released in those years;
+  dpr_jax.serve.years) keeps the list to items released in those years; what the catalogue
+  does not record ("a highly rated comedy", "r-rated", dpr_jax.serve.ratings) is not used, and
+  the answer says so;
 * ``k``.
 
 Ranking is one product of the (steered) user vector with the whole item table on device; the
@@ -51,13 +53,15 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
-from dpr_jax.serve import idioms
+from dpr_jax.serve import idioms, ratings
 from dpr_jax.serve.one_genre import genre_forms, genre_words, reading_genres_alone
 from dpr_jax.serve.titles import TitleFinder, casefold_name, title_names
 from dpr_jax.serve.typos import Speller
 from dpr_jax.serve.years import AVOID_OVER, find_era, item_years
 
 MAX_K = 100
+NOTHING_RECOGNISED = ("no genre or category of this catalogue was recognised in the request: this"
+                      " is the unprompted list")
 
 
 class RequestError(UserError):
@@ -313,16 +317,23 @@ class Recommender:
         text, fixes = self._speller.correct(prompt) if self._speller else (prompt, ())
         text = idioms.plain(text)
         match = self._titles.find(text)  # "something like die hard": that item
-        era = find_era(match.rest if match else text)  # "80s action movies"
-        rest = era.rest if era else match.rest if match else text
+        # What the catalogue does not record ("a highly rated comedy": "comedy"), out of the
+        # rest; then an era in it.
+        rest, unused = ratings.unrecorded(match.rest if match else text)
+        era = find_era(rest)  # "80s action movies"
+        asked = era.rest if era else rest
         if match or era:
-          reading = (self._parse_one(rest, named=True) if any(c.isalpha() for c in rest)
+          reading = (self._parse_one(asked, named=True) if any(c.isalpha() for c in asked)
                      else _Reading.nothing())
+        elif unused:
+          reading = (self._parse_one(asked) if any(c.isalpha() for c in asked)
+                     else _Reading.nothing((NOTHING_RECOGNISED,)))
         else:
           reading = self._parse_one(text)
         if era:
-          reading = self._with_era(reading, era, self._era_stance(
-              match.rest if match else text, era, reading.parse))
+          reading = self._with_era(reading, era, self._era_stance(rest, era, reading.parse))
+        if unused:
+          reading = dataclasses.replace(reading, notes=unused + reading.notes)
         if match:
           read = "; ".join(f"{t!r} as the title {self.item(i)['title']}"
                            for t, i in zip(match.typed, match.items))
@@ -407,8 +418,7 @@ class Recommender:
       notes.append(f"only the first {self.config.parser.max_tokens - 2} word pieces of the"
                    " request were read")
     if parse.empty and not named:
-      notes.append("no genre or category of this catalogue was recognised in the request:"
-                   " this is the unprompted list")
+      notes.append(NOTHING_RECOGNISED)
     read = {t: "want" for t, _ in parse.want} | {t: "avoid" for t, _ in parse.avoid}
     for tag, p in parse.unsure:  # the parsers disagree on its polarity: never silently
       opposite = "avoid" if read[tag] == "want" else "want"
