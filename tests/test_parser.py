@@ -1029,3 +1029,15 @@ def test_what_the_catalogue_does_not_record_is_not_used_and_the_answer_says_so(p
   assert answer["notes"][-1] == NOTHING_RECOGNISED and "'oscar winner'" in answer["notes"][0]
   assert [i["item"] for i in answer["items"]] == [
       i["item"] for i in parser_rec.recommend(Request(user=user))["items"]]
+
+
+def test_a_wish_said_with_keep_is_read_as_the_plain_wish(parser_rec):
+  """The restored Recommender reads "keep the X coming" as "want the X coming" and leaves an
+  avoid said with "keep" to the parsers (dpr_jax.serve.keep)."""
+  tag = parser_rec.data.tag_names[0]
+  assert (parser_rec.read(f"keep the {tag} coming").parse
+          == parser_rec.read(f"want the {tag} coming").parse)
+  assert (parser_rec.read(f"keep giving me {tag}").parse
+          == parser_rec.read(f"give me {tag}").parse)
+  reading = parser_rec.read(f"keep the {tag} away")
+  assert reading.parse == parser_rec._parse_one(f"keep the {tag} away").parse  # pylint: disable=protected-access

@@ -19,7 +19,8 @@ backbone and stage 3's latest steering head. A request is
   read as wanting it (dpr_jax.serve.one_genre); an era ("80s action movies", "before 1970",
   dpr_jax.serve.years) keeps the list to items released in those years; what the catalogue
   does not record ("a highly rated comedy", "r-rated", dpr_jax.serve.ratings) is not used, and
-  the answer says so;
+  the answer says so; idioms that only intensify (dpr_jax.serve.idioms) go and a wish said with
+  "keep" (dpr_jax.serve.keep) is read as the plain wish before the parsers read the rest;
 * ``k``.
 
 Ranking is one product of the (steered) user vector with the whole item table on device; the
@@ -53,7 +54,7 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
-from dpr_jax.serve import idioms, ratings
+from dpr_jax.serve import idioms, keep, ratings
 from dpr_jax.serve.one_genre import genre_forms, genre_words, reading_genres_alone
 from dpr_jax.serve.titles import TitleFinder, casefold_name, title_names
 from dpr_jax.serve.typos import Speller
@@ -317,9 +318,10 @@ class Recommender:
         text, fixes = self._speller.correct(prompt) if self._speller else (prompt, ())
         text = idioms.plain(text)
         match = self._titles.find(text)  # "something like die hard": that item
-        # What the catalogue does not record ("a highly rated comedy": "comedy"), out of the
-        # rest; then an era in it.
-        rest, unused = ratings.unrecorded(match.rest if match else text)
+        # In the rest, a wish said with "keep" plain ("keep the westerns coming": "want the
+        # westerns coming") and what the catalogue does not record out ("a highly rated
+        # comedy": "comedy"); then an era in it.
+        rest, unused = ratings.unrecorded(keep.as_wish(match.rest if match else text))
         era = find_era(rest)  # "80s action movies"
         asked = era.rest if era else rest
         if match or era:
@@ -329,7 +331,7 @@ class Recommender:
           reading = (self._parse_one(asked) if any(c.isalpha() for c in asked)
                      else _Reading.nothing((NOTHING_RECOGNISED,)))
         else:
-          reading = self._parse_one(text)
+          reading = self._parse_one(rest)
         if era:
           reading = self._with_era(reading, era, self._era_stance(rest, era, reading.parse))
         if unused:

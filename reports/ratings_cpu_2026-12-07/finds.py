@@ -1,31 +1,39 @@
-"""Rules (b) and (c) of what the catalogue does not record: every request of the project's sets
-that dpr_jax.serve.ratings changes, and -- given a run of the domain -- how each is read without
-and with the change (the Recommender's reading with ``ratings.unrecorded`` switched off for
-"before": every other step is the same code).
+"""Rules (b) and (c) of session 27's two serving changes: every request of the project's sets that
+the change rewrites, and -- given a run of the domain -- how each is read without and with it (the
+Recommender's reading with the change switched off for "before": every other step is the same
+code). CHANGE: ``ratings`` (dpr_jax.serve.ratings, what the catalogue does not record) or
+``keep`` (dpr_jax.serve.keep, wishes said with "keep").
 
-    DPR_DATA_DIR=... DPR_CACHE_DIR=... PYTHONPATH=. python reports/ratings_cpu_2026-12-07/finds.py DOMAIN [RUN]
+    DPR_DATA_DIR=... DPR_CACHE_DIR=... PYTHONPATH=. python reports/ratings_cpu_2026-12-07/finds.py CHANGE DOMAIN [RUN]
 """
 import json
 import sys
 from unittest import mock
 
 from dpr_jax.prompts import everyday, generator, templates
-from dpr_jax.serve import ratings
+from dpr_jax.serve import keep, ratings
 
-unrecorded = ratings.unrecorded  # the listing's own reference: not switched off below
-domain = sys.argv[1]
+# name: (the rewritten text, the function to switch off, what it returns when off); the listing
+# keeps its own references, which are not switched off below.
+CHANGES = {
+    "ratings": (lambda t, f=ratings.unrecorded: f(t)[0], "dpr_jax.serve.ratings.unrecorded",
+                lambda t: (t, ())),
+    "keep": (keep.as_wish, "dpr_jax.serve.keep.as_wish", lambda t: t),
+}
+rewrite, target, off = CHANGES[sys.argv[1]]
+domain = sys.argv[2]
 rec = None
-if len(sys.argv) > 2:
+if len(sys.argv) > 3:
   from dpr_jax.serve.recommender import Recommender
 
-  rec = Recommender.load(sys.argv[2])
+  rec = Recommender.load(sys.argv[3])
 
 
 def parse(text, with_change):
   rec._read_cache.clear()  # pylint: disable=protected-access
   if with_change:
     return rec.read(text).parse
-  with mock.patch("dpr_jax.serve.ratings.unrecorded", lambda t: (t, ())):
+  with mock.patch(target, off):
     return rec.read(text).parse
 
 
@@ -38,7 +46,7 @@ def lines(path):
 
 
 def changed(t):
-  return unrecorded(t)[0] != t
+  return rewrite(t) != t
 
 
 labelled = {
@@ -78,12 +86,12 @@ for name, rows in labelled.items():
     before = [right(parse(t, False), w, a) for t, w, a in hits]
     after = [right(parse(t, True), w, a) for t, w, a in hits]
     line += f"; of them read right {sum(before)} -> {sum(after)}"
-  print(line + "".join(f"\n    {t!r} -> {unrecorded(t)!r}" for t, _, _ in hits))
+  print(line + "".join(f"\n    {t!r} -> {rewrite(t)!r}" for t, _, _ in hits))
 for name, texts in plain.items():
   hits = [t for t in texts if changed(t)]
   line = f"  {name}: {len(hits)} of {len(texts)} changed"
   for t in hits:
-    line += f"\n    {t!r} -> {unrecorded(t)!r}"
+    line += f"\n    {t!r} -> {rewrite(t)!r}"
     if rec is not None and name != "the catalogue's titles":
       line += f": {parse(t, False).describe()} -> {parse(t, True).describe()}"
   print(line)
