@@ -1041,3 +1041,12 @@ def test_a_wish_said_with_keep_is_read_as_the_plain_wish(parser_rec):
           == parser_rec.read(f"give me {tag}").parse)
   reading = parser_rec.read(f"keep the {tag} away")
   assert reading.parse == parser_rec._parse_one(f"keep the {tag} away").parse  # pylint: disable=protected-access
+
+
+def test_one_genre_in_place_of_another_is_read_as_x_but_no_y(parser_rec):
+  """The restored Recommender reads "X instead of Y" and "swap the Y for X" as "X but no Y"
+  (dpr_jax.serve.instead)."""
+  a, b = parser_rec.data.tag_names[:2]
+  plain = parser_rec.read(f"{a} but no {b}").parse
+  assert parser_rec.read(f"{a} instead of {b}").parse == plain
+  assert parser_rec.read(f"swap the {b} for {a}").parse == plain

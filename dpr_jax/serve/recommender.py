@@ -20,7 +20,8 @@ backbone and stage 3's latest steering head. A request is
   dpr_jax.serve.years) keeps the list to items released in those years; what the catalogue
   does not record ("a highly rated comedy", "r-rated", dpr_jax.serve.ratings) is not used, and
   the answer says so; idioms that only intensify (dpr_jax.serve.idioms) go and a wish said with
-  "keep" (dpr_jax.serve.keep) is read as the plain wish before the parsers read the rest;
+  "keep" (dpr_jax.serve.keep) is read as the plain wish, one genre asked in place of another
+  as "X but no Y" (dpr_jax.serve.instead), before the parsers read the rest;
 * ``k``.
 
 Ranking is one product of the (steered) user vector with the whole item table on device; the
@@ -54,7 +55,7 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
-from dpr_jax.serve import idioms, keep, ratings
+from dpr_jax.serve import idioms, instead, keep, ratings
 from dpr_jax.serve.one_genre import genre_forms, genre_words, reading_genres_alone
 from dpr_jax.serve.titles import TitleFinder, casefold_name, title_names
 from dpr_jax.serve.typos import Speller
@@ -319,9 +320,11 @@ class Recommender:
         text = idioms.plain(text)
         match = self._titles.find(text)  # "something like die hard": that item
         # In the rest, a wish said with "keep" plain ("keep the westerns coming": "want the
-        # westerns coming") and what the catalogue does not record out ("a highly rated
-        # comedy": "comedy"); then an era in it.
-        rest, unused = ratings.unrecorded(keep.as_wish(match.rest if match else text))
+        # westerns coming"), one genre asked in place of another said as "X but no Y"
+        # ("westerns instead of musicals") and what the catalogue does not record out ("a
+        # highly rated comedy": "comedy"); then an era in it.
+        rest, unused = ratings.unrecorded(
+            instead.in_place(keep.as_wish(match.rest if match else text)))
         era = find_era(rest)  # "80s action movies"
         asked = era.rest if era else rest
         if match or era:

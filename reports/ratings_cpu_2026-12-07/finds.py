@@ -1,8 +1,9 @@
-"""Rules (b) and (c) of session 27's two serving changes: every request of the project's sets that
+"""Rules (b) and (c) of session 27's serving changes: every request of the project's sets that
 the change rewrites, and -- given a run of the domain -- how each is read without and with it (the
 Recommender's reading with the change switched off for "before": every other step is the same
-code). CHANGE: ``ratings`` (dpr_jax.serve.ratings, what the catalogue does not record) or
-``keep`` (dpr_jax.serve.keep, wishes said with "keep").
+code). CHANGE: ``ratings`` (dpr_jax.serve.ratings, what the catalogue does not record),
+``keep`` (dpr_jax.serve.keep, wishes said with "keep") or ``instead`` (dpr_jax.serve.instead,
+one genre asked in place of another).
 
     DPR_DATA_DIR=... DPR_CACHE_DIR=... PYTHONPATH=. python reports/ratings_cpu_2026-12-07/finds.py CHANGE DOMAIN [RUN]
 """
@@ -11,7 +12,7 @@ import sys
 from unittest import mock
 
 from dpr_jax.prompts import everyday, generator, templates
-from dpr_jax.serve import keep, ratings
+from dpr_jax.serve import instead, keep, ratings
 
 # name: (the rewritten text, the function to switch off, what it returns when off); the listing
 # keeps its own references, which are not switched off below.
@@ -19,6 +20,7 @@ CHANGES = {
     "ratings": (lambda t, f=ratings.unrecorded: f(t)[0], "dpr_jax.serve.ratings.unrecorded",
                 lambda t: (t, ())),
     "keep": (keep.as_wish, "dpr_jax.serve.keep.as_wish", lambda t: t),
+    "instead": (instead.in_place, "dpr_jax.serve.instead.in_place", lambda t: t),
 }
 rewrite, target, off = CHANGES[sys.argv[1]]
 domain = sys.argv[2]
