@@ -1050,3 +1050,11 @@ def test_one_genre_in_place_of_another_is_read_as_x_but_no_y(parser_rec):
   plain = parser_rec.read(f"{a} but no {b}").parse
   assert parser_rec.read(f"{a} instead of {b}").parse == plain
   assert parser_rec.read(f"swap the {b} for {a}").parse == plain
+
+
+def test_a_wish_said_by_denying_an_aversion_is_read_as_the_wish(parser_rec):
+  """The restored Recommender reads "i'm not against X" as "i want X"
+  (dpr_jax.serve.litotes)."""
+  tag = parser_rec.data.tag_names[0]
+  assert (parser_rec.read(f"i'm not against {tag}").parse
+          == parser_rec.read(f"i want {tag}").parse)

@@ -21,7 +21,8 @@ backbone and stage 3's latest steering head. A request is
   does not record ("a highly rated comedy", "r-rated", dpr_jax.serve.ratings) is not used, and
   the answer says so; idioms that only intensify (dpr_jax.serve.idioms) go and a wish said with
   "keep" (dpr_jax.serve.keep) is read as the plain wish, one genre asked in place of another
-  as "X but no Y" (dpr_jax.serve.instead), before the parsers read the rest;
+  as "X but no Y" (dpr_jax.serve.instead), a wish said by denying an aversion as "i want"
+  (dpr_jax.serve.litotes), before the parsers read the rest;
 * ``k``.
 
 Ranking is one product of the (steered) user vector with the whole item table on device; the
@@ -55,7 +56,7 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
-from dpr_jax.serve import idioms, instead, keep, ratings
+from dpr_jax.serve import idioms, instead, keep, litotes, ratings
 from dpr_jax.serve.one_genre import genre_forms, genre_words, reading_genres_alone
 from dpr_jax.serve.titles import TitleFinder, casefold_name, title_names
 from dpr_jax.serve.typos import Speller
@@ -319,12 +320,16 @@ class Recommender:
         text, fixes = self._speller.correct(prompt) if self._speller else (prompt, ())
         text = idioms.plain(text)
         match = self._titles.find(text)  # "something like die hard": that item
-        # In the rest, a wish said with "keep" plain ("keep the westerns coming": "want the
-        # westerns coming"), one genre asked in place of another said as "X but no Y"
-        # ("westerns instead of musicals") and what the catalogue does not record out ("a
-        # highly rated comedy": "comedy"); then an era in it.
-        rest, unused = ratings.unrecorded(
-            instead.in_place(keep.as_wish(match.rest if match else text)))
+        # In the rest, phrasings the parsers misread said in the generator's training forms --
+        # a wish said with "keep" ("keep the westerns coming": "want the westerns coming"),
+        # one genre in place of another ("westerns instead of musicals": "westerns but no
+        # musicals"), a wish said by denying an aversion ("i'm not against a western": "i
+        # want a western") -- and what the catalogue does not record out ("a highly rated
+        # comedy": "comedy"); then an era in it.
+        rest = match.rest if match else text
+        for plain in (keep.as_wish, instead.in_place, litotes.as_wish):
+          rest = plain(rest)
+        rest, unused = ratings.unrecorded(rest)
         era = find_era(rest)  # "80s action movies"
         asked = era.rest if era else rest
         if match or era:
