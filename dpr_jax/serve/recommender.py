@@ -56,7 +56,7 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
-from dpr_jax.serve import idioms, instead, keep, litotes, ratings
+from dpr_jax.serve import avoid_first, idioms, instead, keep, litotes, ratings
 from dpr_jax.serve.one_genre import genre_forms, genre_words, reading_genres_alone
 from dpr_jax.serve.titles import TitleFinder, casefold_name, title_names
 from dpr_jax.serve.typos import Speller
@@ -333,13 +333,13 @@ class Recommender:
         era = find_era(rest)  # "80s action movies"
         asked = era.rest if era else rest
         if match or era:
-          reading = (self._parse_one(asked, named=True) if any(c.isalpha() for c in asked)
+          reading = (self._read_text(asked, named=True) if any(c.isalpha() for c in asked)
                      else _Reading.nothing())
         elif unused:
-          reading = (self._parse_one(asked) if any(c.isalpha() for c in asked)
+          reading = (self._read_text(asked) if any(c.isalpha() for c in asked)
                      else _Reading.nothing((NOTHING_RECOGNISED,)))
         else:
-          reading = self._parse_one(rest)
+          reading = self._read_text(rest)
         if era:
           reading = self._with_era(reading, era, self._era_stance(rest, era, reading.parse))
         if unused:
@@ -412,6 +412,23 @@ class Recommender:
     return noted(f"unsure whether you want or avoid the years {years} ({era.typed!r}), so they"
                  " were not used: say it in a clause of its own, e.g. \"..., from the 80s\" or"
                  " \"..., nothing from the 80s\"")
+
+  def _read_text(self, text: str, named: bool = False) -> _Reading:
+    """``text`` read by the parsers (:meth:`_parse_one`); where that reading wants nothing and
+    the request avoids first, then wishes ("no fantasy stuff, a western would hit the spot"),
+    it is read again said wish first (dpr_jax.serve.avoid_first): the parsers let a leading
+    negation reach the clauses after it. The second reading is used only where it adds a wish
+    -- a tag the first did not avoid -- and still avoids all the first avoided."""
+    reading = self._parse_one(text, named)
+    if not reading.parse.want:
+      again = avoid_first.wish_first(text)
+      if again != text:
+        other = self._parse_one(again, named)
+        avoided = {t for t, _ in reading.parse.avoid}
+        wanted = {t for t, _ in other.parse.want}
+        if wanted - avoided and avoided <= {t for t, _ in other.parse.avoid}:
+          return other
+    return reading
 
   def _parse_one(self, prompt: str, named: bool = False) -> _Reading:
     """``prompt`` (English) read by the parsers, with notes on what was cut, not recognised or

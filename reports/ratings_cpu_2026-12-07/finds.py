@@ -3,8 +3,8 @@ the change rewrites, and -- given a run of the domain -- how each is read withou
 Recommender's reading with the change switched off for "before": every other step is the same
 code). CHANGE: ``ratings`` (dpr_jax.serve.ratings, what the catalogue does not record),
 ``keep`` (dpr_jax.serve.keep, wishes said with "keep"), ``instead`` (dpr_jax.serve.instead,
-one genre asked in place of another) or ``litotes`` (dpr_jax.serve.litotes, a wish said by
-denying an aversion).
+one genre asked in place of another), ``litotes`` (dpr_jax.serve.litotes, a wish said by
+denying an aversion) or ``avoid_first`` (dpr_jax.serve.avoid_first, an avoid then a wish).
 
     DPR_DATA_DIR=... DPR_CACHE_DIR=... PYTHONPATH=. python reports/ratings_cpu_2026-12-07/finds.py CHANGE DOMAIN [RUN]
 """
@@ -13,7 +13,7 @@ import sys
 from unittest import mock
 
 from dpr_jax.prompts import everyday, generator, templates
-from dpr_jax.serve import instead, keep, litotes, ratings
+from dpr_jax.serve import avoid_first, instead, keep, litotes, ratings
 
 # name: (the rewritten text, the function to switch off, what it returns when off); the listing
 # keeps its own references, which are not switched off below.
@@ -23,6 +23,7 @@ CHANGES = {
     "keep": (keep.as_wish, "dpr_jax.serve.keep.as_wish", lambda t: t),
     "instead": (instead.in_place, "dpr_jax.serve.instead.in_place", lambda t: t),
     "litotes": (litotes.as_wish, "dpr_jax.serve.litotes.as_wish", lambda t: t),
+    "avoid_first": (avoid_first.wish_first, "dpr_jax.serve.avoid_first.wish_first", lambda t: t),
 }
 rewrite, target, off = CHANGES[sys.argv[1]]
 domain = sys.argv[2]
