@@ -1058,3 +1058,15 @@ def test_a_wish_said_by_denying_an_aversion_is_read_as_the_wish(parser_rec):
   tag = parser_rec.data.tag_names[0]
   assert (parser_rec.read(f"i'm not against {tag}").parse
           == parser_rec.read(f"i want {tag}").parse)
+
+
+def test_a_wish_after_an_avoid_is_read_again_only_where_nothing_is_wanted(parser_rec):
+  """The restored Recommender reads "no A, B would be great" as typed where the parsers want
+  something there, else as "B would be great but no A" where that wants something
+  (dpr_jax.serve.avoid_first, Recommender._read_text)."""
+  a, b = parser_rec.data.tag_names[:2]
+  typed, again = f"no {a}, {b} would be great", f"{b} would be great but no {a}"
+  first, second = parser_rec._parse_one(typed), parser_rec._parse_one(again)  # pylint: disable=protected-access
+  expected = second if (not first.parse.want and second.parse.want) else first
+  assert parser_rec.read(typed).parse == expected.parse
+  assert parser_rec.read(f"no {a}").parse == parser_rec._parse_one(f"no {a}").parse  # pylint: disable=protected-access

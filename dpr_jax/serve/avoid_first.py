@@ -17,9 +17,7 @@ decide on that:
   "a comedy would be great but no westerns".
 
 The Recommender reads a request said so only where the parsers, reading it as typed, want
-nothing; it keeps that second reading only where it wants a tag the first did not avoid and
-still avoids all the first avoided (it adds the wish, never turns an avoid;
-``Recommender._read_text``).
+nothing, and keeps that second reading where it wants something (``Recommender._read_text``).
 
 A request whose first clause has no cue ("comedies, yes; romances, no", "westerns? no thanks"),
 that only avoids ("no horror, no gore"), or whose later clauses are filler ("no romance,

@@ -22,7 +22,9 @@ backbone and stage 3's latest steering head. A request is
   the answer says so; idioms that only intensify (dpr_jax.serve.idioms) go and a wish said with
   "keep" (dpr_jax.serve.keep) is read as the plain wish, one genre asked in place of another
   as "X but no Y" (dpr_jax.serve.instead), a wish said by denying an aversion as "i want"
-  (dpr_jax.serve.litotes), before the parsers read the rest;
+  (dpr_jax.serve.litotes), before the parsers read the rest; where that reading wants nothing
+  and the request avoids first, then wishes, it is read again said wish first
+  (dpr_jax.serve.avoid_first);
 * ``k``.
 
 Ranking is one product of the (steered) user vector with the whole item table on device; the
@@ -416,17 +418,14 @@ class Recommender:
   def _read_text(self, text: str, named: bool = False) -> _Reading:
     """``text`` read by the parsers (:meth:`_parse_one`); where that reading wants nothing and
     the request avoids first, then wishes ("no fantasy stuff, a western would hit the spot"),
-    it is read again said wish first (dpr_jax.serve.avoid_first): the parsers let a leading
-    negation reach the clauses after it. The second reading is used only where it adds a wish
-    -- a tag the first did not avoid -- and still avoids all the first avoided."""
+    it is read again said wish first (dpr_jax.serve.avoid_first), and that reading is used if it
+    wants something: the parsers let a leading negation reach the clauses after it."""
     reading = self._parse_one(text, named)
     if not reading.parse.want:
       again = avoid_first.wish_first(text)
       if again != text:
         other = self._parse_one(again, named)
-        avoided = {t for t, _ in reading.parse.avoid}
-        wanted = {t for t, _ in other.parse.want}
-        if wanted - avoided and avoided <= {t for t, _ in other.parse.avoid}:
+        if other.parse.want:
           return other
     return reading
 

@@ -61,7 +61,11 @@ labelled = {
     "generator held-out (seeds 0, 1)": [(r.text, r.want, r.avoid) for s in (0, 1)
                                         for r in generator.generate(domain, "heldout", 1000, s)],
 }
-plain = {"templates": [p.text for p in templates.all_prompts(domain)]}
+# The templates by their polarity: a positive one wants its tags, a negative one avoids them.
+labelled["templates (by polarity)"] = [
+    (p.text, list(p.tags) if p.polarity > 0 else [], [] if p.polarity > 0 else list(p.tags))
+    for p in templates.all_prompts(domain)]
+plain = {}
 for name in ("one_genre", "only", "typos", "idioms", "languages", "symbols", "effects", "years",
              "titles"):
   for path in (f"dpr_jax/prompts/{name}/requests.jsonl",) + (
