@@ -1070,3 +1070,9 @@ def test_a_wish_after_an_avoid_is_read_again_only_where_nothing_is_wanted(parser
   expected = second if (not first.parse.want and second.parse.want) else first
   assert parser_rec.read(typed).parse == expected.parse
   assert parser_rec.read(f"no {a}").parse == parser_rec._parse_one(f"no {a}").parse  # pylint: disable=protected-access
+
+
+def test_an_avoid_said_as_a_break_is_read_as_the_avoid(parser_rec):
+  """The restored Recommender reads "give the X a rest" as "no X" (dpr_jax.serve.breaks)."""
+  tag = parser_rec.data.tag_names[0]
+  assert parser_rec.read(f"give the {tag} a rest").parse == parser_rec.read(f"no {tag}").parse

@@ -22,7 +22,8 @@ backbone and stage 3's latest steering head. A request is
   the answer says so; idioms that only intensify (dpr_jax.serve.idioms) go and a wish said with
   "keep" (dpr_jax.serve.keep) is read as the plain wish, one genre asked in place of another
   as "X but no Y" (dpr_jax.serve.instead), a wish said by denying an aversion as "i want"
-  (dpr_jax.serve.litotes), before the parsers read the rest; where that reading wants nothing
+  (dpr_jax.serve.litotes), an avoid said as a break as "no X" (dpr_jax.serve.breaks), before
+  the parsers read the rest; where that reading wants nothing
   and the request avoids first, then wishes, it is read again said wish first
   (dpr_jax.serve.avoid_first);
 * ``k``.
@@ -58,7 +59,7 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
-from dpr_jax.serve import avoid_first, idioms, instead, keep, litotes, ratings
+from dpr_jax.serve import avoid_first, breaks, idioms, instead, keep, litotes, ratings
 from dpr_jax.serve.one_genre import genre_forms, genre_words, reading_genres_alone
 from dpr_jax.serve.titles import TitleFinder, casefold_name, title_names
 from dpr_jax.serve.typos import Speller
@@ -326,10 +327,11 @@ class Recommender:
         # a wish said with "keep" ("keep the westerns coming": "want the westerns coming"),
         # one genre in place of another ("westerns instead of musicals": "westerns but no
         # musicals"), a wish said by denying an aversion ("i'm not against a western": "i
-        # want a western") -- and what the catalogue does not record out ("a highly rated
-        # comedy": "comedy"); then an era in it.
+        # want a western"), an avoid said as a break ("give westerns a rest": "no westerns")
+        # -- and what the catalogue does not record out ("a highly rated comedy": "comedy");
+        # then an era in it.
         rest = match.rest if match else text
-        for plain in (keep.as_wish, instead.in_place, litotes.as_wish):
+        for plain in (keep.as_wish, instead.in_place, litotes.as_wish, breaks.as_avoid):
           rest = plain(rest)
         rest, unused = ratings.unrecorded(rest)
         era = find_era(rest)  # "80s action movies"
