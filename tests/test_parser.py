@@ -1076,3 +1076,11 @@ def test_an_avoid_said_as_a_break_is_read_as_the_avoid(parser_rec):
   """The restored Recommender reads "give the X a rest" as "no X" (dpr_jax.serve.breaks)."""
   tag = parser_rec.data.tag_names[0]
   assert parser_rec.read(f"give the {tag} a rest").parse == parser_rec.read(f"no {tag}").parse
+
+
+def test_words_saying_the_kids_are_asleep_are_not_read(parser_rec):
+  """The restored Recommender reads "the kids are asleep, X" as "X"
+  (dpr_jax.serve.kids_away)."""
+  tag = parser_rec.data.tag_names[0]
+  assert (parser_rec.read(f"the kids are asleep, {tag} please").parse
+          == parser_rec.read(f"{tag} please").parse)

@@ -19,13 +19,14 @@ backbone and stage 3's latest steering head. A request is
   read as wanting it (dpr_jax.serve.one_genre); an era ("80s action movies", "before 1970",
   dpr_jax.serve.years) keeps the list to items released in those years; what the catalogue
   does not record ("a highly rated comedy", "r-rated", dpr_jax.serve.ratings) is not used, and
-  the answer says so; idioms that only intensify (dpr_jax.serve.idioms) go and a wish said with
-  "keep" (dpr_jax.serve.keep) is read as the plain wish, one genre asked in place of another
-  as "X but no Y" (dpr_jax.serve.instead), a wish said by denying an aversion as "i want"
-  (dpr_jax.serve.litotes), an avoid said as a break as "no X" (dpr_jax.serve.breaks), before
-  the parsers read the rest; where that reading wants nothing
-  and the request avoids first, then wishes, it is read again said wish first
-  (dpr_jax.serve.avoid_first);
+  the answer says so. Before the parsers read the rest, idioms that only intensify
+  (dpr_jax.serve.idioms) and words saying the kids are away or asleep
+  (dpr_jax.serve.kids_away) go, and phrasings they misread are said in the generator's
+  training forms: a wish said with "keep" (dpr_jax.serve.keep), one genre asked in place of
+  another (dpr_jax.serve.instead: "X but no Y"), a wish said by denying an aversion
+  (dpr_jax.serve.litotes: "i want"), an avoid said as a break (dpr_jax.serve.breaks: "no X");
+  where the parsers' reading wants nothing and the request avoids first, then wishes, it is
+  read again said wish first (dpr_jax.serve.avoid_first);
 * ``k``.
 
 Ranking is one product of the (steered) user vector with the whole item table on device; the
@@ -59,7 +60,8 @@ from dpr_jax.models.parser import Parse
 from dpr_jax.prompts import language
 from dpr_jax.prompts.combine import split_request
 from dpr_jax.prompts.features import clause_spans, negation_cue, prompt_features
-from dpr_jax.serve import avoid_first, breaks, idioms, instead, keep, litotes, ratings
+from dpr_jax.serve import (avoid_first, breaks, idioms, instead, keep, kids_away, litotes,
+                           ratings)
 from dpr_jax.serve.one_genre import genre_forms, genre_words, reading_genres_alone
 from dpr_jax.serve.titles import TitleFinder, casefold_name, title_names
 from dpr_jax.serve.typos import Speller
@@ -323,15 +325,17 @@ class Recommender:
         text, fixes = self._speller.correct(prompt) if self._speller else (prompt, ())
         text = idioms.plain(text)
         match = self._titles.find(text)  # "something like die hard": that item
-        # In the rest, phrasings the parsers misread said in the generator's training forms --
-        # a wish said with "keep" ("keep the westerns coming": "want the westerns coming"),
+        # In the rest, words saying the kids are away or asleep out ("the kids are in bed, a
+        # thriller": "a thriller"), phrasings the parsers misread said in the generator's
+        # training forms -- a wish said with "keep" ("keep the westerns coming": "want the westerns coming"),
         # one genre in place of another ("westerns instead of musicals": "westerns but no
         # musicals"), a wish said by denying an aversion ("i'm not against a western": "i
         # want a western"), an avoid said as a break ("give westerns a rest": "no westerns")
         # -- and what the catalogue does not record out ("a highly rated comedy": "comedy");
         # then an era in it.
         rest = match.rest if match else text
-        for plain in (keep.as_wish, instead.in_place, litotes.as_wish, breaks.as_avoid):
+        for plain in (kids_away.without, keep.as_wish, instead.in_place, litotes.as_wish,
+                      breaks.as_avoid):
           rest = plain(rest)
         rest, unused = ratings.unrecorded(rest)
         era = find_era(rest)  # "80s action movies"

@@ -4,8 +4,9 @@ Recommender's reading with the change switched off for "before": every other ste
 code). CHANGE: ``ratings`` (dpr_jax.serve.ratings, what the catalogue does not record),
 ``keep`` (dpr_jax.serve.keep, wishes said with "keep"), ``instead`` (dpr_jax.serve.instead,
 one genre asked in place of another), ``litotes`` (dpr_jax.serve.litotes, a wish said by
-denying an aversion), ``avoid_first`` (dpr_jax.serve.avoid_first, an avoid then a wish) or
-``breaks`` (dpr_jax.serve.breaks, an avoid said as a break).
+denying an aversion), ``avoid_first`` (dpr_jax.serve.avoid_first, an avoid then a wish),
+``breaks`` (dpr_jax.serve.breaks, an avoid said as a break) or ``kids_away``
+(dpr_jax.serve.kids_away, the kids away or asleep).
 
     DPR_DATA_DIR=... DPR_CACHE_DIR=... PYTHONPATH=. python reports/ratings_cpu_2026-12-07/finds.py CHANGE DOMAIN [RUN]
 """
@@ -14,7 +15,7 @@ import sys
 from unittest import mock
 
 from dpr_jax.prompts import everyday, generator, templates
-from dpr_jax.serve import avoid_first, breaks, instead, keep, litotes, ratings
+from dpr_jax.serve import avoid_first, breaks, instead, keep, kids_away, litotes, ratings
 
 # name: (the rewritten text, the function to switch off, what it returns when off); the listing
 # keeps its own references, which are not switched off below.
@@ -26,6 +27,7 @@ CHANGES = {
     "litotes": (litotes.as_wish, "dpr_jax.serve.litotes.as_wish", lambda t: t),
     "avoid_first": (avoid_first.wish_first, "dpr_jax.serve.avoid_first.wish_first", lambda t: t),
     "breaks": (breaks.as_avoid, "dpr_jax.serve.breaks.as_avoid", lambda t: t),
+    "kids_away": (kids_away.without, "dpr_jax.serve.kids_away.without", lambda t: t),
 }
 rewrite, target, off = CHANGES[sys.argv[1]]
 domain = sys.argv[2]
