@@ -68,6 +68,14 @@ from dpr_jax.serve.typos import Speller
 from dpr_jax.serve.years import AVOID_OVER, find_era, item_years
 
 MAX_K = 100
+# Before the parsers read a request (after its title), in order: words saying the kids are away
+# or asleep go ("the kids are in bed, a thriller": "a thriller"), and phrasings the parsers
+# misread are said in the generator's training forms -- a wish said with "keep" ("keep the
+# westerns coming": "want the westerns coming"), one genre in place of another ("westerns
+# instead of musicals": "westerns but no musicals"), a wish said by denying an aversion ("i'm
+# not against a western": "i want a western"), an avoid said as a break ("give westerns a
+# rest": "no westerns"). Each is text -> text and leaves other text as typed.
+_PLAIN = (kids_away.without, keep.as_wish, instead.in_place, litotes.as_wish, breaks.as_avoid)
 NOTHING_RECOGNISED = ("no genre or category of this catalogue was recognised in the request: this"
                       " is the unprompted list")
 
@@ -321,33 +329,24 @@ class Recommender:
       else:
         # Mistyped genre words first ("no horor": "no horror") and intensifying idioms out
         # ("scare the hell out of me": "scare me"), then a title ("something like 2001 a space
-        # odyssey" names no year), then an era in the rest; the parsers read what is left.
+        # odyssey" names no year); in the rest the phrasings of _PLAIN, what the catalogue
+        # does not record, then an era; the parsers read what is left.
         text, fixes = self._speller.correct(prompt) if self._speller else (prompt, ())
         text = idioms.plain(text)
         match = self._titles.find(text)  # "something like die hard": that item
-        # In the rest, words saying the kids are away or asleep out ("the kids are in bed, a
-        # thriller": "a thriller"), phrasings the parsers misread said in the generator's
-        # training forms -- a wish said with "keep" ("keep the westerns coming": "want the westerns coming"),
-        # one genre in place of another ("westerns instead of musicals": "westerns but no
-        # musicals"), a wish said by denying an aversion ("i'm not against a western": "i
-        # want a western"), an avoid said as a break ("give westerns a rest": "no westerns")
-        # -- and what the catalogue does not record out ("a highly rated comedy": "comedy");
-        # then an era in it.
         rest = match.rest if match else text
-        for plain in (kids_away.without, keep.as_wish, instead.in_place, litotes.as_wish,
-                      breaks.as_avoid):
+        for plain in _PLAIN:
           rest = plain(rest)
-        rest, unused = ratings.unrecorded(rest)
+        rest, unused = ratings.unrecorded(rest)  # "a highly rated comedy": "comedy", noted
         era = find_era(rest)  # "80s action movies"
         asked = era.rest if era else rest
         if match or era:
           reading = (self._read_text(asked, named=True) if any(c.isalpha() for c in asked)
                      else _Reading.nothing())
-        elif unused:
-          reading = (self._read_text(asked) if any(c.isalpha() for c in asked)
-                     else _Reading.nothing((NOTHING_RECOGNISED,)))
+        elif unused and not any(c.isalpha() for c in asked):
+          reading = _Reading.nothing((NOTHING_RECOGNISED,))
         else:
-          reading = self._read_text(rest)
+          reading = self._read_text(asked)
         if era:
           reading = self._with_era(reading, era, self._era_stance(rest, era, reading.parse))
         if unused:
