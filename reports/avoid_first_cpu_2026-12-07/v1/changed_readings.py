@@ -1,6 +1,9 @@
 """The first version's rule (c), request by request: each generated request (training, seed 0,
 6,000; held-out, seeds 0 and 1) whose reading the change turned from wrong to right (FIXED) or
-right to wrong (BROKE), with both readings (`changed_readings_ml1m.txt`).
+right to wrong (BROKE), with both readings (`changed_readings_ml1m.txt`). It was run with the
+first version in the chain (apply `avoid_first_v1.diff` in reverse to dpr_jax/serve/avoid_first.py
+and call ``wish_first`` on every text, as v1 did, to run it again); at later commits it measures
+the landed version.
 
     DPR_DATA_DIR=... DPR_CACHE_DIR=... PYTHONPATH=. python reports/avoid_first_cpu_2026-12-07/v1/changed_readings.py RUN ml-1m
 """
