@@ -29,14 +29,3 @@ def test_a_keep_that_does_not_avoid_is_read_as_the_wish(typed, read):
 ])
 def test_avoids_and_other_keeps_stay_as_typed(typed):
   assert as_wish(typed) == typed
-
-
-def test_no_generated_training_request_is_rewritten():
-  """The generator's training requests say "keep" in avoids (and MIND's "keep me posted"):
-  none is rewritten (rule (c) of the change, session 27)."""
-  from dpr_jax.prompts import generator
-
-  for domain in ("ml-1m", "mind"):
-    texts = [r.text for r in generator.generate(domain, "train", 6000, 0)]
-    assert sum("keep" in t.lower() for t in texts) > 20
-    assert [t for t in texts if as_wish(t) != t] == []

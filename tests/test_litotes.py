@@ -26,13 +26,3 @@ def test_a_denied_aversion_is_said_as_a_wish(typed, read):
 ])
 def test_other_negations_stay_as_typed(typed):
   assert as_wish(typed) == typed
-
-
-def test_no_generated_request_is_rewritten():
-  """Rule (c) of the change (session 27): the generator's requests hold no such phrase."""
-  from dpr_jax.prompts import generator
-
-  for domain in ("ml-1m", "mind"):
-    for split in ("train", "heldout"):
-      texts = [r.text for r in generator.generate(domain, split, 3000, 0)]
-      assert [t for t in texts if as_wish(t) != t] == []

@@ -48,11 +48,8 @@ _AGE = re.compile(
     r"|\b(?:pg-?13|pg|r|nc-?17|x)[\s-]+rated\b|\bpg-?13(?![\w-])|\bnc-?17(?![\w-]))",
     re.IGNORECASE)
 
-_NOTES = (
-    (_RATED, "this catalogue records no ratings, reviews or awards"),
-    (_AWARD, "this catalogue records no ratings, reviews or awards"),
-    (_AGE, "this catalogue records no age ratings"),
-)
+_REVIEWS = "this catalogue records no ratings, reviews or awards"
+_NOTES = ((_RATED, _REVIEWS), (_AWARD, _REVIEWS), (_AGE, "this catalogue records no age ratings"))
 
 
 def unrecorded(text: str) -> tuple[str, tuple[str, ...]]:
